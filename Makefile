@@ -1,0 +1,52 @@
+SHELL := /bin/bash
+# tent: build, test and try the container engine.
+GO       ?= go
+BIN      := bin
+VERSION  ?= 0.1.0-dev
+LDFLAGS  := -s -w -X github.com/tent-project/tent/internal/runtimecli.Version=$(VERSION)
+# Static binaries: the runtime re-executes itself inside containers.
+export CGO_ENABLED := 0
+
+.PHONY: all build install test test-unit test-integration lint demo bench bench-quick generate clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tent ./cmd/tent
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tent-runtime ./cmd/tent-runtime
+
+install: build
+	install -m 0755 $(BIN)/tent $(BIN)/tent-runtime /usr/local/bin/
+
+# The whole suite: unit tests, then the root integration tests against the
+# freshly built binaries (a real docker engine too, where installed).
+test: build lint
+	$(GO) test -count=1 ./internal/...
+	TENT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 25m -v ./test/integration/... 2>&1 | tee test-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+
+test-unit:
+	$(GO) test -count=1 ./internal/...
+
+test-integration: build
+	TENT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 25m -v ./test/integration/...
+
+lint:
+	@out=$$(gofmt -l cmd internal test); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+# The main job: a busybox container from Debian's static busybox.
+demo: build
+	./scripts/demo.sh
+
+bench: build
+	./bench/runtime.sh
+
+bench-quick: build
+	QUICK=1 ./bench/runtime.sh
+
+generate:
+	$(GO) run ./internal/seccomp/gen
+
+clean:
+	rm -rf $(BIN) test-integration.log

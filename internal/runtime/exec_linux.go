@@ -1,0 +1,106 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/errdefs"
+)
+
+// ExecOpts are the settings of one Exec.
+type ExecOpts struct {
+	// ConsoleSocket or ConsoleConn receive the pty master when the process
+	// asks for a terminal (see CreateOpts).
+	ConsoleSocket string
+	ConsoleConn   *os.File
+	// Stdio is handed to the process; nil entries get /dev/null.
+	Stdio [3]*os.File
+}
+
+// Exec starts p inside the container and returns once p runs.
+func (c *Container) Exec(p *specs.Process, o ExecOpts) (*Process, error) {
+	switch st := c.Status(); st {
+	case Stopped, Paused:
+		return nil, fmt.Errorf("cannot exec in a %s container: %w", st, errdefs.ErrConflict)
+	}
+	if len(p.Args) == 0 {
+		return nil, invalid("process args must not be empty")
+	}
+	if p.Cwd != "" && !filepath.IsAbs(p.Cwd) {
+		return nil, invalid("process cwd %q must be an absolute path", p.Cwd)
+	}
+	if p.Terminal && o.ConsoleSocket == "" && o.ConsoleConn == nil {
+		return nil, invalid("a terminal needs a console socket")
+	}
+	spec := c.rec.Spec
+	pid := c.rec.Pid
+	cfg := &initConfig{Exec: true, Spec: spec, Process: p, Console: p.Terminal, State: c.ociState(Running)}
+	var join []nsJoin
+	for _, ns := range spec.Linux.Namespaces {
+		switch ns.Type {
+		case specs.UserNamespace:
+			return nil, fmt.Errorf("exec into a container with a user namespace: %w", errdefs.ErrNotImplemented)
+		case specs.MountNamespace:
+			cfg.MountNS = nsPath(pid, ns.Type)
+		default:
+			join = append(join, nsJoin{ns.Type, nsPath(pid, ns.Type)})
+		}
+	}
+
+	bin, err := sealedSelf()
+	if err != nil {
+		return nil, err
+	}
+	defer bin.Close()
+	syncParent, syncChild, err := socketPair("sync")
+	if err != nil {
+		return nil, err
+	}
+	defer syncParent.Close()
+	defer syncChild.Close()
+	files := []*os.File{syncChild, bin, nil}
+	if p.Terminal {
+		console := o.ConsoleConn
+		if o.ConsoleSocket != "" {
+			if console, err = dialConsole(o.ConsoleSocket); err != nil {
+				return nil, err
+			}
+			defer console.Close()
+		}
+		files = append(files, console)
+	}
+	cmd := childCmd("exec", o.Stdio, files)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: p.Terminal}
+	if err := startJoined(cmd, join); err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	syncChild.Close()
+	fail := func(err error) (*Process, error) {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, err
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return fail(err)
+	}
+	if err := cg.Apply(cmd.Process.Pid); err != nil {
+		return fail(err)
+	}
+	ch := newChannel(syncParent)
+	if err := ch.send(message{Type: msgConfig, Config: cfg}); err != nil {
+		return fail(fmt.Errorf("exec: %w", err))
+	}
+	if _, err := ch.expect(msgReady); err != nil {
+		return fail(err)
+	}
+	return &Process{cmd: cmd}, nil
+}
+
+func nsPath(pid int, t specs.LinuxNamespaceType) string {
+	return "/proc/" + strconv.Itoa(pid) + "/ns/" + nsFile[t]
+}

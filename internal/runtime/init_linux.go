@@ -1,0 +1,165 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	goruntime "runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// IsChild reports whether this process was started by the runtime as a
+// container's init or exec helper. A program embedding the runtime must
+// then call ChildMain first thing in main.
+func IsChild() bool { return os.Getenv(initEnv) != "" }
+
+// ChildMain runs the container side of Create or Exec. It never returns:
+// it either execs the container's program or exits with the error sent to
+// the parent.
+func ChildMain() {
+	// Credentials, capabilities and seccomp are set per thread and carried
+	// through execve by the thread that calls it: stay on one thread.
+	goruntime.LockOSThread()
+	mode := os.Getenv(initEnv)
+	os.Clearenv()
+	// Until exec, nothing in the container may ptrace this process or open
+	// its /proc entries (and through them the runtime's files).
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	ch := newChannel(os.NewFile(syncFd, "sync"))
+	err := childMain(mode, ch)
+	_ = ch.send(message{Type: msgError, Error: err.Error()})
+	os.Exit(1)
+}
+
+func childMain(mode string, ch *channel) error {
+	m, err := ch.expect(msgConfig)
+	if err != nil {
+		return err
+	}
+	unix.Close(binaryFd)
+	if m.Config == nil || m.Config.Spec == nil || m.Config.Process == nil {
+		return fmt.Errorf("container init: incomplete config")
+	}
+	if mode == "exec" {
+		return execChild(m.Config, ch)
+	}
+	return initChild(m.Config, ch)
+}
+
+// initChild builds the container around this process, waits for Start, and
+// execs the container's program.
+func initChild(cfg *initConfig, ch *channel) error {
+	spec := cfg.Spec
+	if cfg.CgroupNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("cgroup namespace: %w", err)
+		}
+	}
+	if err := mountRootfs(cfg); err != nil {
+		return err
+	}
+	if h := spec.Hooks; h != nil {
+		//nolint:staticcheck // prestart is deprecated but still honoured
+		if len(h.Prestart)+len(h.CreateRuntime) > 0 {
+			if err := ch.send(message{Type: msgHooks}); err != nil {
+				return err
+			}
+			if _, err := ch.expect(msgHooksDone); err != nil {
+				return err
+			}
+		}
+		if err := runHooks("createContainer", h.CreateContainer, cfg.State); err != nil {
+			return err
+		}
+	}
+	pivot := pivotRoot
+	if cfg.NoPivot {
+		pivot = moveRoot
+	}
+	if err := pivot(cfg.Rootfs); err != nil {
+		return err
+	}
+	if cfg.Console {
+		sock := os.NewFile(consoleFd, "console")
+		if err := setupConsole(sock, cfg.Process.ConsoleSize, int(cfg.Process.User.UID)); err != nil {
+			return err
+		}
+		sock.Close()
+	}
+	if err := finishRootfs(spec); err != nil {
+		return err
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("sethostname: %w", err)
+		}
+	}
+	if spec.Domainname != "" {
+		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+			return fmt.Errorf("setdomainname: %w", err)
+		}
+	}
+	if !cfg.NoNewKeyring {
+		// A keyring of its own, so the container cannot read the host's
+		// session keys. Kernels without keyrings just go without.
+		_, _ = unix.KeyctlJoinSessionKeyring(cfg.State.ID)
+	}
+	path, err := prepareProcess(cfg.Process, spec)
+	if err != nil {
+		return err
+	}
+	if err := ch.send(message{Type: msgReady}); err != nil {
+		return err
+	}
+	unix.Close(syncFd)
+
+	// Block until Start writes to the exec fifo.
+	fifo := os.NewFile(fifoFd, "exec.fifo")
+	buf := make([]byte, 1)
+	if _, err := fifo.Read(buf); err != nil {
+		return fmt.Errorf("wait for start: %w", err)
+	}
+	fifo.Close()
+	if h := spec.Hooks; h != nil {
+		st := cfg.State
+		st.Status = "running"
+		if err := runHooks("startContainer", h.StartContainer, st); err != nil {
+			return err
+		}
+	}
+	return execProcess(cfg.Process, spec, path)
+}
+
+// execChild enters a running container (the parent already joined its
+// other namespaces and cgroup) and execs the process.
+func execChild(cfg *initConfig, ch *channel) error {
+	if cfg.MountNS != "" {
+		fd, err := unix.Open(cfg.MountNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open mount namespace: %w", err)
+		}
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			return fmt.Errorf("unshare fs: %w", err)
+		}
+		if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+			return fmt.Errorf("join mount namespace: %w", err)
+		}
+		unix.Close(fd)
+	}
+	if cfg.Console {
+		sock := os.NewFile(consoleFd, "console")
+		if err := setupConsole(sock, cfg.Process.ConsoleSize, int(cfg.Process.User.UID)); err != nil {
+			return err
+		}
+		sock.Close()
+	}
+	path, err := prepareProcess(cfg.Process, cfg.Spec)
+	if err != nil {
+		return err
+	}
+	if err := ch.send(message{Type: msgReady}); err != nil {
+		return err
+	}
+	unix.Close(syncFd)
+	return execProcess(cfg.Process, cfg.Spec, path)
+}

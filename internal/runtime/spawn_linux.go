@@ -1,0 +1,172 @@
+package runtime
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+	"strconv"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// sealedSelf returns a sealed in-memory copy of the running binary. The
+// container's init and exec processes are started from it, so that
+// /proc/<pid>/exe inside the container points at a file that cannot be
+// written (CVE-2019-5736) rather than at the runtime binary on the host.
+func sealedSelf() (*os.File, error) {
+	exe, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
+	fd, err := unix.MemfdCreate("tent-runtime", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	mem := os.NewFile(uintptr(fd), "memfd:tent-runtime")
+	if _, err := io.Copy(mem, exe); err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("copy runtime binary: %w", err)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("seal runtime binary: %w", err)
+	}
+	return mem, nil
+}
+
+// socketPair returns the two ends of a stream socket, close-on-exec.
+func socketPair(name string) (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), name+"-parent"), os.NewFile(uintptr(fds[1]), name+"-child"), nil
+}
+
+// nsFlag maps an OCI namespace type to its clone flag.
+var nsFlag = map[specs.LinuxNamespaceType]uintptr{
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	specs.TimeNamespace:    unix.CLONE_NEWTIME,
+}
+
+// nsFile is the name of a namespace under /proc/<pid>/ns.
+var nsFile = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace:     "pid",
+	specs.NetworkNamespace: "net",
+	specs.MountNamespace:   "mnt",
+	specs.IPCNamespace:     "ipc",
+	specs.UTSNamespace:     "uts",
+	specs.UserNamespace:    "user",
+	specs.CgroupNamespace:  "cgroup",
+	specs.TimeNamespace:    "time",
+}
+
+// nsJoin is a namespace to enter before forking.
+type nsJoin struct {
+	typ  specs.LinuxNamespaceType
+	path string
+}
+
+// startJoined starts cmd after entering the namespaces in join. Namespaces
+// are per thread, so this runs on a locked OS thread that is thrown away
+// afterwards; the child inherits the thread's namespaces (for a PID
+// namespace: the child is the first process created in it).
+func startJoined(cmd *exec.Cmd, join []nsJoin) error {
+	if len(join) == 0 {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// No UnlockOSThread: the thread has left the runtime's namespaces
+		// and must end with this goroutine.
+		goruntime.LockOSThread()
+		errc <- func() error {
+			fds := make([]int, len(join))
+			for i, j := range join {
+				fd, err := unix.Open(j.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return fmt.Errorf("open %s namespace %s: %w", j.typ, j.path, err)
+				}
+				defer unix.Close(fd)
+				fds[i] = fd
+			}
+			for i, j := range join {
+				if j.typ == specs.MountNamespace {
+					// setns into a mount namespace needs an fs_struct of our own.
+					if err := unix.Unshare(unix.CLONE_FS); err != nil {
+						return fmt.Errorf("unshare fs: %w", err)
+					}
+				}
+				if err := unix.Setns(fds[i], int(nsFlag[j.typ])); err != nil {
+					return fmt.Errorf("join %s namespace %s: %w", j.typ, j.path, err)
+				}
+			}
+			return cmd.Start()
+		}()
+	}()
+	return <-errc
+}
+
+// Process is a process this invocation started (a container's init or an
+// exec'd process) and can wait for.
+type Process struct {
+	cmd *exec.Cmd
+}
+
+// Pid returns the host PID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Wait waits for the process to exit and returns its status the way a
+// shell reports it: the exit code, or 128 plus the signal that killed it.
+func (p *Process) Wait() (int, error) {
+	err := p.cmd.Wait()
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok {
+		return -1, err
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
+}
+
+// childCmd builds the command that re-executes the sealed binary as an init
+// (mode "init") or exec helper (mode "exec") with the given extra files
+// from fd 3 on; files[1] must be the sealed binary itself.
+func childCmd(mode string, stdio [3]*os.File, files []*os.File) *exec.Cmd {
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/fd/" + strconv.Itoa(binaryFd),
+		Args:       []string{"tent-runtime", mode},
+		Env:        []string{initEnv + "=" + mode, "GOMAXPROCS=1"},
+		ExtraFiles: files,
+	}
+	// Assign only real files: a nil *os.File in an interface is not nil.
+	if stdio[0] != nil {
+		cmd.Stdin = stdio[0]
+	}
+	if stdio[1] != nil {
+		cmd.Stdout = stdio[1]
+	}
+	if stdio[2] != nil {
+		cmd.Stderr = stdio[2]
+	}
+	return cmd
+}
+
+// initEnv marks a process as tent's init or exec helper.
+const initEnv = "_TENT_INIT"

@@ -1,0 +1,3 @@
+// Package signals parses signal names and numbers the way docker and runc
+// accept them ("KILL", "SIGKILL", "9", "SIGRTMIN+3").
+package signals
