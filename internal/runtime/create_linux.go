@@ -326,7 +326,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 			return nil, nil, err
 		}
 		if h := spec.Hooks; h != nil {
-			//nolint:staticcheck // prestart is deprecated but still honoured
+			//lint:ignore SA1019 prestart is deprecated, but docker 20.10 still relies on it
 			if err = runHooks("prestart", h.Prestart, cfg.State); err != nil {
 				return nil, nil, err
 			}

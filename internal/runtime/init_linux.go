@@ -59,7 +59,7 @@ func initChild(cfg *initConfig, ch *channel) error {
 		return err
 	}
 	if h := spec.Hooks; h != nil {
-		//nolint:staticcheck // prestart is deprecated but still honoured
+		//lint:ignore SA1019 prestart is deprecated, but docker 20.10 still relies on it
 		if len(h.Prestart)+len(h.CreateRuntime) > 0 {
 			if err := ch.send(message{Type: msgHooks}); err != nil {
 				return err
