@@ -273,6 +273,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 			attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
 		attr.GidMappingsEnableSetgroups = true
+		// The child still has the caller's (unmapped) ids: it must become
+		// the namespace's root, or it would exec without capabilities.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	cmd = childCmd("init", o.Stdio, files)
 	cmd.SysProcAttr = attr
