@@ -97,7 +97,14 @@ func compileDeviceRules(rules []specs.LinuxDeviceCgroup) ([]insn, error) {
 		if r.Allow {
 			verdict = 1
 		}
+		unconditional := len(block) == 0
 		block = append(block, mov64(0, verdict), exit())
+		if unconditional {
+			// A rule that matches everything decides every request not
+			// decided yet: the earlier rules and the default are dead code,
+			// which the verifier refuses.
+			return append(prog, block...), nil
+		}
 		// Every jump in the block skips to the end of the block.
 		for j := range block {
 			if block[j].code == 0x55 {
