@@ -13,6 +13,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/caps"
 	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/errdefs"
 	"golang.org/x/sys/unix"
@@ -72,6 +73,9 @@ func validateSpec(s *specs.Spec) error {
 	if s.Process.Cwd != "" && !filepath.IsAbs(s.Process.Cwd) {
 		return invalid("process.cwd %q must be an absolute path", s.Process.Cwd)
 	}
+	if err := validateCaps(s.Process.Capabilities); err != nil {
+		return err
+	}
 	if s.Linux == nil {
 		s.Linux = &specs.Linux{}
 	}
@@ -119,6 +123,20 @@ func validateSpec(s *specs.Spec) error {
 	}
 	if s.Process.Terminal && s.Process.ConsoleSize != nil && (s.Process.ConsoleSize.Width == 0 || s.Process.ConsoleSize.Height == 0) {
 		s.Process.ConsoleSize = nil
+	}
+	return nil
+}
+
+// validateCaps refuses capability names that do not exist at all (names
+// the running kernel merely lacks are dropped later, as runc does).
+func validateCaps(c *specs.LinuxCapabilities) error {
+	if c == nil {
+		return nil
+	}
+	for _, set := range [][]string{c.Bounding, c.Effective, c.Permitted, c.Inheritable, c.Ambient} {
+		if _, err := caps.Mask(set); err != nil {
+			return invalid("%v", err)
+		}
 	}
 	return nil
 }

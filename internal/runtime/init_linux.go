@@ -27,8 +27,12 @@ func ChildMain() {
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	ch := newChannel(os.NewFile(syncFd, "sync"))
 	err := childMain(mode, ch)
-	_ = ch.send(message{Type: msgError, Error: err.Error()})
-	os.Exit(1)
+	if ch.send(message{Type: msgError, Error: err.Error()}) != nil {
+		// Past the handshake nobody listens on the socket any more: the
+		// container's stderr is the only place left to say what failed.
+		fmt.Fprintf(os.Stderr, "tent-runtime: %v\n", err)
+	}
+	os.Exit(127)
 }
 
 func childMain(mode string, ch *channel) error {
@@ -104,14 +108,14 @@ func initChild(cfg *initConfig, ch *channel) error {
 		// session keys. Kernels without keyrings just go without.
 		_, _ = unix.KeyctlJoinSessionKeyring(cfg.State.ID)
 	}
-	path, err := prepareProcess(cfg.Process, spec)
+	pr, err := prepareProcess(cfg.Process, spec)
 	if err != nil {
 		return err
 	}
 	if err := ch.send(message{Type: msgReady}); err != nil {
 		return err
 	}
-	unix.Close(syncFd)
+	ch.close()
 
 	// Block until Start writes to the exec fifo.
 	fifo := os.NewFile(fifoFd, "exec.fifo")
@@ -127,7 +131,7 @@ func initChild(cfg *initConfig, ch *channel) error {
 			return err
 		}
 	}
-	return execProcess(cfg.Process, spec, path)
+	return execProcess(cfg.Process, pr)
 }
 
 // execChild enters a running container (the parent already joined its
@@ -153,13 +157,13 @@ func execChild(cfg *initConfig, ch *channel) error {
 		}
 		sock.Close()
 	}
-	path, err := prepareProcess(cfg.Process, cfg.Spec)
+	pr, err := prepareProcess(cfg.Process, cfg.Spec)
 	if err != nil {
 		return err
 	}
 	if err := ch.send(message{Type: msgReady}); err != nil {
 		return err
 	}
-	unix.Close(syncFd)
-	return execProcess(cfg.Process, cfg.Spec, path)
+	ch.close()
+	return execProcess(cfg.Process, pr)
 }

@@ -27,33 +27,66 @@ var rlimitTypes = map[string]int{
 	"RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING, "RLIMIT_STACK": unix.RLIMIT_STACK,
 }
 
+// prepared is a process checked and compiled before the container is
+// reported ready, so that bad input fails create or exec, not the start.
+type prepared struct {
+	path   string
+	filter []unix.SockFilter
+	flags  []specs.LinuxSeccompFlag
+	// Capability sets as masks; nil Capabilities leaves them alone.
+	bounding, effective, permitted, inheritable, ambient uint64
+}
+
 // prepareProcess does everything that can fail about the process before
-// the container is reported ready: limits, and finding the program. It
-// returns the program's path.
-func prepareProcess(p *specs.Process, spec *specs.Spec) (string, error) {
+// the container is reported ready: limits, compiling the seccomp filter
+// and capability sets, and finding the program.
+func prepareProcess(p *specs.Process, spec *specs.Spec) (*prepared, error) {
+	pr := &prepared{}
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		var err error
+		if pr.filter, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+			return nil, err
+		}
+		pr.flags = spec.Linux.Seccomp.Flags
+	}
+	if c := p.Capabilities; c != nil {
+		for _, set := range []struct {
+			names []string
+			mask  *uint64
+		}{{c.Bounding, &pr.bounding}, {c.Effective, &pr.effective}, {c.Permitted, &pr.permitted},
+			{c.Inheritable, &pr.inheritable}, {c.Ambient, &pr.ambient}} {
+			m, err := caps.Mask(set.names)
+			if err != nil {
+				return nil, err
+			}
+			*set.mask = m
+		}
+	}
 	for _, rl := range p.Rlimits {
 		res, ok := rlimitTypes[rl.Type]
 		if !ok {
-			return "", fmt.Errorf("unknown rlimit %q", rl.Type)
+			return nil, fmt.Errorf("unknown rlimit %q", rl.Type)
 		}
 		// syscall.Setrlimit, so the Go runtime does not restore its own
 		// RLIMIT_NOFILE on exec.
 		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
-			return "", fmt.Errorf("setrlimit %s: %w", rl.Type, err)
+			return nil, fmt.Errorf("setrlimit %s: %w", rl.Type, err)
 		}
 	}
 	if p.OOMScoreAdj != nil {
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
-			return "", fmt.Errorf("oom_score_adj: %w", err)
+			return nil, fmt.Errorf("oom_score_adj: %w", err)
 		}
 	}
 	if p.Cwd != "" {
 		// The working directory is made if missing, as with runc.
 		if err := os.MkdirAll(p.Cwd, 0o755); err != nil {
-			return "", fmt.Errorf("cwd %s: %w", p.Cwd, err)
+			return nil, fmt.Errorf("cwd %s: %w", p.Cwd, err)
 		}
 	}
-	return lookPath(p.Args[0], envGet(p.Env, "PATH"))
+	path, err := lookPath(p.Args[0], envGet(p.Env, "PATH"))
+	pr.path = path
+	return pr, err
 }
 
 // lookPath finds a program as execvp would, with the error texts of Go's
@@ -113,16 +146,8 @@ func envGet(env []string, key string) string {
 // execProcess drops to the process's user, capabilities and seccomp filter
 // and replaces this process with the program at path. All of it happens on
 // the calling (locked) thread, whose credentials execve carries over.
-func execProcess(p *specs.Process, spec *specs.Spec, path string) error {
-	var filter []unix.SockFilter
-	var flags []specs.LinuxSeccompFlag
-	if spec.Linux != nil && spec.Linux.Seccomp != nil {
-		var err error
-		if filter, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
-			return err
-		}
-		flags = spec.Linux.Seccomp.Flags
-	}
+func execProcess(p *specs.Process, pr *prepared) error {
+	filter, flags := pr.filter, pr.flags
 	// Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it
 	// while the capability is still held. With it, load it last.
 	if filter != nil && !p.NoNewPrivileges {
@@ -132,12 +157,8 @@ func execProcess(p *specs.Process, spec *specs.Spec, path string) error {
 	}
 	c := p.Capabilities
 	if c != nil {
-		bounding, err := caps.Mask(c.Bounding)
-		if err != nil {
-			return err
-		}
 		for n := 0; n <= caps.Last(); n++ {
-			if bounding&(1<<uint(n)) == 0 {
+			if pr.bounding&(1<<uint(n)) == 0 {
 				if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(n), 0, 0, 0); err != nil {
 					return fmt.Errorf("drop %s from bounding set: %w", caps.Name(n), err)
 				}
@@ -154,7 +175,7 @@ func execProcess(p *specs.Process, spec *specs.Spec, path string) error {
 		return err
 	}
 	if c != nil {
-		if err := setCaps(c); err != nil {
+		if err := setCaps(pr); err != nil {
 			return err
 		}
 	}
@@ -194,8 +215,8 @@ func execProcess(p *specs.Process, spec *specs.Spec, path string) error {
 	if envGet(env, "PATH") == "" {
 		env = append(env, "PATH="+defaultPath)
 	}
-	err := syscall.Exec(path, p.Args, env)
-	return fmt.Errorf("exec %s: %w", path, err)
+	err := syscall.Exec(pr.path, p.Args, env)
+	return fmt.Errorf("exec %s: %w", pr.path, err)
 }
 
 // setUser switches this thread to the process's ids, with raw syscalls:
@@ -221,23 +242,8 @@ func setUser(u specs.User) error {
 
 // setCaps sets the effective, permitted and inheritable sets and raises
 // the ambient ones.
-func setCaps(c *specs.LinuxCapabilities) error {
-	eff, err := caps.Mask(c.Effective)
-	if err != nil {
-		return err
-	}
-	perm, err := caps.Mask(c.Permitted)
-	if err != nil {
-		return err
-	}
-	inh, err := caps.Mask(c.Inheritable)
-	if err != nil {
-		return err
-	}
-	amb, err := caps.Mask(c.Ambient)
-	if err != nil {
-		return err
-	}
+func setCaps(pr *prepared) error {
+	eff, perm, inh, amb := pr.effective, pr.permitted, pr.inheritable, pr.ambient
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data := [2]unix.CapUserData{
 		{Effective: uint32(eff), Permitted: uint32(perm), Inheritable: uint32(inh)},

@@ -60,13 +60,18 @@ const (
 )
 
 type channel struct {
+	f   *os.File
 	enc *json.Encoder
 	dec *json.Decoder
 }
 
 func newChannel(f *os.File) *channel {
-	return &channel{enc: json.NewEncoder(f), dec: json.NewDecoder(f)}
+	return &channel{f: f, enc: json.NewEncoder(f), dec: json.NewDecoder(f)}
 }
+
+// close ends the conversation; later sends fail instead of writing to
+// whatever file reuses the descriptor.
+func (c *channel) close() { c.f.Close() }
 
 func (c *channel) send(m message) error { return c.enc.Encode(m) }
 
