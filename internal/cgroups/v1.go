@@ -19,7 +19,7 @@ type v1 struct {
 	mounts map[string]string // controller -> mount point
 }
 
-// v1Controllers are the controllers tent joins; named hierarchies are left alone.
+// v1Controllers are the controllers tent joins, besides named hierarchies.
 var v1Controllers = []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer",
 	"blkio", "pids", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc"}
 
@@ -50,7 +50,8 @@ func v1Mounts() (map[string]string, error) {
 			continue
 		}
 		for _, opt := range strings.Split(fields[sep+3], ",") {
-			if known[opt] {
+			// Named hierarchies (name=systemd) are joined too, as runc does.
+			if known[opt] || strings.HasPrefix(opt, "name=") {
 				if _, dup := mounts[opt]; !dup {
 					mounts[opt] = fields[4]
 				}
