@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/testutil"
 )
+
+// dockerCgroupParent keeps the test engine's cgroups apart from any other.
+const dockerCgroupParent = "/tent-docker-test"
 
 // dockerEngine is a private dockerd (Debian's docker.io) with tent-runtime
 // registered as the runtime "tent".
@@ -40,7 +44,7 @@ func startDocker(t *testing.T) *dockerEngine {
 	cmd := exec.Command("dockerd",
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"-H", sock, "--pidfile", filepath.Join(dir, "docker.pid"),
-		"--add-runtime", "tent="+runtimeBin(),
+		"--add-runtime", "tent="+runtimeBin(), "--cgroup-parent", dockerCgroupParent,
 		"--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -62,6 +66,11 @@ func startDocker(t *testing.T) *dockerEngine {
 			<-done
 		}
 		logf.Close()
+		if cg, err := cgroups.New(dockerCgroupParent); err == nil {
+			if err := cg.Destroy(); err != nil {
+				t.Errorf("docker's cgroup parent left behind: %v", err)
+			}
+		}
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("dockerd log (tail):\n%s", tail(string(b), 30))
