@@ -39,11 +39,12 @@ lint:
 demo: build
 	./scripts/demo.sh
 
+# Benchmarks, side by side with runc in one run (a report, never a test).
 bench: build
-	./bench/runtime.sh
+	$(GO) run ./bench/runtimebench -tent $(BIN)/tent-runtime -n 100 -out bench/RESULTS.md
 
 bench-quick: build
-	QUICK=1 ./bench/runtime.sh
+	$(GO) run ./bench/runtimebench -tent $(BIN)/tent-runtime -n 10 -warmup 2
 
 generate:
 	$(GO) run ./internal/seccomp/gen

@@ -27,6 +27,7 @@ func TestHooks(t *testing.T) {
 	b := testutil.Bundle(t, []string{"sh", "-c", "echo main >> /log/hooks.log"}, func(s *specs.Spec) {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/log", Type: "bind", Source: logDir, Options: []string{"bind"}})
 		s.Hooks = &specs.Hooks{
+			//lint:ignore SA1019 prestart is deprecated, but engines still use it and it must work
 			Prestart:        []specs.Hook{hook("prestart")},
 			CreateRuntime:   []specs.Hook{hook("createRuntime")},
 			CreateContainer: []specs.Hook{hook("createContainer")},
