@@ -58,7 +58,7 @@ func New(path string) (Manager, error) {
 		return nil, fmt.Errorf("cgroup path %q: refusing the root cgroup", path)
 	}
 	if Unified() {
-		return &v2{dir: filepath.Join("/sys/fs/cgroup", path)}, nil
+		return &v2{root: "/sys/fs/cgroup", dir: filepath.Join("/sys/fs/cgroup", path)}, nil
 	}
 	mounts, err := v1Mounts()
 	if err != nil {

@@ -9,9 +9,10 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// v2 manages a cgroup in the unified hierarchy.
+// v2 manages a cgroup in the unified hierarchy mounted at root.
 type v2 struct {
-	dir string
+	root string // normally /sys/fs/cgroup
+	dir  string
 }
 
 func (m *v2) Dir(string) string { return m.dir }
@@ -26,7 +27,7 @@ func (m *v2) Apply(pid int) error {
 // create makes the cgroup and enables every available controller on the
 // way down, so that the leaf can take limits for each of them.
 func (m *v2) create() error {
-	const root = "/sys/fs/cgroup"
+	root := m.root
 	avail, err := read(root, "cgroup.controllers")
 	if err != nil {
 		return fmt.Errorf("cgroup v2: %w", err)

@@ -249,3 +249,48 @@ func TestNoFdOrCwdLeaks(t *testing.T) {
 		t.Errorf("cwd through a descriptor: %s", res)
 	}
 }
+
+func TestNoPivot(t *testing.T) {
+	r := newRT(t)
+	b := testutil.Bundle(t, []string{"sh", "-c", "ls /; cat /proc/1/mountinfo | wc -l"}, nil)
+	res := r.run(b, nil, "run", "--no-pivot", "nopivot")
+	if res.Code != 0 || !strings.Contains(res.Stdout, "bin\n") {
+		t.Fatalf("run --no-pivot: %s", res)
+	}
+	r.assertGone("nopivot", "/nopivot")
+}
+
+func TestSystemdCgroupPath(t *testing.T) {
+	r := newRT(t)
+	b := testutil.Bundle(t, []string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Linux.CgroupsPath = "system.slice:tent:sd1"
+	})
+	if res := r.run(b, nil, "--systemd-cgroup", "create", "sd1"); res.Code != 0 {
+		t.Fatalf("create: %s", res)
+	}
+	pid := int(r.state("sd1")["pid"].(float64))
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if !strings.Contains(string(cg), "/system.slice/tent-sd1.scope") {
+		t.Errorf("cgroup of a systemd-style path:\n%s", cg)
+	}
+	r.ok("delete", "sd1")
+	r.assertGone("sd1", "/system.slice/tent-sd1.scope")
+}
+
+func TestRootfsPropagation(t *testing.T) {
+	r := newRT(t)
+	// The propagation flag the container's root ends up with. The default
+	// (rslave) never shares the container's mounts with the host; on a host
+	// whose / is private it leaves the root private.
+	for _, tc := range []struct{ prop, want string }{{"", ""}, {"rprivate", ""}, {"rshared", "shared:"}} {
+		out := r.runOut("prop"+tc.prop, []string{"awk", "$5 == \"/\"", "/proc/self/mountinfo"}, func(s *specs.Spec) {
+			s.Linux.RootfsPropagation = tc.prop
+		})
+		if tc.want == "" && strings.Contains(out, "shared:") {
+			t.Errorf("propagation %q: root mount %q", tc.prop, out)
+		}
+		if tc.want != "" && !strings.Contains(out, tc.want) {
+			t.Errorf("propagation %q: root mount %q, want %s", tc.prop, out, tc.want)
+		}
+	}
+}
