@@ -3,7 +3,10 @@ SHELL := /bin/bash
 GO       ?= go
 BIN      := bin
 VERSION  ?= 0.1.0-dev
-LDFLAGS  := -s -w -X github.com/tent-project/tent/internal/runtimecli.Version=$(VERSION)
+# -E: start through internal/nsenter's entry point, which joins a user
+# namespace before the Go runtime starts threads (see docs/runtime.md).
+ENTRY    := github.com/tent-project/tent/internal/nsenter.Entry
+LDFLAGS  := -s -w -E=$(ENTRY) -X github.com/tent-project/tent/internal/runtimecli.Version=$(VERSION)
 # Static binaries: the runtime re-executes itself inside containers.
 export CGO_ENABLED := 0
 

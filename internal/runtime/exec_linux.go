@@ -9,6 +9,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/nsenter"
 )
 
 // ExecOpts are the settings of one Exec.
@@ -40,10 +41,21 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*Process, error) {
 	pid := c.rec.Pid
 	cfg := &initConfig{Exec: true, Spec: spec, Process: p, Console: p.Terminal, State: c.ociState(Running)}
 	var join []nsJoin
+	var userns *os.File
 	for _, ns := range spec.Linux.Namespaces {
 		switch ns.Type {
 		case specs.UserNamespace:
-			return nil, fmt.Errorf("exec into a container with a user namespace: %w", errdefs.ErrNotImplemented)
+			// Joined by the child's entry point, before its Go runtime
+			// starts threads (internal/nsenter).
+			if !nsenter.Supported() {
+				return nil, fmt.Errorf("exec into a container with a user namespace: %w", nsenter.ErrNoEntry)
+			}
+			f, err := os.Open(nsPath(pid, ns.Type))
+			if err != nil {
+				return nil, fmt.Errorf("exec: %w", err)
+			}
+			defer f.Close()
+			userns = f
 		case specs.MountNamespace:
 			cfg.MountNS = nsPath(pid, ns.Type)
 		default:
@@ -62,7 +74,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*Process, error) {
 	}
 	defer syncParent.Close()
 	defer syncChild.Close()
-	files := []*os.File{syncChild, bin, nil}
+	files := []*os.File{syncChild, bin, nil, nil}
 	if p.Terminal {
 		console := o.ConsoleConn
 		if o.ConsoleSocket != "" {
@@ -71,9 +83,14 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*Process, error) {
 			}
 			defer console.Close()
 		}
-		files = append(files, console)
+		files[consoleFd-3] = console
 	}
-	cmd := childCmd("exec", o.Stdio, files)
+	var env []string
+	if userns != nil {
+		files = append(files, userns)
+		env = append(env, nsenter.UserNSEnv+"="+strconv.Itoa(usernsFd))
+	}
+	cmd := childCmd("exec", o.Stdio, files, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: p.Terminal}
 	if err := startJoined(cmd, join); err != nil {
 		return nil, fmt.Errorf("exec: %w", err)

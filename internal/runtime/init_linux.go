@@ -5,6 +5,7 @@ import (
 	"os"
 	goruntime "runtime"
 
+	"github.com/tent-project/tent/internal/nsenter"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,6 +37,10 @@ func ChildMain() {
 }
 
 func childMain(mode string, ch *channel) error {
+	// The entry point may have joined a user namespace; say if it failed.
+	if err := nsenter.UserNSResult(); err != nil {
+		return err
+	}
 	m, err := ch.expect(msgConfig)
 	if err != nil {
 		return err

@@ -147,12 +147,12 @@ func (p *Process) Wait() (int, error) {
 
 // childCmd builds the command that re-executes the sealed binary as an init
 // (mode "init") or exec helper (mode "exec") with the given extra files
-// from fd 3 on; files[1] must be the sealed binary itself.
-func childCmd(mode string, stdio [3]*os.File, files []*os.File) *exec.Cmd {
+// from fd 3 on (files[1] must be the sealed binary itself) and env added.
+func childCmd(mode string, stdio [3]*os.File, files []*os.File, env ...string) *exec.Cmd {
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/fd/" + strconv.Itoa(binaryFd),
 		Args:       []string{"tent-runtime", mode},
-		Env:        []string{initEnv + "=" + mode, "GOMAXPROCS=1"},
+		Env:        append([]string{initEnv + "=" + mode, "GOMAXPROCS=1"}, env...),
 		ExtraFiles: files,
 	}
 	// Assign only real files: a nil *os.File in an interface is not nil.

@@ -57,6 +57,7 @@ const (
 	binaryFd  = 4 // the sealed copy of the runtime binary being executed
 	fifoFd    = 5 // create only
 	consoleFd = 6 // optional
+	usernsFd  = 7 // exec into a container with a user namespace
 )
 
 type channel struct {

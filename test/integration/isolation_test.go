@@ -99,6 +99,18 @@ func TestUserNamespace(t *testing.T) {
 	if !strings.Contains(string(status), "Uid:\t100000\t100000") {
 		t.Errorf("container root is not mapped to host uid 100000:\n%s", status)
 	}
+	// exec joins the container's user namespace too (internal/nsenter).
+	wantNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
+	out := r.ok("exec", "userns", "sh", "-c", "id -u; readlink /proc/self/ns/user; echo ok > /dev/shm/f && cat /dev/shm/f")
+	if out != "0\n"+wantNS+"\nok\n" {
+		t.Errorf("exec into the user namespace: %q, want uid 0 in %s", out, wantNS)
+	}
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	r.ok("exec", "-d", "--pid-file", pidFile, "userns", "sleep", "100")
+	execPid, _ := os.ReadFile(pidFile)
+	if st, _ := os.ReadFile("/proc/" + string(execPid) + "/status"); !strings.Contains(string(st), "Uid:\t100000\t100000") {
+		t.Errorf("exec'd process is not mapped root on the host:\n%s", st)
+	}
 }
 
 func chownTree(root string, id int) error {

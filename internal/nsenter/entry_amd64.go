@@ -1,0 +1,4 @@
+package nsenter
+
+// Entry is the program's entry point (see the package comment).
+func Entry()
