@@ -186,7 +186,7 @@ func (c *Container) Start() error {
 // Signal sends sig to the init, or with all to every process of the container.
 func (c *Container) Signal(sig syscall.Signal, all bool) error {
 	st := c.Status()
-	if st == Stopped {
+	if st == Stopped && !all {
 		return fmt.Errorf("container %s is not running: %w", c.rec.ID, errdefs.ErrConflict)
 	}
 	if !all {
@@ -287,6 +287,11 @@ func (c *Container) Delete(force bool) error {
 	st := c.Status()
 	switch st {
 	case Stopped:
+		// Without a PID namespace the init's children outlive it; they
+		// still hold the cgroup, so they go too.
+		if pids, _ := c.Pids(); len(pids) > 0 {
+			c.killAndWait()
+		}
 	case Created:
 		c.killAndWait()
 	default:

@@ -222,3 +222,22 @@ func TestExec(t *testing.T) {
 		t.Errorf("exec'd process has descriptors %q, want 0 1 2 and ls's own", fds)
 	}
 }
+
+func TestDeleteWithoutPidNamespaceKillsOrphans(t *testing.T) {
+	r := newRT(t)
+	// No PID namespace: the shell's background sleep outlives the shell.
+	b := testutil.Bundle(t, []string{"sh", "-c", "sleep 1000 & echo started"}, func(s *specs.Spec) {
+		var ns []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.PIDNamespace {
+				ns = append(ns, n)
+			}
+		}
+		s.Linux.Namespaces = ns
+	})
+	r.ok("create", "--bundle", b, "orphans")
+	r.ok("start", "orphans")
+	r.waitStatus("orphans", "stopped")
+	r.ok("delete", "orphans")
+	r.assertGone("orphans", "/orphans")
+}
