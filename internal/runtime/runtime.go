@@ -303,14 +303,31 @@ func (c *Container) Delete(force bool) error {
 	return c.destroy()
 }
 
-// killAndWait kills every process and waits (up to 10s) until the cgroup
-// is empty and the init gone.
+// killAndWait kills every process and waits (up to 10s) until the init is
+// gone and the cgroup empty. With its own PID namespace, killing the init
+// is enough: the kernel kills the rest of the namespace.
 func (c *Container) killAndWait() {
-	_ = c.Signal(unix.SIGKILL, true)
-	_ = signalInit(c.rec, unix.SIGKILL)
-	cg, err := c.cgroup()
+	var pidfd int = -1
+	if c.rec.alive() {
+		if fd, err := unix.PidfdOpen(c.rec.Pid, 0); err == nil && c.rec.alive() {
+			pidfd = fd
+			defer unix.Close(fd)
+		}
+	}
+	if c.ownsPIDNamespace() && pidfd >= 0 {
+		_ = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	} else {
+		_ = c.Signal(unix.SIGKILL, true)
+		_ = signalInit(c.rec, unix.SIGKILL)
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	if pidfd >= 0 {
+		// A pidfd turns readable when its process exits, child of ours or not.
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		_, _ = unix.Poll(fds, 10000)
+	}
+	cg, err := c.cgroup()
+	for pause := 100 * time.Microsecond; time.Now().Before(deadline); pause *= 2 {
 		empty := true
 		if err == nil {
 			if pids, _ := cg.Pids(); len(pids) > 0 {
@@ -320,8 +337,18 @@ func (c *Container) killAndWait() {
 		if empty && !c.rec.alive() {
 			return
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(min(pause, 10*time.Millisecond))
 	}
+}
+
+// ownsPIDNamespace reports whether the container has a PID namespace of its own.
+func (c *Container) ownsPIDNamespace() bool {
+	for _, ns := range c.rec.Spec.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace && ns.Path == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // destroy removes everything the container left: cgroup, state directory;

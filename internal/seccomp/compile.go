@@ -40,10 +40,24 @@ const (
 	offArgs = 16
 )
 
+// table maps syscall names to numbers: sorted by name, searched in halves.
+type table []struct {
+	name string
+	nr   uint32
+}
+
+func (t table) lookup(name string) (uint32, bool) {
+	i := sort.Search(len(t), func(i int) bool { return t[i].name >= name })
+	if i < len(t) && t[i].name == name {
+		return t[i].nr, true
+	}
+	return 0, false
+}
+
 // arch describes one architecture a filter can cover.
 type arch struct {
 	audit uint32
-	table map[string]uint32
+	table table
 }
 
 var arches = map[specs.Arch]arch{
@@ -55,8 +69,7 @@ var arches = map[specs.Arch]arch{
 
 // SyscallNumber returns the number of a syscall on the native architecture.
 func SyscallNumber(name string) (uint32, bool) {
-	n, ok := arches[nativeArch].table[name]
-	return n, ok
+	return arches[nativeArch].table.lookup(name)
 }
 
 // action maps an OCI action to a filter return value.
@@ -179,7 +192,7 @@ func compileArch(c *specs.LinuxSeccomp, a arch, def uint32) ([]unix.SockFilter, 
 			return nil, err
 		}
 		for _, name := range rule.Names {
-			nr, ok := a.table[name]
+			nr, ok := a.table.lookup(name)
 			if !ok {
 				continue // not a syscall of this architecture, as libseccomp skips it
 			}
