@@ -54,19 +54,12 @@ func execCmd(g *globals) *cobra.Command {
 				ConsoleSocket: o.consoleSocket,
 				Stdio:         [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 			}
-			var consoleParent *os.File
-			if p.Terminal && o.consoleSocket == "" {
-				if o.detach {
-					return errors.New(detachTTYError)
-				}
-				var child *os.File
-				if consoleParent, child, err = consolePair(); err != nil {
-					return err
-				}
-				defer consoleParent.Close()
-				defer child.Close()
-				opts.ConsoleConn = child
+			fg, err := newForeground(p.Terminal, o.consoleSocket, o.detach)
+			if err != nil {
+				return err
 			}
+			defer fg.close()
+			opts.ConsoleConn = fg.child
 			proc, err := c.Exec(p, opts)
 			if err != nil {
 				return err
@@ -77,20 +70,11 @@ func execCmd(g *globals) *cobra.Command {
 			if o.detach {
 				return nil
 			}
-			var master *os.File
-			drain := func() {}
-			if consoleParent != nil {
-				if master, err = runtime.RecvConsole(consoleParent); err != nil {
-					_ = proc.Signal(os.Kill)
-					return err
-				}
-				defer master.Close()
-				drain = proxy(master)
+			if err := fg.attach(proc); err != nil {
+				_ = proc.Signal(os.Kill)
+				return err
 			}
-			stop := forward(proc, master)
-			status, err := proc.Wait()
-			stop()
-			drain()
+			status, err := fg.wait(proc)
 			if err != nil {
 				return err
 			}

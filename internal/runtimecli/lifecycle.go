@@ -2,7 +2,6 @@ package runtimecli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -122,37 +121,22 @@ func runCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var consoleParent *os.File
-			if spec.Process.Terminal && opts.ConsoleSocket == "" {
-				if detach {
-					return errors.New(detachTTYError)
-				}
-				var child *os.File
-				if consoleParent, child, err = consolePair(); err != nil {
-					return err
-				}
-				defer consoleParent.Close()
-				defer child.Close()
-				opts.ConsoleConn = child
+			fg, err := newForeground(spec.Process.Terminal, opts.ConsoleSocket, detach)
+			if err != nil {
+				return err
 			}
+			defer fg.close()
+			opts.ConsoleConn = fg.child
 			c, p, err := rt.Create(args[0], opts)
 			if err != nil {
 				return err
 			}
-			var master *os.File
-			drain := func() {}
-			if consoleParent != nil {
-				if master, err = runtime.RecvConsole(consoleParent); err != nil {
-					_ = c.Delete(true)
-					return err
-				}
-				defer master.Close()
-				drain = proxy(master)
+			if err := fg.attach(p); err != nil {
+				_ = c.Delete(true)
+				return err
 			}
-			stop := forward(p, master)
 			if err := c.Start(); err != nil {
-				stop()
-				drain()
+				fg.detach()
 				_ = c.Delete(true)
 				return err
 			}
@@ -160,12 +144,10 @@ func runCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if detach {
-				stop()
+				fg.detach()
 				return nil
 			}
-			status, err := p.Wait()
-			stop()
-			drain()
+			status, err := fg.wait(p)
 			if !keep {
 				if derr := c.Delete(true); derr != nil && err == nil {
 					err = derr

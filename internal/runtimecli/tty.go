@@ -1,6 +1,7 @@
 package runtimecli
 
 import (
+	"errors"
 	"io"
 	"os"
 	"os/signal"
@@ -11,15 +12,68 @@ import (
 	"golang.org/x/term"
 )
 
-// consolePair makes the socket on which the runtime receives a pty master
-// for a foreground run or exec with a terminal. The child end goes to the
-// container; the parent end is read with runtime.RecvConsole.
-func consolePair() (parent, child *os.File, err error) {
+// foreground is the plumbing between this command and a process it runs
+// in the foreground (run, exec): the pty when the process has a terminal
+// and no console socket was given, and the signals we receive.
+type foreground struct {
+	parent, child *os.File // console socket pair, when we own the terminal
+	master        *os.File
+	drain, stop   func()
+}
+
+// newForeground prepares the console socket pair if the process wants a
+// terminal and the caller gave no console socket; child then goes to the
+// runtime as ConsoleConn. Detached processes cannot have one.
+func newForeground(terminal bool, consoleSocket string, detach bool) (*foreground, error) {
+	f := &foreground{drain: func() {}, stop: func() {}}
+	if !terminal || consoleSocket != "" {
+		return f, nil
+	}
+	if detach {
+		return nil, errors.New(detachTTYError)
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return os.NewFile(uintptr(fds[0]), "console-parent"), os.NewFile(uintptr(fds[1]), "console-child"), nil
+	f.parent, f.child = os.NewFile(uintptr(fds[0]), "console-parent"), os.NewFile(uintptr(fds[1]), "console-child")
+	return f, nil
+}
+
+// attach receives the pty master (if we own the terminal), starts copying
+// between it and our stdio, and starts relaying signals to p.
+func (f *foreground) attach(p *runtime.Process) error {
+	if f.parent != nil {
+		m, err := runtime.RecvConsole(f.parent)
+		if err != nil {
+			return err
+		}
+		f.master = m
+		f.drain = proxy(m)
+	}
+	f.stop = forward(p, f.master)
+	return nil
+}
+
+// wait waits for p, then stops the plumbing once its output is drained.
+func (f *foreground) wait(p *runtime.Process) (int, error) {
+	status, err := p.Wait()
+	f.detach()
+	return status, err
+}
+
+// detach stops relaying signals and copying output.
+func (f *foreground) detach() {
+	f.stop()
+	f.drain()
+}
+
+func (f *foreground) close() {
+	for _, c := range []*os.File{f.parent, f.child, f.master} {
+		if c != nil {
+			c.Close()
+		}
+	}
 }
 
 // proxy copies between our stdio and a pty master, with our terminal (if
