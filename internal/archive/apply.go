@@ -147,7 +147,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		if err := os.Mkdir(path, 0o755); err != nil && !os.IsExist(err) {
 			return err
 		}
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // the reader reports old-style TypeRegA entries as TypeReg
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return err

@@ -1,0 +1,34 @@
+package snapshot
+
+import (
+	"path/filepath"
+
+	"github.com/tent-project/tent/internal/archive"
+)
+
+// NewNative returns a snapshotter that copies: each snapshot is a full
+// tree, made from a copy of its parent. It works on any file system and is
+// the fallback where overlayfs is not available.
+func NewNative(root string) (Snapshotter, error) {
+	return open(root, nativeBackend{})
+}
+
+type nativeBackend struct{}
+
+func (nativeBackend) create(dir string, parents []string) error {
+	if len(parents) == 0 {
+		return nil
+	}
+	// The nearest parent is a full tree already.
+	return copyTree(parents[0], filepath.Join(dir, "fs"))
+}
+
+func (nativeBackend) whiteouts() archive.Whiteouts { return archive.Delete }
+
+func (nativeBackend) mounts(dir string, _ []string, readonly bool) []Mount {
+	opt := "rw"
+	if readonly {
+		opt = "ro"
+	}
+	return []Mount{{Type: "bind", Source: filepath.Join(dir, "fs"), Options: []string{opt, "rbind"}}}
+}

@@ -1,0 +1,310 @@
+package snapshot
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/tent-project/tent/internal/archive"
+	"github.com/tent-project/tent/internal/errdefs"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+)
+
+// Kind of a snapshot.
+type Kind string
+
+// The kinds.
+const (
+	Active    Kind = "active"
+	View      Kind = "view"
+	Committed Kind = "committed"
+)
+
+// Info describes a snapshot.
+type Info struct {
+	Key     string    `json:"key"`
+	Parent  string    `json:"parent,omitempty"`
+	Kind    Kind      `json:"kind"`
+	Created time.Time `json:"created"`
+	ID      string    `json:"id"` // directory name under snapshots/
+}
+
+// Mount is one mount(2) call: mounting each in order on a target presents
+// the snapshot there.
+type Mount struct {
+	Type    string
+	Source  string
+	Options []string
+}
+
+// Snapshotter manages snapshots. Keys are unique across kinds.
+type Snapshotter interface {
+	// Prepare creates an active snapshot key on parent ("" for none).
+	Prepare(key, parent string) ([]Mount, error)
+	// View creates a read-only snapshot key on parent.
+	View(key, parent string) ([]Mount, error)
+	// Mounts returns the mounts of an active or view snapshot.
+	Mounts(key string) ([]Mount, error)
+	// Commit makes the active snapshot key a committed one called name.
+	Commit(name, key string) error
+	// Remove deletes a snapshot that no other snapshot has as parent.
+	Remove(key string) error
+	// Stat describes a snapshot.
+	Stat(key string) (Info, error)
+	// Walk calls fn for every snapshot.
+	Walk(fn func(Info) error) error
+	// Unpack applies a layer to the active snapshot key, which must be
+	// freshly prepared, directly on disk (no mount needed).
+	Unpack(key string, layer io.Reader) (archive.Result, error)
+	Close() error
+}
+
+// backend is what differs between overlay and native.
+type backend interface {
+	// create fills the new snapshot directory dir given its parent chain
+	// (nearest first).
+	create(dir string, parents []string) error
+	mounts(dir string, parents []string, readonly bool) []Mount
+	whiteouts() archive.Whiteouts
+}
+
+// store is the common part: metadata in bbolt, a directory per snapshot.
+type store struct {
+	root string
+	db   *bolt.DB
+	b    backend
+}
+
+var bucket = []byte("snapshots")
+
+func open(root string, b backend) (*store, error) {
+	if err := os.MkdirAll(filepath.Join(root, "snapshots"), 0o700); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(filepath.Join(root, "metadata.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot metadata: %w", err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &store{root: root, db: db, b: b}
+	if err := s.sweep(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sweep removes directories without a record: what a crash between
+// creating a directory and committing its record left behind.
+func (s *store) sweep() error {
+	known := map[string]bool{}
+	if err := s.Walk(func(i Info) error { known[i.ID] = true; return nil }); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(filepath.Join(s.root, "snapshots"))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !known[e.Name()] {
+			if err := removeTree(filepath.Join(s.root, "snapshots", e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *store) Close() error { return s.db.Close() }
+
+func (s *store) dir(id string) string { return filepath.Join(s.root, "snapshots", id) }
+
+func get(tx *bolt.Tx, key string) (Info, error) {
+	v := tx.Bucket(bucket).Get([]byte(key))
+	if v == nil {
+		return Info{}, fmt.Errorf("snapshot %q: %w", key, errdefs.ErrNotFound)
+	}
+	var i Info
+	return i, json.Unmarshal(v, &i)
+}
+
+func put(tx *bolt.Tx, i Info) error {
+	v, err := json.Marshal(i)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucket).Put([]byte(i.Key), v)
+}
+
+// chain returns the directories of parent and its ancestors, nearest first.
+func (s *store) chain(tx *bolt.Tx, parent string) ([]string, error) {
+	var dirs []string
+	for p := parent; p != ""; {
+		i, err := get(tx, p)
+		if err != nil {
+			return nil, err
+		}
+		if i.Kind != Committed {
+			return nil, fmt.Errorf("parent %q is not committed: %w", p, errdefs.ErrInvalidArgument)
+		}
+		dirs = append(dirs, filepath.Join(s.dir(i.ID), "fs"))
+		p = i.Parent
+	}
+	return dirs, nil
+}
+
+func (s *store) Prepare(key, parent string) ([]Mount, error) { return s.create(key, parent, Active) }
+func (s *store) View(key, parent string) ([]Mount, error)    { return s.create(key, parent, View) }
+
+// create makes the directory first and records it last, in one
+// transaction: a crash leaves at worst a directory that sweep removes.
+func (s *store) create(key, parent string, kind Kind) ([]Mount, error) {
+	if key == "" {
+		return nil, fmt.Errorf("empty snapshot key: %w", errdefs.ErrInvalidArgument)
+	}
+	var m []Mount
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if _, err := get(tx, key); err == nil {
+			return fmt.Errorf("snapshot %q: %w", key, errdefs.ErrAlreadyExists)
+		}
+		parents, err := s.chain(tx, parent)
+		if err != nil {
+			return err
+		}
+		seq, err := tx.Bucket(bucket).NextSequence()
+		if err != nil {
+			return err
+		}
+		id := strconv.FormatUint(seq, 10)
+		dir := s.dir(id)
+		if err := os.MkdirAll(filepath.Join(dir, "fs"), 0o755); err != nil {
+			return err
+		}
+		if err := s.b.create(dir, parents); err != nil {
+			_ = removeTree(dir)
+			return err
+		}
+		if err := put(tx, Info{Key: key, Parent: parent, Kind: kind, Created: time.Now().UTC(), ID: id}); err != nil {
+			_ = removeTree(dir)
+			return err
+		}
+		m = s.b.mounts(dir, parents, kind == View)
+		return nil
+	})
+	return m, err
+}
+
+func (s *store) Mounts(key string) ([]Mount, error) {
+	var m []Mount
+	err := s.db.View(func(tx *bolt.Tx) error {
+		i, err := get(tx, key)
+		if err != nil {
+			return err
+		}
+		if i.Kind == Committed {
+			return fmt.Errorf("snapshot %q is committed and cannot be mounted: %w", key, errdefs.ErrInvalidArgument)
+		}
+		parents, err := s.chain(tx, i.Parent)
+		if err != nil {
+			return err
+		}
+		m = s.b.mounts(s.dir(i.ID), parents, i.Kind == View)
+		return nil
+	})
+	return m, err
+}
+
+func (s *store) Commit(name, key string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		i, err := get(tx, key)
+		if err != nil {
+			return err
+		}
+		if i.Kind != Active {
+			return fmt.Errorf("snapshot %q is %s, not active: %w", key, i.Kind, errdefs.ErrInvalidArgument)
+		}
+		if _, err := get(tx, name); err == nil {
+			return fmt.Errorf("snapshot %q: %w", name, errdefs.ErrAlreadyExists)
+		}
+		if err := tx.Bucket(bucket).Delete([]byte(key)); err != nil {
+			return err
+		}
+		i.Key, i.Kind = name, Committed
+		return put(tx, i)
+	})
+}
+
+func (s *store) Remove(key string) error {
+	var dir string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		i, err := get(tx, key)
+		if err != nil {
+			return err
+		}
+		c := tx.Bucket(bucket).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var o Info
+			if json.Unmarshal(v, &o) == nil && o.Parent == key {
+				return fmt.Errorf("snapshot %q is the parent of %q: %w", key, o.Key, errdefs.ErrConflict)
+			}
+		}
+		dir = s.dir(i.ID)
+		return tx.Bucket(bucket).Delete([]byte(key))
+	})
+	if err != nil {
+		return err
+	}
+	// The record is gone: if this fails, sweep removes the directory later.
+	return removeTree(dir)
+}
+
+func (s *store) Stat(key string) (Info, error) {
+	var i Info
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		i, err = get(tx, key)
+		return err
+	})
+	return i, err
+}
+
+func (s *store) Walk(fn func(Info) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(_, v []byte) error {
+			var i Info
+			if err := json.Unmarshal(v, &i); err != nil {
+				return err
+			}
+			return fn(i)
+		})
+	})
+}
+
+func (s *store) Unpack(key string, layer io.Reader) (archive.Result, error) {
+	i, err := s.Stat(key)
+	if err != nil {
+		return archive.Result{}, err
+	}
+	if i.Kind != Active {
+		return archive.Result{}, fmt.Errorf("snapshot %q is %s, not active: %w", key, i.Kind, errdefs.ErrInvalidArgument)
+	}
+	return archive.Apply(filepath.Join(s.dir(i.ID), "fs"), layer, s.b.whiteouts())
+}
+
+// removeTree removes a snapshot directory, including immutable-looking
+// leftovers: it first makes sure nothing is still mounted below it.
+func removeTree(dir string) error {
+	_ = unix.Unmount(dir, unix.MNT_DETACH)
+	return os.RemoveAll(dir)
+}
