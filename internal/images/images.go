@@ -1,0 +1,434 @@
+package images
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/tent-project/tent/internal/archive"
+	"github.com/tent-project/tent/internal/content"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/snapshot"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Image is one image as the store records it.
+type Image struct {
+	// ID is the digest of the config.
+	ID digest.Digest `json:"id"`
+	// Layers are the blobs of the layers, bottom first, as stored.
+	Layers []digest.Digest `json:"layers"`
+	// Names are the references that point at the image.
+	Names   []string  `json:"names,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// Store keeps images.
+type Store struct {
+	db   *bolt.DB
+	cs   *content.Store
+	snap snapshot.Snapshotter
+}
+
+var (
+	imagesBucket = []byte("images") // ID -> Image
+	namesBucket  = []byte("names")  // normalized reference -> ID
+)
+
+// New returns the image store over a bbolt database, a content store and
+// a snapshotter, all owned by the caller.
+func New(db *bolt.DB, cs *content.Store, snap snapshot.Snapshotter) (*Store, error) {
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{imagesBucket, namesBucket} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return &Store{db: db, cs: cs, snap: snap}, err
+}
+
+// Normalize turns a name as users type it into the full reference docker
+// would use: "busybox" -> "docker.io/library/busybox:latest".
+func Normalize(name string) (string, error) {
+	ref, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return "", fmt.Errorf("invalid reference %q: %v: %w", name, err, errdefs.ErrInvalidArgument)
+	}
+	return reference.TagNameOnly(ref).String(), nil
+}
+
+// FamiliarName is the short form docker shows: "busybox:latest".
+func FamiliarName(full string) string {
+	ref, err := reference.ParseNormalizedNamed(full)
+	if err != nil {
+		return full
+	}
+	return reference.FamiliarString(ref)
+}
+
+// Config returns the image's config.
+func (s *Store) Config(id digest.Digest) (*ocispec.Image, error) {
+	f, err := s.cs.Open(id)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", id.Encoded()[:12], err)
+	}
+	defer f.Close()
+	var c ocispec.Image
+	if err := json.NewDecoder(f).Decode(&c); err != nil {
+		return nil, fmt.Errorf("image %s: corrupt config: %w", id, err)
+	}
+	return &c, nil
+}
+
+// Get finds an image by name, full or short ID ("sha256:abc..", "abc1").
+func (s *Store) Get(nameOrID string) (*Image, error) {
+	var img *Image
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var id []byte
+		if full, err := Normalize(nameOrID); err == nil {
+			id = tx.Bucket(namesBucket).Get([]byte(full))
+		}
+		if id == nil {
+			prefix := strings.TrimPrefix(nameOrID, "sha256:")
+			if len(prefix) >= 4 && strings.Trim(prefix, "0123456789abcdef") == "" {
+				c := tx.Bucket(imagesBucket).Cursor()
+				want := []byte("sha256:" + prefix)
+				for k, _ := c.Seek(want); k != nil && strings.HasPrefix(string(k), string(want)); k, _ = c.Next() {
+					if id != nil {
+						return fmt.Errorf("image ID prefix %q is ambiguous: %w", nameOrID, errdefs.ErrInvalidArgument)
+					}
+					id = k
+				}
+			}
+		}
+		if id == nil {
+			return fmt.Errorf("no such image: %s: %w", nameOrID, errdefs.ErrNotFound)
+		}
+		v := tx.Bucket(imagesBucket).Get(id)
+		if v == nil {
+			return fmt.Errorf("no such image: %s: %w", nameOrID, errdefs.ErrNotFound)
+		}
+		img = &Image{}
+		return json.Unmarshal(v, img)
+	})
+	return img, err
+}
+
+// List returns every image, newest first.
+func (s *Store) List() ([]*Image, error) {
+	var out []*Image
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(imagesBucket).ForEach(func(_, v []byte) error {
+			img := &Image{}
+			if err := json.Unmarshal(v, img); err != nil {
+				return err
+			}
+			out = append(out, img)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, err
+}
+
+// Tag points name at the image id, moving it from any other image.
+func (s *Store) Tag(id digest.Digest, name string) error {
+	full, err := Normalize(name)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tag(tx, id, full) })
+}
+
+func tag(tx *bolt.Tx, id digest.Digest, full string) error {
+	if old := tx.Bucket(namesBucket).Get([]byte(full)); old != nil && string(old) != id.String() {
+		if err := editImage(tx, digest.Digest(old), func(img *Image) { img.Names = without(img.Names, full) }); err != nil {
+			return err
+		}
+	}
+	if err := editImage(tx, id, func(img *Image) {
+		if !contains(img.Names, full) {
+			img.Names = append(img.Names, full)
+		}
+	}); err != nil {
+		return err
+	}
+	return tx.Bucket(namesBucket).Put([]byte(full), []byte(id.String()))
+}
+
+func editImage(tx *bolt.Tx, id digest.Digest, edit func(*Image)) error {
+	b := tx.Bucket(imagesBucket)
+	v := b.Get([]byte(id.String()))
+	if v == nil {
+		return fmt.Errorf("image %s: %w", id, errdefs.ErrNotFound)
+	}
+	img := &Image{}
+	if err := json.Unmarshal(v, img); err != nil {
+		return err
+	}
+	edit(img)
+	nv, err := json.Marshal(img)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(id.String()), nv)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func without(list []string, s string) []string {
+	var out []string
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Import makes a one-layer image from a root file system tarball (plain,
+// gzip or zstd), as `docker import` does, and names it (if name is set).
+// The layer is unpacked while it is stored; a bad tarball leaves nothing.
+func (s *Store) Import(r io.Reader, name string, cfg ocispec.ImageConfig) (*Image, error) {
+	full := ""
+	if name != "" {
+		var err error
+		if full, err = Normalize(name); err != nil {
+			return nil, err
+		}
+	}
+	// Store the blob first (verified, atomic), then unpack it from the store.
+	plain, err := archive.Decompress(r)
+	if err != nil {
+		return nil, err
+	}
+	defer plain.Close()
+	blob, _, err := s.cs.Ingest(plain, "")
+	if err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	// The stored blob is the uncompressed tar: its digest is the diffID.
+	if err := s.unpack(blob, []digest.Digest{blob}, 0); err != nil {
+		if !s.blobUsed(blob) {
+			_ = s.cs.Delete(blob)
+		}
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	now := time.Now().UTC()
+	conf := ocispec.Image{
+		Created:  &now,
+		Platform: ocispec.Platform{Architecture: runtime.GOARCH, OS: "linux"},
+		Config:   cfg,
+		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{blob}},
+		History:  []ocispec.History{{Created: &now, CreatedBy: "", Comment: "Imported from -"}},
+	}
+	raw, err := json.Marshal(conf)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.cs.IngestBytes(raw, "")
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{ID: id, Layers: []digest.Digest{blob}, Created: now}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := putImage(tx, img); err != nil {
+			return err
+		}
+		if full != "" {
+			return tag(tx, id, full)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(id.String())
+}
+
+func putImage(tx *bolt.Tx, img *Image) error {
+	b := tx.Bucket(imagesBucket)
+	if old := b.Get([]byte(img.ID.String())); old != nil {
+		var prev Image
+		if json.Unmarshal(old, &prev) == nil {
+			img.Names = prev.Names
+		}
+	}
+	v, err := json.Marshal(img)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(img.ID.String()), v)
+}
+
+// unpack makes sure the committed snapshot of layer i exists (keyed by the
+// chainID of diffIDs[:i+1]), applying the blob on top of the one below.
+func (s *Store) unpack(blob digest.Digest, diffIDs []digest.Digest, i int) error {
+	chain := identity.ChainID(diffIDs[:i+1]).String()
+	if _, err := s.snap.Stat(chain); err == nil {
+		return nil // shared with an image we already have
+	}
+	parent := ""
+	if i > 0 {
+		parent = identity.ChainID(diffIDs[:i]).String()
+	}
+	key := "unpack-" + chain
+	_ = s.snap.Remove(key) // a leftover of an interrupted unpack
+	if _, err := s.snap.Prepare(key, parent); err != nil {
+		return err
+	}
+	f, err := s.cs.Open(blob)
+	if err != nil {
+		_ = s.snap.Remove(key)
+		return err
+	}
+	res, err := s.snap.Unpack(key, f)
+	f.Close()
+	if err == nil && res.DiffID != diffIDs[i] {
+		err = fmt.Errorf("layer %s unpacks to %s, but the image says %s: %w", blob, res.DiffID, diffIDs[i], errdefs.ErrInvalidArgument)
+	}
+	if err == nil {
+		err = s.snap.Commit(chain, key)
+	}
+	if err != nil {
+		_ = s.snap.Remove(key)
+		return err
+	}
+	return nil
+}
+
+// blobUsed reports whether any image refers to blob.
+func (s *Store) blobUsed(blob digest.Digest) bool {
+	imgs, _ := s.List()
+	for _, img := range imgs {
+		if img.ID == blob || contains(digestStrings(img.Layers), blob.String()) {
+			return true
+		}
+	}
+	return false
+}
+
+func digestStrings(ds []digest.Digest) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.String()
+	}
+	return out
+}
+
+// RootFS returns the snapshot key of the image's top layer, the parent of
+// any container made from it.
+func (s *Store) RootFS(img *Image) (string, error) {
+	c, err := s.Config(img.ID)
+	if err != nil {
+		return "", err
+	}
+	if len(c.RootFS.DiffIDs) == 0 {
+		return "", nil
+	}
+	key := identity.ChainID(c.RootFS.DiffIDs).String()
+	if _, err := s.snap.Stat(key); err != nil {
+		return "", fmt.Errorf("image %s is not unpacked: %w", img.ID, err)
+	}
+	return key, nil
+}
+
+// ErrInUse is returned by Remove for an image something still uses.
+var ErrInUse = errors.New("image is in use")
+
+// Untag removes a name; the image stays (with its other names).
+func (s *Store) Untag(name string) (digest.Digest, error) {
+	full, err := Normalize(name)
+	if err != nil {
+		return "", err
+	}
+	var id digest.Digest
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		v := tx.Bucket(namesBucket).Get([]byte(full))
+		if v == nil {
+			return fmt.Errorf("no such image: %s: %w", name, errdefs.ErrNotFound)
+		}
+		id = digest.Digest(v)
+		if err := tx.Bucket(namesBucket).Delete([]byte(full)); err != nil {
+			return err
+		}
+		return editImage(tx, id, func(img *Image) { img.Names = without(img.Names, full) })
+	})
+	return id, err
+}
+
+// Delete removes the image record and its config; layers shared with other
+// images stay. The caller checks that no container uses it.
+func (s *Store) Delete(id digest.Digest) error {
+	img, err := s.Get(id.String())
+	if err != nil {
+		return err
+	}
+	conf, err := s.Config(img.ID)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for _, n := range img.Names {
+			if err := tx.Bucket(namesBucket).Delete([]byte(n)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(imagesBucket).Delete([]byte(img.ID.String()))
+	})
+	if err != nil {
+		return err
+	}
+	s.gc(img, conf)
+	return nil
+}
+
+// gc removes the snapshots and blobs of img that no remaining image uses,
+// top layer first. Best effort: what stays is found again by a later gc.
+func (s *Store) gc(img *Image, conf *ocispec.Image) {
+	used := map[string]bool{}
+	usedBlobs := map[digest.Digest]bool{}
+	others, _ := s.List()
+	for _, o := range others {
+		usedBlobs[o.ID] = true
+		for _, l := range o.Layers {
+			usedBlobs[l] = true
+		}
+		if c, err := s.Config(o.ID); err == nil {
+			for i := range c.RootFS.DiffIDs {
+				used[identity.ChainID(c.RootFS.DiffIDs[:i+1]).String()] = true
+			}
+		}
+	}
+	for i := len(conf.RootFS.DiffIDs); i > 0; i-- {
+		chain := identity.ChainID(conf.RootFS.DiffIDs[:i]).String()
+		if !used[chain] {
+			if err := s.snap.Remove(chain); err != nil {
+				break // a container (or another chain) still builds on it
+			}
+		}
+	}
+	for _, b := range append([]digest.Digest{img.ID}, img.Layers...) {
+		if !usedBlobs[b] {
+			_ = s.cs.Delete(b)
+		}
+	}
+}
