@@ -2,7 +2,6 @@ package images
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -350,9 +349,6 @@ func (s *Store) RootFS(img *Image) (string, error) {
 	}
 	return key, nil
 }
-
-// ErrInUse is returned by Remove for an image something still uses.
-var ErrInUse = errors.New("image is in use")
 
 // Untag removes a name; the image stays (with its other names).
 func (s *Store) Untag(name string) (digest.Digest, error) {
