@@ -11,7 +11,11 @@ import (
 	"time"
 
 	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/content"
+	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/testutil"
+	bolt "go.etcd.io/bbolt"
 )
 
 // dockerCgroupParent keeps the test engine's cgroups apart from any other.
@@ -96,6 +100,36 @@ func startDocker(t *testing.T) *dockerEngine {
 	}
 	d.must(t, "import", tarball, "busybox:tent")
 	return d
+}
+
+// newImageStore makes an image store (bbolt, content store, overlay or
+// native snapshots) in a temporary directory.
+func newImageStore(t *testing.T) *images.Store {
+	t.Helper()
+	root := t.TempDir()
+	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cs, err := content.New(filepath.Join(root, "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newSn := snapshot.NewNative
+	if snapshot.OverlaySupported(root) {
+		newSn = snapshot.NewOverlay
+	}
+	sn, err := newSn(filepath.Join(root, "snapshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sn.Close() })
+	s, err := images.New(db, cs, sn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func tail(s string, n int) string {
@@ -199,6 +233,27 @@ func TestDockerWithTentRuntime(t *testing.T) {
 			t.Errorf("wait after kill -s TERM: %q", out)
 		}
 		d.must(t, "rm", "k1")
+	})
+	t.Run("docker save loads into tent's image store with docker's ID", func(t *testing.T) {
+		archive := filepath.Join(t.TempDir(), "busybox.tar")
+		d.must(t, "save", "-o", archive, "busybox:tent")
+		want := strings.TrimSpace(d.must(t, "image", "inspect", "-f", "{{.Id}}", "busybox:tent"))
+		store := newImageStore(t)
+		f, err := os.Open(archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		imgs, err := store.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(imgs) != 1 || imgs[0].ID.String() != want {
+			t.Fatalf("loaded %v, want docker's image ID %s", imgs, want)
+		}
+		if got, err := store.Get("busybox:tent"); err != nil || got.ID.String() != want {
+			t.Errorf("by name: %v %v", got, err)
+		}
 	})
 	t.Run("interactive terminal", func(t *testing.T) {
 		master, slave := openPty(t)
