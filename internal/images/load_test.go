@@ -78,7 +78,7 @@ func TestLoadBadArchivesKeepNothing(t *testing.T) {
 			return a
 		},
 		"not an archive": func(t *testing.T) []byte { return []byte("hello, I am not a tar file at all, not even close..") },
-		"no manifest": func(t *testing.T) []byte { return layer },
+		"no manifest":    func(t *testing.T) []byte { return layer },
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, root := newStore(t)
