@@ -226,9 +226,7 @@ func (s *Store) Import(r io.Reader, name string, cfg ocispec.ImageConfig) (*Imag
 	}
 	// The stored blob is the uncompressed tar: its digest is the diffID.
 	if err := s.unpack(blob, []digest.Digest{blob}, 0); err != nil {
-		if !s.blobUsed(blob) {
-			_ = s.cs.Delete(blob)
-		}
+		s.dropUnused([]digest.Digest{blob})
 		return nil, fmt.Errorf("import: %w", err)
 	}
 	now := time.Now().UTC()
@@ -318,19 +316,25 @@ func (s *Store) unpack(blob digest.Digest, diffIDs []digest.Digest, i int) error
 func (s *Store) blobUsed(blob digest.Digest) bool {
 	imgs, _ := s.List()
 	for _, img := range imgs {
-		if img.ID == blob || contains(digestStrings(img.Layers), blob.String()) {
+		if img.ID == blob {
 			return true
+		}
+		for _, l := range img.Layers {
+			if l == blob {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-func digestStrings(ds []digest.Digest) []string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.String()
+// dropUnused deletes the blobs of ds that no image refers to.
+func (s *Store) dropUnused(ds []digest.Digest) {
+	for _, d := range ds {
+		if !s.blobUsed(d) {
+			_ = s.cs.Delete(d)
+		}
 	}
-	return out
 }
 
 // RootFS returns the snapshot key of the image's top layer, the parent of

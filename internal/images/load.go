@@ -30,11 +30,7 @@ func (s *Store) Load(r io.Reader) ([]*Image, error) {
 	files := map[string]digest.Digest{} // archive path -> blob
 	var ingested []digest.Digest
 	fail := func(err error) ([]*Image, error) {
-		for _, d := range ingested {
-			if !s.blobUsed(d) {
-				_ = s.cs.Delete(d)
-			}
-		}
+		s.dropUnused(ingested)
 		return nil, err
 	}
 	tr := tar.NewReader(r)
@@ -69,11 +65,7 @@ func (s *Store) Load(r io.Reader) ([]*Image, error) {
 		out = append(out, img)
 	}
 	// Drop what no image refers to (VERSION files, layer json, ...).
-	for _, d := range ingested {
-		if !s.blobUsed(d) {
-			_ = s.cs.Delete(d)
-		}
-	}
+	s.dropUnused(ingested)
 	return out, nil
 }
 

@@ -39,7 +39,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*Process, error) {
 	}
 	spec := c.rec.Spec
 	pid := c.rec.Pid
-	cfg := &initConfig{Exec: true, Spec: spec, Process: p, Console: p.Terminal, State: c.ociState(Running)}
+	cfg := &initConfig{Spec: spec, Process: p, Console: p.Terminal, State: c.ociState(Running)}
 	var join []nsJoin
 	var userns *os.File
 	for _, ns := range spec.Linux.Namespaces {

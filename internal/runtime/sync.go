@@ -28,9 +28,6 @@ type message struct {
 
 // initConfig is everything the child needs to build the container.
 type initConfig struct {
-	// Exec is set when the child joins a running container instead of
-	// creating one.
-	Exec    bool           `json:"exec,omitempty"`
 	Spec    *specs.Spec    `json:"spec"`
 	Process *specs.Process `json:"process"`
 	Rootfs  string         `json:"rootfs"`

@@ -25,12 +25,13 @@ func TestRunPassesOutputAndExitStatus(t *testing.T) {
 		{"exit code", []string{"sh", "-c", "exit 7"}, "", 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			id := "c-" + strings.ReplaceAll(tc.name, " ", "-")
 			b := testutil.Bundle(t, tc.args, nil)
-			res := r.run(b, nil, "run", "c-"+strings.ReplaceAll(tc.name, " ", "-"))
+			res := r.run(b, nil, "run", id)
 			if res.Code != tc.code || res.Stdout != tc.stdout {
 				t.Fatalf("got %s; want exit %d stdout %q", res, tc.code, tc.stdout)
 			}
-			r.assertGone("c-"+strings.ReplaceAll(tc.name, " ", "-"), "/c-"+strings.ReplaceAll(tc.name, " ", "-"))
+			r.assertGone(id, "/"+id)
 		})
 	}
 }
