@@ -31,6 +31,8 @@ type Manager interface {
 	Frozen() (bool, error)
 	// Destroy removes the cgroup. It fails while processes remain.
 	Destroy() error
+	// OOMKills counts the processes the kernel's OOM killer ended in it.
+	OOMKills() (uint64, error)
 	// Dir returns the cgroup's directory in the hierarchy of controller
 	// (v1), or its unified directory (v2, controller ignored).
 	Dir(controller string) string
@@ -180,3 +182,18 @@ func removeDir(dir string) error {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func utoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// readKeyed reads one counter of a flat keyed file ("key value" lines),
+// such as memory.events or memory.oom_control; a missing key is zero.
+func readKeyed(path, key string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == key {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, nil
+}

@@ -446,3 +446,7 @@ func V1Hierarchies() ([]Hierarchy, error) {
 	}
 	return out, sc.Err()
 }
+
+func (m *v1) OOMKills() (uint64, error) {
+	return readKeyed(filepath.Join(m.Dir("memory"), "memory.oom_control"), "oom_kill")
+}

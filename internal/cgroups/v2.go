@@ -211,3 +211,7 @@ func (m *v2) Frozen() (bool, error) {
 }
 
 func (m *v2) Destroy() error { return removeDir(m.dir) }
+
+func (m *v2) OOMKills() (uint64, error) {
+	return readKeyed(filepath.Join(m.dir, "memory.events"), "oom_kill")
+}

@@ -56,6 +56,9 @@ type Container struct {
 	rec *record
 }
 
+// Root is the directory holding the containers' state.
+func (r *Runtime) Root() string { return r.root }
+
 // Load finds an existing container.
 func (r *Runtime) Load(id string) (*Container, error) {
 	if err := validID(id); err != nil {
@@ -266,6 +269,15 @@ func (c *Container) Pids() ([]int, error) {
 		return nil, err
 	}
 	return cg.Pids()
+}
+
+// OOMKills counts the container's processes killed for lack of memory.
+func (c *Container) OOMKills() (uint64, error) {
+	cg, err := c.cgroup()
+	if err != nil {
+		return 0, err
+	}
+	return cg.OOMKills()
 }
 
 // Update writes new resource limits, as `runc update` does.

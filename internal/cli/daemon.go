@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/server"
+)
+
+// Defaults of the daemon's locations.
+const (
+	DefaultDataRoot = "/var/lib/tent"
+	DefaultExecRoot = "/run/tent"
+	DefaultHost     = "unix:///run/tent/tent.sock"
+)
+
+// daemonOpts are `tent daemon`'s settings; the config file uses the same
+// names as the flags (as dockerd's daemon.json does).
+type daemonOpts struct {
+	DataRoot     string   `json:"data-root"`
+	ExecRoot     string   `json:"exec-root"`
+	Hosts        []string `json:"hosts"`
+	LogLevel     string   `json:"log-level"`
+	CgroupParent string   `json:"cgroup-parent"`
+	TLSCert      string   `json:"tlscert"`
+	TLSKey       string   `json:"tlskey"`
+	TLSCACert    string   `json:"tlscacert"`
+	TLSVerify    bool     `json:"tlsverify"`
+	LogOpts      struct {
+		MaxSize string `json:"max-size"`
+		MaxFile int    `json:"max-file"`
+	} `json:"log-opts"`
+}
+
+func daemonCmd() *cobra.Command {
+	o := &daemonOpts{}
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the tent daemon (the Docker Engine API server)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile != "" {
+				if err := loadDaemonConfig(configFile, o, cmd); err != nil {
+					return err
+				}
+			}
+			return runDaemon(o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DataRoot, "data-root", DefaultDataRoot, "where images, containers and logs are kept")
+	f.StringVar(&o.ExecRoot, "exec-root", DefaultExecRoot, "where runtime state and sockets live")
+	f.StringArrayVarP(&o.Hosts, "host", "H", nil, "address to listen on: unix:///path or tcp://host:port (repeatable; default "+DefaultHost+")")
+	f.StringVarP(&o.LogLevel, "log-level", "l", "info", "debug, info, warn or error")
+	f.StringVar(&o.CgroupParent, "cgroup-parent", "/tent", "parent cgroup of containers")
+	f.StringVar(&o.TLSCert, "tlscert", "", "TLS certificate for tcp hosts")
+	f.StringVar(&o.TLSKey, "tlskey", "", "TLS key for tcp hosts")
+	f.StringVar(&o.TLSCACert, "tlscacert", "", "CA that client certificates must be signed by")
+	f.BoolVar(&o.TLSVerify, "tlsverify", false, "require client certificates signed by --tlscacert")
+	f.StringVar(&configFile, "config-file", "", "JSON file with the same settings as the flags (flags win)")
+	return cmd
+}
+
+// loadDaemonConfig reads the config file; flags given on the command line
+// keep their values.
+func loadDaemonConfig(path string, o *daemonOpts, cmd *cobra.Command) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var fileOpts daemonOpts
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fileOpts); err != nil {
+		return fmt.Errorf("config file %s: %v", path, err)
+	}
+	set := func(flag string, dst *string, v string) {
+		if v != "" && !cmd.Flags().Changed(flag) {
+			*dst = v
+		}
+	}
+	set("data-root", &o.DataRoot, fileOpts.DataRoot)
+	set("exec-root", &o.ExecRoot, fileOpts.ExecRoot)
+	set("log-level", &o.LogLevel, fileOpts.LogLevel)
+	set("cgroup-parent", &o.CgroupParent, fileOpts.CgroupParent)
+	set("tlscert", &o.TLSCert, fileOpts.TLSCert)
+	set("tlskey", &o.TLSKey, fileOpts.TLSKey)
+	set("tlscacert", &o.TLSCACert, fileOpts.TLSCACert)
+	if !cmd.Flags().Changed("host") && len(fileOpts.Hosts) > 0 {
+		o.Hosts = fileOpts.Hosts
+	}
+	if !cmd.Flags().Changed("tlsverify") && fileOpts.TLSVerify {
+		o.TLSVerify = true
+	}
+	o.LogOpts = fileOpts.LogOpts
+	return nil
+}
+
+func runDaemon(o *daemonOpts) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %v", o.LogLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if len(o.Hosts) == 0 {
+		o.Hosts = []string{DefaultHost}
+	}
+	cfg := daemon.Config{DataRoot: o.DataRoot, ExecRoot: o.ExecRoot, CgroupParent: o.CgroupParent, Logger: log,
+		LogMaxFiles: o.LogOpts.MaxFile}
+	if o.LogOpts.MaxSize != "" {
+		n, err := parseBytes(o.LogOpts.MaxSize)
+		if err != nil {
+			return fmt.Errorf("log-opts max-size: %v", err)
+		}
+		cfg.LogMaxSize = n
+	}
+	d, err := daemon.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	srv := &http.Server{Handler: server.New(d, Version, log), ReadHeaderTimeout: 30 * time.Second}
+	var listeners []net.Listener
+	for _, h := range o.Hosts {
+		l, err := listen(h, o)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return err
+		}
+		listeners = append(listeners, l)
+	}
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { errc <- srv.Serve(l) }()
+	}
+	log.Info("tent daemon ready", "version", Version, "hosts", strings.Join(o.Hosts, ","), "data-root", o.DataRoot)
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case sig := <-sigc:
+		log.Info("shutting down; containers keep running", "signal", sig.String())
+	case err := <-errc:
+		log.Error("serve", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	return nil
+}
+
+// listen opens one --host address.
+func listen(addr string, o *daemonOpts) (net.Listener, error) {
+	proto, rest, ok := strings.Cut(addr, "://")
+	if !ok {
+		return nil, fmt.Errorf("invalid host %q: want unix:///path or tcp://host:port", addr)
+	}
+	switch proto {
+	case "unix":
+		if err := os.MkdirAll(filepath.Dir(rest), 0o711); err != nil {
+			return nil, err
+		}
+		if c, err := net.Dial("unix", rest); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use: is another tent daemon running?", rest)
+		}
+		os.Remove(rest)
+		l, err := net.Listen("unix", rest)
+		if err != nil {
+			return nil, err
+		}
+		return l, os.Chmod(rest, 0o660)
+	case "tcp":
+		l, err := net.Listen("tcp", rest)
+		if err != nil {
+			return nil, err
+		}
+		if o.TLSCert == "" {
+			return l, nil
+		}
+		conf, err := tlsConfig(o)
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		return tls.NewListener(l, conf), nil
+	}
+	return nil, fmt.Errorf("invalid host %q: unsupported protocol %q", addr, proto)
+}
+
+func tlsConfig(o *daemonOpts) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+	if err != nil {
+		return nil, err
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if o.TLSVerify {
+		if o.TLSCACert == "" {
+			return nil, errors.New("--tlsverify needs --tlscacert")
+		}
+		pem, err := os.ReadFile(o.TLSCACert)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no certificate", o.TLSCACert)
+		}
+		conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return conf, nil
+}

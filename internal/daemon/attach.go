@@ -1,0 +1,194 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/jsonlog"
+	"github.com/tent-project/tent/internal/monitor"
+	"github.com/tent-project/tent/internal/streams"
+)
+
+// pendingAttach is a client attached to a container that has not started:
+// it gets its monitor connection at start, or nil if the container is
+// removed or its start fails.
+type pendingAttach struct {
+	opts monitor.AttachOpts
+	conn chan *net.UnixConn
+}
+
+// connectPending connects the waiting attachments; c.mu is held.
+func (d *Daemon) connectPending(c *ctr) {
+	for _, p := range c.pending {
+		conn, err := monitor.Attach(d.execDir(c.ID), p.opts)
+		if err != nil {
+			conn = nil
+		}
+		p.conn <- conn
+	}
+	c.pending = nil
+}
+
+// closePending tells the waiting attachments that nothing will come; c.mu
+// is held.
+func (d *Daemon) closePending(c *ctr) {
+	for _, p := range c.pending {
+		p.conn <- nil
+	}
+	c.pending = nil
+}
+
+// Attachment is a client's view of a container's stdio, checked and ready
+// to be streamed once the HTTP connection is taken over.
+type Attachment struct {
+	// Tty tells whether the stream is raw (a terminal) or framed.
+	Tty  bool
+	d    *Daemon
+	c    *ctr
+	opts monitor.AttachOpts
+}
+
+// Attach checks that the container can be attached to (it exists and is
+// not stopped) before the caller hijacks its connection.
+func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool) (*Attachment, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.State.Status == container.StateExited || c.State.Status == container.StateDead || c.State.Status == container.StateRemoving {
+		return nil, fmt.Errorf("You cannot attach to a stopped container, start it first: %w", errdefs.ErrConflict)
+	}
+	if c.State.Status == container.StatePaused {
+		return nil, fmt.Errorf("You cannot attach to a paused container, unpause it first: %w", errdefs.ErrConflict)
+	}
+	return &Attachment{Tty: c.Config.Tty, d: d, c: c,
+		opts: monitor.AttachOpts{Stdin: stdin && c.Config.OpenStdin, Stdout: stdout, Stderr: stderr}}, nil
+}
+
+// Stream relays between the client and the container until the container
+// ends (or the client goes away). in is what the client sends; out is
+// where its output goes; closeOut ends the client's stream.
+func (a *Attachment) Stream(ctx context.Context, in io.Reader, out io.Writer, closeOut func()) {
+	c := a.c
+	c.mu.Lock()
+	var conn *net.UnixConn
+	if c.running() {
+		conn, _ = monitor.Attach(a.d.execDir(c.ID), a.opts)
+		c.mu.Unlock()
+	} else {
+		p := &pendingAttach{opts: a.opts, conn: make(chan *net.UnixConn, 1)}
+		c.pending = append(c.pending, p)
+		c.mu.Unlock()
+		select {
+		case conn = <-p.conn:
+		case <-ctx.Done():
+		}
+	}
+	if conn == nil {
+		closeOut()
+		return
+	}
+	defer conn.Close()
+	if a.opts.Stdin {
+		go func() {
+			io.Copy(conn, in)
+			conn.CloseWrite()
+		}()
+	}
+	go func() {
+		<-ctx.Done()
+		conn.Close()
+	}()
+	io.Copy(out, conn)
+	closeOut()
+}
+
+// Resize sets the size of the container's terminal.
+func (d *Daemon) Resize(ref string, height, width uint16) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running() {
+		return fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
+	}
+	return monitor.Resize(d.execDir(c.ID), height, width)
+}
+
+// LogOpts are the options of `logs`.
+type LogOpts struct {
+	Stdout, Stderr, Follow, Timestamps bool
+	Since, Until                       time.Time
+	Tail                               int // negative: all
+}
+
+// Logs writes the container's log to w (framed unless it has a terminal);
+// with Follow it keeps writing until the container stops or ctx ends.
+// ready is called with the stream kind once the container is found.
+func (d *Daemon) Logs(ctx context.Context, ref string, o LogOpts, ready func(tty bool) io.Writer) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	if !o.Stdout && !o.Stderr {
+		return fmt.Errorf("You must choose at least one stream: %w", errdefs.ErrInvalidArgument)
+	}
+	c.mu.Lock()
+	tty, exited, running := c.Config.Tty, c.exited, c.running()
+	c.mu.Unlock()
+	w := streams.NewWriter(ready(tty), tty)
+	path := d.logPath(c.ID)
+	send := func(entries []jsonlog.Entry) error {
+		for _, e := range entries {
+			kind := streams.Kind(e.Stream)
+			if (kind == streams.Stdout && !o.Stdout) || (kind == streams.Stderr && !o.Stderr) {
+				continue
+			}
+			line := []byte(e.Log)
+			if o.Timestamps {
+				line = append([]byte(e.Time.Format("2006-01-02T15:04:05.000000000Z07:00")+" "), line...)
+			}
+			if err := w.Write(kind, line); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ro := jsonlog.ReadOpts{Since: o.Since, Until: o.Until, Tail: o.Tail}
+	entries, offset, err := jsonlog.Read(path, ro)
+	if err != nil {
+		return err
+	}
+	if err := send(entries); err != nil || !o.Follow || !running {
+		return err
+	}
+	ro.Tail = -1
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done := false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-exited:
+			done = true
+		case <-tick.C:
+		}
+		entries, offset, err = jsonlog.ReadFrom(path, offset, ro)
+		if err != nil {
+			return err
+		}
+		if err := send(entries); err != nil || done {
+			return err
+		}
+	}
+}

@@ -1,0 +1,153 @@
+// Package daemon is the composition root of the engine: it owns the image
+// store, the containers and their monitors, and the event stream, and it
+// answers in the Engine API's types (github.com/moby/moby/api), which the
+// server package puts on the wire.
+//
+// On disk: DataRoot holds what must survive a reboot (content/, snapshots/,
+// metadata.db, containers/ID/ with the log and the exit file); ExecRoot
+// holds what lives while the host is up (the API socket, the runtime's
+// state, containers/ID/ with the bundle, the mounted rootfs and the
+// monitor's socket).
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tent-project/tent/internal/content"
+	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/runtime"
+	"github.com/tent-project/tent/internal/snapshot"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Config is the daemon's configuration.
+type Config struct {
+	DataRoot string
+	ExecRoot string
+	// Exe is the tent binary that monitors run from (default: this one).
+	Exe string
+	// CgroupParent is the cgroup under which containers go (default /tent).
+	CgroupParent string
+	// LogMaxSize and LogMaxFiles are the json-file log's defaults.
+	LogMaxSize  int64
+	LogMaxFiles int
+	Logger      *slog.Logger
+}
+
+// Daemon is a running engine.
+type Daemon struct {
+	cfg     Config
+	db      *bolt.DB
+	content *content.Store
+	snap    snapshot.Snapshotter
+	driver  string // "overlay" or "native"
+	images  *images.Store
+	rt      *runtime.Runtime
+	events  *broker
+	log     *slog.Logger
+	started time.Time
+
+	mu         sync.Mutex
+	containers map[string]*ctr // by ID
+	names      map[string]string
+	// imageMu serializes image deletion against container creation.
+	imageMu sync.Mutex
+}
+
+// New opens (or makes) the stores and re-adopts the containers that ran
+// under a previous daemon.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.DataRoot == "" || cfg.ExecRoot == "" {
+		return nil, errors.New("daemon: data root and exec root are required")
+	}
+	if cfg.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Exe = exe
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "/tent"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	for _, d := range []string{cfg.DataRoot, cfg.ExecRoot, filepath.Join(cfg.DataRoot, "containers"), filepath.Join(cfg.ExecRoot, "containers")} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, events: newBroker(), started: time.Now(),
+		containers: map[string]*ctr{}, names: map[string]string{}}
+	var err error
+	d.db, err = bolt.Open(filepath.Join(cfg.DataRoot, "metadata.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open %s (is another daemon using this data root?): %w", filepath.Join(cfg.DataRoot, "metadata.db"), err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	if d.content, err = content.New(filepath.Join(cfg.DataRoot, "content")); err != nil {
+		return nil, err
+	}
+	snapRoot := filepath.Join(cfg.DataRoot, "snapshots")
+	if err := os.MkdirAll(snapRoot, 0o711); err != nil {
+		return nil, err
+	}
+	if snapshot.OverlaySupported(snapRoot) {
+		d.driver = "overlay"
+		d.snap, err = snapshot.NewOverlay(snapRoot)
+	} else {
+		d.driver = "native"
+		d.log.Warn("overlayfs is not usable here: falling back to copying layers (native snapshotter)")
+		d.snap, err = snapshot.NewNative(snapRoot)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.images, err = images.New(d.db, d.content, d.snap); err != nil {
+		return nil, err
+	}
+	if d.rt, err = runtime.New(filepath.Join(cfg.ExecRoot, "runtime")); err != nil {
+		return nil, err
+	}
+	if err := d.restore(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return d, nil
+}
+
+// Close releases the stores. Running containers keep running; a new
+// daemon re-adopts them.
+func (d *Daemon) Close() error {
+	var errs []error
+	if d.snap != nil {
+		errs = append(errs, d.snap.Close())
+	}
+	if d.db != nil {
+		errs = append(errs, d.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Images is the image store.
+func (d *Daemon) Images() *images.Store { return d.images }
+
+func (d *Daemon) dataDir(id string) string {
+	return filepath.Join(d.cfg.DataRoot, "containers", id)
+}
+
+func (d *Daemon) execDir(id string) string {
+	return filepath.Join(d.cfg.ExecRoot, "containers", id)
+}

@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/system"
+	"github.com/tent-project/tent/internal/cgroups"
+	"golang.org/x/sys/unix"
+)
+
+// Info describes the engine and host, as GET /info.
+func (d *Daemon) Info() (*system.Info, error) {
+	info := &system.Info{
+		Driver: d.driver, LoggingDriver: "json-file", CgroupDriver: "cgroupfs", CgroupVersion: "1",
+		OSType: "linux", Architecture: goruntime.GOARCH, NCPU: goruntime.NumCPU(),
+		DockerRootDir: d.cfg.DataRoot, DefaultRuntime: "tent", Isolation: "",
+		MemoryLimit: true, SwapLimit: true, CPUCfsPeriod: true, CPUCfsQuota: true, CPUShares: true,
+		CPUSet: true, PidsLimit: true, IPv4Forwarding: true, NGoroutines: goruntime.NumGoroutine(),
+		SystemTime: time.Now().Format(time.RFC3339Nano), IndexServerAddress: "https://index.docker.io/v1/",
+		SecurityOptions: []string{"name=seccomp,profile=builtin"},
+		Runtimes:        map[string]system.RuntimeWithStatus{"tent": {Runtime: system.Runtime{Path: d.cfg.Exe}}},
+		Labels:          []string{}, Warnings: []string{},
+	}
+	if cgroups.Unified() {
+		info.CgroupVersion = "2"
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		info.KernelVersion = unix.ByteSliceToString(u.Release[:])
+	}
+	info.Name, _ = os.Hostname()
+	info.OperatingSystem = osName()
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		info.MemTotal = int64(si.Totalram) * int64(si.Unit)
+	}
+	for _, c := range d.all() {
+		c.mu.Lock()
+		switch c.State.Status {
+		case container.StateRunning:
+			info.ContainersRunning++
+		case container.StatePaused:
+			info.ContainersPaused++
+		default:
+			info.ContainersStopped++
+		}
+		c.mu.Unlock()
+		info.Containers++
+	}
+	imgs, err := d.images.List()
+	if err != nil {
+		return nil, err
+	}
+	info.Images = len(imgs)
+	info.ID = d.engineID()
+	return info, nil
+}
+
+func osName() string {
+	b, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return "Linux"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return "Linux"
+}
+
+// engineID is a stable identity of this data root, made on first use.
+func (d *Daemon) engineID() string {
+	p := filepath.Join(d.cfg.DataRoot, "engine-id")
+	if b, err := os.ReadFile(p); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	id := newID()[:32]
+	os.WriteFile(p, []byte(id+"\n"), 0o600)
+	return id
+}

@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/storage"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/images"
+)
+
+func timeString(t time.Time) string {
+	if t.IsZero() {
+		return "0001-01-01T00:00:00Z"
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+// Inspect describes a container, as GET /containers/{id}/json.
+func (d *Daemon) Inspect(ref string) (*container.InspectResponse, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.State
+	cfg := *c.Config
+	hc := *c.HostConfig
+	if hc.NetworkMode == "" {
+		hc.NetworkMode = "default"
+	}
+	r := &container.InspectResponse{
+		ID: c.ID, Created: timeString(c.Created), Path: c.Path, Args: c.Args,
+		State: &container.State{
+			Status: st.Status, Running: c.running(), Paused: st.Status == container.StatePaused,
+			Dead: st.Status == container.StateDead, OOMKilled: st.OOMKilled, Pid: st.Pid, ExitCode: st.ExitCode,
+			Error: st.Error, StartedAt: timeString(st.StartedAt), FinishedAt: timeString(st.FinishedAt),
+		},
+		Image:           c.Image,
+		ResolvConfPath:  d.dataDir(c.ID) + "/resolv.conf",
+		HostnamePath:    d.dataDir(c.ID) + "/hostname",
+		HostsPath:       d.dataDir(c.ID) + "/hosts",
+		LogPath:         d.logPath(c.ID),
+		Name:            "/" + c.Name,
+		RestartCount:    c.RestartCount,
+		Driver:          "overlay",
+		Platform:        "linux",
+		HostConfig:      &hc,
+		GraphDriver:     &storage.DriverData{Name: d.driver, Data: map[string]string{"MergedDir": d.rootfs(c.ID)}},
+		Mounts:          []container.MountPoint{},
+		Config:          &cfg,
+		NetworkSettings: &container.NetworkSettings{},
+		ExecIDs:         nil,
+	}
+	return r, nil
+}
+
+// ListOpts are the options of `ps`.
+type ListOpts struct {
+	All     bool
+	Limit   int
+	Filters map[string][]string
+}
+
+// List returns containers, newest first, as GET /containers/json.
+func (d *Daemon) List(o ListOpts) ([]container.Summary, error) {
+	for k := range o.Filters {
+		switch k {
+		case "id", "name", "status", "label", "exited", "ancestor", "before", "since":
+		default:
+			return nil, fmt.Errorf("invalid filter '%s': %w", k, errdefs.ErrInvalidArgument)
+		}
+	}
+	if vals, ok := o.Filters["status"]; ok {
+		for _, v := range vals {
+			if container.ValidateContainerState(container.ContainerState(v)) != nil {
+				return nil, fmt.Errorf("invalid filter 'status=%s': %w", v, errdefs.ErrInvalidArgument)
+			}
+		}
+	}
+	all := d.all()
+	var before, since time.Time
+	if v := o.Filters["before"]; len(v) > 0 {
+		c, err := d.get(v[0])
+		if err != nil {
+			return nil, err
+		}
+		before = c.Created
+	}
+	if v := o.Filters["since"]; len(v) > 0 {
+		c, err := d.get(v[0])
+		if err != nil {
+			return nil, err
+		}
+		since = c.Created
+	}
+	out := []container.Summary{}
+	for _, c := range all {
+		c.mu.Lock()
+		s, keep := d.summary(c), true
+		c.mu.Unlock()
+		if !o.All && !c.running() && len(o.Filters["status"]) == 0 && len(o.Filters["exited"]) == 0 {
+			keep = false
+		}
+		if !before.IsZero() && !c.Created.Before(before) || !since.IsZero() && !c.Created.After(since) {
+			keep = false
+		}
+		if keep && !d.matches(c, s, o.Filters) {
+			keep = false
+		}
+		if keep {
+			out = append(out, s)
+			if o.Limit > 0 && len(out) == o.Limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func (d *Daemon) matches(c *ctr, s container.Summary, f map[string][]string) bool {
+	any := func(key string, ok func(string) bool) bool {
+		vals, set := f[key]
+		return !set || slices.ContainsFunc(vals, ok)
+	}
+	return any("id", func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
+		any("name", func(v string) bool { return strings.Contains(c.Name, strings.TrimPrefix(v, "/")) }) &&
+		any("status", func(v string) bool { return string(s.State) == v }) &&
+		any("exited", func(v string) bool {
+			n, err := strconv.Atoi(v)
+			return err == nil && s.State == container.StateExited && c.State.ExitCode == n
+		}) &&
+		any("ancestor", func(v string) bool {
+			img, err := d.images.Get(v)
+			return err == nil && img.ID.String() == c.Image
+		}) &&
+		allLabels(c.Config.Labels, f["label"])
+}
+
+// allLabels reports whether labels has every "key" or "key=value" asked.
+func allLabels(labels map[string]string, want []string) bool {
+	for _, w := range want {
+		k, v, hasValue := strings.Cut(w, "=")
+		got, ok := labels[k]
+		if !ok || hasValue && got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// summary is the `ps` line of c; c.mu is held.
+func (d *Daemon) summary(c *ctr) container.Summary {
+	s := container.Summary{
+		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, ImageID: c.Image,
+		Command: strings.Join(append([]string{c.Path}, c.Args...), " "), Created: c.Created.Unix(),
+		Ports: []container.PortSummary{}, Labels: c.Config.Labels, State: c.State.Status,
+		Mounts: []container.MountPoint{},
+	}
+	if s.Image == "" || strings.HasPrefix(s.Image, "sha256:") {
+		s.Image = c.Image
+	} else if n, err := images.Normalize(s.Image); err == nil {
+		s.Image = images.FamiliarName(n)
+	}
+	s.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
+	if s.HostConfig.NetworkMode == "" {
+		s.HostConfig.NetworkMode = "default"
+	}
+	s.Status = humanStatus(c)
+	return s
+}
+
+func humanStatus(c *ctr) string {
+	st := c.State
+	switch st.Status {
+	case container.StateRunning:
+		return "Up " + units.HumanDuration(time.Since(st.StartedAt))
+	case container.StatePaused:
+		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + " (Paused)"
+	case container.StateExited:
+		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, units.HumanDuration(time.Since(st.FinishedAt)))
+	case container.StateCreated:
+		return "Created"
+	case container.StateRemoving:
+		return "Removal In Progress"
+	case container.StateDead:
+		return "Dead"
+	}
+	return string(st.Status)
+}

@@ -1,0 +1,225 @@
+// Package monitor is the tiny per-container supervisor. The daemon starts
+// one monitor process per running container (`tent monitor DIR`); the
+// monitor creates the container through internal/runtime, so it is the
+// parent of the container's init, and then holds the container's stdio: it
+// writes the output to the json-file log, relays it to attached clients,
+// feeds attached stdin to the container, resizes its terminal, and at the
+// end records the exit status in a file. It does not depend on the daemon:
+// killing or restarting the daemon leaves containers, logs and exit codes
+// intact, and a restarted daemon finds each monitor again by its socket.
+//
+// The daemon talks to a monitor over DIR/monitor.sock: each connection
+// carries one JSON request line (attach, resize or wait).
+package monitor
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Config is what a monitor needs; the daemon writes it to DIR/monitor.json.
+type Config struct {
+	ID          string `json:"id"`
+	RuntimeRoot string `json:"runtimeRoot"`
+	Bundle      string `json:"bundle"`
+	LogPath     string `json:"logPath"`
+	LogMaxSize  int64  `json:"logMaxSize,omitempty"`
+	LogMaxFiles int    `json:"logMaxFiles,omitempty"`
+	// ExitFile receives the Exit record; it should outlive a reboot.
+	ExitFile  string `json:"exitFile"`
+	Tty       bool   `json:"tty,omitempty"`
+	OpenStdin bool   `json:"openStdin,omitempty"`
+	// StdinOnce closes the container's stdin when the first attached
+	// client that writes to it finishes.
+	StdinOnce bool `json:"stdinOnce,omitempty"`
+}
+
+// Exit is how a container ended.
+type Exit struct {
+	Code      int       `json:"code"`
+	At        time.Time `json:"at"`
+	OOMKilled bool      `json:"oomKilled,omitempty"`
+}
+
+// AttachOpts choose the streams of an attachment.
+type AttachOpts struct {
+	Stdin  bool `json:"stdin,omitempty"`
+	Stdout bool `json:"stdout,omitempty"`
+	Stderr bool `json:"stderr,omitempty"`
+}
+
+type request struct {
+	Attach *AttachOpts `json:"attach,omitempty"`
+	Resize *[2]uint16  `json:"resize,omitempty"` // height, width
+	Wait   bool        `json:"wait,omitempty"`
+}
+
+type ready struct {
+	Pid   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+const (
+	configName = "monitor.json"
+	socketName = "monitor.sock"
+	logName    = "monitor.log"
+)
+
+// ErrGone means the monitor is not running (the container has ended, or its
+// monitor was killed).
+var ErrGone = errors.New("monitor: not running")
+
+// Spawn starts the monitor of a container in dir (made if missing) with the
+// tent binary exe, and returns once the container is created (its init
+// waiting for Start) or has failed to be. The returned function reaps the
+// monitor when it ends; callers run it in the background.
+func Spawn(exe, dir string, c Config) (pid int, reap func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, nil, err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, configName), b); err != nil {
+		return 0, nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, logName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "monitor", dir)
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = []string{"GOGC=50", "GOMAXPROCS=1", "PATH=" + os.Getenv("PATH")}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, nil, fmt.Errorf("start monitor: %w", err)
+	}
+	reap = func() { cmd.Wait() }
+	var r ready
+	if err := json.NewDecoder(out).Decode(&r); err != nil {
+		cmd.Process.Kill()
+		reap()
+		return 0, nil, fmt.Errorf("monitor did not start: %w (see %s)", err, filepath.Join(dir, logName))
+	}
+	if r.Error != "" {
+		reap()
+		return 0, nil, errors.New(r.Error)
+	}
+	return r.Pid, reap, nil
+}
+
+// dial connects to the monitor in dir and sends one request.
+func dial(dir string, req request) (net.Conn, error) {
+	conn, err := net.Dial("unix", filepath.Join(dir, socketName))
+	if err != nil {
+		return nil, ErrGone
+	}
+	b, _ := json.Marshal(req)
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		conn.Close()
+		return nil, ErrGone
+	}
+	return conn, nil
+}
+
+// Attach connects to the container's stdio. The connection carries the
+// output (framed as in package streams unless the container has a
+// terminal) and takes stdin; it ends when the container does. Closing the
+// write side ends stdin.
+func Attach(dir string, o AttachOpts) (*net.UnixConn, error) {
+	conn, err := dial(dir, request{Attach: &o})
+	if err != nil {
+		return nil, err
+	}
+	return conn.(*net.UnixConn), nil
+}
+
+// Resize sets the size of the container's terminal.
+func Resize(dir string, height, width uint16) error {
+	conn, err := dial(dir, request{Resize: &[2]uint16{height, width}})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var resp struct{ Error string }
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return ErrGone
+	}
+	if resp.Error != "" {
+		return errors.New(resp.Error)
+	}
+	return nil
+}
+
+// Wait blocks until the container ends and returns its exit. If the
+// monitor is already gone it reads the exit file; ErrGone means the
+// monitor died without writing one.
+func Wait(dir, exitFile string) (Exit, error) {
+	if conn, err := dial(dir, request{Wait: true}); err == nil {
+		io.Copy(io.Discard, conn) // the monitor closes it after the exit file is written
+		conn.Close()
+	}
+	return ReadExit(exitFile)
+}
+
+// ReadExit reads an exit file.
+func ReadExit(path string) (Exit, error) {
+	var e Exit
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return e, ErrGone
+	}
+	if err != nil {
+		return e, err
+	}
+	return e, json.Unmarshal(b, &e)
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// readRequest reads the request line of a connection.
+func readRequest(conn net.Conn) (request, *bufio.Reader, error) {
+	var req request
+	br := bufio.NewReader(conn)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return req, nil, err
+	}
+	return req, br, json.Unmarshal(line, &req)
+}

@@ -1,0 +1,310 @@
+package monitor
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tent-project/tent/internal/jsonlog"
+	"github.com/tent-project/tent/internal/runtime"
+	"github.com/tent-project/tent/internal/streams"
+	"golang.org/x/sys/unix"
+)
+
+// monitor is the state of the monitor process.
+type monitor struct {
+	cfg    Config
+	dir    string
+	log    *jsonlog.Writer
+	master *os.File // the pty master, with a terminal
+	stdin  io.WriteCloser
+
+	mu        sync.Mutex
+	attached  map[*attachment]struct{}
+	done      bool
+	stdinUsed bool
+	finished  chan struct{}
+}
+
+type attachment struct {
+	conn           net.Conn
+	w              *streams.Writer
+	stdout, stderr bool
+}
+
+// Main is the monitor process: `tent monitor DIR`. It reports on stdout
+// once the container is created, then serves until the container ends.
+func Main(dir string) int {
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	report := func(r ready) {
+		json.NewEncoder(os.Stdout).Encode(r)
+		os.Stdout.Close()
+	}
+	m, proc, err := create(dir)
+	if err != nil {
+		report(ready{Error: err.Error()})
+		return 1
+	}
+	report(ready{Pid: proc.Pid()})
+	if err := m.run(proc); err != nil {
+		fmt.Fprintf(os.Stderr, "monitor %s: %v\n", m.cfg.ID, err)
+		return 1
+	}
+	return 0
+}
+
+// create makes the container with stdio this process holds, and listens.
+func create(dir string) (*monitor, *runtime.Process, error) {
+	b, err := os.ReadFile(filepath.Join(dir, configName))
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &monitor{dir: dir, attached: map[*attachment]struct{}{}, finished: make(chan struct{})}
+	if err := json.Unmarshal(b, &m.cfg); err != nil {
+		return nil, nil, fmt.Errorf("monitor config: %w", err)
+	}
+	rt, err := runtime.New(m.cfg.RuntimeRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	var opts runtime.CreateOpts
+	opts.Bundle = m.cfg.Bundle
+	var childEnds []*os.File
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	var outputs []*os.File
+	var console *os.File
+	if m.cfg.Tty {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		console = os.NewFile(uintptr(fds[0]), "console")
+		opts.ConsoleConn = os.NewFile(uintptr(fds[1]), "console-child")
+		childEnds = append(childEnds, opts.ConsoleConn)
+		defer console.Close()
+	} else {
+		for i := 1; i <= 2; i++ {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return nil, nil, err
+			}
+			opts.Stdio[i] = w
+			childEnds = append(childEnds, w)
+			outputs = append(outputs, r)
+		}
+		if m.cfg.OpenStdin {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return nil, nil, err
+			}
+			opts.Stdio[0] = r
+			childEnds = append(childEnds, r)
+			m.stdin = w
+		}
+	}
+	if m.log, err = jsonlog.NewWriter(m.cfg.LogPath, m.cfg.LogMaxSize, m.cfg.LogMaxFiles); err != nil {
+		return nil, nil, err
+	}
+	sock := filepath.Join(dir, socketName)
+	os.Remove(sock)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, proc, err := rt.Create(m.cfg.ID, opts)
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	if console != nil {
+		if m.master, err = runtime.RecvConsole(console); err != nil {
+			proc.Signal(syscall.SIGKILL)
+			proc.Wait()
+			l.Close()
+			return nil, nil, err
+		}
+		outputs = append(outputs, m.master)
+		if m.cfg.OpenStdin {
+			m.stdin = nopCloser{m.master}
+		}
+	}
+	go m.serve(l)
+	m.pump(outputs)
+	return m, proc, nil
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// pump starts copying the container's output; finished closes once all of
+// it is read.
+func (m *monitor) pump(outputs []*os.File) {
+	var wg sync.WaitGroup
+	for i, f := range outputs {
+		kind := streams.Stdout
+		if i == 1 {
+			kind = streams.Stderr
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 32*1024)
+			for {
+				n, err := f.Read(buf)
+				if n > 0 {
+					m.output(kind, buf[:n])
+				}
+				if err != nil { // EOF, or EIO from a pty whose slave is gone
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(m.finished)
+	}()
+}
+
+// output logs a chunk and relays it to the attached clients.
+func (m *monitor) output(kind byte, p []byte) {
+	if err := m.log.Write(streams.Name(kind), p); err != nil {
+		fmt.Fprintf(os.Stderr, "log: %v\n", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for a := range m.attached {
+		if (kind == streams.Stdout && !a.stdout) || (kind == streams.Stderr && !a.stderr) {
+			continue
+		}
+		if err := a.w.Write(kind, p); err != nil {
+			a.conn.Close()
+			delete(m.attached, a)
+		}
+	}
+}
+
+// run waits for the container to end, then records how it ended.
+func (m *monitor) run(proc *runtime.Process) error {
+	code, err := proc.Wait()
+	if err != nil {
+		code = 255
+	}
+	select {
+	case <-m.finished:
+	case <-time.After(2 * time.Second): // something outside still holds the pipes
+	}
+	m.log.Close()
+	exit := Exit{Code: code, At: time.Now().UTC()}
+	rt, rerr := runtime.New(m.cfg.RuntimeRoot)
+	if rerr == nil {
+		if c, lerr := rt.Load(m.cfg.ID); lerr == nil {
+			exit.OOMKilled = oomKilled(c)
+			if derr := c.Delete(true); derr != nil {
+				fmt.Fprintf(os.Stderr, "delete: %v\n", derr)
+			}
+		}
+	}
+	b, _ := json.Marshal(exit)
+	werr := writeFileAtomic(m.cfg.ExitFile, b)
+	m.mu.Lock()
+	m.done = true
+	for a := range m.attached {
+		a.conn.Close()
+	}
+	m.attached = nil
+	m.mu.Unlock()
+	os.Remove(filepath.Join(m.dir, socketName))
+	return errors.Join(err, werr)
+}
+
+// oomKilled reports whether the kernel's OOM killer hit the container.
+func oomKilled(c *runtime.Container) bool {
+	n, err := c.OOMKills()
+	return err == nil && n > 0
+}
+
+// serve answers requests until the container ends. Waiters keep their
+// connection open; it closes when the monitor exits.
+func (m *monitor) serve(l net.Listener) {
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go m.handle(conn)
+	}
+}
+
+func (m *monitor) handle(conn net.Conn) {
+	req, br, err := readRequest(conn)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	switch {
+	case req.Attach != nil:
+		m.attach(conn, br, *req.Attach)
+	case req.Resize != nil:
+		err := errors.New("the container has no terminal")
+		if m.master != nil {
+			err = unix.IoctlSetWinsize(int(m.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: req.Resize[0], Col: req.Resize[1]})
+		}
+		resp := struct{ Error string }{}
+		if err != nil {
+			resp.Error = err.Error()
+		}
+		json.NewEncoder(conn).Encode(resp)
+		conn.Close()
+	case req.Wait:
+		// Nothing to say: the connection closes when the monitor exits.
+		io.Copy(io.Discard, conn)
+	default:
+		conn.Close()
+	}
+}
+
+func (m *monitor) attach(conn net.Conn, br *bufio.Reader, o AttachOpts) {
+	a := &attachment{conn: conn, w: streams.NewWriter(conn, m.cfg.Tty), stdout: o.Stdout, stderr: o.Stderr}
+	m.mu.Lock()
+	if m.done {
+		m.mu.Unlock()
+		conn.Close()
+		return
+	}
+	if o.Stdout || o.Stderr {
+		m.attached[a] = struct{}{}
+	}
+	feed := o.Stdin && m.stdin != nil && !m.stdinUsed
+	if feed && m.cfg.StdinOnce {
+		m.stdinUsed = true
+	}
+	m.mu.Unlock()
+	if !feed {
+		if !o.Stdout && !o.Stderr {
+			conn.Close()
+		}
+		return
+	}
+	io.Copy(m.stdin, br)
+	if m.cfg.StdinOnce {
+		m.stdin.Close()
+	}
+	if !o.Stdout && !o.Stderr {
+		conn.Close()
+	}
+}
