@@ -756,6 +756,11 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 	d.mu.Lock()
 	delete(d.containers, c.ID)
 	delete(d.names, c.Name)
+	for id, e := range d.execs {
+		if e.containerID == c.ID {
+			delete(d.execs, id)
+		}
+	}
 	d.mu.Unlock()
 	close(c.removed)
 	d.closePending(c)

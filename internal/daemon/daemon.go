@@ -56,6 +56,7 @@ type Daemon struct {
 	mu         sync.Mutex
 	containers map[string]*ctr // by ID
 	names      map[string]string
+	execs      map[string]*execProc
 	// imageMu serializes image deletion against container creation.
 	imageMu sync.Mutex
 }
@@ -85,7 +86,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, events: newBroker(), started: time.Now(),
-		containers: map[string]*ctr{}, names: map[string]string{}}
+		containers: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{}}
 	var err error
 	d.db, err = bolt.Open(filepath.Join(cfg.DataRoot, "metadata.db"), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {

@@ -25,6 +25,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Config is what a monitor needs; the daemon writes it to DIR/monitor.json.
@@ -124,9 +126,22 @@ func Spawn(exe, dir string, c Config) (pid int, reap func(), err error) {
 	return r.Pid, reap, nil
 }
 
+// socketOp runs op (listen or dial) on the monitor socket in dir through
+// /proc/self/fd, so that deep directories do not exceed the 108 bytes a
+// unix socket address may hold.
+func socketOp[T any](dir string, op func(path string) (T, error)) (T, error) {
+	var zero T
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return zero, err
+	}
+	defer unix.Close(fd)
+	return op(fmt.Sprintf("/proc/self/fd/%d/%s", fd, socketName))
+}
+
 // dial connects to the monitor in dir and sends one request.
 func dial(dir string, req request) (net.Conn, error) {
-	conn, err := net.Dial("unix", filepath.Join(dir, socketName))
+	conn, err := socketOp(dir, func(p string) (net.Conn, error) { return net.Dial("unix", p) })
 	if err != nil {
 		return nil, ErrGone
 	}

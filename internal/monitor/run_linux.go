@@ -120,7 +120,7 @@ func create(dir string) (*monitor, *runtime.Process, error) {
 	}
 	sock := filepath.Join(dir, socketName)
 	os.Remove(sock)
-	l, err := net.Listen("unix", sock)
+	l, err := socketOp(dir, func(p string) (net.Listener, error) { return net.Listen("unix", p) })
 	if err != nil {
 		return nil, nil, err
 	}

@@ -43,6 +43,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /containers/{id}/logs", s.containerLogs)
 	m.HandleFunc("DELETE /containers/{id}", s.containerRemove)
 	m.HandleFunc("POST /containers/prune", s.containerPrune)
+	m.HandleFunc("GET /containers/{id}/top", s.containerTop)
+	m.HandleFunc("POST /containers/{id}/exec", s.execCreate)
+	m.HandleFunc("POST /exec/{id}/start", s.execStart)
+	m.HandleFunc("GET /exec/{id}/json", s.execInspect)
+	m.HandleFunc("POST /exec/{id}/resize", s.execResize)
 
 	m.HandleFunc("GET /images/json", s.imageList)
 	m.HandleFunc("POST /images/create", s.imageCreate)
@@ -290,18 +295,11 @@ func (s *Server) containerRename(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) containerResize(w http.ResponseWriter, r *http.Request) {
-	h, err1 := strconv.ParseUint(r.URL.Query().Get("h"), 10, 16)
-	wd, err2 := strconv.ParseUint(r.URL.Query().Get("w"), 10, 16)
-	if err1 != nil || err2 != nil {
-		writeError(w, fmt.Errorf("invalid terminal size: %w", errdefs.ErrInvalidArgument))
-		return
+	h, wd, err := termSize(r)
+	if err == nil {
+		err = s.d.Resize(r.PathValue("id"), h, wd)
 	}
-	err := s.d.Resize(r.PathValue("id"), uint16(h), uint16(wd))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
+	noContentOK(w, err)
 }
 
 func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) {
@@ -558,4 +556,89 @@ func (s *Server) imageRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) {
+	var req container.ExecCreateRequest
+	if err := decode(r, &req, false); err != nil {
+		writeError(w, err)
+		return
+	}
+	id, err := s.d.ExecCreate(r.PathValue("id"), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, container.ExecCreateResponse{ID: id})
+}
+
+func (s *Server) execStart(w http.ResponseWriter, r *http.Request) {
+	var req container.ExecStartRequest
+	if err := decode(r, &req, true); err != nil {
+		writeError(w, err)
+		return
+	}
+	id := r.PathValue("id")
+	tty, err := s.d.ExecTty(id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Detach {
+		noContentOK(w, s.d.ExecStart(id, true, nil, nil, nil))
+		return
+	}
+	conn, rw, err := hijack(w, r, streamType(tty))
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if err := s.d.ExecStart(id, false, rw.Reader, conn, func() { closeWrite(conn) }); err != nil {
+		fmt.Fprintf(conn, "Error: %s\n", message(err))
+	}
+}
+
+func (s *Server) execInspect(w http.ResponseWriter, r *http.Request) {
+	e, err := s.d.ExecInspect(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) execResize(w http.ResponseWriter, r *http.Request) {
+	h, wd, err := termSize(r)
+	if err == nil {
+		err = s.d.ExecResize(r.PathValue("id"), h, wd)
+	}
+	noContentOK(w, err)
+}
+
+// noContentOK answers 200 with no body, or the error.
+func noContentOK(w http.ResponseWriter, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// termSize reads the h and w parameters of a resize.
+func termSize(r *http.Request) (uint16, uint16, error) {
+	h, err1 := strconv.ParseUint(r.URL.Query().Get("h"), 10, 16)
+	w, err2 := strconv.ParseUint(r.URL.Query().Get("w"), 10, 16)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("invalid terminal size: %w", errdefs.ErrInvalidArgument)
+	}
+	return uint16(h), uint16(w), nil
+}
+
+func (s *Server) containerTop(w http.ResponseWriter, r *http.Request) {
+	top, err := s.d.Top(r.PathValue("id"), r.URL.Query().Get("ps_args"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, top)
 }

@@ -1,0 +1,363 @@
+package daemon
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/caps"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/runtime"
+	"github.com/tent-project/tent/internal/streams"
+	"golang.org/x/sys/unix"
+)
+
+// execProc is one `docker exec`. The process runs as a child of the
+// daemon, which holds its stdio.
+type execProc struct {
+	id, containerID string
+	cfg             container.ExecCreateRequest
+
+	mu       sync.Mutex
+	started  bool
+	running  bool
+	pid      int
+	exitCode *int
+	master   *os.File
+}
+
+func (d *Daemon) getExec(id string) (*execProc, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.execs[id]
+	if !ok {
+		return nil, fmt.Errorf("No such exec instance: %s: %w", id, errdefs.ErrNotFound)
+	}
+	return e, nil
+}
+
+// ExecCreate registers a command to run in a running container.
+func (d *Daemon) ExecCreate(ref string, cfg container.ExecCreateRequest) (string, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return "", err
+	}
+	if len(cfg.Cmd) == 0 {
+		return "", fmt.Errorf("No exec command specified: %w", errdefs.ErrInvalidArgument)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.State.Status == container.StatePaused {
+		return "", fmt.Errorf("Container %s is paused, unpause the container before exec: %w", c.ID, errdefs.ErrConflict)
+	}
+	if !c.running() {
+		return "", fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
+	}
+	e := &execProc{id: newID(), containerID: c.ID, cfg: cfg}
+	d.mu.Lock()
+	d.execs[e.id] = e
+	d.mu.Unlock()
+	d.containerEvent(c, events.ActionExecCreate, map[string]string{"execID": e.id})
+	return e.id, nil
+}
+
+// ExecInspect describes an exec.
+func (d *Daemon) ExecInspect(id string) (*container.ExecInspectResponse, error) {
+	e, err := d.getExec(id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	priv := e.cfg.Privileged
+	return &container.ExecInspectResponse{
+		ID: e.id, Running: e.running, ExitCode: e.exitCode, ContainerID: e.containerID, Pid: e.pid,
+		OpenStdin: e.cfg.AttachStdin, OpenStdout: e.cfg.AttachStdout, OpenStderr: e.cfg.AttachStderr,
+		ProcessConfig: &container.ExecProcessConfig{Tty: e.cfg.Tty, Entrypoint: e.cfg.Cmd[0],
+			Arguments: e.cfg.Cmd[1:], Privileged: &priv, User: e.cfg.User},
+	}, nil
+}
+
+// ExecTty tells whether an exec has a terminal (its stream is raw).
+func (d *Daemon) ExecTty(id string) (bool, error) {
+	e, err := d.getExec(id)
+	if err != nil {
+		return false, err
+	}
+	return e.cfg.Tty, nil
+}
+
+// ExecStart runs an exec. Detached, it returns once the process runs;
+// otherwise it relays stdio between the process and in/out until the
+// process ends, and then calls closeOut. A process that cannot start
+// reports why on out and gets exit code 126 or 127, as in docker.
+func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, closeOut func()) error {
+	e, err := d.getExec(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return fmt.Errorf("Error: Exec command %s has already run: %w", id, errdefs.ErrConflict)
+	}
+	e.started = true
+	e.mu.Unlock()
+	c, err := d.get(e.containerID)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	running := c.running()
+	c.mu.Unlock()
+	if !running {
+		return fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
+	}
+	rc, err := d.rt.Load(c.ID)
+	if err != nil {
+		return err
+	}
+	proc, err := d.execSpec(c, rc, e.cfg)
+	if err != nil {
+		return err
+	}
+	if detach {
+		in, out = nil, io.Discard
+	}
+	w := streams.NewWriter(out, e.cfg.Tty)
+	p, wait, err := e.spawn(rc, proc, in, w)
+	if err != nil {
+		code := startFailureCode(err)
+		e.mu.Lock()
+		e.exitCode = &code
+		e.mu.Unlock()
+		if !detach {
+			w.Write(streams.Stderr, []byte("OCI runtime exec failed: "+err.Error()+"\n"))
+			closeOut()
+			return nil
+		}
+		return err
+	}
+	e.mu.Lock()
+	e.running, e.pid = true, p.Pid()
+	e.mu.Unlock()
+	d.containerEvent(c, events.ActionExecStart, map[string]string{"execID": e.id})
+	finish := func() {
+		code := wait()
+		e.mu.Lock()
+		e.running, e.exitCode = false, &code
+		if e.master != nil {
+			e.master.Close()
+		}
+		e.mu.Unlock()
+		d.containerEvent(c, events.ActionExecDie, map[string]string{"execID": e.id, "exitCode": fmt.Sprint(code)})
+	}
+	if detach {
+		go finish()
+		return nil
+	}
+	finish()
+	closeOut()
+	return nil
+}
+
+// execSpec is the process of an exec: the container's process settings
+// with the exec's command, environment, user and directory.
+func (d *Daemon) execSpec(c *ctr, rc *runtime.Container, cfg container.ExecCreateRequest) (*specs.Process, error) {
+	base := rc.Spec().Process
+	p := *base
+	p.Args = cfg.Cmd
+	p.Terminal = cfg.Tty
+	p.Env = mergeEnv(base.Env, cfg.Env)
+	p.ConsoleSize = nil
+	if cfg.WorkingDir != "" {
+		p.Cwd = cfg.WorkingDir
+	}
+	if cfg.User != "" {
+		u, err := resolveUser(d.rootfs(c.ID), cfg.User)
+		if err != nil {
+			return nil, err
+		}
+		p.User = u
+	}
+	if cfg.Privileged {
+		all := caps.All()
+		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
+	}
+	return &p, nil
+}
+
+// spawn starts the process with stdio relayed through pipes or a pty;
+// wait returns its exit code once its output is drained.
+func (e *execProc) spawn(rc *runtime.Container, proc *specs.Process, in io.Reader, w *streams.Writer) (*runtime.Process, func() int, error) {
+	var opts runtime.ExecOpts
+	var closeAfter []*os.File
+	var outputs []*os.File
+	var console *os.File
+	defer func() {
+		for _, f := range closeAfter {
+			f.Close()
+		}
+	}()
+	if proc.Terminal {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		console = os.NewFile(uintptr(fds[0]), "console")
+		opts.ConsoleConn = os.NewFile(uintptr(fds[1]), "console-child")
+		closeAfter = append(closeAfter, opts.ConsoleConn, console)
+	} else {
+		for i := 1; i <= 2; i++ {
+			r, wr, err := os.Pipe()
+			if err != nil {
+				return nil, nil, err
+			}
+			opts.Stdio[i] = wr
+			closeAfter = append(closeAfter, wr)
+			outputs = append(outputs, r)
+		}
+		if in != nil && e.cfg.AttachStdin {
+			r, wr, err := os.Pipe()
+			if err != nil {
+				return nil, nil, err
+			}
+			opts.Stdio[0] = r
+			closeAfter = append(closeAfter, r)
+			go func() {
+				io.Copy(wr, in)
+				wr.Close()
+			}()
+		}
+	}
+	p, err := rc.Exec(proc, opts)
+	if err != nil {
+		for _, f := range outputs {
+			f.Close()
+		}
+		return nil, nil, err
+	}
+	if console != nil {
+		m, err := runtime.RecvConsole(console)
+		if err != nil {
+			p.Signal(syscall.SIGKILL)
+			p.Wait()
+			return nil, nil, err
+		}
+		e.mu.Lock()
+		e.master = m
+		e.mu.Unlock()
+		outputs = append(outputs, m)
+		if in != nil && e.cfg.AttachStdin {
+			go io.Copy(m, in)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, f := range outputs {
+		kind := streams.Stdout
+		if i == 1 {
+			kind = streams.Stderr
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if f != e.master {
+					f.Close()
+				}
+			}()
+			buf := make([]byte, 32*1024)
+			for {
+				n, err := f.Read(buf)
+				if n > 0 {
+					w.Write(kind, buf[:n])
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return p, func() int {
+		code, err := p.Wait()
+		if err != nil {
+			code = 126
+		}
+		wg.Wait()
+		return code
+	}, nil
+}
+
+// ExecResize sets the size of an exec's terminal.
+func (d *Daemon) ExecResize(id string, height, width uint16) error {
+	e, err := d.getExec(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.master == nil {
+		return fmt.Errorf("exec %s has no terminal: %w", id, errdefs.ErrConflict)
+	}
+	return unix.IoctlSetWinsize(int(e.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
+}
+
+// Top lists the container's processes as `ps` (with psArgs, default -ef)
+// shows them, as GET /containers/{id}/top.
+func (d *Daemon) Top(ref, psArgs string) (*container.TopResponse, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	running := c.running()
+	c.mu.Unlock()
+	if !running {
+		return nil, fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
+	}
+	rc, err := d.rt.Load(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	pids, err := rc.Pids()
+	if err != nil {
+		return nil, err
+	}
+	if psArgs == "" {
+		psArgs = "-ef"
+	}
+	out, err := exec.Command("ps", strings.Fields(psArgs)...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("ps %s: %v: %w", psArgs, err, errdefs.ErrInvalidArgument)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	titles := strings.Fields(lines[0])
+	col := slices.Index(titles, "PID")
+	if col < 0 {
+		return nil, fmt.Errorf("ps %s: no PID column: %w", psArgs, errdefs.ErrInvalidArgument)
+	}
+	top := &container.TopResponse{Titles: titles, Processes: [][]string{}}
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) < len(titles) {
+			continue
+		}
+		pid, err := strconv.Atoi(f[col])
+		if err != nil || !slices.Contains(pids, pid) {
+			continue
+		}
+		// The last column (the command) may contain spaces.
+		row := append(f[:len(titles)-1:len(titles)-1], strings.Join(f[len(titles)-1:], " "))
+		top.Processes = append(top.Processes, row)
+	}
+	return top, nil
+}

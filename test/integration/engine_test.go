@@ -1,0 +1,536 @@
+package integration
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// engineCgroupParent keeps the test daemon's containers apart.
+const engineCgroupParent = "/tent-engine-test"
+
+// tentEngine is a tent daemon of the test's own (data root, exec root and
+// socket in a temporary directory), driven with the real docker CLI.
+type tentEngine struct {
+	dockerEngine
+	dir      string
+	cmd      *exec.Cmd
+	waitExit chan struct{}
+	logf     *os.File
+}
+
+func tentBin() string { return filepath.Join(binDir, "tent") }
+
+func startTent(t *testing.T) *tentEngine {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("docker CLI not installed (apt-get install docker.io)")
+	}
+	dir, err := os.MkdirTemp("/tmp", "tent-engine-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &tentEngine{dockerEngine: dockerEngine{t: t, host: "unix://" + filepath.Join(dir, "tent.sock")}, dir: dir}
+	if e.logf, err = os.Create(filepath.Join(dir, "daemon.log")); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	t.Cleanup(func() {
+		if ids := strings.Fields(e.out("ps", "-aq")); len(ids) > 0 {
+			e.run(append([]string{"rm", "-f"}, ids...)...)
+		}
+		e.stop()
+		if cg, err := cgroups.New(engineCgroupParent); err == nil {
+			if err := cg.Destroy(); err != nil {
+				t.Errorf("cgroup parent left behind: %v", err)
+			}
+		}
+		if b, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(b, []byte(dir)) {
+			t.Errorf("mounts left under %s", dir)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(e.logf.Name())
+			t.Logf("daemon log (tail):\n%s", tail(string(b), 40))
+		}
+		e.logf.Close()
+		os.RemoveAll(dir)
+	})
+	e.importBusybox(t, "busybox:latest")
+	return e
+}
+
+// start runs the daemon and waits until it answers.
+func (e *tentEngine) start() {
+	e.t.Helper()
+	e.cmd = exec.Command(tentBin(), "daemon", "--data-root", filepath.Join(e.dir, "data"),
+		"--exec-root", filepath.Join(e.dir, "exec"), "-H", e.host, "--cgroup-parent", engineCgroupParent)
+	e.cmd.Stdout, e.cmd.Stderr = e.logf, e.logf
+	if err := e.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { e.cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := e.http().Get("http://tent/_ping"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				e.waitExit = exited
+				return
+			}
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(e.logf.Name())
+			e.t.Fatalf("tent daemon exited: %s", tail(string(b), 20))
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatal("tent daemon did not answer within 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends the daemon with SIGTERM, as a service manager would.
+func (e *tentEngine) stop() {
+	e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.waitExit:
+	case <-time.After(20 * time.Second):
+		e.cmd.Process.Kill()
+		<-e.waitExit
+		e.t.Error("tent daemon ignored SIGTERM for 20s")
+	}
+}
+
+// kill9 kills the daemon the hard way.
+func (e *tentEngine) kill9() {
+	e.cmd.Process.Kill()
+	<-e.waitExit
+}
+
+// http is a client on the daemon's socket, for raw API requests.
+func (e *tentEngine) http() *http.Client {
+	sock := strings.TrimPrefix(e.host, "unix://")
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+}
+
+func (e *tentEngine) importBusybox(t *testing.T, name string) {
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	testutil.BusyboxRootfs(t, rootfs)
+	tarball := filepath.Join(t.TempDir(), "busybox.tar")
+	if out, err := exec.Command("tar", "-C", rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	e.must(t, "import", "--change", `CMD ["sh"]`, tarball, name)
+}
+
+// runIn runs docker with stdin from in and returns stdout, stderr, status.
+func (e *tentEngine) runIn(in io.Reader, args ...string) (string, string, int) {
+	cmd := e.command(args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("docker %v: %v", args, err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func TestEngineDockerRun(t *testing.T) {
+	e := startTent(t)
+	t.Run("output and exit status", func(t *testing.T) {
+		out, errOut, code := e.runIn(nil, "run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+		if out != "out\n" || errOut != "err\n" || code != 3 {
+			t.Errorf("got stdout %q stderr %q exit %d; want out, err, 3", out, errOut, code)
+		}
+	})
+	t.Run("engine and exec errors", func(t *testing.T) {
+		_, errOut, code := e.runIn(nil, "run", "--rm", "busybox", "nosuch")
+		if code != 127 || !strings.Contains(errOut, "executable file not found") {
+			t.Errorf("missing command: exit %d, %q; want 127", code, errOut)
+		}
+		_, errOut, code = e.runIn(nil, "run", "--rm", "busybox", "/etc/passwd")
+		if code != 126 || !strings.Contains(errOut, "permission denied") {
+			t.Errorf("not executable: exit %d, %q; want 126", code, errOut)
+		}
+		_, errOut, code = e.runIn(nil, "run", "--rm", "nosuchimage")
+		if code != 125 || !strings.Contains(errOut, "nosuchimage") {
+			t.Errorf("unknown image: exit %d, %q; want 125", code, errOut)
+		}
+		if ps := e.must(t, "ps", "-aq"); ps != "" {
+			t.Errorf("--rm left containers: %q", ps)
+		}
+	})
+	t.Run("stdin", func(t *testing.T) {
+		out, _, code := e.runIn(strings.NewReader("line1\nline2\n"), "run", "--rm", "-i", "busybox", "wc", "-l")
+		if strings.TrimSpace(out) != "2" || code != 0 {
+			t.Errorf("run -i: %q exit %d", out, code)
+		}
+	})
+	t.Run("terminal", func(t *testing.T) {
+		master, slave := openPty(t)
+		defer master.Close()
+		if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 111}); err != nil {
+			t.Fatal(err)
+		}
+		cmd := e.command("run", "--rm", "-it", "busybox", "sh")
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		go io.WriteString(master, "tty; echo size=$(stty size); exit 5\n")
+		out := readUntil(t, master, "size=33 111")
+		err := cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 {
+			t.Errorf("run -it: %v, want exit 5 (output %q)", err, out)
+		}
+		if !strings.Contains(out, "/dev/pts/0") {
+			t.Errorf("no terminal in the container: %q", out)
+		}
+	})
+	t.Run("options", func(t *testing.T) {
+		out := e.must(t, "run", "--rm", "-e", "A=1", "--env", "B=two", "-w", "/tmp", "-u", "nobody",
+			"--hostname", "box", "-l", "k=v", "busybox", "sh", "-c", "echo $A $B $(pwd) $(id -u) $(hostname)")
+		if out != "1 two /tmp 65534 box\n" {
+			t.Errorf("options: %q", out)
+		}
+		out = e.must(t, "run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint")
+		if out != "via entrypoint\n" {
+			t.Errorf("--entrypoint: %q", out)
+		}
+		out = e.must(t, "run", "--rm", "--memory", "64m", "--pids-limit", "50", "busybox", "sh", "-c",
+			"cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max")
+		if f := strings.Fields(out); len(f) != 2 || f[0] != "67108864" || f[1] != "50" {
+			t.Errorf("limits seen inside: %q", out)
+		}
+		_, errOut, code := e.runIn(nil, "run", "--rm", "--read-only", "busybox", "touch", "/x")
+		if code == 0 || !strings.Contains(errOut, "Read-only file system") {
+			t.Errorf("--read-only: exit %d %q", code, errOut)
+		}
+		out = e.must(t, "run", "--rm", "--cap-drop", "ALL", "busybox", "sh", "-c", "grep CapEff /proc/self/status")
+		if !strings.Contains(out, "0000000000000000") {
+			t.Errorf("--cap-drop ALL: %q", out)
+		}
+		out = e.must(t, "run", "--rm", "--tmpfs", "/scratch", "busybox", "sh", "-c", "grep /scratch /proc/mounts")
+		if !strings.Contains(out, "tmpfs") {
+			t.Errorf("--tmpfs: %q", out)
+		}
+	})
+	t.Run("name in use", func(t *testing.T) {
+		e.must(t, "create", "--name", "taken", "busybox", "true")
+		_, errOut, code := e.runIn(nil, "run", "--name", "taken", "busybox", "true")
+		if code != 125 || !strings.Contains(errOut, `The container name "/taken" is already in use`) {
+			t.Errorf("duplicate name: exit %d %q", code, errOut)
+		}
+		e.must(t, "rm", "taken")
+	})
+}
+
+func TestEngineDetachedLifecycle(t *testing.T) {
+	e := startTent(t)
+	id := strings.TrimSpace(e.must(t, "run", "-d", "--name", "svc", "busybox", "sh", "-c",
+		`trap "echo got-usr1; exit 7" USR1; echo started; while true; do sleep 0.1; done`))
+	if len(id) != 64 {
+		t.Fatalf("run -d printed %q, want an ID", id)
+	}
+	if ps := e.must(t, "ps", "--format", "{{.Names}} {{.Status}}"); !strings.HasPrefix(ps, "svc Up") {
+		t.Errorf("ps: %q", ps)
+	}
+	if q := strings.TrimSpace(e.must(t, "ps", "-q")); q != id[:12] {
+		t.Errorf("ps -q: %q", q)
+	}
+	if st := e.must(t, "inspect", "--format", "{{.State.Running}} {{.Name}} {{.Config.Image}}", "svc"); st != "true /svc busybox\n" {
+		t.Errorf("inspect: %q", st)
+	}
+	// logs -f follows until the container ends.
+	follow := e.command("logs", "-f", "svc")
+	var followed bytes.Buffer
+	follow.Stdout = &followed
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := e.runIn(nil, "exec", "svc", "sh", "-c", "echo in-exec; exit 4")
+	if out != "in-exec\n" || code != 4 {
+		t.Errorf("exec: %q exit %d", out, code)
+	}
+	if _, _, code := e.runIn(nil, "exec", "svc", "nosuch"); code != 127 {
+		t.Errorf("exec of a missing command: exit %d, want 127", code)
+	}
+	out, _, _ = e.runIn(strings.NewReader("through-stdin"), "exec", "-i", "svc", "cat")
+	if out != "through-stdin" {
+		t.Errorf("exec -i: %q", out)
+	}
+	if top := e.must(t, "top", "svc"); !strings.Contains(top, "sleep") {
+		t.Errorf("top: %q", top)
+	}
+	e.must(t, "kill", "-s", "USR1", "svc")
+	if code := strings.TrimSpace(e.must(t, "wait", "svc")); code != "7" {
+		t.Errorf("wait: %q, want 7", code)
+	}
+	if err := follow.Wait(); err != nil {
+		t.Errorf("logs -f: %v", err)
+	}
+	if followed.String() != "started\ngot-usr1\n" {
+		t.Errorf("logs -f: %q", followed.String())
+	}
+	if logs := e.must(t, "logs", "--tail", "1", "svc"); logs != "got-usr1\n" {
+		t.Errorf("logs --tail 1: %q", logs)
+	}
+	if st := e.must(t, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "svc"); st != "exited 7\n" {
+		t.Errorf("after exit: %q", st)
+	}
+	// Restart, stop with a timeout (sh as pid 1 ignores SIGTERM: killed).
+	e.must(t, "start", "svc")
+	e.must(t, "stop", "-t", "1", "svc")
+	if st := e.must(t, "inspect", "--format", "{{.State.ExitCode}} {{.RestartCount}}", "svc"); st != "137 0\n" {
+		t.Errorf("after stop: %q", st)
+	}
+	e.must(t, "rename", "svc", "svc2")
+	if _, errOut, code := e.runIn(nil, "rm", "svc"); code == 0 || !strings.Contains(errOut, "No such container: svc") {
+		t.Errorf("rm of the old name: exit %d %q", code, errOut)
+	}
+	e.must(t, "run", "-d", "--name", "busy", "busybox", "sleep", "1000")
+	if _, errOut, code := e.runIn(nil, "rm", "busy"); code == 0 || !strings.Contains(errOut, "stop the container before removing or force remove") {
+		t.Errorf("rm of a running container: exit %d %q", code, errOut)
+	}
+	if _, errOut, code := e.runIn(nil, "rmi", "busybox"); code == 0 || !strings.Contains(errOut, "conflict") {
+		t.Errorf("rmi of an image in use: exit %d %q", code, errOut)
+	}
+	e.must(t, "rm", "-f", "busy", "svc2")
+	if ps := e.must(t, "ps", "-aq"); ps != "" {
+		t.Errorf("containers left: %q", ps)
+	}
+}
+
+func TestEngineContainersOutliveDaemon(t *testing.T) {
+	e := startTent(t)
+	e.must(t, "run", "-d", "--name", "long", "busybox", "sh", "-c", "echo before; sleep 1000")
+	e.must(t, "run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1; echo done; exit 3")
+	pid, _ := strconv.Atoi(strings.TrimSpace(e.must(t, "inspect", "--format", "{{.State.Pid}}", "long")))
+	e.kill9()
+	time.Sleep(1500 * time.Millisecond) // "short" ends while no daemon runs
+	if syscall.Kill(pid, 0) != nil {
+		t.Fatalf("the container (pid %d) died with the daemon", pid)
+	}
+	e.start()
+	if st := e.must(t, "inspect", "--format", "{{.State.Status}}", "long"); st != "running\n" {
+		t.Errorf("long after restart: %q", st)
+	}
+	testutil.Eventually(t, func() bool {
+		return e.out("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "short") == "exited 3\n"
+	})
+	if logs := e.must(t, "logs", "short"); logs != "done\n" {
+		t.Errorf("logs written while no daemon ran: %q", logs)
+	}
+	if out := e.must(t, "exec", "long", "echo", "still-here"); out != "still-here\n" {
+		t.Errorf("exec after restart: %q", out)
+	}
+	e.must(t, "kill", "long")
+	if code := strings.TrimSpace(e.must(t, "wait", "long")); code != "137" {
+		t.Errorf("exit of a re-adopted container: %q", code)
+	}
+	if logs := e.must(t, "logs", "long"); logs != "before\n" {
+		t.Errorf("logs of a re-adopted container: %q", logs)
+	}
+}
+
+// bigImageArchive makes a docker-save archive (with tent save) of an image
+// with a 32 MiB layer.
+func bigImageArchive(t *testing.T, e *tentEngine) string {
+	dir := t.TempDir()
+	rootfs := filepath.Join(dir, "rootfs")
+	testutil.BusyboxRootfs(t, rootfs)
+	blob := make([]byte, 32<<20)
+	rand.Read(blob)
+	if err := os.WriteFile(filepath.Join(rootfs, "blob"), blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(dir, "big.tar")
+	if out, err := exec.Command("tar", "-C", rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	e.must(t, "import", tarball, "big:1")
+	archive := filepath.Join(dir, "big-save.tar")
+	e.must(t, "save", "-o", archive, "big:1")
+	e.must(t, "rmi", "big:1")
+	return archive
+}
+
+func TestEngineImagesSaveLoadAndCrashMidLoad(t *testing.T) {
+	e := startTent(t)
+	id := strings.TrimSpace(e.must(t, "inspect", "--format", "{{.Id}}", "busybox"))
+	archive := filepath.Join(t.TempDir(), "bb.tar")
+	e.must(t, "save", "-o", archive, "busybox")
+	e.must(t, "rmi", "busybox")
+	if out := e.must(t, "load", "-i", archive); !strings.Contains(out, "Loaded image: busybox:latest") {
+		t.Errorf("load: %q", out)
+	}
+	if got := strings.TrimSpace(e.must(t, "inspect", "--format", "{{.Id}}", "busybox")); got != id {
+		t.Errorf("image ID after save and load: %s, want %s", got, id)
+	}
+	e.must(t, "tag", "busybox", "example.com/team/bb:v1")
+	if out := e.must(t, "images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(out, "example.com/team/bb:v1") {
+		t.Errorf("images after tag: %q", out)
+	}
+	if out := e.must(t, "run", "--rm", "example.com/team/bb:v1", "echo", "tagged"); out != "tagged\n" {
+		t.Errorf("run by the new tag: %q", out)
+	}
+
+	big := bigImageArchive(t, e)
+	// Send half the archive, then kill the daemon mid-load.
+	f, err := os.Open(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	pr, pw := io.Pipe()
+	load := e.command("load")
+	load.Stdin = pr
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(pw, f, st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	e.kill9()
+	pw.Close()
+	load.Wait()
+	e.start()
+	out := e.must(t, "images", "--format", "{{.Repository}}:{{.Tag}}")
+	if strings.Contains(out, "big") {
+		t.Errorf("a half-loaded image is listed: %q", out)
+	}
+	ingest, _ := os.ReadDir(filepath.Join(e.dir, "data", "content", "ingest"))
+	if len(ingest) != 0 {
+		t.Errorf("temporary blobs left after restart: %d", len(ingest))
+	}
+	e.must(t, "load", "-i", big)
+	if out := e.must(t, "run", "--rm", "big:1", "sh", "-c", "wc -c < /blob"); strings.TrimSpace(out) != strconv.Itoa(32<<20) {
+		t.Errorf("loaded after the crash: %q", out)
+	}
+}
+
+func TestEngineLoadsDockerSave(t *testing.T) {
+	d := startDocker(t)
+	archive := filepath.Join(t.TempDir(), "docker-save.tar")
+	d.must(t, "save", "-o", archive, "busybox:tent")
+	want := strings.TrimSpace(d.must(t, "inspect", "--format", "{{.Id}}", "busybox:tent"))
+	e := startTent(t)
+	e.must(t, "load", "-i", archive)
+	if got := strings.TrimSpace(e.must(t, "inspect", "--format", "{{.Id}}", "busybox:tent")); got != want {
+		t.Errorf("image ID: tent %s, docker %s", got, want)
+	}
+	// And back: docker loads what tent saves.
+	back := filepath.Join(t.TempDir(), "tent-save.tar")
+	e.must(t, "tag", "busybox:tent", "busybox:roundtrip")
+	e.must(t, "save", "-o", back, "busybox:roundtrip")
+	d.must(t, "load", "-i", back)
+	if got := strings.TrimSpace(d.must(t, "inspect", "--format", "{{.Id}}", "busybox:roundtrip")); got != want {
+		t.Errorf("docker loaded tent's archive as %s, want %s", got, want)
+	}
+}
+
+func TestEngineBadInput(t *testing.T) {
+	e := startTent(t)
+	c := e.http()
+	post := func(path, body string) (int, string) {
+		resp, err := c.Post("http://tent/v1.50"+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m struct{ Message string }
+		json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m.Message
+	}
+	for _, tc := range []struct {
+		path, body string
+		code       int
+		msg        string
+	}{
+		{"/containers/create", "{not json", 400, "invalid JSON"},
+		{"/containers/create", "", 400, "invalid JSON"},
+		{"/containers/create", `{"Image":"nosuch"}`, 404, "No such image: nosuch"},
+		{"/containers/create?name=bad/name", `{"Image":"busybox"}`, 400, "Invalid container name"},
+		{"/containers/nosuch/start", "", 404, "No such container: nosuch"},
+		{"/containers/create", `{"Image":"busybox","HostConfig":{"Memory":1024}}`, 400, "Minimum memory limit"},
+	} {
+		code, msg := post(tc.path, tc.body)
+		if code != tc.code || !strings.Contains(msg, tc.msg) {
+			t.Errorf("POST %s %q: %d %q, want %d %q", tc.path, tc.body, code, msg, tc.code, tc.msg)
+		}
+	}
+	resp, err := c.Get("http://tent/v1.12/version")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("too old an API version: %d, want 400", resp.StatusCode)
+		}
+	}
+	if _, errOut, code := e.runIn(nil, "rm", "nosuch"); code == 0 || !strings.Contains(errOut, "No such container: nosuch") {
+		t.Errorf("rm nosuch: exit %d %q", code, errOut)
+	}
+	// Hostile tarballs: nothing lands outside the store, no image is made.
+	outside := filepath.Join(t.TempDir(), "outside")
+	for name, entries := range map[string][]tar.Header{
+		"dotdot":   {{Name: "../../../../../../" + outside[1:], Typeflag: tar.TypeReg, Mode: 0o644}},
+		"absolute": {{Name: outside, Typeflag: tar.TypeReg, Mode: 0o644}},
+		"symlink": {{Name: "link", Typeflag: tar.TypeSymlink, Linkname: filepath.Dir(outside), Mode: 0o777},
+			{Name: "link/outside", Typeflag: tar.TypeReg, Mode: 0o644}},
+	} {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, h := range entries {
+			h.Size = 0
+			if h.Typeflag == tar.TypeReg {
+				h.Size = 4
+			}
+			tw.WriteHeader(&h)
+			if h.Size > 0 {
+				tw.Write([]byte("evil"))
+			}
+		}
+		tw.Close()
+		e.runIn(&buf, "import", "-", "hostile:"+name)
+		if _, err := os.Stat(outside); err == nil {
+			t.Errorf("%s: the tarball wrote %s", name, outside)
+			os.Remove(outside)
+		}
+	}
+	truncated := bytes.NewReader(bytes.Repeat([]byte("x"), 700))
+	if _, _, code := e.runIn(truncated, "import", "-", "truncated:1"); code == 0 {
+		t.Errorf("a truncated tarball was imported")
+	}
+	if out := e.must(t, "images", "--format", "{{.Repository}}"); strings.Contains(out, "truncated") {
+		t.Errorf("images after bad imports: %q", out)
+	}
+}
