@@ -62,6 +62,8 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("tent version {{.Version}}\n")
+	// No -h for help: run and create use -h for --hostname, as docker's.
+	root.PersistentFlags().Bool("help", false, "print usage")
 	root.AddCommand(daemonCmd())
 	root.AddCommand(&cobra.Command{
 		Use: "runtime", Short: "The OCI runtime (runc's command line); see tent runtime --help",

@@ -1,5 +1,191 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"text/template"
+	"time"
 
-func addClientCommands(root *cobra.Command) {}
+	"github.com/spf13/cobra"
+	"github.com/tent-project/tent/internal/client"
+)
+
+// app is what the client commands share: the daemon's address and a
+// client once connected.
+type app struct {
+	host string
+	c    *client.Client
+	ctx  context.Context
+}
+
+func addClientCommands(root *cobra.Command) {
+	a := &app{ctx: context.Background()}
+	root.PersistentFlags().StringVarP(&a.host, "host", "H", "", "daemon address (default $TENT_HOST or "+DefaultHost+")")
+	root.AddCommand(
+		runCmd(a), createCmd(a), startCmd(a), stopCmd(a), killCmd(a), rmCmd(a), psCmd(a),
+		logsCmd(a), waitCmd(a), execCmd(a), inspectCmd(a), restartCmd(a),
+		imagesCmd(a), imageCmd(a), importCmd(a), loadCmd(a), saveCmd(a), tagCmd(a), rmiCmd(a),
+	)
+}
+
+// connect finds the daemon: --host, then $TENT_HOST, then the default
+// socket, where a daemon is started if none answers (so that a first
+// `tent run` just works).
+func (a *app) connect() error {
+	if a.c != nil {
+		return nil
+	}
+	host := a.host
+	if host == "" {
+		host = os.Getenv("TENT_HOST")
+	}
+	auto := host == ""
+	if auto {
+		host = DefaultHost
+	}
+	c, err := client.New(host)
+	if err != nil {
+		return err
+	}
+	a.c = c
+	if c.Ping(2*time.Second) || !auto {
+		return nil
+	}
+	return startDaemon(c)
+}
+
+// startDaemon starts `tent daemon` in the background with the default
+// settings, logging to DataRoot/daemon.log, and waits until it answers.
+func startDaemon(c *client.Client) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("no tent daemon answers on %s, and only root can start one", DefaultHost)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(DefaultDataRoot, 0o711); err != nil {
+		return err
+	}
+	logPath := filepath.Join(DefaultDataRoot, "daemon.log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "daemon")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the tent daemon: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.Ping(time.Second) {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the tent daemon exited (%v); see %s", err, logPath)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the tent daemon did not answer within 15s; see %s", logPath)
+}
+
+// runE wraps a command body that needs the daemon.
+func (a *app) runE(fn func(args []string) error) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, args []string) error {
+		if err := a.connect(); err != nil {
+			return err
+		}
+		return fn(args)
+	}
+}
+
+// apiError prints an error the way docker does and returns status 1 (or
+// code, for commands that have their own).
+func apiError(err error, code int) error {
+	if client.StatusOf(err) != 0 {
+		return statusError{code: code, msg: "Error response from daemon: " + err.Error()}
+	}
+	return statusError{code: code, msg: err.Error()}
+}
+
+// forEach runs fn for each argument, reporting each failure and failing
+// at the end if any did (as docker's rm, stop, kill do).
+func forEach(args []string, fn func(string) error) error {
+	failed := false
+	for _, arg := range args {
+		if err := fn(arg); err != nil {
+			fmt.Fprintln(os.Stderr, apiError(err, 1).Error())
+			failed = true
+			continue
+		}
+		fmt.Println(arg)
+	}
+	if failed {
+		return statusError{code: 1}
+	}
+	return nil
+}
+
+// templateFuncs are the helpers of --format templates, as docker's.
+var templateFuncs = template.FuncMap{
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	"join":  strings.Join,
+	"upper": strings.ToUpper,
+	"lower": strings.ToLower,
+	"truncate": func(s string, n int) string {
+		if len(s) > n {
+			return s[:n]
+		}
+		return s
+	},
+}
+
+// printRows prints rows with a --format: "table ..." (with a header),
+// a plain template, or "json".
+func printRows(w io.Writer, format string, header map[string]string, rows []any) error {
+	if format == "json" {
+		format = "{{json .}}"
+	}
+	table := strings.HasPrefix(format, "table")
+	format = strings.TrimSpace(strings.TrimPrefix(format, "table"))
+	format = strings.ReplaceAll(format, `\t`, "\t")
+	tmpl, err := template.New("format").Funcs(templateFuncs).Parse(format + "\n")
+	if err != nil {
+		return statusError{code: 1, msg: "template parsing error: " + err.Error()}
+	}
+	out := w
+	var tw *tabwriter.Writer
+	if table {
+		tw = tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)
+		out = tw
+		if err := tmpl.Execute(out, header); err != nil {
+			return err
+		}
+	}
+	for _, r := range rows {
+		if err := tmpl.Execute(out, r); err != nil {
+			return statusError{code: 1, msg: "template: " + err.Error()}
+		}
+	}
+	if tw != nil {
+		return tw.Flush()
+	}
+	return nil
+}

@@ -11,7 +11,6 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/storage"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/images"
 )
 
 func timeString(t time.Time) string {
@@ -163,10 +162,8 @@ func (d *Daemon) summary(c *ctr) container.Summary {
 		Ports: []container.PortSummary{}, Labels: c.Config.Labels, State: c.State.Status,
 		Mounts: []container.MountPoint{},
 	}
-	if s.Image == "" || strings.HasPrefix(s.Image, "sha256:") {
+	if s.Image == "" {
 		s.Image = c.Image
-	} else if n, err := images.Normalize(s.Image); err == nil {
-		s.Image = images.FamiliarName(n)
 	}
 	s.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
 	if s.HostConfig.NetworkMode == "" {

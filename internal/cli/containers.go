@@ -1,0 +1,641 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/tent-project/tent/internal/streams"
+	"golang.org/x/term"
+)
+
+// ctrFlags are the flags of create and run.
+type ctrFlags struct {
+	name, workdir, user, entrypoint, hostname, memory, network, restart string
+	env, envFiles, labels, capAdd, capDrop, securityOpt, ulimits, tmpfs   []string
+	volumes                                                               []string
+	cpus                                                                  float64
+	pidsLimit                                                             int64
+	readOnly, privileged, init, tty, interactive                          bool
+	entrypointSet                                                         bool
+}
+
+func (f *ctrFlags) add(fs *pflag.FlagSet) {
+	fs.SetInterspersed(false)
+	fs.StringVar(&f.name, "name", "", "assign a name to the container")
+	fs.StringArrayVarP(&f.env, "env", "e", nil, "set environment variables")
+	fs.StringArrayVar(&f.envFiles, "env-file", nil, "read in a file of environment variables")
+	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fs.StringVarP(&f.user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", "overwrite the default ENTRYPOINT of the image")
+	fs.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
+	fs.StringArrayVarP(&f.labels, "label", "l", nil, "set metadata on a container")
+	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit")
+	fs.Float64Var(&f.cpus, "cpus", 0, "number of CPUs")
+	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, "tune container pids limit (-1 for unlimited)")
+	fs.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem as read only")
+	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "add Linux capabilities")
+	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities")
+	fs.BoolVar(&f.privileged, "privileged", false, "give extended privileges to this container")
+	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "security options (seccomp=unconfined|<file>, no-new-privileges)")
+	fs.BoolVar(&f.init, "init", false, "run an init inside the container (not supported yet)")
+	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "ulimit options (name=soft[:hard])")
+	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs directory (path[:options])")
+	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a host path (host:container[:ro])")
+	fs.StringVar(&f.network, "network", "", "network mode: none or host")
+	fs.StringVar(&f.restart, "restart", "no", "restart policy: no, always, unless-stopped, on-failure[:n]")
+	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
+	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open even if not attached")
+}
+
+// config turns the flags into the create request.
+func (f *ctrFlags) config(cmd *cobra.Command, image string, args []string, attach bool) (*container.CreateRequest, error) {
+	if f.init {
+		return nil, fmt.Errorf("--init is not supported yet")
+	}
+	cfg := &container.Config{
+		Image: image, Cmd: args, Env: f.env, WorkingDir: f.workdir, User: f.user, Hostname: f.hostname,
+		Tty: f.tty, OpenStdin: f.interactive, StdinOnce: f.interactive && attach,
+		AttachStdin: f.interactive && attach, AttachStdout: attach, AttachStderr: attach,
+		Labels: map[string]string{},
+	}
+	for _, file := range f.envFiles {
+		vars, err := readEnvFile(file)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Env = append(vars, cfg.Env...)
+	}
+	for i, kv := range cfg.Env {
+		if !strings.Contains(kv, "=") { // -e NAME takes the value from here
+			if v, ok := os.LookupEnv(kv); ok {
+				cfg.Env[i] = kv + "=" + v
+			}
+		}
+	}
+	if cmd.Flags().Changed("entrypoint") {
+		cfg.Entrypoint = []string{f.entrypoint}
+	}
+	for _, l := range f.labels {
+		k, v, _ := strings.Cut(l, "=")
+		cfg.Labels[k] = v
+	}
+	hc := &container.HostConfig{
+		ReadonlyRootfs: f.readOnly, CapAdd: f.capAdd, CapDrop: f.capDrop, Privileged: f.privileged,
+		Binds: f.volumes, NetworkMode: container.NetworkMode(f.network), Tmpfs: map[string]string{},
+		AutoRemove: cmd.Flags().Lookup("rm") != nil && cmd.Flags().Lookup("rm").Value.String() == "true",
+	}
+	if f.memory != "" {
+		n, err := units.RAMInBytes(f.memory)
+		if err != nil {
+			return nil, fmt.Errorf("invalid argument %q for --memory: %v", f.memory, err)
+		}
+		hc.Memory = n
+	}
+	if f.cpus != 0 {
+		hc.NanoCPUs = int64(f.cpus * 1e9)
+	}
+	if f.pidsLimit != 0 {
+		hc.PidsLimit = &f.pidsLimit
+	}
+	for _, o := range f.securityOpt {
+		if v, ok := strings.CutPrefix(o, "seccomp="); ok && v != "unconfined" {
+			b, err := os.ReadFile(v) // sent inline, as the docker CLI does
+			if err != nil {
+				return nil, fmt.Errorf("opening seccomp profile (%s) failed: %v", v, err)
+			}
+			o = "seccomp=" + string(b)
+		}
+		hc.SecurityOpt = append(hc.SecurityOpt, o)
+	}
+	for _, u := range f.ulimits {
+		ul, err := units.ParseUlimit(u)
+		if err != nil {
+			return nil, fmt.Errorf("invalid argument %q for --ulimit: %v", u, err)
+		}
+		hc.Ulimits = append(hc.Ulimits, ul)
+	}
+	for _, t := range f.tmpfs {
+		path, opts, _ := strings.Cut(t, ":")
+		hc.Tmpfs[path] = opts
+	}
+	name, count, _ := strings.Cut(f.restart, ":")
+	hc.RestartPolicy.Name = container.RestartPolicyMode(name)
+	if count != "" {
+		n, err := strconv.Atoi(count)
+		if err != nil {
+			return nil, fmt.Errorf("invalid restart policy %q", f.restart)
+		}
+		hc.RestartPolicy.MaximumRetryCount = n
+	}
+	return &container.CreateRequest{Config: cfg, HostConfig: hc}, nil
+}
+
+func readEnvFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.Contains(line, "=") {
+			if v, ok := os.LookupEnv(line); ok {
+				line += "=" + v
+			}
+		}
+		out = append(out, line)
+	}
+	return out, sc.Err()
+}
+
+func (a *app) create(req *container.CreateRequest, name string) (string, error) {
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	var resp container.CreateResponse
+	err := a.c.JSON(a.ctx, http.MethodPost, "/containers/create", q, req, &resp)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "No such image") {
+			fmt.Fprintf(os.Stderr, "Unable to find image '%s' locally\n", req.Image)
+		}
+		return "", apiError(err, 125)
+	}
+	for _, w := range resp.Warnings {
+		fmt.Fprintln(os.Stderr, "WARNING:", w)
+	}
+	return resp.ID, nil
+}
+
+func createCmd(a *app) *cobra.Command {
+	f := &ctrFlags{}
+	cmd := &cobra.Command{
+		Use: "create [OPTIONS] IMAGE [COMMAND] [ARG...]", Short: "Create a new container",
+		Args: cobra.MinimumNArgs(1),
+	}
+	cmd.RunE = a.runE(func(args []string) error {
+		req, err := f.config(cmd, args[0], args[1:], false)
+		if err != nil {
+			return statusError{code: 125, msg: "tent: " + err.Error()}
+		}
+		id, err := a.create(req, f.name)
+		if err == nil {
+			fmt.Println(id)
+		}
+		return err
+	})
+	f.add(cmd.Flags())
+	return cmd
+}
+
+// startFailure is the exit status of a container that could not start,
+// read from the error as the docker CLI does.
+func startFailure(err error) error {
+	msg := err.Error()
+	code := 125
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+		code = 127
+	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "is a directory"):
+		code = 126
+	}
+	return apiError(err, code)
+}
+
+func runCmd(a *app) *cobra.Command {
+	f := &ctrFlags{}
+	var detach, rm bool
+	cmd := &cobra.Command{
+		Use: "run [OPTIONS] IMAGE [COMMAND] [ARG...]", Short: "Create and run a new container from an image",
+		Args: cobra.MinimumNArgs(1),
+	}
+	cmd.RunE = a.runE(func(args []string) error {
+		req, err := f.config(cmd, args[0], args[1:], !detach)
+		if err != nil {
+			return statusError{code: 125, msg: "tent: " + err.Error()}
+		}
+		if f.tty && !detach && f.interactive && !term.IsTerminal(int(os.Stdin.Fd())) {
+			return statusError{code: 1, msg: "the input device is not a TTY"}
+		}
+		id, err := a.create(req, f.name)
+		if err != nil {
+			return err
+		}
+		if detach {
+			if err := a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/start", nil, nil, nil); err != nil {
+				return startFailure(err)
+			}
+			fmt.Println(id)
+			return nil
+		}
+		return a.runAttached(id, f.interactive, f.tty, rm)
+	})
+	f.add(cmd.Flags())
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run container in background and print container ID")
+	cmd.Flags().BoolVar(&rm, "rm", false, "automatically remove the container when it exits")
+	return cmd
+}
+
+// runAttached attaches, registers a wait, starts, relays stdio and returns
+// the container's exit status.
+func (a *app) runAttached(id string, stdin, tty, autoRemove bool) error {
+	q := url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}}
+	if stdin {
+		q.Set("stdin", "1")
+	}
+	conn, br, err := a.c.Hijack(a.ctx, "/containers/"+id+"/attach", q, nil)
+	if err != nil {
+		return apiError(err, 125)
+	}
+	defer conn.Close()
+	cond := "next-exit"
+	if autoRemove {
+		cond = "removed"
+	}
+	waitResp, err := a.c.Do(a.ctx, http.MethodPost, "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
+	if err != nil {
+		return apiError(err, 125)
+	}
+	defer waitResp.Body.Close()
+	if err := a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/start", nil, nil, nil); err != nil {
+		return startFailure(err)
+	}
+	restore := a.relay(conn, br, stdin, tty, func(h, w int) {
+		a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/resize", url.Values{"h": {fmt.Sprint(h)}, "w": {fmt.Sprint(w)}}, nil, nil)
+	})
+	restore()
+	var status container.WaitResponse
+	if err := json.NewDecoder(waitResp.Body).Decode(&status); err != nil {
+		return statusError{code: 125, msg: "error waiting for container: " + err.Error()}
+	}
+	if status.Error != nil && status.Error.Message != "" {
+		fmt.Fprintln(os.Stderr, "Error waiting for container:", status.Error.Message)
+	}
+	if status.StatusCode != 0 {
+		return statusError{code: int(status.StatusCode)}
+	}
+	return nil
+}
+
+// relay copies our stdin to conn and its output to our stdout/stderr
+// until the output ends. With a terminal, stdin is put in raw mode and the
+// size follows ours. The returned function undoes the terminal changes.
+func (a *app) relay(conn net.Conn, br *bufio.Reader, stdin, tty bool, resize func(h, w int)) func() {
+	restore := func() {}
+	fd := int(os.Stdin.Fd())
+	if tty && term.IsTerminal(fd) {
+		if st, err := term.MakeRaw(fd); err == nil {
+			restore = func() { term.Restore(fd, st) }
+		}
+	}
+	if tty {
+		sendSize := func() {
+			if w, h, err := term.GetSize(int(os.Stdout.Fd())); err == nil {
+				resize(h, w)
+			}
+		}
+		sendSize()
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		go func() {
+			for range winch {
+				sendSize()
+			}
+		}()
+	}
+	if stdin {
+		go func() {
+			io.Copy(conn, os.Stdin)
+			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
+		}()
+	}
+	if tty {
+		io.Copy(os.Stdout, br)
+	} else {
+		streams.Demux(os.Stdout, os.Stderr, br)
+	}
+	return restore
+}
+
+func simpleCmd(a *app, use, short string, fn func(id string) error) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.MinimumNArgs(1)}
+	cmd.RunE = a.runE(func(args []string) error { return forEach(args, fn) })
+	return cmd
+}
+
+func startCmd(a *app) *cobra.Command {
+	return simpleCmd(a, "start CONTAINER [CONTAINER...]", "Start one or more stopped containers", func(id string) error {
+		return a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/start", nil, nil, nil)
+	})
+}
+
+func stopCmd(a *app) *cobra.Command {
+	var t int
+	var sig string
+	cmd := simpleCmd(a, "stop [OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers", nil)
+	cmd.RunE = a.runE(func(args []string) error {
+		q := url.Values{}
+		if cmd.Flags().Changed("time") {
+			q.Set("t", strconv.Itoa(t))
+		}
+		if sig != "" {
+			q.Set("signal", sig)
+		}
+		return forEach(args, func(id string) error {
+			return a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/stop", q, nil, nil)
+		})
+	})
+	cmd.Flags().IntVarP(&t, "time", "t", 10, "seconds to wait before killing the container")
+	cmd.Flags().StringVarP(&sig, "signal", "s", "", "signal to send to the container")
+	return cmd
+}
+
+func restartCmd(a *app) *cobra.Command {
+	var t int
+	cmd := simpleCmd(a, "restart [OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers", nil)
+	cmd.RunE = a.runE(func(args []string) error {
+		q := url.Values{}
+		if cmd.Flags().Changed("time") {
+			q.Set("t", strconv.Itoa(t))
+		}
+		return forEach(args, func(id string) error {
+			return a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/restart", q, nil, nil)
+		})
+	})
+	cmd.Flags().IntVarP(&t, "time", "t", 10, "seconds to wait before killing the container")
+	return cmd
+}
+
+func killCmd(a *app) *cobra.Command {
+	var sig string
+	cmd := simpleCmd(a, "kill [OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers", nil)
+	cmd.RunE = a.runE(func(args []string) error {
+		return forEach(args, func(id string) error {
+			return a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/kill", url.Values{"signal": {sig}}, nil, nil)
+		})
+	})
+	cmd.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal to send to the container")
+	return cmd
+}
+
+func rmCmd(a *app) *cobra.Command {
+	var force, volumes bool
+	cmd := simpleCmd(a, "rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers", nil)
+	cmd.RunE = a.runE(func(args []string) error {
+		q := url.Values{"force": {strconv.FormatBool(force)}, "v": {strconv.FormatBool(volumes)}}
+		return forEach(args, func(id string) error {
+			return a.c.JSON(a.ctx, http.MethodDelete, "/containers/"+id, q, nil, nil)
+		})
+	})
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "force the removal of a running container (uses SIGKILL)")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove anonymous volumes associated with the container")
+	return cmd
+}
+
+func waitCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "wait CONTAINER [CONTAINER...]", Short: "Block until one or more containers stop, then print their exit codes", Args: cobra.MinimumNArgs(1)}
+	cmd.RunE = a.runE(func(args []string) error {
+		failed := false
+		for _, id := range args {
+			var r container.WaitResponse
+			if err := a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/wait", nil, nil, &r); err != nil {
+				fmt.Fprintln(os.Stderr, apiError(err, 1).Error())
+				failed = true
+				continue
+			}
+			fmt.Println(r.StatusCode)
+		}
+		if failed {
+			return statusError{code: 1}
+		}
+		return nil
+	})
+	return cmd
+}
+
+// psRow is one line of `ps`, with docker's --format field names.
+type psRow struct {
+	ID, Image, Command, CreatedAt, RunningFor, Ports, State, Status, Names, Labels, Mounts, Networks, Size string
+}
+
+func psCmd(a *app) *cobra.Command {
+	var all, quiet, noTrunc bool
+	var format string
+	var filter []string
+	var last int
+	cmd := &cobra.Command{Use: "ps [OPTIONS]", Short: "List containers", Args: cobra.NoArgs}
+	cmd.RunE = a.runE(func([]string) error {
+		q := url.Values{"all": {strconv.FormatBool(all)}}
+		if last > 0 {
+			q.Set("limit", strconv.Itoa(last))
+			q.Set("all", "true")
+		}
+		if fs, err := filtersParam(filter); err != nil {
+			return err
+		} else if fs != "" {
+			q.Set("filters", fs)
+		}
+		var list []container.Summary
+		if err := a.c.JSON(a.ctx, http.MethodGet, "/containers/json", q, nil, &list); err != nil {
+			return apiError(err, 1)
+		}
+		if quiet {
+			format = "{{.ID}}"
+		}
+		if format == "" {
+			format = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+		}
+		var rows []any
+		for _, c := range list {
+			id, command := c.ID, c.Command
+			if !noTrunc {
+				id = id[:12]
+				if len(command) > 20 {
+					command = command[:19] + "…"
+				}
+			}
+			var labels []string
+			for k, v := range c.Labels {
+				labels = append(labels, k+"="+v)
+			}
+			var names []string
+			for _, n := range c.Names {
+				names = append(names, strings.TrimPrefix(n, "/"))
+			}
+			created := time.Unix(c.Created, 0)
+			rows = append(rows, psRow{ID: id, Image: c.Image, Command: strconv.Quote(command),
+				CreatedAt: created.Format("2006-01-02 15:04:05 -0700 MST"), RunningFor: units.HumanDuration(time.Since(created)) + " ago",
+				State: string(c.State), Status: c.Status, Names: strings.Join(names, ","), Labels: strings.Join(labels, ",")})
+		}
+		header := map[string]string{"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+			"RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Names": "NAMES", "Labels": "LABELS"}
+		return printRows(os.Stdout, format, header, rows)
+	})
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "show all containers (default shows just running)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "only display container IDs")
+	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
+	f.StringVar(&format, "format", "", "format output using a Go template, 'table ...' or 'json'")
+	f.StringArrayVarP(&filter, "filter", "f", nil, "filter output based on conditions provided")
+	f.IntVarP(&last, "last", "n", 0, "show n last created containers (includes all states)")
+	return cmd
+}
+
+// filtersParam encodes key=value filters as the API's JSON.
+func filtersParam(list []string) (string, error) {
+	if len(list) == 0 {
+		return "", nil
+	}
+	m := map[string]map[string]bool{}
+	for _, f := range list {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return "", statusError{code: 1, msg: fmt.Sprintf("bad format of filter (expected name=value): %s", f)}
+		}
+		if m[k] == nil {
+			m[k] = map[string]bool{}
+		}
+		m[k][v] = true
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+func logsCmd(a *app) *cobra.Command {
+	var follow, timestamps bool
+	var tail, since, until string
+	cmd := &cobra.Command{Use: "logs [OPTIONS] CONTAINER", Short: "Fetch the logs of a container", Args: cobra.ExactArgs(1)}
+	cmd.RunE = a.runE(func(args []string) error {
+		q := url.Values{"stdout": {"1"}, "stderr": {"1"}, "follow": {strconv.FormatBool(follow)},
+			"timestamps": {strconv.FormatBool(timestamps)}, "tail": {tail}, "since": {since}, "until": {until}}
+		resp, err := a.c.Do(a.ctx, http.MethodGet, "/containers/"+args[0]+"/logs", q, nil, "")
+		if err != nil {
+			return apiError(err, 1)
+		}
+		defer resp.Body.Close()
+		if strings.Contains(resp.Header.Get("Content-Type"), "raw-stream") {
+			_, err = io.Copy(os.Stdout, resp.Body)
+			return err
+		}
+		return streams.Demux(os.Stdout, os.Stderr, resp.Body)
+	})
+	f := cmd.Flags()
+	f.BoolVarP(&follow, "follow", "f", false, "follow log output")
+	f.BoolVarP(&timestamps, "timestamps", "t", false, "show timestamps")
+	f.StringVarP(&tail, "tail", "n", "all", "number of lines to show from the end of the logs")
+	f.StringVar(&since, "since", "", "show logs since timestamp or relative (e.g. 42m)")
+	f.StringVar(&until, "until", "", "show logs before a timestamp or relative (e.g. 42m)")
+	return cmd
+}
+
+func execCmd(a *app) *cobra.Command {
+	var interactive, tty, detach bool
+	var env []string
+	var user, workdir string
+	cmd := &cobra.Command{Use: "exec [OPTIONS] CONTAINER COMMAND [ARG...]", Short: "Execute a command in a running container", Args: cobra.MinimumNArgs(2)}
+	cmd.Flags().SetInterspersed(false)
+	cmd.RunE = a.runE(func(args []string) error {
+		req := container.ExecCreateRequest{Cmd: args[1:], Env: env, User: user, WorkingDir: workdir, Tty: tty,
+			AttachStdin: interactive && !detach, AttachStdout: !detach, AttachStderr: !detach}
+		var created container.ExecCreateResponse
+		if err := a.c.JSON(a.ctx, http.MethodPost, "/containers/"+args[0]+"/exec", nil, req, &created); err != nil {
+			return apiError(err, 1)
+		}
+		start := container.ExecStartRequest{Detach: detach, Tty: tty}
+		if detach {
+			if err := a.c.JSON(a.ctx, http.MethodPost, "/exec/"+created.ID+"/start", nil, start, nil); err != nil {
+				return apiError(err, 1)
+			}
+			return nil
+		}
+		conn, br, err := a.c.Hijack(a.ctx, "/exec/"+created.ID+"/start", nil, start)
+		if err != nil {
+			return apiError(err, 1)
+		}
+		defer conn.Close()
+		restore := a.relay(conn, br, interactive, tty, func(h, w int) {
+			a.c.JSON(a.ctx, http.MethodPost, "/exec/"+created.ID+"/resize", url.Values{"h": {fmt.Sprint(h)}, "w": {fmt.Sprint(w)}}, nil, nil)
+		})
+		restore()
+		var info container.ExecInspectResponse
+		if err := a.c.JSON(a.ctx, http.MethodGet, "/exec/"+created.ID+"/json", nil, nil, &info); err != nil {
+			return apiError(err, 1)
+		}
+		if info.ExitCode != nil && *info.ExitCode != 0 {
+			return statusError{code: *info.ExitCode}
+		}
+		return nil
+	})
+	f := cmd.Flags()
+	f.BoolVarP(&interactive, "interactive", "i", false, "keep STDIN open even if not attached")
+	f.BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-TTY")
+	f.BoolVarP(&detach, "detach", "d", false, "detached mode: run command in the background")
+	f.StringArrayVarP(&env, "env", "e", nil, "set environment variables")
+	f.StringVarP(&user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
+	f.StringVarP(&workdir, "workdir", "w", "", "working directory inside the container")
+	return cmd
+}
+
+func inspectCmd(a *app) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{Use: "inspect [OPTIONS] NAME|ID [NAME|ID...]", Short: "Return low-level information on containers or images", Args: cobra.MinimumNArgs(1)}
+	cmd.RunE = a.runE(func(args []string) error {
+		var items []any
+		failed := false
+		for _, ref := range args {
+			var v any
+			err := a.c.JSON(a.ctx, http.MethodGet, "/containers/"+ref+"/json", nil, nil, &v)
+			if err != nil && strings.HasPrefix(err.Error(), "No such container") {
+				err = a.c.JSON(a.ctx, http.MethodGet, "/images/"+ref+"/json", nil, nil, &v)
+				if err != nil && strings.HasPrefix(err.Error(), "No such image") {
+					err = fmt.Errorf("No such object: %s", ref)
+				}
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "Error:", err)
+				failed = true
+				continue
+			}
+			items = append(items, v)
+		}
+		if format != "" {
+			if err := printRows(os.Stdout, format, nil, items); err != nil {
+				return err
+			}
+		} else {
+			if items == nil {
+				items = []any{}
+			}
+			b, _ := json.MarshalIndent(items, "", "    ")
+			fmt.Println(string(b))
+		}
+		if failed {
+			return statusError{code: 1}
+		}
+		return nil
+	})
+	cmd.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template")
+	return cmd
+}

@@ -1,0 +1,171 @@
+// Package client is a small Engine API client over a unix socket or TCP,
+// used by the tent CLI. It speaks the same wire types as the server
+// (github.com/moby/moby/api).
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// APIVersion is the version the client asks for.
+const APIVersion = "1.50"
+
+// Client talks to one daemon.
+type Client struct {
+	dial func(ctx context.Context) (net.Conn, error)
+	http *http.Client
+}
+
+// New returns a client for host (unix:///path or tcp://host:port).
+func New(host string) (*Client, error) {
+	proto, addr, ok := strings.Cut(host, "://")
+	if !ok || (proto != "unix" && proto != "tcp") {
+		return nil, fmt.Errorf("invalid host %q: want unix:///path or tcp://host:port", host)
+	}
+	c := &Client{dial: func(ctx context.Context) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, proto, addr)
+	}}
+	c.http = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return c.dial(ctx) },
+	}}
+	return c, nil
+}
+
+// Error is an error answer of the daemon.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// StatusOf returns the HTTP status of an API error (0 for other errors).
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+func apiURL(path string, q url.Values) string {
+	u := "http://tent/v" + APIVersion + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
+// Do sends a request and returns the response of a 2xx (or 304) answer;
+// other answers become *Error.
+func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, apiURL(path, q), body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to the tent daemon: %w", err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		var m struct{ Message string }
+		b, _ := io.ReadAll(resp.Body)
+		if json.Unmarshal(b, &m) != nil || m.Message == "" {
+			m.Message = strings.TrimSpace(string(b))
+		}
+		return nil, &Error{Status: resp.StatusCode, Message: m.Message}
+	}
+	return resp, nil
+}
+
+// JSON sends in (if not nil) as JSON and decodes the answer into out (if
+// not nil).
+func (c *Client) JSON(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var body io.Reader
+	ctype := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ctype = strings.NewReader(string(b)), "application/json"
+	}
+	resp, err := c.Do(ctx, method, path, q, body, ctype)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	return nil
+}
+
+// Ping reports whether the daemon answers within timeout.
+func (c *Client) Ping(timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := c.Do(ctx, http.MethodGet, "/_ping", nil, nil, "")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
+}
+
+// Hijack sends a request that takes over the connection (attach, exec
+// start) and returns the connection and a reader of what follows the
+// response headers.
+func (c *Client) Hijack(ctx context.Context, path string, q url.Values, body any) (net.Conn, *bufio.Reader, error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot connect to the tent daemon: %w", err)
+	}
+	var b []byte
+	if body != nil {
+		if b, err = json.Marshal(body); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+	}
+	u := apiURL(path, q)
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(string(b)))
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "tcp")
+	if err := req.Write(conn); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols && resp.StatusCode != http.StatusOK {
+		defer conn.Close()
+		var m struct{ Message string }
+		json.NewDecoder(resp.Body).Decode(&m)
+		return nil, nil, &Error{Status: resp.StatusCode, Message: m.Message}
+	}
+	return conn, br, nil
+}
