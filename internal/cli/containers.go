@@ -26,12 +26,12 @@ import (
 // ctrFlags are the flags of create and run.
 type ctrFlags struct {
 	name, workdir, user, entrypoint, hostname, memory, network, restart string
-	env, envFiles, labels, capAdd, capDrop, securityOpt, ulimits, tmpfs   []string
-	volumes                                                               []string
-	cpus                                                                  float64
-	pidsLimit                                                             int64
-	readOnly, privileged, init, tty, interactive                          bool
-	entrypointSet                                                         bool
+	env, envFiles, labels, capAdd, capDrop, securityOpt, ulimits, tmpfs []string
+	volumes                                                             []string
+	cpus                                                                float64
+	pidsLimit                                                           int64
+	readOnly, privileged, init, tty, interactive                        bool
+	entrypointSet                                                       bool
 }
 
 func (f *ctrFlags) add(fs *pflag.FlagSet) {
