@@ -31,7 +31,6 @@ type ctrFlags struct {
 	cpus                                                                float64
 	pidsLimit                                                           int64
 	readOnly, privileged, init, tty, interactive                        bool
-	entrypointSet                                                       bool
 }
 
 func (f *ctrFlags) add(fs *pflag.FlagSet) {
