@@ -45,9 +45,11 @@ demo: build
 # Benchmarks, side by side with runc in one run (a report, never a test).
 bench: build
 	$(GO) run ./bench/runtimebench -tent $(BIN)/tent-runtime -n 100 -out bench/RESULTS.md
+	$(GO) run ./bench/enginebench -tent $(BIN)/tent -n 30 -idle 20 -out bench/RESULTS.md
 
 bench-quick: build
 	$(GO) run ./bench/runtimebench -tent $(BIN)/tent-runtime -n 10 -warmup 2
+	$(GO) run ./bench/enginebench -tent $(BIN)/tent -n 5 -idle 5
 
 generate:
 	$(GO) run ./internal/seccomp/gen
