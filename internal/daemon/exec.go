@@ -261,38 +261,22 @@ func (e *execProc) spawn(rc *runtime.Container, proc *specs.Process, in io.Reade
 			go io.Copy(m, in)
 		}
 	}
-	var wg sync.WaitGroup
+	sources := make([]io.Reader, len(outputs))
 	for i, f := range outputs {
-		kind := streams.Stdout
-		if i == 1 {
-			kind = streams.Stderr
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if f != e.master {
-					f.Close()
-				}
-			}()
-			buf := make([]byte, 32*1024)
-			for {
-				n, err := f.Read(buf)
-				if n > 0 {
-					w.Write(kind, buf[:n])
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
+		sources[i] = f
 	}
+	drained := streams.Pump(sources, func(kind byte, b []byte) { w.Write(kind, b) })
 	return p, func() int {
 		code, err := p.Wait()
 		if err != nil {
 			code = 126
 		}
-		wg.Wait()
+		<-drained
+		for _, f := range outputs {
+			if f != e.master {
+				f.Close()
+			}
+		}
 		return code
 	}, nil
 }

@@ -32,7 +32,7 @@ type monitor struct {
 	attached  map[*attachment]struct{}
 	done      bool
 	stdinUsed bool
-	finished  chan struct{}
+	finished  <-chan struct{}
 }
 
 type attachment struct {
@@ -68,7 +68,7 @@ func create(dir string) (*monitor, *runtime.Process, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &monitor{dir: dir, attached: map[*attachment]struct{}{}, finished: make(chan struct{})}
+	m := &monitor{dir: dir, attached: map[*attachment]struct{}{}}
 	if err := json.Unmarshal(b, &m.cfg); err != nil {
 		return nil, nil, fmt.Errorf("monitor config: %w", err)
 	}
@@ -153,31 +153,11 @@ func (nopCloser) Close() error { return nil }
 // pump starts copying the container's output; finished closes once all of
 // it is read.
 func (m *monitor) pump(outputs []*os.File) {
-	var wg sync.WaitGroup
+	sources := make([]io.Reader, len(outputs))
 	for i, f := range outputs {
-		kind := streams.Stdout
-		if i == 1 {
-			kind = streams.Stderr
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 32*1024)
-			for {
-				n, err := f.Read(buf)
-				if n > 0 {
-					m.output(kind, buf[:n])
-				}
-				if err != nil { // EOF, or EIO from a pty whose slave is gone
-					return
-				}
-			}
-		}()
+		sources[i] = f
 	}
-	go func() {
-		wg.Wait()
-		close(m.finished)
-	}()
+	m.finished = streams.Pump(sources, m.output)
 }
 
 // output logs a chunk and relays it to the attached clients.

@@ -96,3 +96,37 @@ func Demux(stdout, stderr io.Writer, r io.Reader) error {
 		}
 	}
 }
+
+// Pump reads every source until it ends (EOF, or EIO from a pty whose
+// other side is gone), handing each chunk to emit as output of kind Stdout
+// (the first source) or Stderr (the second). The returned channel closes
+// once all sources have ended.
+func Pump(sources []io.Reader, emit func(kind byte, p []byte)) <-chan struct{} {
+	var wg sync.WaitGroup
+	for i, src := range sources {
+		kind := Stdout
+		if i == 1 {
+			kind = Stderr
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 32*1024)
+			for {
+				n, err := src.Read(buf)
+				if n > 0 {
+					emit(kind, buf[:n])
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return done
+}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"os/exec"
@@ -13,20 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tentCLI runs the tent client against the engine.
+// tent runs the tent client against the engine.
 func (e *tentEngine) tent(in io.Reader, args ...string) (string, string, int) {
 	cmd := exec.Command(tentBin(), args...)
 	cmd.Env = append(os.Environ(), "TENT_HOST="+e.host)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("tent %v: %v", args, err)
-	}
-	return stdout.String(), stderr.String(), code
+	return capture(e.t, cmd, in)
 }
 
 func (e *tentEngine) tentOK(t *testing.T, args ...string) string {

@@ -148,7 +148,11 @@ func (e *tentEngine) importBusybox(t *testing.T, name string) {
 
 // runIn runs docker with stdin from in and returns stdout, stderr, status.
 func (e *tentEngine) runIn(in io.Reader, args ...string) (string, string, int) {
-	cmd := e.command(args...)
+	return capture(e.t, e.command(args...), in)
+}
+
+// capture runs cmd with stdin from in and returns its output and status.
+func capture(t *testing.T, cmd *exec.Cmd, in io.Reader) (string, string, int) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &stdout, &stderr
 	err := cmd.Run()
@@ -156,7 +160,7 @@ func (e *tentEngine) runIn(in io.Reader, args ...string) (string, string, int) {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		e.t.Fatalf("docker %v: %v", args, err)
+		t.Fatalf("%v: %v", cmd.Args, err)
 	}
 	return stdout.String(), stderr.String(), code
 }
