@@ -17,13 +17,16 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tent-project/tent/internal/cgroups"
 )
 
 type engine struct {
-	name string
-	host string
-	cmd  *exec.Cmd
-	dir  string
+	name         string
+	host         string
+	cmd          *exec.Cmd
+	dir          string
+	cgroupParent string
 }
 
 func main() {
@@ -40,8 +43,8 @@ func main() {
 	defer os.Remove(tarball)
 
 	engines := []*engine{
-		start("tent", tentBin, "daemon", "--cgroup-parent", "/tent-bench"),
-		start("docker", "dockerd", "--cgroup-parent", "/docker-bench", "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false"),
+		start("tent", "/tent-bench", tentBin, "daemon"),
+		start("docker", "/docker-bench", "dockerd", "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false"),
 	}
 	defer func() {
 		for _, e := range engines {
@@ -103,13 +106,13 @@ func fail(msg string) {
 	os.Exit(1)
 }
 
-func start(name, bin string, args ...string) *engine {
+func start(name, cgroupParent, bin string, args ...string) *engine {
 	dir, err := os.MkdirTemp("/tmp", "enginebench-"+name+"-")
 	if err != nil {
 		fail(err.Error())
 	}
-	e := &engine{name: name, dir: dir, host: "unix://" + filepath.Join(dir, "sock")}
-	args = append(args, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"), "-H", e.host)
+	e := &engine{name: name, dir: dir, host: "unix://" + filepath.Join(dir, "sock"), cgroupParent: cgroupParent}
+	args = append(args, "--cgroup-parent", cgroupParent, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"), "-H", e.host)
 	if name == "docker" {
 		args = append(args, "--pidfile", filepath.Join(dir, "pid"))
 	}
@@ -151,6 +154,13 @@ func (e *engine) stop() {
 	}
 	exec.Command("umount", "-R", e.dir).Run()
 	os.RemoveAll(e.dir)
+	if cg, err := cgroups.New(e.cgroupParent); err == nil {
+		if err := cg.Destroy(); err != nil {
+			fmt.Fprintf(os.Stderr, "enginebench: cgroup %s left: %v\n", e.cgroupParent, err)
+		}
+	}
+	// dockerd also makes it in a hybrid host's unified hierarchy.
+	os.Remove(filepath.Join("/sys/fs/cgroup/unified", e.cgroupParent))
 }
 
 // daemonRSS is the resident memory (MiB) of the engine's daemons: tent
