@@ -102,9 +102,14 @@ func (a *Attachment) Stream(ctx context.Context, in io.Reader, out io.Writer, cl
 			conn.CloseWrite()
 		}()
 	}
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		<-ctx.Done()
-		conn.Close()
+		select {
+		case <-ctx.Done():
+			conn.Close()
+		case <-done:
+		}
 	}()
 	io.Copy(out, conn)
 	closeOut()

@@ -142,9 +142,6 @@ func (d *Daemon) Close() error {
 	return errors.Join(errs...)
 }
 
-// Images is the image store.
-func (d *Daemon) Images() *images.Store { return d.images }
-
 func (d *Daemon) dataDir(id string) string {
 	return filepath.Join(d.cfg.DataRoot, "containers", id)
 }

@@ -494,11 +494,12 @@ func TestEngineBadInput(t *testing.T) {
 		}
 	}
 	resp, err := c.Get("http://tent/v1.12/version")
-	if err == nil {
-		resp.Body.Close()
-		if resp.StatusCode != 400 {
-			t.Errorf("too old an API version: %d, want 400", resp.StatusCode)
-		}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("too old an API version: %d, want 400", resp.StatusCode)
 	}
 	if _, errOut, code := e.runIn(nil, "rm", "nosuch"); code == 0 || !strings.Contains(errOut, "No such container: nosuch") {
 		t.Errorf("rm nosuch: exit %d %q", code, errOut)

@@ -1,0 +1,529 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/monitor"
+	"github.com/tent-project/tent/internal/signals"
+	"github.com/tent-project/tent/internal/snapshot"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The lifecycle of a container after Create: start (through a monitor),
+// watch for its end, stop, kill, pause, wait, remove.
+
+// Start runs a created or stopped container.
+func (d *Daemon) Start(ref string) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	switch c.State.Status {
+	case container.StateRunning, container.StatePaused:
+		c.mu.Unlock()
+		return errNotModified
+	case container.StateRemoving, container.StateDead:
+		c.mu.Unlock()
+		return fmt.Errorf("container %s is marked for removal and cannot be started: %w", c.ID, errdefs.ErrConflict)
+	}
+	err = d.start(c)
+	if err != nil {
+		// Nothing will come to the attached clients; an auto-remove
+		// container goes, as in docker.
+		d.closePending(c)
+	}
+	autoRemove := err != nil && c.HostConfig.AutoRemove
+	c.mu.Unlock()
+	if autoRemove {
+		d.Remove(c.ID, true, false)
+	}
+	return err
+}
+
+// errNotModified answers a start of a running container or a stop of a
+// stopped one (HTTP 304, as docker).
+var errNotModified = errors.New("not modified")
+
+// IsNotModified reports whether err means "nothing to do".
+func IsNotModified(err error) bool { return errors.Is(err, errNotModified) }
+
+// start does the work of Start; c.mu is held.
+func (d *Daemon) start(c *ctr) (err error) {
+	ms, err := d.snap.Mounts(d.snapshotKey(c.ID))
+	if err != nil {
+		return err
+	}
+	rootfs := d.rootfs(c.ID)
+	if err := os.MkdirAll(rootfs, 0o700); err != nil {
+		return err
+	}
+	snapshot.Unmount(rootfs) // a leftover of a crash
+	if err := snapshot.MountAll(ms, rootfs); err != nil {
+		return err
+	}
+	cleanup := func() { snapshot.Unmount(rootfs) }
+	defer func() {
+		if err != nil {
+			cleanup()
+			c.State.Error = err.Error()
+			c.State.ExitCode = startFailureCode(err)
+			d.save(c)
+		}
+	}()
+	spec, err := d.spec(c, rootfs)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	dir := d.execDir(c.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+		return err
+	}
+	os.Remove(d.exitFile(c.ID))
+	if old, lerr := d.rt.Load(c.ID); lerr == nil { // runtime state left by a crash
+		old.Delete(true)
+	}
+	maxSize, maxFiles := d.logLimits(c.HostConfig)
+	pid, reap, err := monitor.Spawn(d.cfg.Exe, dir, monitor.Config{
+		ID: c.ID, RuntimeRoot: d.rt.Root(), Bundle: dir, LogPath: d.logPath(c.ID),
+		LogMaxSize: maxSize, LogMaxFiles: maxFiles, ExitFile: d.exitFile(c.ID),
+		Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create task for container: %w", err)
+	}
+	go reap()
+	rc, err := d.rt.Load(c.ID)
+	if err == nil {
+		c.State = state{Status: container.StateRunning, Pid: pid, StartedAt: time.Now().UTC()}
+		if err = d.save(c); err == nil {
+			d.connectPending(c)
+			err = rc.Start()
+		}
+	}
+	if err != nil {
+		if rc != nil {
+			rc.Signal(syscall.SIGKILL, true)
+		}
+		monitor.Wait(dir, d.exitFile(c.ID))
+		c.State.Status = container.StateExited
+		c.State.Pid = 0
+		return err
+	}
+	c.stopping = false
+	exited := c.exited
+	go d.watch(c, exited)
+	d.containerEvent(c, events.ActionStart, nil)
+	return nil
+}
+
+// startFailureCode is the exit code docker records for a container that
+// could not start.
+func startFailureCode(err error) int {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+		return 127
+	case strings.Contains(msg, "permission denied"):
+		return 126
+	}
+	return 128
+}
+
+func (d *Daemon) logLimits(hc *container.HostConfig) (int64, int) {
+	size, files := d.cfg.LogMaxSize, d.cfg.LogMaxFiles
+	if v := hc.LogConfig.Config["max-size"]; v != "" {
+		if n, err := units.RAMInBytes(v); err == nil {
+			size = n
+		}
+	}
+	if v := hc.LogConfig.Config["max-file"]; v != "" {
+		fmt.Sscanf(v, "%d", &files)
+	}
+	return size, files
+}
+
+// watch waits for the run that started with exited to end and records it.
+func (d *Daemon) watch(c *ctr, exited chan struct{}) {
+	exit, err := monitor.Wait(d.execDir(c.ID), d.exitFile(c.ID))
+	if err != nil {
+		// The monitor died without a word: the container cannot be
+		// supervised any more, so end it.
+		if rc, lerr := d.rt.Load(c.ID); lerr == nil {
+			rc.Delete(true)
+		}
+		exit = monitor.Exit{Code: 255, At: time.Now().UTC()}
+		d.log.Error("container monitor lost", "container", c.ID, "err", err)
+	}
+	c.mu.Lock()
+	if c.exited != exited { // already recorded
+		c.mu.Unlock()
+		return
+	}
+	snapshot.Unmount(d.rootfs(c.ID))
+	c.State.Status = container.StateExited
+	c.State.Pid = 0
+	c.State.ExitCode = exit.Code
+	c.State.OOMKilled = exit.OOMKilled
+	c.State.FinishedAt = exit.At
+	if err != nil {
+		c.State.Error = "the container's monitor ended unexpectedly"
+	}
+	if serr := d.save(c); serr != nil {
+		d.log.Error("save container", "container", c.ID, "err", serr)
+	}
+	c.exited = make(chan struct{})
+	close(exited)
+	d.closePending(c)
+	restart := d.shouldRestart(c)
+	autoRemove := c.HostConfig.AutoRemove
+	c.mu.Unlock()
+	if exit.OOMKilled {
+		d.containerEvent(c, events.ActionOOM, nil)
+	}
+	d.containerEvent(c, events.ActionDie, map[string]string{"exitCode": fmt.Sprint(exit.Code)})
+	switch {
+	case autoRemove:
+		if err := d.Remove(c.ID, true, false); err != nil && !errdefs.IsNotFound(err) {
+			d.log.Error("auto-remove", "container", c.ID, "err", err)
+		}
+	case restart:
+		c.mu.Lock()
+		c.RestartCount++
+		if err := d.start(c); err != nil {
+			d.log.Error("restart", "container", c.ID, "err", err)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// shouldRestart applies the restart policy; c.mu is held.
+func (d *Daemon) shouldRestart(c *ctr) bool {
+	if c.stopping {
+		return false
+	}
+	p := c.HostConfig.RestartPolicy
+	switch p.Name {
+	case container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
+		return true
+	case container.RestartPolicyOnFailure:
+		return c.State.ExitCode != 0 && (p.MaximumRetryCount == 0 || c.RestartCount < p.MaximumRetryCount)
+	}
+	return false
+}
+
+// Kill sends a signal (default SIGKILL) to the container's init.
+func (d *Daemon) Kill(ref, sig string) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	s := syscall.SIGKILL
+	if sig != "" {
+		if s, err = signals.Parse(sig); err != nil {
+			return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running() {
+		return fmt.Errorf("Cannot kill container: %s: container %s is not running: %w", ref, c.ID, errdefs.ErrConflict)
+	}
+	if s == syscall.SIGKILL || s == syscall.SIGTERM {
+		c.stopping = true
+	}
+	return d.signal(c, s)
+}
+
+func (d *Daemon) signal(c *ctr, s syscall.Signal) error {
+	rc, err := d.rt.Load(c.ID)
+	if err != nil {
+		return err
+	}
+	if c.State.Status == container.StatePaused && (s == syscall.SIGKILL || s == syscall.SIGTERM) {
+		defer rc.Resume()
+	}
+	return rc.Signal(s, false)
+}
+
+// Stop ends a container: its stop signal, then SIGKILL after timeout
+// seconds (nil: the container's StopTimeout or 10; -1: wait for ever).
+func (d *Daemon) Stop(ref string, sig string, timeout *int) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if !c.running() {
+		c.mu.Unlock()
+		return errNotModified
+	}
+	if sig == "" {
+		sig = c.Config.StopSignal
+	}
+	s := syscall.SIGTERM
+	if sig != "" {
+		if s, err = signals.Parse(sig); err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+		}
+	}
+	t := 10
+	if c.Config.StopTimeout != nil {
+		t = *c.Config.StopTimeout
+	}
+	if timeout != nil {
+		t = *timeout
+	}
+	c.stopping = true
+	exited := c.exited
+	err = d.signal(c, s)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	var after <-chan time.Time
+	if t >= 0 {
+		after = time.After(time.Duration(t) * time.Second)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-after:
+	}
+	c.mu.Lock()
+	if c.exited == exited {
+		err = d.signal(c, syscall.SIGKILL)
+	}
+	c.mu.Unlock()
+	<-exited
+	return err
+}
+
+// Restart stops (if running) and starts a container.
+func (d *Daemon) Restart(ref string, timeout *int) error {
+	if err := d.Stop(ref, "", timeout); err != nil && !IsNotModified(err) {
+		return err
+	}
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running() {
+		return nil
+	}
+	c.RestartCount++
+	return d.start(c)
+}
+
+// Pause freezes the container; Unpause thaws it.
+func (d *Daemon) Pause(ref string, pause bool) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running() {
+		return fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
+	}
+	if pause == (c.State.Status == container.StatePaused) {
+		what := "paused"
+		if !pause {
+			what = "not paused"
+		}
+		return fmt.Errorf("container %s is %s: %w", c.ID, what, errdefs.ErrConflict)
+	}
+	rc, err := d.rt.Load(c.ID)
+	if err != nil {
+		return err
+	}
+	action := events.ActionPause
+	if pause {
+		err = rc.Pause()
+		c.State.Status = container.StatePaused
+	} else {
+		err = rc.Resume()
+		c.State.Status, action = container.StateRunning, events.ActionUnPause
+	}
+	if err != nil {
+		return err
+	}
+	d.containerEvent(c, action, nil)
+	return d.save(c)
+}
+
+// Wait blocks until the container reaches condition, and returns its exit
+// status then. ready is called once the wait is registered.
+func (d *Daemon) Wait(ctx context.Context, ref string, cond container.WaitCondition, ready func()) (container.WaitResponse, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return container.WaitResponse{}, err
+	}
+	c.mu.Lock()
+	exited, removed, running := c.exited, c.removed, c.running()
+	c.mu.Unlock()
+	ready()
+	var ch <-chan struct{}
+	switch cond {
+	case container.WaitConditionNextExit:
+		ch = exited
+	case container.WaitConditionRemoved:
+		ch = removed
+	default:
+		if running {
+			ch = exited
+		}
+	}
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return container.WaitResponse{}, ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	resp := container.WaitResponse{StatusCode: int64(c.State.ExitCode)}
+	// A run that ended badly (not a start that failed: the client has
+	// that error already) reports its error.
+	if c.State.Error != "" && !c.State.StartedAt.IsZero() && c.State.FinishedAt.After(c.State.StartedAt) {
+		resp.Error = &container.WaitExitError{Message: c.State.Error}
+	}
+	return resp, nil
+}
+
+// Remove deletes a container and its writable layer; a running one only
+// with force (which kills it first).
+func (d *Daemon) Remove(ref string, force, volumes bool) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.State.Status == container.StateRemoving {
+		c.mu.Unlock()
+		return fmt.Errorf("removal of container %s is already in progress: %w", c.ID, errdefs.ErrConflict)
+	}
+	if c.running() {
+		if !force {
+			c.mu.Unlock()
+			what := "running"
+			if c.State.Status == container.StatePaused {
+				what = "paused"
+			}
+			return fmt.Errorf("cannot remove container %q: container is %s: stop the container before removing or force remove: %w", "/"+c.Name, what, errdefs.ErrConflict)
+		}
+		c.stopping = true
+		exited := c.exited
+		err := d.signal(c, syscall.SIGKILL)
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		<-exited
+		c.mu.Lock()
+	}
+	defer c.mu.Unlock()
+	if c.State.Status == container.StateRemoving {
+		return nil // auto-remove got there first
+	}
+	c.State.Status = container.StateRemoving
+	snapshot.Unmount(d.rootfs(c.ID))
+	var errs []error
+	if err := d.snap.Remove(d.snapshotKey(c.ID)); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, err)
+	}
+	errs = append(errs, os.RemoveAll(d.execDir(c.ID)), os.RemoveAll(d.dataDir(c.ID)))
+	if err := errors.Join(errs...); err != nil {
+		c.State.Status = container.StateDead
+		c.State.Error = err.Error()
+		d.save(c)
+		return fmt.Errorf("could not remove container %s: %w", c.ID, err)
+	}
+	if err := d.db.Update(func(tx *bolt.Tx) error {
+		if bk := tx.Bucket(containersBucket); bk != nil {
+			return bk.Delete([]byte(c.ID))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	delete(d.containers, c.ID)
+	delete(d.names, c.Name)
+	for id, e := range d.execs {
+		if e.containerID == c.ID {
+			delete(d.execs, id)
+		}
+	}
+	d.mu.Unlock()
+	close(c.removed)
+	d.closePending(c)
+	d.containerEvent(c, events.ActionDestroy, nil)
+	return nil
+}
+
+// Rename gives a container a new name.
+func (d *Daemon) Rename(ref, name string) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return fmt.Errorf("Neither old nor new names may be empty: %w", errdefs.ErrInvalidArgument)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d.mu.Lock()
+	name, err = d.reserveName(name, c.ID)
+	if err == nil {
+		delete(d.names, c.Name)
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	old := c.Name
+	c.Name = name
+	d.containerEvent(c, events.ActionRename, map[string]string{"oldName": "/" + old})
+	return d.save(c)
+}
+
+// Prune removes every stopped container and returns their IDs.
+func (d *Daemon) Prune() ([]string, error) {
+	var ids []string
+	for _, c := range d.all() {
+		c.mu.Lock()
+		stopped := c.State.Status == container.StateExited || c.State.Status == container.StateCreated || c.State.Status == container.StateDead
+		c.mu.Unlock()
+		if !stopped {
+			continue
+		}
+		if err := d.Remove(c.ID, false, false); err == nil {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids, nil
+}
