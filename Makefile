@@ -17,9 +17,10 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tent ./cmd/tent
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tent-runtime ./cmd/tent-runtime
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tent-monitor ./cmd/tent-monitor
 
 install: build
-	install -m 0755 $(BIN)/tent $(BIN)/tent-runtime /usr/local/bin/
+	install -m 0755 $(BIN)/tent $(BIN)/tent-runtime $(BIN)/tent-monitor /usr/local/bin/
 
 # The whole suite: unit tests, then the root integration tests against the
 # freshly built binaries (a real docker engine too, where installed).

@@ -30,7 +30,8 @@ import (
 type Config struct {
 	DataRoot string
 	ExecRoot string
-	// Exe is the tent binary that monitors run from (default: this one).
+	// Exe is the binary that monitors and container inits run from
+	// (default: tent-monitor next to this executable, else this one).
 	Exe string
 	// CgroupParent is the cgroup under which containers go (default /tent).
 	CgroupParent string
@@ -57,6 +58,8 @@ type Daemon struct {
 	containers map[string]*ctr // by ID
 	names      map[string]string
 	execs      map[string]*execProc
+	// monitorBin is the sealed copy of cfg.Exe that monitors start from.
+	monitorBin *os.File
 	// imageMu serializes image deletion against container creation.
 	imageMu sync.Mutex
 }
@@ -68,7 +71,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, errors.New("daemon: data root and exec root are required")
 	}
 	if cfg.Exe == "" {
-		exe, err := os.Executable()
+		exe, err := monitorBinary()
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +122,14 @@ func New(cfg Config) (*Daemon, error) {
 	if d.images, err = images.New(d.db, d.content, d.snap); err != nil {
 		return nil, err
 	}
-	if d.rt, err = runtime.New(filepath.Join(cfg.ExecRoot, "runtime")); err != nil {
+	// Monitors, container inits and exec helpers all run from one sealed
+	// in-memory copy of the monitor binary: starting one maps pages already
+	// in memory instead of copying the binary each time, and replacing the
+	// binary on disk (an upgrade) does not touch running containers.
+	if d.monitorBin, err = runtime.SealBinary(cfg.Exe); err != nil {
+		return nil, fmt.Errorf("seal %s: %w", cfg.Exe, err)
+	}
+	if d.rt, err = runtime.New(filepath.Join(cfg.ExecRoot, "runtime"), runtime.WithBinary(d.monitorBin)); err != nil {
 		return nil, err
 	}
 	if err := d.restore(); err != nil {
@@ -127,6 +137,20 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	ok = true
 	return d, nil
+}
+
+// monitorBinary finds the binary monitors run from: tent-monitor next to
+// this executable, else this executable (which has a monitor command too).
+func monitorBinary() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	small := filepath.Join(filepath.Dir(exe), "tent-monitor")
+	if fi, err := os.Stat(small); err == nil && fi.Mode().IsRegular() {
+		return small, nil
+	}
+	return exe, nil
 }
 
 // Close releases the stores. Running containers keep running; a new
@@ -138,6 +162,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.db != nil {
 		errs = append(errs, d.db.Close())
+	}
+	if d.monitorBin != nil {
+		errs = append(errs, d.monitorBin.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/tent-project/tent/internal/jsonlog"
 	"github.com/tent-project/tent/internal/runtime"
@@ -44,6 +45,8 @@ type attachment struct {
 // Main is the monitor process: `tent monitor DIR`. It reports on stdout
 // once the container is created, then serves until the container ends.
 func Main(dir string) int {
+	// Started from a memfd, the process would be named after its fd.
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("tent-monitor\x00")[0])), 0, 0, 0)
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	report := func(r ready) {
 		json.NewEncoder(os.Stdout).Encode(r)

@@ -235,11 +235,11 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		return nil, nil, fmt.Errorf("exec fifo: %w", err)
 	}
 	defer fifo.Close()
-	bin, err := sealedSelf()
+	bin, release, err := r.sealedBinary()
 	if err != nil {
 		return nil, nil, err
 	}
-	defer bin.Close()
+	defer release()
 	syncParent, syncChild, err := socketPair("sync")
 	if err != nil {
 		return nil, nil, err

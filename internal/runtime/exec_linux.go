@@ -63,11 +63,11 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*Process, error) {
 		}
 	}
 
-	bin, err := sealedSelf()
+	bin, release, err := c.rt.sealedBinary()
 	if err != nil {
 		return nil, err
 	}
-	defer bin.Close()
+	defer release()
 	syncParent, syncChild, err := socketPair("sync")
 	if err != nil {
 		return nil, err

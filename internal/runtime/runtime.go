@@ -23,6 +23,7 @@ const DefaultRoot = "/run/tent-runtime"
 type Runtime struct {
 	root          string
 	systemdCgroup bool
+	binary        *os.File
 }
 
 // Option configures a Runtime.
@@ -31,6 +32,11 @@ type Option func(*Runtime)
 // WithSystemdCgroup reads cgroupsPath as systemd's "slice:prefix:name"
 // form. The cgroups are still managed through cgroupfs.
 func WithSystemdCgroup(on bool) Option { return func(r *Runtime) { r.systemdCgroup = on } }
+
+// WithBinary starts containers' inits and exec helpers from bin, a sealed
+// copy of a tent binary made by SealBinary, instead of sealing a copy of
+// this process's binary for each of them. The caller keeps bin open.
+func WithBinary(bin *os.File) Option { return func(r *Runtime) { r.binary = bin } }
 
 // New returns a Runtime keeping state under root (DefaultRoot if empty).
 func New(root string, opts ...Option) (*Runtime, error) {

@@ -17,23 +17,67 @@ import (
 // container's init and exec processes are started from it, so that
 // /proc/<pid>/exe inside the container points at a file that cannot be
 // written (CVE-2019-5736) rather than at the runtime binary on the host.
+// A process that already runs from a sealed copy (the engine starts its
+// monitors from one, see SealBinary) reuses it instead of copying again.
 func sealedSelf() (*os.File, error) {
-	exe, err := os.Open("/proc/self/exe")
+	self, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return nil, err
 	}
-	defer exe.Close()
+	if sealed(self) {
+		return self, nil
+	}
+	defer self.Close()
+	return sealCopy(self)
+}
+
+// sealedBinary returns the sealed binary that inits and exec helpers start
+// from, and how to release it.
+func (r *Runtime) sealedBinary() (*os.File, func(), error) {
+	if r.binary != nil {
+		return r.binary, func() {}, nil
+	}
+	bin, err := sealedSelf()
+	if err != nil {
+		return nil, nil, err
+	}
+	return bin, func() { bin.Close() }, nil
+}
+
+// immutable are the seals that make a memfd's contents unchangeable.
+const immutable = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+
+// sealed tells whether f is a memfd whose contents can no longer change.
+func sealed(f *os.File) bool {
+	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
+	return err == nil && seals&immutable == immutable
+}
+
+// SealBinary returns a sealed in-memory copy of the executable at path.
+// Processes started from it (through /proc/self/fd/N) run from a file that
+// nothing can modify, and the runtime inside them uses it for container
+// inits without copying the binary again.
+func SealBinary(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return sealCopy(f)
+}
+
+// sealCopy copies src into a new memfd and seals it.
+func sealCopy(src *os.File) (*os.File, error) {
 	fd, err := unix.MemfdCreate("tent-runtime", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
 	mem := os.NewFile(uintptr(fd), "memfd:tent-runtime")
-	if _, err := io.Copy(mem, exe); err != nil {
+	if _, err := io.Copy(mem, src); err != nil {
 		mem.Close()
 		return nil, fmt.Errorf("copy runtime binary: %w", err)
 	}
-	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+	if _, err := unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, immutable); err != nil {
 		mem.Close()
 		return nil, fmt.Errorf("seal runtime binary: %w", err)
 	}
