@@ -41,6 +41,7 @@ type daemonOpts struct {
 	TLSKey       string   `json:"tlskey"`
 	TLSCACert    string   `json:"tlscacert"`
 	TLSVerify    bool     `json:"tlsverify"`
+	Insecure     []string `json:"insecure-registries"`
 	LogOpts      struct {
 		MaxSize string `json:"max-size"`
 		MaxFile int    `json:"max-file"`
@@ -73,6 +74,7 @@ func daemonCmd() *cobra.Command {
 	f.StringVar(&o.TLSKey, "tlskey", "", "TLS key for tcp hosts")
 	f.StringVar(&o.TLSCACert, "tlscacert", "", "CA that client certificates must be signed by")
 	f.BoolVar(&o.TLSVerify, "tlsverify", false, "require client certificates signed by --tlscacert")
+	f.StringArrayVar(&o.Insecure, "insecure-registry", nil, "registry (host[:port] or CIDR) to reach over plain HTTP (repeatable; loopback ones always may)")
 	f.StringVar(&configFile, "config-file", "", "JSON file with the same settings as the flags (flags win)")
 	return cmd
 }
@@ -105,6 +107,9 @@ func loadDaemonConfig(path string, o *daemonOpts, cmd *cobra.Command) error {
 	if !cmd.Flags().Changed("host") && len(fileOpts.Hosts) > 0 {
 		o.Hosts = fileOpts.Hosts
 	}
+	if !cmd.Flags().Changed("insecure-registry") && len(fileOpts.Insecure) > 0 {
+		o.Insecure = fileOpts.Insecure
+	}
 	if !cmd.Flags().Changed("tlsverify") && fileOpts.TLSVerify {
 		o.TLSVerify = true
 	}
@@ -122,7 +127,7 @@ func runDaemon(o *daemonOpts) error {
 		o.Hosts = []string{DefaultHost}
 	}
 	cfg := daemon.Config{DataRoot: o.DataRoot, ExecRoot: o.ExecRoot, CgroupParent: o.CgroupParent, Logger: log,
-		LogMaxFiles: o.LogOpts.MaxFile}
+		LogMaxFiles: o.LogOpts.MaxFile, InsecureRegistries: o.Insecure}
 	if o.LogOpts.MaxSize != "" {
 		n, err := parseBytes(o.LogOpts.MaxSize)
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tent-project/tent/internal/content"
 	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
 	bolt "go.etcd.io/bbolt"
@@ -39,6 +40,9 @@ type Config struct {
 	LogMaxSize  int64
 	LogMaxFiles int
 	Logger      *slog.Logger
+	// InsecureRegistries may be reached over plain HTTP or unverified TLS
+	// (host[:port] or CIDR; loopback registries always may).
+	InsecureRegistries []string
 }
 
 // Daemon is a running engine.
@@ -58,6 +62,7 @@ type Daemon struct {
 	containers map[string]*ctr // by ID
 	names      map[string]string
 	execs      map[string]*execProc
+	reg        *registry.Client
 	// monitorBin is the sealed copy of cfg.Exe that monitors start from.
 	monitorBin *os.File
 	// imageMu serializes image deletion against container creation.
@@ -130,6 +135,9 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("seal %s: %w", cfg.Exe, err)
 	}
 	if d.rt, err = runtime.New(filepath.Join(cfg.ExecRoot, "runtime"), runtime.WithBinary(d.monitorBin)); err != nil {
+		return nil, err
+	}
+	if d.reg, err = registry.New(cfg.InsecureRegistries); err != nil {
 		return nil, err
 	}
 	if err := d.restore(); err != nil {

@@ -73,7 +73,7 @@ func (d *Daemon) ImageList(all bool, filters map[string][]string) ([]image.Summa
 		if err != nil {
 			return nil, err
 		}
-		tags, digests := familiar(img.Names)
+		tags, digests := familiar(append(img.Names, img.RepoDigests...))
 		if !imageMatches(tags, cfg.Config.Labels, filters) {
 			continue
 		}
@@ -129,7 +129,7 @@ func (d *Daemon) ImageInspect(ref string) (*image.InspectResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags, digests := familiar(img.Names)
+	tags, digests := familiar(append(img.Names, img.RepoDigests...))
 	r := &image.InspectResponse{
 		ID: img.ID.String(), RepoTags: tags, RepoDigests: digests, Author: cfg.Author,
 		Config: &dockerspec.DockerOCIImageConfig{ImageConfig: cfg.Config}, Architecture: cfg.Architecture,

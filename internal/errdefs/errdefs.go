@@ -14,6 +14,8 @@ var (
 	ErrConflict       = errors.New("conflict")
 	ErrNotImplemented = errors.New("not implemented")
 	ErrUnavailable    = errors.New("unavailable")
+	// ErrUnauthorized: credentials are missing or wrong (a registry login).
+	ErrUnauthorized = errors.New("unauthorized")
 )
 
 // IsNotFound reports whether err is of class ErrNotFound.

@@ -27,8 +27,11 @@ type Image struct {
 	// Layers are the blobs of the layers, bottom first, as stored.
 	Layers []digest.Digest `json:"layers"`
 	// Names are the references that point at the image.
-	Names   []string  `json:"names,omitempty"`
-	Created time.Time `json:"created"`
+	Names []string `json:"names,omitempty"`
+	// RepoDigests are the image's names in registries, by manifest digest
+	// ("127.0.0.1:5000/app@sha256:..."), from pulls and pushes.
+	RepoDigests []string  `json:"repoDigests,omitempty"`
+	Created     time.Time `json:"created"`
 }
 
 // Store keeps images.
@@ -92,6 +95,9 @@ func (s *Store) Config(id digest.Digest) (*ocispec.Image, error) {
 
 // Get finds an image by name, full or short ID ("sha256:abc..", "abc1").
 func (s *Store) Get(nameOrID string) (*Image, error) {
+	if strings.Contains(nameOrID, "@") {
+		return s.getByDigest(nameOrID)
+	}
 	var img *Image
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var id []byte
@@ -280,7 +286,7 @@ func putImage(tx *bolt.Tx, img *Image) error {
 // chainID of diffIDs[:i+1]), applying the blob on top of the one below.
 func (s *Store) unpack(blob digest.Digest, diffIDs []digest.Digest, i int) error {
 	chain := identity.ChainID(diffIDs[:i+1]).String()
-	if _, err := s.snap.Stat(chain); err == nil {
+	if s.hasChain(diffIDs, i) {
 		return nil // shared with an image we already have
 	}
 	parent := ""
@@ -310,6 +316,12 @@ func (s *Store) unpack(blob digest.Digest, diffIDs []digest.Digest, i int) error
 		return err
 	}
 	return nil
+}
+
+// hasChain tells whether the snapshot of layers 0..i is unpacked.
+func (s *Store) hasChain(diffIDs []digest.Digest, i int) bool {
+	_, err := s.snap.Stat(identity.ChainID(diffIDs[:i+1]).String())
+	return err == nil
 }
 
 // blobUsed reports whether any image refers to blob.
@@ -401,16 +413,34 @@ func (s *Store) Delete(id digest.Digest) error {
 	return nil
 }
 
+// blobs lists every stored blob that belongs to img: config, layers, their
+// compressed twins and its manifests.
+func (img *Image) blobs(s *Store) []digest.Digest {
+	out := append([]digest.Digest{img.ID}, img.Layers...)
+	return append(out, s.twinsAndManifests(img)...)
+}
+
 // gc removes the snapshots and blobs of img that no remaining image uses,
 // top layer first. Best effort: what stays is found again by a later gc.
 func (s *Store) gc(img *Image, conf *ocispec.Image) {
+	s.release(img.blobs(s), conf.RootFS.DiffIDs)
+}
+
+// Abandon removes what a failed pull left: the layer blobs and unpacked
+// snapshots of diffIDs that no image uses.
+func (s *Store) Abandon(blobs, diffIDs []digest.Digest) {
+	s.release(blobs, diffIDs)
+}
+
+// release removes, of the given blobs and of the snapshot chains of
+// diffIDs, those that no image uses.
+func (s *Store) release(blobs, diffIDs []digest.Digest) {
 	used := map[string]bool{}
 	usedBlobs := map[digest.Digest]bool{}
 	others, _ := s.List()
 	for _, o := range others {
-		usedBlobs[o.ID] = true
-		for _, l := range o.Layers {
-			usedBlobs[l] = true
+		for _, b := range o.blobs(s) {
+			usedBlobs[b] = true
 		}
 		if c, err := s.Config(o.ID); err == nil {
 			for i := range c.RootFS.DiffIDs {
@@ -418,15 +448,15 @@ func (s *Store) gc(img *Image, conf *ocispec.Image) {
 			}
 		}
 	}
-	for i := len(conf.RootFS.DiffIDs); i > 0; i-- {
-		chain := identity.ChainID(conf.RootFS.DiffIDs[:i]).String()
+	for i := len(diffIDs); i > 0; i-- {
+		chain := identity.ChainID(diffIDs[:i]).String()
 		if !used[chain] {
-			if err := s.snap.Remove(chain); err != nil {
+			if err := s.snap.Remove(chain); err != nil && !errdefs.IsNotFound(err) {
 				break // a container (or another chain) still builds on it
 			}
 		}
 	}
-	for _, b := range append([]digest.Digest{img.ID}, img.Layers...) {
+	for _, b := range blobs {
 		if !usedBlobs[b] {
 			_ = s.cs.Delete(b)
 		}

@@ -16,12 +16,14 @@ import (
 	"github.com/tent-project/tent/internal/daemon"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/registry"
 	"golang.org/x/sys/unix"
 )
 
 func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /_ping", s.ping)
+	m.HandleFunc("POST /auth", s.auth)
 	m.HandleFunc("HEAD /_ping", s.ping)
 	m.HandleFunc("GET /version", s.version)
 	m.HandleFunc("GET /info", s.info)
@@ -411,8 +413,17 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request) {
 // is the registry's work, not here yet.
 func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("fromImage") != "" {
-		writeError(w, fmt.Errorf("pull access denied for %s: tent cannot pull from registries yet; load or import the image instead: %w", q.Get("fromImage"), errdefs.ErrNotFound))
+	if from := q.Get("fromImage"); from != "" {
+		if tag := q.Get("tag"); tag != "" {
+			if strings.HasPrefix(tag, "sha256:") {
+				from += "@" + tag
+			} else {
+				from += ":" + tag
+			}
+		}
+		s.progress(w, r, func(auth registry.Auth, p *daemon.Progress) error {
+			return s.d.ImagePull(r.Context(), from, q.Get("platform"), auth, p)
+		})
 		return
 	}
 	src := q.Get("fromSrc")
@@ -543,7 +554,9 @@ func (s *Server) imagePost(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusCreated)
 	case "push":
-		writeError(w, fmt.Errorf("tent cannot push to registries yet: %w", errdefs.ErrNotImplemented))
+		s.progress(w, r, func(auth registry.Auth, p *daemon.Progress) error {
+			return s.d.ImagePush(r.Context(), name, r.URL.Query().Get("tag"), auth, p)
+		})
 	default:
 		http.NotFound(w, r)
 	}
@@ -641,4 +654,39 @@ func (s *Server) containerTop(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, top)
+}
+
+// progress runs a pull or push: its JSON progress stream starts with the
+// first message, so an error before that is a plain API error.
+func (s *Server) progress(w http.ResponseWriter, r *http.Request, run func(registry.Auth, *daemon.Progress) error) {
+	auth, err := registry.DecodeAuthHeader(r.Header.Get("X-Registry-Auth"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	fw := newFlushWriter(w)
+	p := daemon.NewProgress(fw, func() {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+	}, nil)
+	if err := run(auth, p); err != nil {
+		if p.Started() {
+			p.Fail(err)
+			return
+		}
+		writeError(w, err)
+	}
+}
+
+func (s *Server) auth(w http.ResponseWriter, r *http.Request) {
+	var a registry.Auth
+	if err := decode(r, &a, false); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.d.Login(r.Context(), a); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"Status": "Login Succeeded"})
 }

@@ -97,6 +97,8 @@ func errorStatus(err error) int {
 		return http.StatusNotImplemented
 	case errors.Is(err, errdefs.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, errdefs.ErrUnauthorized):
+		return http.StatusUnauthorized
 	}
 	return http.StatusInternalServerError
 }
@@ -106,7 +108,7 @@ func errorStatus(err error) int {
 func message(err error) string {
 	msg := err.Error()
 	for _, class := range []error{errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument,
-		errdefs.ErrConflict, errdefs.ErrNotImplemented, errdefs.ErrUnavailable} {
+		errdefs.ErrConflict, errdefs.ErrNotImplemented, errdefs.ErrUnavailable, errdefs.ErrUnauthorized} {
 		msg = strings.TrimSuffix(msg, ": "+class.Error())
 	}
 	return msg
