@@ -33,6 +33,7 @@ func addClientCommands(root *cobra.Command) {
 		runCmd(a), createCmd(a), startCmd(a), stopCmd(a), killCmd(a), rmCmd(a), psCmd(a),
 		logsCmd(a), waitCmd(a), execCmd(a), inspectCmd(a), restartCmd(a),
 		imagesCmd(a), imageCmd(a), importCmd(a), loadCmd(a), saveCmd(a), tagCmd(a), rmiCmd(a),
+		pullCmd(a), pushCmd(a), loginCmd(a), logoutCmd(),
 	)
 }
 

@@ -96,7 +96,7 @@ func imageCmd(a *app) *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := rmiCmd(a)
 	rm.Use = "rm [OPTIONS] IMAGE [IMAGE...]"
-	cmd.AddCommand(ls, rm, importCmd(a), loadCmd(a), saveCmd(a), tagCmd(a), bootstrapCmd(a))
+	cmd.AddCommand(ls, rm, importCmd(a), loadCmd(a), saveCmd(a), tagCmd(a), bootstrapCmd(a), pullCmd(a), pushCmd(a))
 	return cmd
 }
 

@@ -69,12 +69,21 @@ func apiURL(path string, q url.Values) string {
 // Do sends a request and returns the response of a 2xx (or 304) answer;
 // other answers become *Error.
 func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {
+	h := http.Header{}
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	return c.DoHeader(ctx, method, path, q, body, h)
+}
+
+// DoHeader is Do with request headers of the caller's choosing.
+func (c *Client) DoHeader(ctx context.Context, method, path string, q url.Values, body io.Reader, h http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, apiURL(path, q), body)
 	if err != nil {
 		return nil, err
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -23,7 +23,8 @@ type testRegistry struct {
 	log    *os.File
 }
 
-func startRegistry(t *testing.T) *testRegistry {
+// startRegistry starts the registry; extra is added to its config.yml.
+func startRegistry(t *testing.T, extra ...string) *testRegistry {
 	t.Helper()
 	if _, err := exec.LookPath("docker-registry"); err != nil {
 		t.Skip("docker-registry not installed (apt-get install docker-registry)")
@@ -37,7 +38,7 @@ func startRegistry(t *testing.T) *testRegistry {
 	dir := t.TempDir()
 	r := &testRegistry{t: t, addr: addr, config: filepath.Join(dir, "config.yml")}
 	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
-		filepath.Join(dir, "data"), addr)
+		filepath.Join(dir, "data"), addr) + strings.Join(extra, "")
 	if err := os.WriteFile(r.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
