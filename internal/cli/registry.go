@@ -65,14 +65,23 @@ func authHeader(ref string) http.Header {
 	return h
 }
 
+// parseRef parses an image reference as typed ("busybox", "host:5000/a:1").
+func parseRef(s string) (reference.Named, error) {
+	named, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return nil, statusError{code: 1, msg: "invalid reference format: " + err.Error()}
+	}
+	return named, nil
+}
+
 func pullCmd(a *app) *cobra.Command {
 	var platform string
 	var quiet bool
 	cmd := &cobra.Command{Use: "pull [OPTIONS] NAME[:TAG|@DIGEST]", Short: "Download an image from a registry", Args: cobra.ExactArgs(1)}
 	cmd.RunE = a.runE(func(args []string) error {
-		named, err := reference.ParseNormalizedNamed(args[0])
+		named, err := parseRef(args[0])
 		if err != nil {
-			return statusError{code: 1, msg: "invalid reference format: " + err.Error()}
+			return err
 		}
 		named = reference.TagNameOnly(named)
 		q := url.Values{"fromImage": {named.Name()}}
@@ -101,9 +110,9 @@ func pushCmd(a *app) *cobra.Command {
 	var quiet, allTags bool
 	cmd := &cobra.Command{Use: "push [OPTIONS] NAME[:TAG]", Short: "Upload an image to a registry", Args: cobra.ExactArgs(1)}
 	cmd.RunE = a.runE(func(args []string) error {
-		named, err := reference.ParseNormalizedNamed(args[0])
+		named, err := parseRef(args[0])
 		if err != nil {
-			return statusError{code: 1, msg: "invalid reference format: " + err.Error()}
+			return err
 		}
 		q := url.Values{}
 		if t, ok := named.(reference.Tagged); ok {

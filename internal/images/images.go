@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/reference"
@@ -39,6 +40,9 @@ type Store struct {
 	db   *bolt.DB
 	cs   *content.Store
 	snap snapshot.Snapshotter
+	// unpackMu serializes unpacking: two pulls of one layer must not
+	// share (and remove) each other's work-in-progress snapshot.
+	unpackMu sync.Mutex
 }
 
 var (
@@ -285,6 +289,8 @@ func putImage(tx *bolt.Tx, img *Image) error {
 // unpack makes sure the committed snapshot of layer i exists (keyed by the
 // chainID of diffIDs[:i+1]), applying the blob on top of the one below.
 func (s *Store) unpack(blob digest.Digest, diffIDs []digest.Digest, i int) error {
+	s.unpackMu.Lock()
+	defer s.unpackMu.Unlock()
 	chain := identity.ChainID(diffIDs[:i+1]).String()
 	if s.hasChain(diffIDs, i) {
 		return nil // shared with an image we already have
