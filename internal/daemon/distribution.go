@@ -133,15 +133,20 @@ func (d *Daemon) fetchLayers(ctx context.Context, img *registry.Image, diffIDs [
 		}()
 	}
 	var fetched []digest.Digest
+	// fail stops the other downloads and waits for them, keeping what
+	// they stored so that the caller can give it back.
+	fail := func(i int, err error) ([]digest.Digest, error) {
+		cancel()
+		for j := i + 1; j < n; j++ {
+			if e := <-done[j]; e == nil && !have[j] {
+				fetched = append(fetched, img.Layers[j].Digest)
+			}
+		}
+		return fetched, err
+	}
 	for i, l := range img.Layers {
 		if err := <-done[i]; err != nil {
-			cancel()
-			for j := i + 1; j < n; j++ { // wait for the others, keep what they stored
-				if e := <-done[j]; e == nil && !have[j] {
-					fetched = append(fetched, img.Layers[j].Digest)
-				}
-			}
-			return fetched, err
+			return fail(i, err)
 		}
 		if have[i] {
 			continue
@@ -150,13 +155,7 @@ func (d *Daemon) fetchLayers(ctx context.Context, img *registry.Image, diffIDs [
 		id := shortID(l.Digest)
 		out.Status(id, "Extracting")
 		if err := d.images.UnpackLayer(l.Digest, diffIDs, i); err != nil {
-			cancel()
-			for j := i + 1; j < n; j++ {
-				if e := <-done[j]; e == nil && !have[j] {
-					fetched = append(fetched, img.Layers[j].Digest)
-				}
-			}
-			return fetched, fmt.Errorf("failed to register layer: %w", err)
+			return fail(i, fmt.Errorf("failed to register layer: %w", err))
 		}
 		out.Status(id, "Pull complete")
 	}

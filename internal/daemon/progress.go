@@ -39,15 +39,14 @@ type ErrorDetail struct {
 type Progress struct {
 	mu      sync.Mutex
 	w       io.Writer
-	flush   func()
 	start   func()
 	started bool
 }
 
-// NewProgress returns a Progress writing to w; start runs once before the
-// first message, flush after each.
-func NewProgress(w io.Writer, start, flush func()) *Progress {
-	return &Progress{w: w, start: start, flush: flush}
+// NewProgress returns a Progress writing to w (which should flush each
+// write to the client); start runs once before the first message.
+func NewProgress(w io.Writer, start func()) *Progress {
+	return &Progress{w: w, start: start}
 }
 
 // Started tells whether anything was written.
@@ -68,9 +67,6 @@ func (p *Progress) send(m Message) {
 	}
 	b, _ := json.Marshal(m)
 	p.w.Write(append(b, '\r', '\n'))
-	if p.flush != nil {
-		p.flush()
-	}
 }
 
 // Status sends a status line, for one layer when id is set.

@@ -668,7 +668,7 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request, run func(regis
 	p := daemon.NewProgress(fw, func() {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
-	}, nil)
+	})
 	if err := run(auth, p); err != nil {
 		if p.Started() {
 			p.Fail(err)
