@@ -43,14 +43,13 @@ lint:
 demo: build
 	./scripts/demo.sh
 
-# Benchmarks, side by side with runc in one run (a report, never a test).
+# Benchmarks: tent against docker and runc, side by side in one run (a
+# report with charts, never a test). bench-quick: small counts, < 2 minutes.
 bench: build
-	$(GO) run ./bench/runtimebench -tent $(BIN)/tent-runtime -n 100 -out bench/RESULTS.md
-	$(GO) run ./bench/enginebench -tent $(BIN)/tent -n 30 -idle 20 -out bench/RESULTS.md
+	$(GO) run ./bench -bin $(BIN) -out bench
 
 bench-quick: build
-	$(GO) run ./bench/runtimebench -tent $(BIN)/tent-runtime -n 10 -warmup 2
-	$(GO) run ./bench/enginebench -tent $(BIN)/tent -n 5 -idle 5
+	$(GO) run ./bench -bin $(BIN) -quick
 
 generate:
 	$(GO) run ./internal/seccomp/gen

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tent-project/tent/internal/cgroups"
+)
+
+// An engine is a daemon started for the run (tent's, or dockerd with the
+// containerd it starts), driven through the docker CLI.
+type engine struct {
+	name         string
+	host         string
+	dir          string
+	cgroupParent string
+	cmd          *exec.Cmd
+}
+
+func startEngine(name, bin string, args ...string) *engine {
+	dir, err := os.MkdirTemp("/tmp", "bench-"+name+"-")
+	if err != nil {
+		fail(err)
+	}
+	e := &engine{name: name, dir: dir, host: "unix://" + filepath.Join(dir, "sock"), cgroupParent: "/" + name + "-bench"}
+	args = append(args, "--cgroup-parent", e.cgroupParent, "--data-root", filepath.Join(dir, "data"),
+		"--exec-root", filepath.Join(dir, "exec"), "-H", e.host)
+	e.cmd = exec.Command(bin, args...)
+	log, err := os.Create(filepath.Join(dir, "daemon.log"))
+	if err != nil {
+		fail(err)
+	}
+	e.cmd.Stdout, e.cmd.Stderr = log, log
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := e.cmd.Start(); err != nil {
+		fail(err)
+	}
+	atExit(e.stop)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if exec.Command("docker", "-H", e.host, "version").Run() == nil {
+			return e
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(log.Name())
+			fail(fmt.Errorf("%s did not start within 60s:\n%s", name, b))
+		}
+	}
+}
+
+// docker runs the docker CLI against the engine and returns its output;
+// a failure ends the run.
+func (e *engine) docker(args ...string) string {
+	out, err := e.try(args...)
+	if err != nil {
+		fail(err)
+	}
+	return out
+}
+
+func (e *engine) try(args ...string) (string, error) {
+	out, err := exec.Command("docker", append([]string{"-H", e.host}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: docker %s: %v: %s", e.name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// timed runs one docker command and returns how long it took.
+func (e *engine) timed(args ...string) time.Duration {
+	t0 := time.Now()
+	e.docker(args...)
+	return time.Since(t0)
+}
+
+// removeAll removes every container of the engine (not timed).
+func (e *engine) removeAll() {
+	ids := strings.Fields(e.docker("ps", "-aq"))
+	for len(ids) > 0 {
+		n := min(len(ids), 200)
+		e.docker(append([]string{"rm", "-f"}, ids[:n]...)...)
+		ids = ids[n:]
+	}
+}
+
+// daemonPids are the engine's long-lived processes: tent's daemon, or
+// dockerd and the containerd it started.
+func (e *engine) daemonPids() []int {
+	out := []int{e.cmd.Process.Pid}
+	if e.name == "docker" {
+		for pid := range allPids() {
+			if ppid(pid) == e.cmd.Process.Pid && strings.HasPrefix(comm(pid), "containerd") {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+func (e *engine) stop() {
+	e.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { e.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	exec.Command("umount", "-R", e.dir).Run()
+	os.RemoveAll(e.dir)
+	if cg, err := cgroups.New(e.cgroupParent); err == nil {
+		if err := cg.Destroy(); err != nil {
+			logf("cgroup %s left: %v", e.cgroupParent, err)
+		}
+	}
+	// dockerd also makes it in a hybrid host's unified hierarchy.
+	os.Remove(filepath.Join("/sys/fs/cgroup/unified", e.cgroupParent))
+}
+
+// parallel runs f(0..n-1) on `workers` goroutines.
+func parallel(n, workers int, f func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// A registry is Debian's docker-registry on a loopback port, restarted
+// with empty storage before every push so that no layer "already exists".
+type registry struct {
+	addr, dir string
+	cmd       *exec.Cmd
+}
+
+func startRegistry() *registry {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fail(err)
+	}
+	r := &registry{addr: l.Addr().String()}
+	l.Close()
+	if r.dir, err = os.MkdirTemp("", "bench-registry-"); err != nil {
+		fail(err)
+	}
+	atExit(func() { r.stop(); os.RemoveAll(r.dir) })
+	r.reset()
+	return r
+}
+
+func (r *registry) reset() {
+	r.stop()
+	data := filepath.Join(r.dir, "data")
+	if err := os.RemoveAll(data); err != nil {
+		fail(err)
+	}
+	conf := filepath.Join(r.dir, "config.yml")
+	yml := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", data, r.addr)
+	if err := os.WriteFile(conf, []byte(yml), 0o600); err != nil {
+		fail(err)
+	}
+	r.cmd = exec.Command("docker-registry", "serve", conf)
+	log, _ := os.Create(filepath.Join(r.dir, "registry.log"))
+	r.cmd.Stdout, r.cmd.Stderr = log, log
+	if err := r.cmd.Start(); err != nil {
+		fail(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", r.addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	fail(fmt.Errorf("docker-registry did not listen on %s within 10s", r.addr))
+}
+
+func (r *registry) stop() {
+	if r.cmd != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
