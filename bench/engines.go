@@ -18,18 +18,19 @@ import (
 // containerd it starts), driven through the docker CLI.
 type engine struct {
 	name         string
+	cli          string // the engine's own client: tent's CLI, or docker's
 	host         string
 	dir          string
 	cgroupParent string
 	cmd          *exec.Cmd
 }
 
-func startEngine(name, bin string, args ...string) *engine {
+func startEngine(name, cli, bin string, args ...string) *engine {
 	dir, err := os.MkdirTemp("/tmp", "bench-"+name+"-")
 	if err != nil {
 		fail(err)
 	}
-	e := &engine{name: name, dir: dir, host: "unix://" + filepath.Join(dir, "sock"), cgroupParent: "/" + name + "-bench"}
+	e := &engine{name: name, cli: cli, dir: dir, host: "unix://" + filepath.Join(dir, "sock"), cgroupParent: "/" + name + "-bench"}
 	args = append(args, "--cgroup-parent", e.cgroupParent, "--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"), "-H", e.host)
 	e.cmd = exec.Command(bin, args...)
@@ -64,18 +65,25 @@ func (e *engine) docker(args ...string) string {
 	return out
 }
 
-func (e *engine) try(args ...string) (string, error) {
-	out, err := exec.Command("docker", append([]string{"-H", e.host}, args...)...).CombinedOutput()
+func (e *engine) try(args ...string) (string, error) { return e.run("docker", args...) }
+
+func (e *engine) run(client string, args ...string) (string, error) {
+	out, err := exec.Command(client, append([]string{"-H", e.host}, args...)...).CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("%s: docker %s: %v: %s", e.name, strings.Join(args, " "), err, out)
+		return string(out), fmt.Errorf("%s: %s %s: %v: %s", e.name, filepath.Base(client), strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
 }
 
 // timed runs one docker command and returns how long it took.
-func (e *engine) timed(args ...string) time.Duration {
+func (e *engine) timed(args ...string) time.Duration { return e.timedWith("docker", args...) }
+
+// timedWith is timed with another client (the engine's own: e.cli).
+func (e *engine) timedWith(client string, args ...string) time.Duration {
 	t0 := time.Now()
-	e.docker(args...)
+	if _, err := e.run(client, args...); err != nil {
+		fail(err)
+	}
 	return time.Since(t0)
 }
 

@@ -108,8 +108,9 @@ func (s *suite) prepare() {
 }
 
 func (s *suite) startEngines() {
-	s.tent = startEngine("tent", filepath.Join(s.binDir, "tent"), "daemon")
-	s.docker = startEngine("docker", "dockerd", "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false")
+	tent := filepath.Join(s.binDir, "tent")
+	s.tent = startEngine("tent", tent, tent, "daemon")
+	s.docker = startEngine("docker", "docker", "dockerd", "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false")
 	for _, e := range s.engines() {
 		e.docker("import", "--change", `CMD ["sh"]`, s.busybox, "busybox:bench")
 	}
@@ -169,13 +170,26 @@ func (s *suite) memorySamples(read func(*engine) float64) (tent, docker []float6
 	return tent, docker
 }
 
+// runRmFigure: `run --rm busybox true`, both engines driven by the docker
+// CLI, then each by its own CLI (what a user of each types).
 func (s *suite) runRmFigure() {
-	f := &figure{name: "`run --rm busybox true`", label: "run --rm latency", unit: "ms", ref: "docker", goal: atMostRatio(0.10)}
-	run := func(e *engine) func() float64 {
-		return func() float64 { return ms(e.timed("run", "--rm", "--network", "none", "busybox:bench", "true")) }
+	for _, own := range []bool{false, true} {
+		f := &figure{name: "`run --rm busybox true`, docker CLI for both", label: "run --rm (docker CLI)", unit: "ms", ref: "docker", goal: atMostRatio(0.10)}
+		if own {
+			f.name, f.label = "`run --rm busybox true`, each engine's own CLI", "run --rm (own CLI)"
+		}
+		run := func(e *engine) func() float64 {
+			client := "docker"
+			if own {
+				client = e.cli
+			}
+			return func() float64 {
+				return ms(e.timedWith(client, "run", "--rm", "--network", "none", "busybox:bench", "true"))
+			}
+		}
+		f.tent, f.other = s.interleave(s.runs, s.warmup, run(s.tent), run(s.docker))
+		s.add(f)
 	}
-	f.tent, f.other = s.interleave(s.runs, s.warmup, run(s.tent), run(s.docker))
-	s.add(f)
 }
 
 const clients = 4 // concurrent docker CLI processes for batch figures

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -46,11 +47,19 @@ func main() {
 	bin := flag.String("bin", "bin", "directory holding tent, tent-runtime and tent-monitor")
 	out := flag.String("out", "", "write RESULTS.md and ratios.png into this directory (default: print the report only)")
 	quick := flag.Bool("quick", false, "small counts, for use while developing (under 2 minutes)")
+	only := flag.String("only", "", "comma-separated groups to run (runtime, daemon, run, batch, sleepers, ps, image; default all)")
+	writeImage := flag.String("write-image", "", "only write the generated image (docker-save archive) to this file")
 	flag.Parse()
 	sz := fullSizes
 	mode := "full"
 	if *quick {
 		sz, mode = quickSizes, "quick"
+	}
+	if *writeImage != "" {
+		if _, err := writeBigImage(*writeImage, sz.imageMB); err != nil {
+			fail(err)
+		}
+		return
 	}
 	binDir, err := filepath.Abs(*bin)
 	if err != nil {
@@ -72,14 +81,32 @@ func main() {
 	started := time.Now()
 	s := &suite{sizes: sz, binDir: binDir}
 	s.prepare()
-	s.runtimeFigure()
-	s.startEngines()
-	s.idleDaemonFigure()
-	s.runRmFigure()
-	s.batchFigure()
-	s.sleeperFigures()
-	s.psFigure()
-	s.imageFigures()
+	groups := []struct {
+		name string
+		run  func()
+	}{
+		{"runtime", s.runtimeFigure}, {"daemon", s.idleDaemonFigure}, {"run", s.runRmFigure}, {"batch", s.batchFigure},
+		{"sleepers", s.sleeperFigures}, {"ps", s.psFigure}, {"image", s.imageFigures},
+	}
+	selected := map[string]bool{}
+	for _, g := range groups {
+		selected[g.name] = *only == ""
+	}
+	for _, g := range strings.Split(*only, ",") {
+		if _, ok := selected[g]; !ok && g != "" {
+			fail(fmt.Errorf("-only: no group %q", g))
+		}
+		selected[g] = true
+	}
+	for _, g := range groups {
+		if !selected[g.name] {
+			continue
+		}
+		if g.name != "runtime" && s.tent == nil {
+			s.startEngines()
+		}
+		g.run()
+	}
 	report := s.report(mode, time.Since(started))
 	fmt.Print(report)
 	if *out != "" {

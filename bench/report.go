@@ -26,9 +26,8 @@ func (s *suite) report(mode string, took time.Duration) string {
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), took.Round(time.Second))
 	fmt.Fprintf(&b, "- Machine: %d CPUs, %.0f GiB memory, kernel %s, cgroup %s.\n", runtime.NumCPU(),
 		procField("/proc/meminfo", "MemTotal")/(1<<20), strings.TrimSpace(string(kernel)), cgroup)
-	fmt.Fprintf(&b, "- %s (%s); docker engine %s with %s; %s; %s; %s.\n\n",
-		firstLine(s.binDir+"/tent", "--version"), runtime.Version(),
-		strings.TrimSpace(s.docker.docker("version", "-f", "{{.Server.Version}}")),
+	fmt.Fprintf(&b, "- %s (%s); dockerd: %s, with %s; client: %s; %s; %s.\n\n",
+		firstLine(s.binDir+"/tent", "--version"), runtime.Version(), firstLine("dockerd", "--version"),
 		containerdVersion(), firstLine("docker", "--version"),
 		firstLine("runc", "--version"), firstLine("docker-registry", "--version"))
 	fmt.Fprintf(&b, "Every figure is a cost (time or memory), so a ratio below 1 means tent is cheaper. ")

@@ -245,7 +245,7 @@ func (d *Daemon) pushOne(ctx context.Context, ref string, auth registry.Auth, ou
 	if err != nil {
 		return err
 	}
-	raw, mediaType, blobs, err := d.images.PushManifest(img)
+	plan, err := d.images.PlanPush(img)
 	if err != nil {
 		return err
 	}
@@ -267,24 +267,33 @@ func (d *Daemon) pushOne(ctx context.Context, ref string, auth registry.Auth, ou
 	if err != nil {
 		return err
 	}
-	layers := blobs[1:]
-	for i := len(layers) - 1; i >= 0; i-- {
-		out.Status(shortID(layers[i].Digest), "Preparing")
+	for i := len(plan.Layers) - 1; i >= 0; i-- {
+		out.Status(shortID(plan.Layers[i].Stored), "Preparing")
 	}
+	// The config and every layer at once (at most pushJobs at a time);
+	// the manifest when they are all there.
 	sem := make(chan struct{}, pushJobs)
-	errs := make([]error, len(blobs))
+	errs := make([]error, len(plan.Layers)+1)
 	var wg sync.WaitGroup
-	for i, b := range blobs {
+	for i := range errs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs[i] = d.pushBlob(ctx, p, b, from, i > 0, out)
+			if i == 0 {
+				errs[i] = d.pushBlob(ctx, p, plan.Config, from, "", out)
+			} else {
+				errs[i] = d.pushLayer(ctx, p, &plan.Layers[i-1], from, out)
+			}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	raw, mediaType, err := plan.Build()
+	if err != nil {
 		return err
 	}
 	tag := "latest"
@@ -304,12 +313,46 @@ func (d *Daemon) pushOne(ctx context.Context, ref string, auth registry.Auth, ou
 	return nil
 }
 
+// pushLayer sends one layer. One with no compressed form yet is
+// compressed while it is uploaded, as docker does; the compressed form is
+// kept, so a later push of it can be skipped or mounted.
+func (d *Daemon) pushLayer(ctx context.Context, p *registry.Pusher, l *images.PushLayer, from []string, out *Progress) error {
+	id := shortID(l.Stored)
+	if l.Digest != "" {
+		return d.pushBlob(ctx, p, l.PushBlob, from, id, out)
+	}
+	pr, pw := io.Pipe()
+	compressed := make(chan error, 1)
+	go func() {
+		b, err := d.images.CompressLayer(l.Stored, pw, func(r io.Reader) io.Reader {
+			return &counter{r: r, p: out, id: id, action: "Pushing", total: l.StoredSize}
+		})
+		l.PushBlob = b
+		pw.CloseWithError(err)
+		compressed <- err
+	}()
+	got, _, err := p.UploadStream(ctx, pr)
+	pr.CloseWithError(errors.New("upload ended")) // stops the compression if the upload failed
+	cerr := <-compressed
+	if err != nil {
+		return err // the upload's error, not the compression's "upload ended"
+	}
+	if cerr != nil {
+		return cerr
+	}
+	if got != l.Digest {
+		return fmt.Errorf("layer %s: uploaded %s, stored %s", l.Stored, got, l.Digest)
+	}
+	out.Status(id, "Pushed")
+	return nil
+}
+
 // pushBlob makes sure the registry has b: already there, mounted from a
-// sibling repository, or uploaded. Layers (not the config) are reported.
-func (d *Daemon) pushBlob(ctx context.Context, p *registry.Pusher, b images.PushBlob, from []string, layer bool, out *Progress) error {
-	id := shortID(b.Digest)
+// sibling repository, or uploaded. Layers (id set) are reported; the
+// config is not.
+func (d *Daemon) pushBlob(ctx context.Context, p *registry.Pusher, b images.PushBlob, from []string, id string, out *Progress) error {
 	say := func(s string) {
-		if layer {
+		if id != "" {
 			out.Status(id, s)
 		}
 	}
@@ -333,7 +376,7 @@ func (d *Daemon) pushBlob(ctx context.Context, p *registry.Pusher, b images.Push
 	}
 	defer f.Close()
 	var r io.Reader = f
-	if layer {
+	if id != "" {
 		r = &counter{r: f, p: out, id: id, action: "Pushing", total: b.Size}
 	}
 	if err := p.Upload(ctx, b.Digest, b.Size, r); err != nil {

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -132,49 +133,87 @@ type PushBlob struct {
 	MediaType string
 }
 
-// PushManifest returns the manifest to push for img and the blobs it
-// names (config first). A pulled image that is unchanged gets the
-// manifest it was pulled with, byte for byte (so its digest stays);
-// others get a Docker v2.2 manifest (OCI when a layer is zstd), with any
-// uncompressed layer gzip-compressed once and kept for next time.
-func (s *Store) PushManifest(img *Image) (raw []byte, mediaType string, blobs []PushBlob, err error) {
+// A PushPlan is what pushing an image sends: its config and its layers,
+// bottom first, then a manifest naming them.
+type PushPlan struct {
+	Config PushBlob
+	Layers []PushLayer
+	// Manifest, when set, is the manifest this image was pulled or pushed
+	// with, to push again byte for byte (so its digest stays).
+	Manifest  []byte
+	MediaType string
+}
+
+// A PushLayer is one layer: as stored, and in the form that is pushed.
+type PushLayer struct {
+	Stored     digest.Digest // the stored blob (the diff ID when uncompressed)
+	StoredSize int64
+	// PushBlob is the compressed form: the stored blob itself when it is
+	// compressed, or its gzip twin; Digest is empty when the twin is yet
+	// to be made (CompressLayer).
+	PushBlob
+}
+
+// PlanPush says what pushing img takes. An unchanged pulled (or pushed)
+// image gets the manifest it came with; others get a Docker v2.2 manifest
+// (OCI when a layer is zstd) from Build, with every uncompressed layer
+// sent as its gzip twin, made once and kept for next time.
+func (s *Store) PlanPush(img *Image) (*PushPlan, error) {
 	for _, rd := range img.RepoDigests {
 		if raw, m, ok := s.storedManifest(img, rd); ok {
-			blobs = append([]PushBlob{{m.Config.Digest, m.Config.Size, m.Config.MediaType}}, layerBlobs(m)...)
-			return raw, m.MediaType, blobs, nil
+			p := &PushPlan{Config: PushBlob{m.Config.Digest, m.Config.Size, m.Config.MediaType}, Manifest: raw, MediaType: m.MediaType}
+			for _, b := range layerBlobs(m) {
+				p.Layers = append(p.Layers, PushLayer{Stored: b.Digest, StoredSize: b.Size, PushBlob: b})
+			}
+			return p, nil
 		}
 	}
 	conf, err := s.cs.Size(img.ID)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, err
+	}
+	p := &PushPlan{Config: PushBlob{img.ID, conf, MediaTypeDockerConfig}}
+	for _, l := range img.Layers {
+		size, err := s.cs.Size(l)
+		if err != nil {
+			return nil, err
+		}
+		b, err := s.compressedForm(l, size)
+		if err != nil {
+			return nil, err
+		}
+		p.Layers = append(p.Layers, PushLayer{Stored: l, StoredSize: size, PushBlob: b})
+	}
+	return p, nil
+}
+
+// Build returns the manifest to push once every layer has its compressed
+// form (a stored manifest as it is).
+func (p *PushPlan) Build() (raw []byte, mediaType string, err error) {
+	if p.Manifest != nil {
+		return p.Manifest, p.MediaType, nil
 	}
 	oci := false
-	var layers []PushBlob
-	for _, l := range img.Layers {
-		b, err := s.compressed(l)
-		if err != nil {
-			return nil, "", nil, err
+	for _, l := range p.Layers {
+		if l.Digest == "" {
+			return nil, "", fmt.Errorf("layer %s has no compressed form", l.Stored)
 		}
-		oci = oci || b.MediaType == ocispec.MediaTypeImageLayerZstd
-		layers = append(layers, b)
+		oci = oci || l.MediaType == ocispec.MediaTypeImageLayerZstd
 	}
 	m := Manifest{SchemaVersion: 2, MediaType: MediaTypeDockerManifest,
-		Config: ocispec.Descriptor{MediaType: MediaTypeDockerConfig, Digest: img.ID, Size: conf}}
+		Config: ocispec.Descriptor{MediaType: MediaTypeDockerConfig, Digest: p.Config.Digest, Size: p.Config.Size}}
 	if oci {
 		m.MediaType, m.Config.MediaType = ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageConfig
 	}
-	for _, l := range layers {
-		if oci && l.MediaType == MediaTypeDockerLayer {
-			l.MediaType = ocispec.MediaTypeImageLayerGzip
+	for _, l := range p.Layers {
+		mt := l.MediaType
+		if oci && mt == MediaTypeDockerLayer {
+			mt = ocispec.MediaTypeImageLayerGzip
 		}
-		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
+		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: mt, Digest: l.Digest, Size: l.Size})
 	}
 	raw, err = json.MarshalIndent(m, "", "   ")
-	if err != nil {
-		return nil, "", nil, err
-	}
-	blobs = append([]PushBlob{{m.Config.Digest, m.Config.Size, m.Config.MediaType}}, layerBlobs(&m)...)
-	return raw, m.MediaType, blobs, nil
+	return raw, m.MediaType, err
 }
 
 func layerBlobs(m *Manifest) []PushBlob {
@@ -210,19 +249,18 @@ func (s *Store) storedManifest(img *Image, rd string) ([]byte, *Manifest, bool) 
 	return raw, &m, true
 }
 
-// compressed returns the compressed form of a stored layer blob: the blob
-// itself when it is compressed, else its gzip twin (made now if needed).
-func (s *Store) compressed(blob digest.Digest) (PushBlob, error) {
+// compressedForm is how stored layer blob travels: itself when stored
+// compressed, else its gzip twin (no Digest when there is none yet).
+func (s *Store) compressedForm(blob digest.Digest, size int64) (PushBlob, error) {
 	mt, err := s.layerMediaType(blob)
 	if err != nil {
 		return PushBlob{}, err
 	}
-	if mt != ocispec.MediaTypeImageLayer {
-		if mt == ocispec.MediaTypeImageLayerGzip {
-			mt = MediaTypeDockerLayer
-		}
-		size, err := s.cs.Size(blob)
-		return PushBlob{blob, size, mt}, err
+	switch mt {
+	case ocispec.MediaTypeImageLayerGzip:
+		return PushBlob{blob, size, MediaTypeDockerLayer}, nil
+	case ocispec.MediaTypeImageLayerZstd:
+		return PushBlob{blob, size, mt}, nil
 	}
 	var twin digest.Digest
 	s.db.View(func(tx *bolt.Tx) error {
@@ -236,17 +274,35 @@ func (s *Store) compressed(blob digest.Digest) (PushBlob, error) {
 			return PushBlob{twin, size, MediaTypeDockerLayer}, nil
 		}
 	}
+	return PushBlob{MediaType: MediaTypeDockerLayer}, nil
+}
+
+// CompressLayer makes the gzip twin of uncompressed layer blob, stores it
+// and records it, and writes the compressed bytes to w as they are made
+// (an upload, so that compressing and sending overlap). wrap, if set,
+// wraps the reader of the uncompressed layer (for progress).
+func (s *Store) CompressLayer(blob digest.Digest, w io.Writer, wrap func(io.Reader) io.Reader) (PushBlob, error) {
 	f, err := s.cs.Open(blob)
 	if err != nil {
 		return PushBlob{}, err
 	}
 	defer f.Close()
+	var src io.Reader = f
+	if wrap != nil {
+		src = wrap(f)
+	}
 	pr, pw := io.Pipe()
 	go func() {
-		zw := gzip.NewWriter(pw)
-		_, err := io.Copy(zw, f)
+		// The compressor writes small pieces; hand them on in large ones
+		// (a write and an HTTP chunk each, for the store and the upload).
+		bw := bufio.NewWriterSize(io.MultiWriter(pw, w), 1<<20)
+		zw := gzip.NewWriter(bw)
+		_, err := io.Copy(zw, src)
 		if err == nil {
 			err = zw.Close()
+		}
+		if err == nil {
+			err = bw.Flush()
 		}
 		pw.CloseWithError(err)
 	}()

@@ -98,7 +98,7 @@ func (p *Pusher) Mount(ctx context.Context, d digest.Digest, from string) (bool,
 		return true, nil
 	case http.StatusAccepted: // an upload session instead: drop it
 		if loc, err := location(resp); err == nil {
-			if r, err := p.do(ctx, http.MethodDelete, loc, nil, 0, nil); err == nil {
+			if r, err := p.do(ctx, http.MethodDelete, loc.String(), nil, 0, nil); err == nil {
 				r.Body.Close()
 			}
 		}
@@ -109,26 +109,69 @@ func (p *Pusher) Mount(ctx context.Context, d digest.Digest, from string) (bool,
 
 // Upload sends blob d (size bytes from r) in one request.
 func (p *Pusher) Upload(ctx context.Context, d digest.Digest, size int64, r io.Reader) error {
-	resp, err := p.do(ctx, http.MethodPost, p.base+"/blobs/uploads/", nil, 0, nil)
+	u, err := p.startUpload(ctx)
 	if err != nil {
 		return err
+	}
+	return p.finishUpload(ctx, u, d, r, size)
+}
+
+// UploadStream sends a blob whose digest and size are known only at its
+// end (a layer being compressed): streamed in one chunked PATCH, then
+// closed with the digest it hashed to.
+func (p *Pusher) UploadStream(ctx context.Context, r io.Reader) (digest.Digest, int64, error) {
+	u, err := p.startUpload(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	dg := digest.Canonical.Digester()
+	n := &countingWriter{}
+	resp, err := p.do(ctx, http.MethodPatch, u.String(), io.TeeReader(r, io.MultiWriter(dg.Hash(), n)), -1,
+		map[string]string{"Content-Type": "application/octet-stream"})
+	if err != nil {
+		return "", 0, err
+	}
+	resp.Body.Close()
+	if err := p.check(resp, http.StatusAccepted, http.StatusNoContent); err != nil {
+		return "", 0, err
+	}
+	if u, err = location(resp); err != nil {
+		return "", 0, err
+	}
+	d := dg.Digest()
+	return d, n.n, p.finishUpload(ctx, u, d, nil, 0)
+}
+
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	c.n += int64(len(b))
+	return len(b), nil
+}
+
+// startUpload opens an upload session and returns where to send to.
+func (p *Pusher) startUpload(ctx context.Context) (*url.URL, error) {
+	resp, err := p.do(ctx, http.MethodPost, p.base+"/blobs/uploads/", nil, 0, nil)
+	if err != nil {
+		return nil, err
 	}
 	resp.Body.Close()
 	if err := p.check(resp, http.StatusAccepted); err != nil {
-		return err
+		return nil, err
 	}
-	loc, err := location(resp)
-	if err != nil {
-		return err
-	}
-	u, err := url.Parse(loc)
-	if err != nil {
-		return err
-	}
+	return location(resp)
+}
+
+// finishUpload closes an upload session with blob d's last (or only)
+// bytes.
+func (p *Pusher) finishUpload(ctx context.Context, u *url.URL, d digest.Digest, r io.Reader, size int64) error {
 	q := u.Query()
 	q.Set("digest", d.String())
 	u.RawQuery = q.Encode()
-	resp, err = p.do(ctx, http.MethodPut, u.String(), r, size,
+	if r == nil {
+		r = http.NoBody
+	}
+	resp, err := p.do(ctx, http.MethodPut, u.String(), r, size,
 		map[string]string{"Content-Type": "application/octet-stream", "Content-Length": strconv.FormatInt(size, 10)})
 	if err != nil {
 		return err
@@ -157,16 +200,12 @@ func (p *Pusher) PutManifest(ctx context.Context, tag, mediaType string, raw []b
 }
 
 // location resolves an upload response's Location header.
-func location(resp *http.Response) (string, error) {
+func location(resp *http.Response) (*url.URL, error) {
 	loc := resp.Header.Get("Location")
 	if loc == "" {
-		return "", fmt.Errorf("registry answered %s without a Location", resp.Status)
+		return nil, fmt.Errorf("registry answered %s without a Location", resp.Status)
 	}
-	u, err := resp.Request.URL.Parse(loc)
-	if err != nil {
-		return "", err
-	}
-	return u.String(), nil
+	return resp.Request.URL.Parse(loc)
 }
 
 // pushError words a registry error as docker does.

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	goruntime "runtime"
 	"strconv"
 	"strings"
@@ -22,6 +24,14 @@ import (
 
 func (s *Server) routes() {
 	m := s.mux
+	// Profiles, as dockerd serves them in debug mode (--log-level debug).
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		m.HandleFunc("GET /debug/pprof/", pprof.Index)
+		m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	m.HandleFunc("GET /_ping", s.ping)
 	m.HandleFunc("POST /auth", s.auth)
 	m.HandleFunc("HEAD /_ping", s.ping)
