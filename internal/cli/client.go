@@ -34,6 +34,8 @@ func addClientCommands(root *cobra.Command) {
 		logsCmd(a), waitCmd(a), execCmd(a), inspectCmd(a), restartCmd(a),
 		imagesCmd(a), imageCmd(a), importCmd(a), loadCmd(a), saveCmd(a), tagCmd(a), rmiCmd(a),
 		pullCmd(a), pushCmd(a), loginCmd(a), logoutCmd(),
+		pauseCmd(a, true), pauseCmd(a, false), renameCmd(a), topCmd(a), attachCmd(a), historyCmd(a),
+		eventsCmd(a), infoCmd(a), versionCmd(a), containerCmd(a),
 	)
 }
 

@@ -597,18 +597,32 @@ func execCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-func inspectCmd(a *app) *cobra.Command {
+func inspectCmd(a *app) *cobra.Command { return inspectKindCmd(a, "") }
+
+// inspectKindCmd is `inspect` (kind "": a container, else an image),
+// `container inspect` (kind "container") or `image inspect` ("image").
+func inspectKindCmd(a *app, kind string) *cobra.Command {
 	var format string
-	cmd := &cobra.Command{Use: "inspect [OPTIONS] NAME|ID [NAME|ID...]", Short: "Return low-level information on containers or images", Args: cobra.MinimumNArgs(1)}
+	use, short := "inspect [OPTIONS] NAME|ID [NAME|ID...]", "Return low-level information on containers or images"
+	switch kind {
+	case "container":
+		use, short = "inspect [OPTIONS] CONTAINER [CONTAINER...]", "Display detailed information on one or more containers"
+	case "image":
+		use, short = "inspect [OPTIONS] IMAGE [IMAGE...]", "Display detailed information on one or more images"
+	}
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.MinimumNArgs(1)}
 	cmd.RunE = a.runE(func(args []string) error {
 		var items []any
 		failed := false
 		for _, ref := range args {
 			var v any
-			err := a.c.JSON(a.ctx, http.MethodGet, "/containers/"+ref+"/json", nil, nil, &v)
-			if err != nil && strings.HasPrefix(err.Error(), "No such container") {
+			var err error
+			if kind != "image" {
+				err = a.c.JSON(a.ctx, http.MethodGet, "/containers/"+ref+"/json", nil, nil, &v)
+			}
+			if kind == "image" || kind == "" && err != nil && strings.HasPrefix(err.Error(), "No such container") {
 				err = a.c.JSON(a.ctx, http.MethodGet, "/images/"+ref+"/json", nil, nil, &v)
-				if err != nil && strings.HasPrefix(err.Error(), "No such image") {
+				if kind == "" && err != nil && strings.HasPrefix(err.Error(), "No such image") {
 					err = fmt.Errorf("No such object: %s", ref)
 				}
 			}

@@ -96,7 +96,8 @@ func imageCmd(a *app) *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := rmiCmd(a)
 	rm.Use = "rm [OPTIONS] IMAGE [IMAGE...]"
-	cmd.AddCommand(ls, rm, importCmd(a), loadCmd(a), saveCmd(a), tagCmd(a), bootstrapCmd(a), pullCmd(a), pushCmd(a))
+	cmd.AddCommand(ls, rm, importCmd(a), loadCmd(a), saveCmd(a), tagCmd(a), bootstrapCmd(a), pullCmd(a), pushCmd(a),
+		inspectKindCmd(a, "image"), historyCmd(a), pruneCmd(a, "images"))
 	return cmd
 }
 

@@ -32,6 +32,7 @@ func (d *Daemon) Info() (*system.Info, error) {
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		info.KernelVersion = unix.ByteSliceToString(u.Release[:])
+		info.Architecture = unix.ByteSliceToString(u.Machine[:]) // "x86_64", as dockerd
 	}
 	info.Name, _ = os.Hostname()
 	info.OperatingSystem = osName()
