@@ -51,7 +51,7 @@ func (f *ctrFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities")
 	fs.BoolVar(&f.privileged, "privileged", false, "give extended privileges to this container")
 	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "security options (seccomp=unconfined|<file>, no-new-privileges)")
-	fs.BoolVar(&f.init, "init", false, "run an init inside the container (not supported yet)")
+	fs.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
 	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "ulimit options (name=soft[:hard])")
 	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs directory (path[:options])")
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a host path (host:container[:ro])")
@@ -63,9 +63,6 @@ func (f *ctrFlags) add(fs *pflag.FlagSet) {
 
 // config turns the flags into the create request.
 func (f *ctrFlags) config(cmd *cobra.Command, image string, args []string, attach bool) (*container.CreateRequest, error) {
-	if f.init {
-		return nil, fmt.Errorf("--init is not supported yet")
-	}
 	cfg := &container.Config{
 		Image: image, Cmd: args, Env: f.env, WorkingDir: f.workdir, User: f.user, Hostname: f.hostname,
 		Tty: f.tty, OpenStdin: f.interactive, StdinOnce: f.interactive && attach,
@@ -97,6 +94,9 @@ func (f *ctrFlags) config(cmd *cobra.Command, image string, args []string, attac
 		ReadonlyRootfs: f.readOnly, CapAdd: f.capAdd, CapDrop: f.capDrop, Privileged: f.privileged,
 		Binds: f.volumes, NetworkMode: container.NetworkMode(f.network), Tmpfs: map[string]string{},
 		AutoRemove: cmd.Flags().Lookup("rm") != nil && cmd.Flags().Lookup("rm").Value.String() == "true",
+	}
+	if cmd.Flags().Changed("init") {
+		hc.Init = &f.init
 	}
 	if f.memory != "" {
 		n, err := units.RAMInBytes(f.memory)

@@ -42,6 +42,8 @@ type daemonOpts struct {
 	TLSCACert    string   `json:"tlscacert"`
 	TLSVerify    bool     `json:"tlsverify"`
 	Insecure     []string `json:"insecure-registries"`
+	Init         bool     `json:"init"`
+	InitPath     string   `json:"init-path"`
 	LogOpts      struct {
 		MaxSize string `json:"max-size"`
 		MaxFile int    `json:"max-file"`
@@ -75,6 +77,8 @@ func daemonCmd() *cobra.Command {
 	f.StringVar(&o.TLSCACert, "tlscacert", "", "CA that client certificates must be signed by")
 	f.BoolVar(&o.TLSVerify, "tlsverify", false, "require client certificates signed by --tlscacert")
 	f.StringArrayVar(&o.Insecure, "insecure-registry", nil, "registry (host[:port] or CIDR) to reach over plain HTTP (repeatable; loopback ones always may)")
+	f.BoolVar(&o.Init, "init", false, "run an init inside every container (unless it asks --init=false)")
+	f.StringVar(&o.InitPath, "init-path", "", "the init binary for --init (default: docker-init or tini-static in $PATH)")
 	f.StringVar(&configFile, "config-file", "", "JSON file with the same settings as the flags (flags win)")
 	return cmd
 }
@@ -104,6 +108,10 @@ func loadDaemonConfig(path string, o *daemonOpts, cmd *cobra.Command) error {
 	set("tlscert", &o.TLSCert, fileOpts.TLSCert)
 	set("tlskey", &o.TLSKey, fileOpts.TLSKey)
 	set("tlscacert", &o.TLSCACert, fileOpts.TLSCACert)
+	set("init-path", &o.InitPath, fileOpts.InitPath)
+	if !cmd.Flags().Changed("init") && fileOpts.Init {
+		o.Init = true
+	}
 	if !cmd.Flags().Changed("host") && len(fileOpts.Hosts) > 0 {
 		o.Hosts = fileOpts.Hosts
 	}
@@ -127,7 +135,7 @@ func runDaemon(o *daemonOpts) error {
 		o.Hosts = []string{DefaultHost}
 	}
 	cfg := daemon.Config{DataRoot: o.DataRoot, ExecRoot: o.ExecRoot, CgroupParent: o.CgroupParent, Logger: log,
-		LogMaxFiles: o.LogOpts.MaxFile, InsecureRegistries: o.Insecure}
+		LogMaxFiles: o.LogOpts.MaxFile, InsecureRegistries: o.Insecure, Init: o.Init, InitPath: o.InitPath}
 	if o.LogOpts.MaxSize != "" {
 		n, err := parseBytes(o.LogOpts.MaxSize)
 		if err != nil {

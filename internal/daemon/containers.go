@@ -163,6 +163,9 @@ func (d *Daemon) Create(name string, cfg *container.Config, hc *container.HostCo
 	if err := validateHostConfig(hc); err != nil {
 		return resp, err
 	}
+	if d.useInit(hc) && d.cfg.InitPath == "" {
+		return resp, fmt.Errorf("--init: no init binary (install tini, or set the daemon's --init-path): %w", errdefs.ErrInvalidArgument)
+	}
 	d.imageMu.Lock()
 	defer d.imageMu.Unlock()
 	img, err := d.images.Get(cfg.Image)

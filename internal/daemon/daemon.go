@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -43,6 +44,11 @@ type Config struct {
 	// InsecureRegistries may be reached over plain HTTP or unverified TLS
 	// (host[:port] or CIDR; loopback registries always may).
 	InsecureRegistries []string
+	// InitPath is the init that --init runs as a container's PID 1
+	// (default: docker-init or tini-static from $PATH, as dockerd finds
+	// docker-init); Init gives every container one unless it says no.
+	InitPath string
+	Init     bool
 }
 
 // Daemon is a running engine.
@@ -84,6 +90,11 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "/tent"
+	}
+	if cfg.InitPath == "" {
+		cfg.InitPath = findInit()
+	} else if _, err := os.Stat(cfg.InitPath); err != nil {
+		return nil, fmt.Errorf("--init-path: %w", err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -183,4 +194,15 @@ func (d *Daemon) dataDir(id string) string {
 
 func (d *Daemon) execDir(id string) string {
 	return filepath.Join(d.cfg.ExecRoot, "containers", id)
+}
+
+// findInit looks for a static init for --init: Debian's docker.io links
+// docker-init to tini-static (static, so it runs in any image).
+func findInit() string {
+	for _, name := range []string{"docker-init", "tini-static"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
 }

@@ -26,6 +26,9 @@ func (d *Daemon) Info() (*system.Info, error) {
 		Runtimes:        map[string]system.RuntimeWithStatus{"tent": {Runtime: system.Runtime{Path: d.cfg.Exe}}},
 		Labels:          []string{}, Warnings: []string{},
 	}
+	if d.cfg.InitPath != "" {
+		info.InitBinary = filepath.Base(d.cfg.InitPath)
+	}
 	if cgroups.Unified() {
 		info.CgroupVersion = "2"
 	}

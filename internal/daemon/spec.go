@@ -45,6 +45,12 @@ func (d *Daemon) spec(c *ctr, rootfs string) (*specs.Spec, error) {
 	p := s.Process
 	p.Terminal = cfg.Tty
 	p.Args = append([]string{c.Path}, c.Args...)
+	if d.useInit(hc) {
+		// As docker: the init bound read-only at /sbin/docker-init, running
+		// the command as its child, reaping zombies and passing signals.
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: initDest, Type: "bind", Source: d.cfg.InitPath, Options: []string{"bind", "ro"}})
+		p.Args = append([]string{initDest, "--"}, p.Args...)
+	}
 	p.Env = containerEnv(cfg, s.Hostname)
 	p.Cwd = cfg.WorkingDir
 	if p.Cwd == "" {
@@ -121,6 +127,17 @@ func (d *Daemon) spec(c *ctr, rootfs string) (*specs.Spec, error) {
 	}
 	s.Mounts = append(s.Mounts, binds...)
 	return s, nil
+}
+
+const initDest = "/sbin/docker-init"
+
+// useInit tells whether a container runs an init as PID 1: its own
+// choice (--init, --init=false), else the daemon's --init.
+func (d *Daemon) useInit(hc *container.HostConfig) bool {
+	if hc.Init != nil {
+		return *hc.Init
+	}
+	return d.cfg.Init
 }
 
 func orDefault(v, def string) string {
