@@ -38,6 +38,11 @@ type record struct {
 	Args         []string              `json:"args"`
 	State        state                 `json:"state"`
 	RestartCount int                   `json:"restartCount,omitempty"`
+	// ManuallyStopped is set while stop or kill ends the container on
+	// purpose, and kept until its next start: a restart policy leaves such
+	// a container stopped (but "always" starts it with the daemon, as
+	// docker's does).
+	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
 }
 
 type state struct {
@@ -60,9 +65,6 @@ type ctr struct {
 	removed chan struct{}
 	// pending are attachments that wait for the container to start.
 	pending []*pendingAttach
-	// stopping is set while stop or kill is ending the container on purpose,
-	// so that a restart policy leaves it stopped.
-	stopping bool
 }
 
 func newCtr(r record) *ctr {
@@ -321,9 +323,9 @@ func (d *Daemon) all() []*ctr {
 // restore loads the containers of metadata.db and re-adopts the running
 // ones: each is watched through its monitor, which may have recorded an
 // exit while no daemon was there.
-func (d *Daemon) restore() error {
+func (d *Daemon) restore() (boot []string, err error) {
 	var recs []record
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err = d.db.View(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(containersBucket)
 		if bk == nil {
 			return nil
@@ -339,7 +341,7 @@ func (d *Daemon) restore() error {
 		})
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, r := range recs {
 		c := newCtr(r)
@@ -359,6 +361,9 @@ func (d *Daemon) restore() error {
 				rc.Delete(true) // never started: its monitor ends with it
 			}
 			snapshot.Unmount(d.rootfs(r.ID))
+			if restartOnBoot(c) {
+				boot = append(boot, r.ID)
+			}
 		}
 	}
 	// Leftovers of containers whose record never made it.
@@ -383,7 +388,27 @@ func (d *Daemon) restore() error {
 			d.log.Warn("remove orphan snapshot", "container", id, "err", err)
 		}
 	}
-	return err
+	return boot, err
+}
+
+// restartOnBoot is docker's rule for a stopped container when the daemon
+// starts: "always" starts it even if it was stopped by hand;
+// "unless-stopped" and "on-failure" (after an error, within its retries)
+// only if it was not.
+func restartOnBoot(c *ctr) bool {
+	if c.State.Status != container.StateExited {
+		return false // created and never started: docker leaves it too
+	}
+	p := c.HostConfig.RestartPolicy
+	switch p.Name {
+	case container.RestartPolicyAlways:
+		return true
+	case container.RestartPolicyUnlessStopped:
+		return !c.ManuallyStopped
+	case container.RestartPolicyOnFailure:
+		return !c.ManuallyStopped && c.State.ExitCode != 0 && (p.MaximumRetryCount == 0 || c.RestartCount < p.MaximumRetryCount)
+	}
+	return false
 }
 
 func (d *Daemon) containerEvent(c *ctr, action events.Action, extra map[string]string) {

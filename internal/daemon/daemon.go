@@ -151,10 +151,20 @@ func New(cfg Config) (*Daemon, error) {
 	if d.reg, err = registry.New(cfg.InsecureRegistries); err != nil {
 		return nil, err
 	}
-	if err := d.restore(); err != nil {
+	boot, err := d.restore()
+	if err != nil {
 		return nil, err
 	}
 	ok = true
+	// Containers whose restart policy says so start with the daemon (one
+	// at a time, while the API already answers).
+	go func() {
+		for _, id := range boot {
+			if err := d.Start(id); err != nil && !IsNotModified(err) {
+				d.log.Error("start with the daemon (restart policy)", "container", id, "err", err)
+			}
+		}
+	}()
 	return d, nil
 }
 

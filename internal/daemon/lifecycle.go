@@ -115,6 +115,7 @@ func (d *Daemon) start(c *ctr) (err error) {
 	rc, err := d.rt.Load(c.ID)
 	if err == nil {
 		c.State = state{Status: container.StateRunning, Pid: pid, StartedAt: time.Now().UTC()}
+		c.ManuallyStopped = false
 		if err = d.save(c); err == nil {
 			d.connectPending(c)
 			err = rc.Start()
@@ -129,7 +130,6 @@ func (d *Daemon) start(c *ctr) (err error) {
 		c.State.Pid = 0
 		return err
 	}
-	c.stopping = false
 	exited := c.exited
 	go d.watch(c, exited)
 	d.containerEvent(c, events.ActionStart, nil)
@@ -218,7 +218,7 @@ func (d *Daemon) watch(c *ctr, exited chan struct{}) {
 
 // shouldRestart applies the restart policy; c.mu is held.
 func (d *Daemon) shouldRestart(c *ctr) bool {
-	if c.stopping {
+	if c.ManuallyStopped {
 		return false
 	}
 	p := c.HostConfig.RestartPolicy
@@ -249,7 +249,7 @@ func (d *Daemon) Kill(ref, sig string) error {
 		return fmt.Errorf("Cannot kill container: %s: container %s is not running: %w", ref, c.ID, errdefs.ErrConflict)
 	}
 	if s == syscall.SIGKILL || s == syscall.SIGTERM {
-		c.stopping = true
+		c.ManuallyStopped = true
 	}
 	return d.signal(c, s)
 }
@@ -294,7 +294,7 @@ func (d *Daemon) Stop(ref string, sig string, timeout *int) error {
 	if timeout != nil {
 		t = *timeout
 	}
-	c.stopping = true
+	c.ManuallyStopped = true
 	exited := c.exited
 	err = d.signal(c, s)
 	c.mu.Unlock()
@@ -435,7 +435,7 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 			}
 			return fmt.Errorf("cannot remove container %q: container is %s: stop the container before removing or force remove: %w", "/"+c.Name, what, errdefs.ErrConflict)
 		}
-		c.stopping = true
+		c.ManuallyStopped = true
 		exited := c.exited
 		err := d.signal(c, syscall.SIGKILL)
 		c.mu.Unlock()

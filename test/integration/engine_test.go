@@ -365,6 +365,39 @@ func TestEngineContainersOutliveDaemon(t *testing.T) {
 	}
 }
 
+// TestEngineRestartPoliciesAcrossDaemonRestart: docker's rules when the
+// daemon starts again. "always" starts even a container stopped by hand;
+// "unless-stopped" does not; one that died while no daemon ran restarts;
+// "no" stays stopped.
+func TestEngineRestartPoliciesAcrossDaemonRestart(t *testing.T) {
+	e := startTent(t)
+	for _, c := range [][]string{{"always1", "always"}, {"unless1", "unless-stopped"}, {"plain", "no"}, {"unless2", "unless-stopped"}} {
+		e.must(t, "run", "-d", "--name", c[0], "--restart", c[1], "busybox", "sleep", "1000")
+	}
+	e.must(t, "stop", "-t", "1", "always1", "unless1", "plain")
+	pid, _ := strconv.Atoi(strings.TrimSpace(e.must(t, "inspect", "--format", "{{.State.Pid}}", "unless2")))
+	e.stop()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil { // dies while no daemon runs
+		t.Fatal(err)
+	}
+	e.start()
+	status := func(name string) string {
+		return strings.TrimSpace(e.out("inspect", "--format", "{{.State.Status}}", name))
+	}
+	testutil.Eventually(t, func() bool { return status("always1") == "running" && status("unless2") == "running" })
+	for _, name := range []string{"unless1", "plain"} {
+		if st := status(name); st != "exited" {
+			t.Errorf("%s after the daemon restarted: %s, want exited", name, st)
+		}
+	}
+	// A stop by hand still holds while the daemon runs.
+	e.must(t, "stop", "-t", "1", "always1")
+	time.Sleep(500 * time.Millisecond)
+	if st := status("always1"); st != "exited" {
+		t.Errorf("always1 after a stop: %s", st)
+	}
+}
+
 // bigImageArchive makes a docker-save archive (with tent save) of an image
 // with a 32 MiB layer.
 func bigImageArchive(t *testing.T, e *tentEngine) string {
