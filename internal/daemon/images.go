@@ -208,13 +208,13 @@ func (d *Daemon) ImageImport(r io.Reader, name string, changes []string) (*image
 }
 
 // ImageLoad adds the images of a docker-save or OCI archive.
-func (d *Daemon) ImageLoad(r io.Reader) ([]*images.Image, error) {
+func (d *Daemon) ImageLoad(r io.Reader) ([]images.Loaded, error) {
 	list, err := d.images.Load(r)
 	if err != nil {
 		return nil, err
 	}
 	for _, img := range list {
-		d.imageEvent(events.ActionLoad, img.ID.String(), strings.Join(img.Names, ","))
+		d.imageEvent(events.ActionLoad, img.ID.String(), strings.Join(img.Tags, ","))
 	}
 	return list, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"path"
+	goruntime "runtime"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -21,15 +23,16 @@ type dockerManifest struct {
 	Layers   []string
 }
 
-// Load adds the images of a docker-save archive (either format: docker's
-// classic one or the OCI layout with manifest.json that newer docker
-// writes) and returns them. Entry names are never used as paths on disk:
+// Load adds the images of a docker-save archive (docker's classic format,
+// the OCI layout with manifest.json that newer docker writes, or a bare
+// OCI image layout such as skopeo's and buildkit's oci-archive) and
+// returns them. Entry names are never used as paths on disk:
 // every file goes to the content store and is found there by name, so a
 // hostile archive cannot write anywhere. A failure keeps nothing new.
-func (s *Store) Load(r io.Reader) ([]*Image, error) {
+func (s *Store) Load(r io.Reader) ([]Loaded, error) {
 	files := map[string]digest.Digest{} // archive path -> blob
 	var ingested []digest.Digest
-	fail := func(err error) ([]*Image, error) {
+	fail := func(err error) ([]Loaded, error) {
 		s.dropUnused(ingested)
 		return nil, err
 	}
@@ -56,13 +59,13 @@ func (s *Store) Load(r io.Reader) ([]*Image, error) {
 	if err != nil {
 		return fail(err)
 	}
-	var out []*Image
+	var out []Loaded
 	for _, m := range manifests {
-		img, err := s.loadOne(m, files)
+		l, err := s.loadOne(m, files)
 		if err != nil {
 			return fail(err)
 		}
-		out = append(out, img)
+		out = append(out, l)
 	}
 	// Drop what no image refers to (VERSION files, layer json, ...).
 	s.dropUnused(ingested)
@@ -81,7 +84,10 @@ func (s *Store) readJSON(d digest.Digest, v any) error {
 func (s *Store) readManifest(files map[string]digest.Digest) ([]dockerManifest, error) {
 	d, ok := files["manifest.json"]
 	if !ok {
-		return nil, fmt.Errorf("load: no manifest.json: not a docker-save archive: %w", errdefs.ErrInvalidArgument)
+		if _, layout := files[ocispec.ImageLayoutFile]; layout {
+			return s.ociManifests(files)
+		}
+		return nil, fmt.Errorf("load: no manifest.json or oci-layout: not an image archive: %w", errdefs.ErrInvalidArgument)
 	}
 	var ms []dockerManifest
 	if err := s.readJSON(d, &ms); err != nil {
@@ -93,7 +99,103 @@ func (s *Store) readManifest(files map[string]digest.Digest) ([]dockerManifest, 
 	return ms, nil
 }
 
-func (s *Store) loadOne(m dockerManifest, files map[string]digest.Digest) (*Image, error) {
+// ociManifests reads a bare OCI image layout: index.json names manifests
+// (or nested indexes, of which this platform's manifest is taken) by
+// digest under blobs/. Every blob named must hash to its digest. An image
+// is tagged from the containerd name annotation, or from
+// org.opencontainers.image.ref.name when that is a full reference
+// ("name:tag"; a bare tag names nothing).
+func (s *Store) ociManifests(files map[string]digest.Digest) ([]dockerManifest, error) {
+	blobPath := func(d digest.Digest) (string, error) {
+		if err := d.Validate(); err != nil {
+			return "", fmt.Errorf("load: bad digest %q: %w", d, errdefs.ErrInvalidArgument)
+		}
+		p := path.Join(ocispec.ImageBlobsDir, d.Algorithm().String(), d.Encoded())
+		if got, ok := files[p]; !ok {
+			return "", fmt.Errorf("load: %s is named but not in the archive: %w", p, errdefs.ErrInvalidArgument)
+		} else if got != d {
+			return "", fmt.Errorf("load: %s holds %s: digest mismatch: %w", p, got, errdefs.ErrInvalidArgument)
+		}
+		return p, nil
+	}
+	idx, ok := files[ocispec.ImageIndexFile]
+	if !ok {
+		return nil, fmt.Errorf("load: OCI layout without index.json: %w", errdefs.ErrInvalidArgument)
+	}
+	var index ocispec.Index
+	if err := s.readJSON(idx, &index); err != nil {
+		return nil, fmt.Errorf("load: malformed index.json: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	var out []dockerManifest
+	for _, desc := range index.Manifests {
+		m, err := s.ociManifest(desc, blobPath, 0)
+		if err != nil {
+			return nil, err
+		}
+		name := desc.Annotations["io.containerd.image.name"]
+		if ref := desc.Annotations[ocispec.AnnotationRefName]; name == "" && strings.ContainsAny(ref, ":/") {
+			name = ref
+		}
+		if name != "" {
+			m.RepoTags = []string{name}
+		}
+		out = append(out, m)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("load: index.json lists no image: %w", errdefs.ErrInvalidArgument)
+	}
+	return out, nil
+}
+
+// ociManifest turns one index entry into the archive paths of its config
+// and layers, descending into a nested index for this platform.
+func (s *Store) ociManifest(desc ocispec.Descriptor, blobPath func(digest.Digest) (string, error), depth int) (dockerManifest, error) {
+	var m dockerManifest
+	p, err := blobPath(desc.Digest)
+	if err != nil {
+		return m, err
+	}
+	switch desc.MediaType {
+	case ocispec.MediaTypeImageIndex, MediaTypeDockerList:
+		var index ocispec.Index
+		if err := s.readJSON(desc.Digest, &index); err != nil || depth > 2 {
+			return m, fmt.Errorf("load: malformed index %s: %w", p, errdefs.ErrInvalidArgument)
+		}
+		for _, d := range index.Manifests {
+			if d.Platform == nil || d.Platform.OS == "linux" && d.Platform.Architecture == goruntime.GOARCH {
+				return s.ociManifest(d, blobPath, depth+1)
+			}
+		}
+		return m, fmt.Errorf("load: %s has no image for linux/%s: %w", p, goruntime.GOARCH, errdefs.ErrNotFound)
+	case ocispec.MediaTypeImageManifest, MediaTypeDockerManifest:
+	default:
+		return m, fmt.Errorf("load: %s: unsupported media type %q: %w", p, desc.MediaType, errdefs.ErrInvalidArgument)
+	}
+	var man ocispec.Manifest
+	if err := s.readJSON(desc.Digest, &man); err != nil {
+		return m, fmt.Errorf("load: malformed manifest %s: %v: %w", p, err, errdefs.ErrInvalidArgument)
+	}
+	if m.Config, err = blobPath(man.Config.Digest); err != nil {
+		return m, err
+	}
+	for _, l := range man.Layers {
+		lp, err := blobPath(l.Digest)
+		if err != nil {
+			return m, err
+		}
+		m.Layers = append(m.Layers, lp)
+	}
+	return m, nil
+}
+
+// Loaded is an image that Load added, with the names the archive gave it
+// (normalized; the image may have others from before).
+type Loaded struct {
+	*Image
+	Tags []string
+}
+
+func (s *Store) loadOne(m dockerManifest, files map[string]digest.Digest) (Loaded, error) {
 	find := func(name string) (digest.Digest, error) {
 		d, ok := files[path.Clean(name)]
 		if !ok {
@@ -103,24 +205,24 @@ func (s *Store) loadOne(m dockerManifest, files map[string]digest.Digest) (*Imag
 	}
 	id, err := find(m.Config)
 	if err != nil {
-		return nil, err
+		return Loaded{}, err
 	}
 	var conf ocispec.Image
 	if err := s.readJSON(id, &conf); err != nil {
-		return nil, fmt.Errorf("load: malformed image config %s: %v: %w", m.Config, err, errdefs.ErrInvalidArgument)
+		return Loaded{}, fmt.Errorf("load: malformed image config %s: %v: %w", m.Config, err, errdefs.ErrInvalidArgument)
 	}
 	if len(conf.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, fmt.Errorf("load: config has %d layers, manifest.json %d: %w", len(conf.RootFS.DiffIDs), len(m.Layers), errdefs.ErrInvalidArgument)
+		return Loaded{}, fmt.Errorf("load: config has %d layers, manifest.json %d: %w", len(conf.RootFS.DiffIDs), len(m.Layers), errdefs.ErrInvalidArgument)
 	}
 	var layers []digest.Digest
 	for i, l := range m.Layers {
 		blob, err := find(l)
 		if err != nil {
-			return nil, err
+			return Loaded{}, err
 		}
 		// Unpacking checks the layer against the config's diffID.
 		if err := s.unpack(blob, conf.RootFS.DiffIDs, i); err != nil {
-			return nil, fmt.Errorf("load: layer %s: %w", l, err)
+			return Loaded{}, fmt.Errorf("load: layer %s: %w", l, err)
 		}
 		layers = append(layers, blob)
 	}
@@ -128,7 +230,7 @@ func (s *Store) loadOne(m dockerManifest, files map[string]digest.Digest) (*Imag
 	for _, t := range m.RepoTags {
 		full, err := Normalize(t)
 		if err != nil {
-			return nil, err
+			return Loaded{}, err
 		}
 		names = append(names, full)
 	}
@@ -149,7 +251,8 @@ func (s *Store) loadOne(m dockerManifest, files map[string]digest.Digest) (*Imag
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return Loaded{}, err
 	}
-	return s.Get(id.String())
+	got, err := s.Get(id.String())
+	return Loaded{Image: got, Tags: names}, err
 }

@@ -462,11 +462,12 @@ func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
+	// As docker: the names the archive gave, else the ID.
 	for _, img := range list {
-		if len(img.Names) == 0 {
+		if len(img.Tags) == 0 {
 			enc.Encode(map[string]string{"stream": "Loaded image ID: " + img.ID.String() + "\n"})
 		}
-		for _, n := range img.Names {
+		for _, n := range img.Tags {
 			enc.Encode(map[string]string{"stream": "Loaded image: " + images.FamiliarName(n) + "\n"})
 		}
 	}

@@ -496,6 +496,35 @@ func TestEngineLoadsDockerSave(t *testing.T) {
 	}
 }
 
+// TestEngineLoadsSkopeoOCIArchive: a bare OCI image layout (no
+// manifest.json), as skopeo writes one, loads with its name and the same
+// image ID, and runs.
+func TestEngineLoadsSkopeoOCIArchive(t *testing.T) {
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		t.Skip("skopeo not installed (apt-get install skopeo)")
+	}
+	e := startTent(t)
+	saved := filepath.Join(t.TempDir(), "saved.tar")
+	e.must(t, "save", "-o", saved, "busybox")
+	want := e.must(t, "inspect", "--format", "{{.Id}}", "busybox")
+	oci := filepath.Join(t.TempDir(), "oci.tar")
+	if out, err := exec.Command("skopeo", "copy", "docker-archive:"+saved, "oci-archive:"+oci+":example.com/oci/bb:v1").CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("tar", "-tf", oci).Output(); err != nil || strings.Contains(string(out), "manifest.json") {
+		t.Fatalf("skopeo's archive: %v\n%s", err, out)
+	}
+	if out := e.must(t, "load", "-i", oci); out != "Loaded image: example.com/oci/bb:v1\n" {
+		t.Errorf("load: %q", out)
+	}
+	if got := e.must(t, "inspect", "--format", "{{.Id}}", "example.com/oci/bb:v1"); got != want {
+		t.Errorf("image ID: %s, want %s", got, want)
+	}
+	if out := e.must(t, "run", "--rm", "example.com/oci/bb:v1", "echo", "from-oci"); out != "from-oci\n" {
+		t.Errorf("run: %q", out)
+	}
+}
+
 func TestEngineBadInput(t *testing.T) {
 	e := startTent(t)
 	c := e.http()
