@@ -35,7 +35,7 @@ func addClientCommands(root *cobra.Command) {
 		imagesCmd(a), imageCmd(a), importCmd(a), loadCmd(a), saveCmd(a), tagCmd(a), rmiCmd(a),
 		pullCmd(a), pushCmd(a), loginCmd(a), logoutCmd(),
 		pauseCmd(a, true), pauseCmd(a, false), renameCmd(a), topCmd(a), attachCmd(a), historyCmd(a),
-		eventsCmd(a), infoCmd(a), versionCmd(a), containerCmd(a),
+		eventsCmd(a), infoCmd(a), versionCmd(a), containerCmd(a), volumeCmd(a),
 	)
 }
 

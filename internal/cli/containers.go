@@ -27,7 +27,7 @@ import (
 type ctrFlags struct {
 	name, workdir, user, entrypoint, hostname, memory, network, restart string
 	env, envFiles, labels, capAdd, capDrop, securityOpt, ulimits, tmpfs []string
-	volumes                                                             []string
+	volumes, mounts                                                     []string
 	cpus                                                                float64
 	pidsLimit                                                           int64
 	readOnly, privileged, init, tty, interactive                        bool
@@ -54,7 +54,8 @@ func (f *ctrFlags) add(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
 	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "ulimit options (name=soft[:hard])")
 	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs directory (path[:options])")
-	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a host path (host:container[:ro])")
+	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a volume or host path ([name|/host/path:]/container/path[:ro])")
+	fs.StringArrayVar(&f.mounts, "mount", nil, "attach a filesystem mount (type=volume|bind|tmpfs,source=...,target=...[,readonly])")
 	fs.StringVar(&f.network, "network", "", "network mode: none or host")
 	fs.StringVar(&f.restart, "restart", "no", "restart policy: no, always, unless-stopped, on-failure[:n]")
 	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
@@ -92,11 +93,28 @@ func (f *ctrFlags) config(cmd *cobra.Command, image string, args []string, attac
 	}
 	hc := &container.HostConfig{
 		ReadonlyRootfs: f.readOnly, CapAdd: f.capAdd, CapDrop: f.capDrop, Privileged: f.privileged,
-		Binds: f.volumes, NetworkMode: container.NetworkMode(f.network), Tmpfs: map[string]string{},
+		NetworkMode: container.NetworkMode(f.network), Tmpfs: map[string]string{},
 		AutoRemove: cmd.Flags().Lookup("rm") != nil && cmd.Flags().Lookup("rm").Value.String() == "true",
 	}
 	if cmd.Flags().Changed("init") {
 		hc.Init = &f.init
+	}
+	for _, v := range f.volumes {
+		if strings.Contains(v, ":") {
+			hc.Binds = append(hc.Binds, v)
+		} else { // -v /path: an anonymous volume
+			if cfg.Volumes == nil {
+				cfg.Volumes = map[string]struct{}{}
+			}
+			cfg.Volumes[v] = struct{}{}
+		}
+	}
+	for _, spec := range f.mounts {
+		m, err := parseMount(spec)
+		if err != nil {
+			return nil, fmt.Errorf("invalid argument %q for \"--mount\" flag: %v", spec, err)
+		}
+		hc.Mounts = append(hc.Mounts, m)
 	}
 	if f.memory != "" {
 		n, err := units.RAMInBytes(f.memory)

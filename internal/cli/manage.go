@@ -254,14 +254,7 @@ func pruneCmd(a *app, what string) *cobra.Command {
 			}
 			deleted, reclaimed = r.ContainersDeleted, r.SpaceReclaimed
 		}
-		if len(deleted) > 0 {
-			fmt.Println(title)
-			for _, d := range deleted {
-				fmt.Println(d)
-			}
-			fmt.Println()
-		}
-		fmt.Println("Total reclaimed space:", units.HumanSize(float64(reclaimed)))
+		printPruned(title, deleted, reclaimed)
 		return nil
 	})
 	f := cmd.Flags()

@@ -43,6 +43,8 @@ type record struct {
 	// a container stopped (but "always" starts it with the daemon, as
 	// docker's does).
 	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
+	// MountPoints are its binds and volumes, decided at create.
+	MountPoints []mountPoint `json:"mountPoints,omitempty"`
 }
 
 type state struct {
@@ -187,6 +189,10 @@ func (d *Daemon) Create(name string, cfg *container.Config, hc *container.HostCo
 	if len(cmd) == 0 {
 		return resp, fmt.Errorf("no command specified: %w", errdefs.ErrInvalidArgument)
 	}
+	mps, err := parseMountPoints(merged, hc)
+	if err != nil {
+		return resp, err
+	}
 	id := newID()
 	d.mu.Lock()
 	name, err = d.reserveName(name, id)
@@ -213,17 +219,33 @@ func (d *Daemon) Create(name string, cfg *container.Config, hc *container.HostCo
 		release()
 		return resp, err
 	}
-	c := newCtr(record{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID.String(),
-		Config: merged, HostConfig: hc, Path: cmd[0], Args: cmd[1:], State: state{Status: container.StateCreated}})
-	if err := d.save(c); err != nil {
+	undo := func(volumes []string) {
+		d.removeVolumes(volumes)
 		d.snap.Remove(d.snapshotKey(id))
 		os.RemoveAll(d.dataDir(id))
 		release()
+	}
+	// Volumes are made and the container registered under volMu, so that
+	// no removal sees a volume unused in between.
+	d.volMu.Lock()
+	made, err := d.setUpVolumes(mps)
+	if err != nil {
+		d.volMu.Unlock()
+		undo(made)
+		return resp, err
+	}
+	c := newCtr(record{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID.String(),
+		Config: merged, HostConfig: hc, Path: cmd[0], Args: cmd[1:], State: state{Status: container.StateCreated},
+		MountPoints: mps})
+	if err := d.save(c); err != nil {
+		d.volMu.Unlock()
+		undo(made)
 		return resp, err
 	}
 	d.mu.Lock()
 	d.containers[id] = c
 	d.mu.Unlock()
+	d.volMu.Unlock()
 	d.containerEvent(c, events.ActionCreate, nil)
 	return container.CreateResponse{ID: id, Warnings: []string{}}, nil
 }
@@ -283,8 +305,15 @@ func mergeConfig(cfg *container.Config, img *ocispec.Image) *container.Config {
 	if m.Labels == nil {
 		m.Labels = map[string]string{}
 	}
-	if len(m.Volumes) == 0 && len(ic.Volumes) > 0 {
-		m.Volumes = ic.Volumes
+	if len(ic.Volumes) > 0 { // the image's and the user's, as docker
+		vols := map[string]struct{}{}
+		for k := range ic.Volumes {
+			vols[k] = struct{}{}
+		}
+		for k := range cfg.Volumes {
+			vols[k] = struct{}{}
+		}
+		m.Volumes = vols
 	}
 	return &m
 }

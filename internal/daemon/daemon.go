@@ -73,6 +73,8 @@ type Daemon struct {
 	monitorBin *os.File
 	// imageMu serializes image deletion against container creation.
 	imageMu sync.Mutex
+	// volMu serializes volume creation and removal (and the in-use check).
+	volMu sync.Mutex
 }
 
 // New opens (or makes) the stores and re-adopts the containers that ran

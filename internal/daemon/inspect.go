@@ -52,7 +52,7 @@ func (d *Daemon) Inspect(ref string) (*container.InspectResponse, error) {
 		Platform:        "linux",
 		HostConfig:      &hc,
 		GraphDriver:     &storage.DriverData{Name: d.driver, Data: map[string]string{"MergedDir": d.rootfs(c.ID)}},
-		Mounts:          []container.MountPoint{},
+		Mounts:          d.mountPointsAPI(c.mounts()),
 		Config:          &cfg,
 		NetworkSettings: &container.NetworkSettings{},
 		ExecIDs:         nil,
@@ -71,7 +71,7 @@ type ListOpts struct {
 func (d *Daemon) List(o ListOpts) ([]container.Summary, error) {
 	for k := range o.Filters {
 		switch k {
-		case "id", "name", "status", "label", "exited", "ancestor", "before", "since":
+		case "id", "name", "status", "label", "exited", "ancestor", "before", "since", "volume":
 		default:
 			return nil, fmt.Errorf("invalid filter '%s': %w", k, errdefs.ErrInvalidArgument)
 		}
@@ -139,6 +139,9 @@ func (d *Daemon) matches(c *ctr, s container.Summary, f map[string][]string) boo
 			img, err := d.images.Get(v)
 			return err == nil && img.ID.String() == c.Image
 		}) &&
+		any("volume", func(v string) bool { // a volume's name or a mount's destination
+			return slices.ContainsFunc(s.Mounts, func(m container.MountPoint) bool { return m.Name == v || m.Destination == v })
+		}) &&
 		allLabels(c.Config.Labels, f["label"])
 }
 
@@ -160,7 +163,7 @@ func (d *Daemon) summary(c *ctr) container.Summary {
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, ImageID: c.Image,
 		Command: strings.Join(append([]string{c.Path}, c.Args...), " "), Created: c.Created.Unix(),
 		Ports: []container.PortSummary{}, Labels: c.Config.Labels, State: c.State.Status,
-		Mounts: []container.MountPoint{},
+		Mounts: d.mountPointsAPI(c.mounts()),
 	}
 	if s.Image == "" {
 		s.Image = c.Image

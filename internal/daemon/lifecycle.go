@@ -14,6 +14,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/signals"
@@ -83,6 +84,9 @@ func (d *Daemon) start(c *ctr) (err error) {
 			d.save(c)
 		}
 	}()
+	if err := d.copyUp(c, rootfs); err != nil {
+		return err
+	}
 	spec, err := d.spec(c, rootfs)
 	if err != nil {
 		return err
@@ -445,6 +449,17 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 		<-exited
 		c.mu.Lock()
 	}
+	// Anonymous volumes go with the container (rm -v, --rm), once it is
+	// gone and c.mu released; ones still used elsewhere stay.
+	var anonymous []string
+	if volumes || c.HostConfig.AutoRemove {
+		for _, m := range c.mounts() {
+			if v, err := d.getVolume(m.Name); m.Type == mount.TypeVolume && err == nil && v.anonymous() {
+				anonymous = append(anonymous, m.Name)
+			}
+		}
+	}
+	defer func() { d.removeVolumes(anonymous) }()
 	defer c.mu.Unlock()
 	if c.State.Status == container.StateRemoving {
 		return nil // auto-remove got there first

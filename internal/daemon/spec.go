@@ -121,7 +121,7 @@ func (d *Daemon) spec(c *ctr, rootfs string) (*specs.Spec, error) {
 		}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: o})
 	}
-	binds, err := bindMounts(hc)
+	binds, err := d.specMounts(c)
 	if err != nil {
 		return nil, err
 	}
@@ -336,44 +336,6 @@ func parseDockerSeccomp(b []byte, capList []string) (*specs.LinuxSeccomp, error)
 	}
 	if _, err := seccomp.Compile(out); err != nil {
 		return nil, fmt.Errorf("seccomp profile: %v: %w", err, errdefs.ErrInvalidArgument)
-	}
-	return out, nil
-}
-
-// bindMounts turns -v host:container[:opts] binds into mounts. Named
-// volumes are not supported yet.
-func bindMounts(hc *container.HostConfig) ([]specs.Mount, error) {
-	var out []specs.Mount
-	for _, b := range hc.Binds {
-		parts := strings.Split(b, ":")
-		if len(parts) < 2 || len(parts) > 3 {
-			return nil, fmt.Errorf("invalid volume specification: %q: %w", b, errdefs.ErrInvalidArgument)
-		}
-		src, dst := parts[0], parts[1]
-		if !filepath.IsAbs(src) {
-			return nil, fmt.Errorf("named volumes are not supported yet (%q): %w", b, errdefs.ErrNotImplemented)
-		}
-		if !filepath.IsAbs(dst) {
-			return nil, fmt.Errorf("invalid volume specification: %q: mount path must be absolute: %w", b, errdefs.ErrInvalidArgument)
-		}
-		if _, err := os.Stat(src); os.IsNotExist(err) {
-			if err := os.MkdirAll(src, 0o755); err != nil { // as docker does for -v
-				return nil, err
-			}
-		}
-		opts := []string{"rbind"}
-		if len(parts) == 3 {
-			for _, o := range strings.Split(parts[2], ",") {
-				switch o {
-				case "ro", "rw":
-					opts = append(opts, o)
-				case "z", "Z", "":
-				default:
-					opts = append(opts, o)
-				}
-			}
-		}
-		out = append(out, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts})
 	}
 	return out, nil
 }

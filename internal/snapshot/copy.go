@@ -9,10 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// copyTree copies the tree at src into the existing directory dst,
+// CopyTree copies the tree at src into the existing directory dst,
 // keeping owners, modes, times, extended attributes, device nodes and
 // hard links.
-func copyTree(src, dst string) error {
+func CopyTree(src, dst string) error {
 	links := map[uint64]string{} // inode -> first copy, for hard links
 	var dirs []string
 	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {

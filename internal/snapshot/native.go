@@ -20,7 +20,7 @@ func (nativeBackend) create(dir string, parents []string) error {
 		return nil
 	}
 	// The nearest parent is a full tree already.
-	return copyTree(parents[0], filepath.Join(dir, "fs"))
+	return CopyTree(parents[0], filepath.Join(dir, "fs"))
 }
 
 func (nativeBackend) whiteouts() archive.Whiteouts { return archive.Delete }
