@@ -618,7 +618,8 @@ func execCmd(a *app) *cobra.Command {
 func inspectCmd(a *app) *cobra.Command { return inspectKindCmd(a, "") }
 
 // inspectKindCmd is `inspect` (kind "": a container, else an image),
-// `container inspect` (kind "container") or `image inspect` ("image").
+// `container inspect` (kind "container"), `image inspect` ("image") or
+// `volume inspect` ("volume").
 func inspectKindCmd(a *app, kind string) *cobra.Command {
 	var format string
 	use, short := "inspect [OPTIONS] NAME|ID [NAME|ID...]", "Return low-level information on containers or images"
@@ -627,6 +628,8 @@ func inspectKindCmd(a *app, kind string) *cobra.Command {
 		use, short = "inspect [OPTIONS] CONTAINER [CONTAINER...]", "Display detailed information on one or more containers"
 	case "image":
 		use, short = "inspect [OPTIONS] IMAGE [IMAGE...]", "Display detailed information on one or more images"
+	case "volume":
+		use, short = "inspect [OPTIONS] VOLUME [VOLUME...]", "Display detailed information on one or more volumes"
 	}
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.MinimumNArgs(1)}
 	cmd.RunE = a.runE(func(args []string) error {
@@ -635,7 +638,10 @@ func inspectKindCmd(a *app, kind string) *cobra.Command {
 		for _, ref := range args {
 			var v any
 			var err error
-			if kind != "image" {
+			switch kind {
+			case "volume":
+				err = a.c.JSON(a.ctx, http.MethodGet, "/volumes/"+ref, nil, nil, &v)
+			case "", "container":
 				err = a.c.JSON(a.ctx, http.MethodGet, "/containers/"+ref+"/json", nil, nil, &v)
 			}
 			if kind == "image" || kind == "" && err != nil && strings.HasPrefix(err.Error(), "No such container") {

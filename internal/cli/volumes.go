@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -18,7 +17,7 @@ import (
 // volumeCmd is `tent volume`: create, ls, inspect, rm, prune.
 func volumeCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "volume", Short: "Manage volumes"}
-	cmd.AddCommand(volumeCreateCmd(a), volumeLsCmd(a), volumeInspectCmd(a), volumeRmCmd(a), volumePruneCmd(a))
+	cmd.AddCommand(volumeCreateCmd(a), volumeLsCmd(a), inspectKindCmd(a, "volume"), volumeRmCmd(a), volumePruneCmd(a))
 	return cmd
 }
 
@@ -100,41 +99,6 @@ func volumeLsCmd(a *app) *cobra.Command {
 	f.BoolVarP(&quiet, "quiet", "q", false, "only display volume names")
 	f.StringVar(&format, "format", "", "format output using a Go template, 'table ...' or 'json'")
 	f.StringArrayVarP(&filter, "filter", "f", nil, "provide filter values (e.g. 'dangling=true')")
-	return cmd
-}
-
-func volumeInspectCmd(a *app) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{Use: "inspect [OPTIONS] VOLUME [VOLUME...]", Short: "Display detailed information on one or more volumes", Args: cobra.MinimumNArgs(1)}
-	cmd.RunE = a.runE(func(args []string) error {
-		var items []any
-		failed := false
-		for _, name := range args {
-			var v any
-			if err := a.c.JSON(a.ctx, http.MethodGet, "/volumes/"+name, nil, nil, &v); err != nil {
-				fmt.Fprintln(os.Stderr, "Error:", err)
-				failed = true
-				continue
-			}
-			items = append(items, v)
-		}
-		if format != "" {
-			if err := printRows(os.Stdout, format, nil, items); err != nil {
-				return err
-			}
-		} else {
-			if items == nil {
-				items = []any{}
-			}
-			b, _ := json.MarshalIndent(items, "", "    ")
-			fmt.Println(string(b))
-		}
-		if failed {
-			return statusError{code: 1}
-		}
-		return nil
-	})
-	cmd.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template")
 	return cmd
 }
 
