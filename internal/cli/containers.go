@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 // ctrFlags are the flags of create and run.
 type ctrFlags struct {
 	name, workdir, user, entrypoint, hostname, memory, network, restart string
+	detachKeys                                                          string
 	env, envFiles, labels, capAdd, capDrop, securityOpt, ulimits, tmpfs []string
 	volumes, mounts                                                     []string
 	cpus                                                                float64
@@ -265,9 +268,14 @@ func runCmd(a *app) *cobra.Command {
 			fmt.Println(id)
 			return nil
 		}
-		return a.runAttached(id, f.interactive, f.tty, rm)
+		keys, err := streams.ParseDetachKeys(f.detachKeys)
+		if err != nil {
+			return statusError{code: 125, msg: "tent: " + err.Error()}
+		}
+		return a.runAttached(id, f.interactive, f.tty, rm, keys)
 	})
 	f.add(cmd.Flags())
+	cmd.Flags().StringVar(&f.detachKeys, "detach-keys", "", "override the key sequence for detaching a container")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run container in background and print container ID")
 	cmd.Flags().BoolVar(&rm, "rm", false, "automatically remove the container when it exits")
 	return cmd
@@ -275,7 +283,7 @@ func runCmd(a *app) *cobra.Command {
 
 // runAttached attaches, registers a wait, starts, relays stdio and returns
 // the container's exit status.
-func (a *app) runAttached(id string, stdin, tty, autoRemove bool) error {
+func (a *app) runAttached(id string, stdin, tty, autoRemove bool, detachKeys []byte) error {
 	q := url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}}
 	if stdin {
 		q.Set("stdin", "1")
@@ -297,10 +305,13 @@ func (a *app) runAttached(id string, stdin, tty, autoRemove bool) error {
 	if err := a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/start", nil, nil, nil); err != nil {
 		return startFailure(err)
 	}
-	restore := a.relay(conn, br, stdin, tty, func(h, w int) {
+	restore, detached := a.relay(conn, br, stdin, tty, detachKeys, func(h, w int) {
 		a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/resize", url.Values{"h": {fmt.Sprint(h)}, "w": {fmt.Sprint(w)}}, nil, nil)
 	})
 	restore()
+	if detached {
+		return nil // the container goes on, as after docker's ctrl-p ctrl-q
+	}
 	var status container.WaitResponse
 	if err := json.NewDecoder(waitResp.Body).Decode(&status); err != nil {
 		return statusError{code: 125, msg: "error waiting for container: " + err.Error()}
@@ -315,10 +326,12 @@ func (a *app) runAttached(id string, stdin, tty, autoRemove bool) error {
 }
 
 // relay copies our stdin to conn and its output to our stdout/stderr
-// until the output ends. With a terminal, stdin is put in raw mode and the
-// size follows ours. The returned function undoes the terminal changes.
-func (a *app) relay(conn net.Conn, br *bufio.Reader, stdin, tty bool, resize func(h, w int)) func() {
-	restore := func() {}
+// until the output ends. With a terminal, stdin is put in raw mode, the
+// size follows ours, and typing detachKeys (nil: docker's ctrl-p ctrl-q)
+// leaves the container running: detached says so. restore undoes the
+// terminal changes.
+func (a *app) relay(conn net.Conn, br *bufio.Reader, stdin, tty bool, detachKeys []byte, resize func(h, w int)) (restore func(), detached bool) {
+	restore = func() {}
 	fd := int(os.Stdin.Fd())
 	if tty && term.IsTerminal(fd) {
 		if st, err := term.MakeRaw(fd); err == nil {
@@ -340,9 +353,21 @@ func (a *app) relay(conn net.Conn, br *bufio.Reader, stdin, tty bool, resize fun
 			}
 		}()
 	}
+	var escaped atomic.Bool
 	if stdin {
+		var in io.Reader = os.Stdin
+		if tty {
+			if detachKeys == nil {
+				detachKeys = streams.DefaultDetachKeys
+			}
+			in = streams.NewEscapeReader(in, detachKeys)
+		}
 		go func() {
-			io.Copy(conn, os.Stdin)
+			if _, err := io.Copy(conn, in); errors.Is(err, streams.ErrDetached) {
+				escaped.Store(true)
+				conn.Close() // the output ends too
+				return
+			}
 			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
 			}
@@ -353,7 +378,7 @@ func (a *app) relay(conn net.Conn, br *bufio.Reader, stdin, tty bool, resize fun
 	} else {
 		streams.Demux(os.Stdout, os.Stderr, br)
 	}
-	return restore
+	return restore, escaped.Load()
 }
 
 func simpleCmd(a *app, use, short string, fn func(id string) error) *cobra.Command {
@@ -592,7 +617,7 @@ func execCmd(a *app) *cobra.Command {
 			return apiError(err, 1)
 		}
 		defer conn.Close()
-		restore := a.relay(conn, br, interactive, tty, func(h, w int) {
+		restore, _ := a.relay(conn, br, interactive, tty, nil, func(h, w int) {
 			a.c.JSON(a.ctx, http.MethodPost, "/exec/"+created.ID+"/resize", url.Values{"h": {fmt.Sprint(h)}, "w": {fmt.Sprint(w)}}, nil, nil)
 		})
 		restore()

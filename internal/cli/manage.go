@@ -20,6 +20,7 @@ import (
 	"github.com/moby/moby/api/types/image"
 	"github.com/spf13/cobra"
 	"github.com/tent-project/tent/internal/client"
+	"github.com/tent-project/tent/internal/streams"
 )
 
 // The management verbs: pause, unpause, rename, top, attach, history,
@@ -74,6 +75,7 @@ func topCmd(a *app) *cobra.Command {
 
 func attachCmd(a *app) *cobra.Command {
 	var noStdin bool
+	var detachKeys string
 	cmd := &cobra.Command{Use: "attach [OPTIONS] CONTAINER", Short: "Attach local standard input, output, and error streams to a running container", Args: cobra.ExactArgs(1)}
 	cmd.RunE = a.runE(func(args []string) error {
 		var c container.InspectResponse
@@ -87,6 +89,10 @@ func attachCmd(a *app) *cobra.Command {
 			return statusError{code: 1, msg: "You cannot attach to a paused container, unpause it first"}
 		}
 		stdin := c.Config.OpenStdin && !noStdin
+		keys, err := streams.ParseDetachKeys(detachKeys)
+		if err != nil {
+			return statusError{code: 1, msg: err.Error()}
+		}
 		q := url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}}
 		if stdin {
 			q.Set("stdin", "1")
@@ -102,10 +108,13 @@ func attachCmd(a *app) *cobra.Command {
 			return apiError(err, 1)
 		}
 		defer waitResp.Body.Close()
-		restore := a.relay(conn, br, stdin, c.Config.Tty, func(h, w int) {
+		restore, detached := a.relay(conn, br, stdin, c.Config.Tty, keys, func(h, w int) {
 			a.c.JSON(a.ctx, http.MethodPost, "/containers/"+c.ID+"/resize", url.Values{"h": {fmt.Sprint(h)}, "w": {fmt.Sprint(w)}}, nil, nil)
 		})
 		restore()
+		if detached {
+			return nil
+		}
 		var status container.WaitResponse
 		if err := json.NewDecoder(waitResp.Body).Decode(&status); err == nil && status.StatusCode != 0 {
 			return statusError{code: int(status.StatusCode)}
@@ -113,6 +122,7 @@ func attachCmd(a *app) *cobra.Command {
 		return nil
 	})
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "do not attach STDIN")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "override the key sequence for detaching a container")
 	cmd.Flags().Bool("sig-proxy", true, "proxy all received signals to the process")
 	return cmd
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -47,10 +48,13 @@ func (d *Daemon) closePending(c *ctr) {
 // to be streamed once the HTTP connection is taken over.
 type Attachment struct {
 	// Tty tells whether the stream is raw (a terminal) or framed.
-	Tty  bool
-	d    *Daemon
-	c    *ctr
-	opts monitor.AttachOpts
+	Tty bool
+	// DetachKeys end the attachment when the client types them (with a
+	// terminal only, as docker): the container goes on.
+	DetachKeys []byte
+	d          *Daemon
+	c          *ctr
+	opts       monitor.AttachOpts
 }
 
 // Attach checks that the container can be attached to (it exists and is
@@ -97,8 +101,14 @@ func (a *Attachment) Stream(ctx context.Context, in io.Reader, out io.Writer, cl
 	}
 	defer conn.Close()
 	if a.opts.Stdin {
+		if a.Tty && len(a.DetachKeys) > 0 {
+			in = streams.NewEscapeReader(in, a.DetachKeys)
+		}
 		go func() {
-			io.Copy(conn, in)
+			if _, err := io.Copy(conn, in); errors.Is(err, streams.ErrDetached) {
+				conn.Close() // ends the output too: the client is gone
+				return
+			}
 			conn.CloseWrite()
 		}()
 	}

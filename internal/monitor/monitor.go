@@ -42,7 +42,7 @@ type Config struct {
 	Tty       bool   `json:"tty,omitempty"`
 	OpenStdin bool   `json:"openStdin,omitempty"`
 	// StdinOnce closes the container's stdin when the first attached
-	// client that writes to it finishes.
+	// client that writes to it finishes (not a terminal's: see attach).
 	StdinOnce bool `json:"stdinOnce,omitempty"`
 }
 

@@ -272,8 +272,12 @@ func (m *monitor) attach(conn net.Conn, br *bufio.Reader, o AttachOpts) {
 	if o.Stdout || o.Stderr {
 		m.attached[a] = struct{}{}
 	}
+	// StdinOnce closes the container's stdin when its first feeder goes,
+	// unless it is a terminal (as docker: a client that detaches from a
+	// terminal leaves it open, for the next attach).
+	closeStdin := m.cfg.StdinOnce && !m.cfg.Tty
 	feed := o.Stdin && m.stdin != nil && !m.stdinUsed
-	if feed && m.cfg.StdinOnce {
+	if feed && closeStdin {
 		m.stdinUsed = true
 	}
 	m.mu.Unlock()
@@ -284,7 +288,7 @@ func (m *monitor) attach(conn net.Conn, br *bufio.Reader, o AttachOpts) {
 		return
 	}
 	io.Copy(m.stdin, br)
-	if m.cfg.StdinOnce {
+	if closeStdin {
 		m.stdin.Close()
 	}
 	if !o.Stdout && !o.Stderr {

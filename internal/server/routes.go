@@ -19,6 +19,7 @@ import (
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/registry"
+	"github.com/tent-project/tent/internal/streams"
 	"golang.org/x/sys/unix"
 )
 
@@ -346,11 +347,17 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("either the stream or the logs parameter must be set: %w", errdefs.ErrInvalidArgument))
 		return
 	}
+	keys, err := streams.ParseDetachKeys(r.URL.Query().Get("detachKeys"))
+	if err != nil {
+		writeError(w, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument))
+		return
+	}
 	a, err := s.d.Attach(r.PathValue("id"), boolValue(r, "stdin"), boolValue(r, "stdout"), boolValue(r, "stderr"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	a.DetachKeys = keys
 	conn, rw, err := hijack(w, r, streamType(a.Tty))
 	if err != nil {
 		return
