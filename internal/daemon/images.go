@@ -306,7 +306,7 @@ func short(id digest.Digest) string { return id.Encoded()[:12] }
 
 // ImagePrune deletes dangling images (all unused ones with all) that no
 // container uses.
-func (d *Daemon) ImagePrune(all bool) ([]image.DeleteResponse, error) {
+func (d *Daemon) ImagePrune(all bool, f PruneFilter) ([]image.DeleteResponse, error) {
 	list, err := d.images.List()
 	if err != nil {
 		return nil, err
@@ -314,6 +314,13 @@ func (d *Daemon) ImagePrune(all bool) ([]image.DeleteResponse, error) {
 	out := []image.DeleteResponse{}
 	for _, img := range list {
 		if len(img.Names) > 0 && !all {
+			continue
+		}
+		var labels map[string]string
+		if cfg, err := d.images.Config(img.ID); err == nil {
+			labels = cfg.Config.Labels
+		}
+		if !f.matches(img.Created, labels) {
 			continue
 		}
 		if _, used := d.imageInUse(img.ID); used {

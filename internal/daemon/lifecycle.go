@@ -527,13 +527,14 @@ func (d *Daemon) Rename(ref, name string) error {
 }
 
 // Prune removes every stopped container and returns their IDs.
-func (d *Daemon) Prune() ([]string, error) {
+func (d *Daemon) Prune(f PruneFilter) ([]string, error) {
 	var ids []string
 	for _, c := range d.all() {
 		c.mu.Lock()
 		stopped := c.State.Status == container.StateExited || c.State.Status == container.StateCreated || c.State.Status == container.StateDead
+		match := f.matches(c.Created, c.Config.Labels)
 		c.mu.Unlock()
-		if !stopped {
+		if !stopped || !match {
 			continue
 		}
 		if err := d.Remove(c.ID, false, false); err == nil {
@@ -541,4 +542,23 @@ func (d *Daemon) Prune() ([]string, error) {
 		}
 	}
 	return ids, nil
+}
+
+// PruneFilter is what docker's prune filters ask: until (only what was
+// created before), label=KEY[=VALUE] and label!=KEY[=VALUE].
+type PruneFilter struct {
+	Until             time.Time
+	Labels, NotLabels []string
+}
+
+func (f PruneFilter) matches(created time.Time, labels map[string]string) bool {
+	if !f.Until.IsZero() && !created.Before(f.Until) {
+		return false
+	}
+	for _, l := range f.NotLabels {
+		if allLabels(labels, []string{l}) {
+			return false
+		}
+	}
+	return allLabels(labels, f.Labels)
 }

@@ -256,17 +256,17 @@ func (d *Daemon) removeVolume(name string) error {
 	return nil
 }
 
-// VolumePrune removes unused volumes: anonymous ones, or all with the
-// filter all=true (API 1.42 and later, as docker), narrowed by labels.
-func (d *Daemon) VolumePrune(f map[string][]string) (volume.PruneReport, error) {
+// VolumePrune removes unused volumes: anonymous ones, or named ones too
+// with everything (the filter all=true of API 1.42 and later, as
+// docker), narrowed by f.
+func (d *Daemon) VolumePrune(everything bool, f PruneFilter) (volume.PruneReport, error) {
 	report := volume.PruneReport{VolumesDeleted: []string{}}
 	all, err := d.allVolumes()
 	if err != nil {
 		return report, err
 	}
-	everything := len(f["all"]) > 0 && (f["all"][0] == "true" || f["all"][0] == "1")
 	for _, v := range all {
-		if !everything && !v.anonymous() || !allLabels(v.Labels, f["label"]) {
+		if !everything && !v.anonymous() || !f.matches(v.CreatedAt, v.Labels) {
 			continue
 		}
 		size := dirSize(d.volumeData(v.Name))

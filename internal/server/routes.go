@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -191,6 +192,27 @@ func eventMatches(m events.Message, f map[string][]string) bool {
 	return match("type", string(m.Type)) && match("event", string(m.Action)) &&
 		(match("container", m.Actor.ID) || match("container", name) || m.Type != events.ContainerEventType) &&
 		(match("image", m.Actor.ID) || match("image", name) || m.Type != events.ImageEventType)
+}
+
+// pruneFilter reads a prune's filters, refusing any but allowed ones.
+func pruneFilter(r *http.Request, allowed ...string) (daemon.PruneFilter, map[string][]string, error) {
+	var pf daemon.PruneFilter
+	f, err := filters(r)
+	if err != nil {
+		return pf, nil, err
+	}
+	for k := range f {
+		if !slices.Contains(allowed, k) {
+			return pf, nil, fmt.Errorf("invalid filter '%s': %w", k, errdefs.ErrInvalidArgument)
+		}
+	}
+	if u := f["until"]; len(u) > 0 {
+		if pf.Until, err = parseTime(u[0]); err != nil {
+			return pf, nil, err
+		}
+	}
+	pf.Labels, pf.NotLabels = f["label"], f["label!"]
+	return pf, f, nil
 }
 
 // parseTime reads docker's time parameters: unix seconds (with optional
@@ -402,7 +424,12 @@ func (s *Server) containerRemove(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) {
-	ids, err := s.d.Prune()
+	pf, _, err := pruneFilter(r, "until", "label", "label!")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ids, err := s.d.Prune(pf)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -504,7 +531,7 @@ func (s *Server) save(w http.ResponseWriter, names []string) {
 }
 
 func (s *Server) imagePrune(w http.ResponseWriter, r *http.Request) {
-	f, err := filters(r)
+	pf, f, err := pruneFilter(r, "dangling", "until", "label", "label!")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -513,7 +540,7 @@ func (s *Server) imagePrune(w http.ResponseWriter, r *http.Request) {
 	if v := f["dangling"]; len(v) > 0 && (v[0] == "false" || v[0] == "0") {
 		all = true
 	}
-	deleted, err := s.d.ImagePrune(all)
+	deleted, err := s.d.ImagePrune(all, pf)
 	if err != nil {
 		writeError(w, err)
 		return

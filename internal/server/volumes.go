@@ -61,12 +61,13 @@ func (s *Server) volumeRemove(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) volumePrune(w http.ResponseWriter, r *http.Request) {
-	f, err := filters(r)
+	pf, f, err := pruneFilter(r, "all", "label", "label!")
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	report, err := s.d.VolumePrune(f)
+	all := len(f["all"]) > 0 && (f["all"][0] == "true" || f["all"][0] == "1")
+	report, err := s.d.VolumePrune(all, pf)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -115,6 +115,23 @@ func TestTentCLIManagement(t *testing.T) {
 		t.Errorf("image prune: %q (want %s deleted)", out, old)
 	}
 
+	// Prune filters: labels, label!, until (only what is older).
+	a1 := strings.TrimSpace(e.must(t, "create", "--label", "a=1", "bb:1", "true"))
+	e.must(t, "create", "--label", "a=2", "bb:1", "true")
+	if out := e.must(t, "container", "prune", "-f", "--filter", "until=1h"); strings.Contains(out, "Deleted") {
+		t.Errorf("prune until=1h took new containers: %q", out)
+	}
+	if out := e.tentOK(t, "container", "prune", "-f", "--filter", "label=a=1"); out != "Deleted Containers:\n"+a1+"\n\nTotal reclaimed space: 0B\n" {
+		t.Errorf("prune label=a=1: %q", out)
+	}
+	if out := e.must(t, "container", "prune", "-f", "--filter", "label!=a=2"); strings.Contains(out, "Deleted") {
+		t.Errorf("prune label!=a=2 took the a=2 container: %q", out)
+	}
+	if _, errOut, code := e.runIn(nil, "container", "prune", "-f", "--filter", "bogus=1"); code == 0 || !strings.Contains(errOut, "invalid filter 'bogus'") {
+		t.Errorf("prune with a bad filter: exit %d %q", code, errOut)
+	}
+	e.must(t, "container", "prune", "-f")
+
 	same("info", "--format", "{{.Driver}} {{.Containers}} {{.Images}}")
 	if out := e.tentOK(t, "info"); !strings.Contains(out, "Server:") || !strings.Contains(out, " Containers: 1") {
 		t.Errorf("info: %q", out)
