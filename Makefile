@@ -6,7 +6,9 @@ VERSION  ?= 0.1.0-dev
 # -E: start through internal/nsenter's entry point, which joins a user
 # namespace before the Go runtime starts threads (see docs/runtime.md).
 ENTRY    := github.com/tent-project/tent/internal/nsenter.Entry
-LDFLAGS  := -s -w -E=$(ENTRY) -X github.com/tent-project/tent/internal/runtimecli.Version=$(VERSION)
+# tent, the client, starts no container process and has no such entry.
+CLIFLAGS := -s -w -X github.com/tent-project/tent/internal/version.Version=$(VERSION)
+LDFLAGS  := $(CLIFLAGS) -E=$(ENTRY)
 # Static binaries: the runtime re-executes itself inside containers.
 export CGO_ENABLED := 0
 
@@ -15,12 +17,13 @@ export CGO_ENABLED := 0
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tent ./cmd/tent
+	$(GO) build -trimpath -ldflags '$(CLIFLAGS)' -o $(BIN)/tent ./cmd/tent
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tentd ./cmd/tentd
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tent-runtime ./cmd/tent-runtime
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tent-monitor ./cmd/tent-monitor
 
 install: build
-	install -m 0755 $(BIN)/tent $(BIN)/tent-runtime $(BIN)/tent-monitor /usr/local/bin/
+	install -m 0755 $(BIN)/tent $(BIN)/tentd $(BIN)/tent-runtime $(BIN)/tent-monitor /usr/local/bin/
 
 # The whole suite: unit tests, then the root integration tests against the
 # freshly built binaries (a real docker engine too, where installed).

@@ -6,7 +6,7 @@
 // It is a separate, small binary because one runs for every container:
 // a fraction of tent's code starts faster and stays smaller in memory,
 // and the containers' inits (re-executions of this binary) start faster
-// too. `tent monitor DIR` does the same where this binary is missing.
+// too. `tentd monitor DIR` does the same where this binary is missing.
 package main
 
 import (

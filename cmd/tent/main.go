@@ -1,18 +1,14 @@
-// Command tent is tent's client and (as `tent daemon`) its daemon.
+// Command tent is tent's client: docker's verbs against the tent daemon's
+// API. `tent daemon` runs tentd and `tent runtime` tent-runtime, which
+// sit next to it; the client links none of their code, so it starts fast.
 package main
 
 import (
 	"os"
 
 	"github.com/tent-project/tent/internal/cli"
-	"github.com/tent-project/tent/internal/runtime"
 )
 
 func main() {
-	// The daemon runs containers in process: its re-executions as a
-	// container's init land here first.
-	if runtime.IsChild() {
-		runtime.ChildMain()
-	}
 	os.Exit(cli.Main(os.Args[1:]))
 }

@@ -4,15 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
 
-	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
-	"github.com/tent-project/tent/internal/monitor"
-	"github.com/tent-project/tent/internal/runtimecli"
+	"github.com/tent-project/tent/internal/version"
 )
 
 // Version is tent's version.
-var Version = runtimecli.Version
+var Version = version.Version
 
 // statusError carries an exit status; its message (if any) was printed.
 type statusError struct {
@@ -22,18 +23,17 @@ type statusError struct {
 
 func (e statusError) Error() string { return e.msg }
 
-// Main runs the tent command line and returns the exit status.
+// Main runs the tent command line and returns the exit status. `tent
+// daemon` and `tent runtime` become tentd and tent-runtime (next to this
+// binary, else from $PATH): the client links none of their code, so that
+// every command starts fast.
 func Main(args []string) int {
 	if len(args) > 0 {
 		switch args[0] {
+		case "daemon":
+			return execSibling("tentd", args[1:])
 		case "runtime":
-			return runtimecli.Main(args[1:])
-		case "monitor": // started by the daemon, one per running container
-			if len(args) != 2 {
-				fmt.Fprintln(os.Stderr, "usage: tent monitor DIR (started by the daemon)")
-				return 2
-			}
-			return monitor.Main(args[1])
+			return execSibling("tent-runtime", args[1:])
 		}
 	}
 	root := rootCmd()
@@ -53,6 +53,27 @@ func Main(args []string) int {
 	return 125
 }
 
+// sibling finds one of tent's binaries: next to this one, else in $PATH.
+func sibling(name string) (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	return exec.LookPath(name)
+}
+
+// execSibling replaces this process with another tent binary.
+func execSibling(name string, args []string) int {
+	p, err := sibling(name)
+	if err == nil {
+		err = syscall.Exec(p, append([]string{name}, args...), os.Environ())
+	}
+	fmt.Fprintf(os.Stderr, "tent: %s: %v (make install puts it next to tent)\n", name, err)
+	return 127
+}
+
 func rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "tent",
@@ -64,13 +85,14 @@ func rootCmd() *cobra.Command {
 	root.SetVersionTemplate("tent version {{.Version}}\n")
 	// No -h for help: run and create use -h for --hostname, as docker's.
 	root.PersistentFlags().Bool("help", false, "print usage")
-	root.AddCommand(daemonCmd())
+	// Listed for help; Main hands them to their own binaries.
 	root.AddCommand(&cobra.Command{
+		Use: "daemon", Short: "Run the tent daemon (tentd; see tent daemon --help)",
+		DisableFlagParsing: true, RunE: func(*cobra.Command, []string) error { return nil },
+	}, &cobra.Command{
 		Use: "runtime", Short: "The OCI runtime (runc's command line); see tent runtime --help",
 		DisableFlagParsing: true, RunE: func(*cobra.Command, []string) error { return nil },
 	})
 	addClientCommands(root)
 	return root
 }
-
-func parseBytes(s string) (int64, error) { return units.RAMInBytes(s) }

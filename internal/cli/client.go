@@ -28,7 +28,7 @@ type app struct {
 
 func addClientCommands(root *cobra.Command) {
 	a := &app{ctx: context.Background()}
-	root.PersistentFlags().StringVarP(&a.host, "host", "H", "", "daemon address (default $TENT_HOST or "+DefaultHost+")")
+	root.PersistentFlags().StringVarP(&a.host, "host", "H", "", "daemon address (default $TENT_HOST or "+client.DefaultHost+")")
 	root.AddCommand(
 		runCmd(a), createCmd(a), startCmd(a), stopCmd(a), killCmd(a), rmCmd(a), psCmd(a),
 		logsCmd(a), waitCmd(a), execCmd(a), inspectCmd(a), restartCmd(a),
@@ -52,39 +52,41 @@ func (a *app) connect() error {
 	}
 	auto := host == ""
 	if auto {
-		host = DefaultHost
+		host = client.DefaultHost
 	}
 	c, err := client.New(host)
 	if err != nil {
 		return err
 	}
 	a.c = c
-	if c.Ping(2*time.Second) || !auto {
+	// An address given is used as it is (its errors come with the first
+	// request); the default one is checked, to start a daemon there.
+	if !auto || c.Ping(2*time.Second) {
 		return nil
 	}
 	return startDaemon(c)
 }
 
-// startDaemon starts `tent daemon` in the background with the default
+// startDaemon starts tentd in the background with the default
 // settings, logging to DataRoot/daemon.log, and waits until it answers.
 func startDaemon(c *client.Client) error {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("no tent daemon answers on %s, and only root can start one", DefaultHost)
+		return fmt.Errorf("no tent daemon answers on %s, and only root can start one", client.DefaultHost)
 	}
-	exe, err := os.Executable()
+	exe, err := sibling("tentd")
 	if err != nil {
+		return fmt.Errorf("no tent daemon answers on %s, and tentd is not installed: %w", client.DefaultHost, err)
+	}
+	if err := os.MkdirAll(client.DefaultDataRoot, 0o711); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(DefaultDataRoot, 0o711); err != nil {
-		return err
-	}
-	logPath := filepath.Join(DefaultDataRoot, "daemon.log")
+	logPath := filepath.Join(client.DefaultDataRoot, "daemon.log")
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(exe, "daemon")
+	cmd := exec.Command(exe)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

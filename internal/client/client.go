@@ -17,6 +17,13 @@ import (
 	"time"
 )
 
+// Defaults of the daemon's locations (shared by the CLI and tentd).
+const (
+	DefaultDataRoot = "/var/lib/tent"
+	DefaultExecRoot = "/run/tent"
+	DefaultHost     = "unix:///run/tent/tent.sock"
+)
+
 // APIVersion is the version the client asks for.
 const APIVersion = "1.50"
 

@@ -1,5 +1,5 @@
 // Package monitor is the tiny per-container supervisor. The daemon starts
-// one monitor process per running container (`tent monitor DIR`); the
+// one monitor process per running container (`tent-monitor monitor DIR`, or `tentd monitor DIR`); the
 // monitor creates the container through internal/runtime, so it is the
 // parent of the container's init, and then holds the container's stdio: it
 // writes the output to the json-file log, relays it to attached clients,

@@ -42,7 +42,7 @@ type attachment struct {
 	stdout, stderr bool
 }
 
-// Main is the monitor process: `tent monitor DIR`. It reports on stdout
+// Main is the monitor process: `tent-monitor monitor DIR`. It reports on stdout
 // once the container is created, then serves until the container ends.
 func Main(dir string) int {
 	// Started from a memfd, the process would be named after its fd.

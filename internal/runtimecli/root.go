@@ -10,10 +10,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tent-project/tent/internal/runtime"
+	"github.com/tent-project/tent/internal/version"
 )
 
-// Version is tent's version, set at build time.
-var Version = "0.1.0-dev"
+// Version is tent's version (internal/version, set at build time).
+var Version = version.Version
 
 // globals are runc's global flags.
 type globals struct {

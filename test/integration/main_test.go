@@ -15,7 +15,7 @@ import (
 	"github.com/tent-project/tent/internal/testutil"
 )
 
-// binDir holds tent, tent-runtime and tent-monitor: $TENT_BIN (set by make test), or a
+// binDir holds tent, tentd, tent-runtime and tent-monitor: $TENT_BIN (set by make test), or a
 // fresh build made by TestMain.
 var binDir string
 
@@ -27,8 +27,12 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		for _, c := range []string{"tent", "tent-runtime", "tent-monitor"} {
-			cmd := exec.Command("go", "build", "-ldflags", "-E=github.com/tent-project/tent/internal/nsenter.Entry", "-o", filepath.Join(tmp, c), "../../cmd/"+c)
+		for _, c := range []string{"tent", "tentd", "tent-runtime", "tent-monitor"} {
+			flags := "-E=github.com/tent-project/tent/internal/nsenter.Entry"
+			if c == "tent" { // the client starts no container process
+				flags = ""
+			}
+			cmd := exec.Command("go", "build", "-ldflags", flags, "-o", filepath.Join(tmp, c), "../../cmd/"+c)
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", c, err, out)

@@ -1,4 +1,8 @@
-package cli
+// Package daemoncli is tentd's command line: the daemon's flags and
+// config file, its listeners, and its shut-down. It lives apart from the
+// client (internal/cli) so that the tent CLI binary links none of the
+// daemon's packages and starts faster.
+package daemoncli
 
 import (
 	"context"
@@ -17,17 +21,25 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
+	"github.com/tent-project/tent/internal/client"
 	"github.com/tent-project/tent/internal/daemon"
 	"github.com/tent-project/tent/internal/server"
+	"github.com/tent-project/tent/internal/version"
 )
 
-// Defaults of the daemon's locations.
-const (
-	DefaultDataRoot = "/var/lib/tent"
-	DefaultExecRoot = "/run/tent"
-	DefaultHost     = "unix:///run/tent/tent.sock"
-)
+// Main runs tentd with args (without the program name) and returns the
+// exit status.
+func Main(args []string) int {
+	cmd := daemonCmd()
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "tentd:", err)
+		return 1
+	}
+	return 0
+}
 
 // daemonOpts are `tent daemon`'s settings; the config file uses the same
 // names as the flags (as dockerd's daemon.json does).
@@ -54,9 +66,12 @@ func daemonCmd() *cobra.Command {
 	o := &daemonOpts{}
 	var configFile string
 	cmd := &cobra.Command{
-		Use:   "daemon",
-		Short: "Run the tent daemon (the Docker Engine API server)",
-		Args:  cobra.NoArgs,
+		Use:           "tentd",
+		Short:         "The tent daemon (the Docker Engine API server); also `tent daemon`",
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if configFile != "" {
 				if err := loadDaemonConfig(configFile, o, cmd); err != nil {
@@ -67,9 +82,9 @@ func daemonCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.DataRoot, "data-root", DefaultDataRoot, "where images, containers and logs are kept")
-	f.StringVar(&o.ExecRoot, "exec-root", DefaultExecRoot, "where runtime state and sockets live")
-	f.StringArrayVarP(&o.Hosts, "host", "H", nil, "address to listen on: unix:///path or tcp://host:port (repeatable; default "+DefaultHost+")")
+	f.StringVar(&o.DataRoot, "data-root", client.DefaultDataRoot, "where images, containers and logs are kept")
+	f.StringVar(&o.ExecRoot, "exec-root", client.DefaultExecRoot, "where runtime state and sockets live")
+	f.StringArrayVarP(&o.Hosts, "host", "H", nil, "address to listen on: unix:///path or tcp://host:port (repeatable; default "+client.DefaultHost+")")
 	f.StringVarP(&o.LogLevel, "log-level", "l", "info", "debug, info, warn or error")
 	f.StringVar(&o.CgroupParent, "cgroup-parent", "/tent", "parent cgroup of containers")
 	f.StringVar(&o.TLSCert, "tlscert", "", "TLS certificate for tcp hosts")
@@ -132,12 +147,12 @@ func runDaemon(o *daemonOpts) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if len(o.Hosts) == 0 {
-		o.Hosts = []string{DefaultHost}
+		o.Hosts = []string{client.DefaultHost}
 	}
 	cfg := daemon.Config{DataRoot: o.DataRoot, ExecRoot: o.ExecRoot, CgroupParent: o.CgroupParent, Logger: log,
 		LogMaxFiles: o.LogOpts.MaxFile, InsecureRegistries: o.Insecure, Init: o.Init, InitPath: o.InitPath}
 	if o.LogOpts.MaxSize != "" {
-		n, err := parseBytes(o.LogOpts.MaxSize)
+		n, err := units.RAMInBytes(o.LogOpts.MaxSize)
 		if err != nil {
 			return fmt.Errorf("log-opts max-size: %v", err)
 		}
@@ -148,7 +163,7 @@ func runDaemon(o *daemonOpts) error {
 		return err
 	}
 	defer d.Close()
-	srv := &http.Server{Handler: server.New(d, Version, log), ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: server.New(d, version.Version, log), ReadHeaderTimeout: 30 * time.Second}
 	var listeners []net.Listener
 	for _, h := range o.Hosts {
 		l, err := listen(h, o)
@@ -164,7 +179,7 @@ func runDaemon(o *daemonOpts) error {
 	for _, l := range listeners {
 		go func() { errc <- srv.Serve(l) }()
 	}
-	log.Info("tent daemon ready", "version", Version, "hosts", strings.Join(o.Hosts, ","), "data-root", o.DataRoot)
+	log.Info("tent daemon ready", "version", version.Version, "hosts", strings.Join(o.Hosts, ","), "data-root", o.DataRoot)
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
 	select {
