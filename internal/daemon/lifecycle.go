@@ -107,7 +107,7 @@ func (d *Daemon) start(c *ctr) (err error) {
 		old.Delete(true)
 	}
 	maxSize, maxFiles := d.logLimits(c.HostConfig)
-	pid, reap, err := monitor.Spawn(fmt.Sprintf("/proc/self/fd/%d", d.monitorBin.Fd()), dir, monitor.Config{
+	pid, reap, err := d.spawnMonitor(dir, monitor.Config{
 		ID: c.ID, RuntimeRoot: d.rt.Root(), Bundle: dir, LogPath: d.logPath(c.ID),
 		LogMaxSize: maxSize, LogMaxFiles: maxFiles, ExitFile: d.exitFile(c.ID),
 		Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,

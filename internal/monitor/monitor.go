@@ -86,14 +86,7 @@ var ErrGone = errors.New("monitor: not running")
 // waiting for Start) or has failed to be. The returned function reaps the
 // monitor when it ends; callers run it in the background.
 func Spawn(exe, dir string, c Config) (pid int, reap func(), err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, nil, err
-	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := writeFileAtomic(filepath.Join(dir, configName), b); err != nil {
+	if err := writeConfig(dir, c); err != nil {
 		return 0, nil, err
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, logName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -101,17 +94,102 @@ func Spawn(exe, dir string, c Config) (pid int, reap func(), err error) {
 		return 0, nil, err
 	}
 	defer logf.Close()
+	cmd, out, err := startMonitor(exe, dir, nil, logf)
+	if err != nil {
+		return 0, nil, err
+	}
+	return awaitReady(cmd, out, dir)
+}
+
+// A Spare is a monitor started ahead of need: its Go runtime is up, and
+// it waits on its stdin for the directory of the container it is to
+// supervise. Taking one saves a process start on the way to a running
+// container. A spare whose daemon goes away reads end-of-file and exits.
+type Spare struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out io.ReadCloser
+}
+
+// StartSpare starts a spare monitor from exe.
+func StartSpare(exe string) (*Spare, error) {
+	in, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	cmd, out, err := startMonitor(exe, spareDir, in, nil)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	return &Spare{cmd: cmd, in: w, out: out}, nil
+}
+
+// Use is Spawn with the spare: it hands over dir and c and waits until
+// the container is created.
+func (s *Spare) Use(dir string, c Config) (pid int, reap func(), err error) {
+	if err := writeConfig(dir, c); err != nil {
+		s.Close()
+		return 0, nil, err
+	}
+	_, err = io.WriteString(s.in, dir+"\n")
+	s.in.Close()
+	if err != nil {
+		s.cmd.Wait()
+		return 0, nil, fmt.Errorf("%w: %v", ErrSpareGone, err)
+	}
+	return awaitReady(s.cmd, s.out, dir)
+}
+
+// Close ends an unused spare.
+func (s *Spare) Close() {
+	s.in.Close()
+	s.cmd.Wait()
+}
+
+// ErrSpareGone means a spare monitor died before it could be used.
+var ErrSpareGone = errors.New("spare monitor gone")
+
+// spareDir is the monitor's argument that makes it a spare.
+const spareDir = "-"
+
+func writeConfig(dir string, c Config) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, configName), b)
+}
+
+// startMonitor starts `exe monitor dir` in a session of its own, with
+// stdin and stderr as given (nil: /dev/null), and returns the pipe it
+// reports readiness on.
+func startMonitor(exe, dir string, stdin, stderr *os.File) (*exec.Cmd, io.ReadCloser, error) {
 	cmd := exec.Command(exe, "monitor", dir)
-	cmd.Stderr = logf
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	if stderr != nil {
+		cmd.Stderr = stderr
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Env = []string{"GOGC=50", "GOMAXPROCS=1", "PATH=" + os.Getenv("PATH")}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, nil, fmt.Errorf("start monitor: %w", err)
+		return nil, nil, fmt.Errorf("start monitor: %w", err)
 	}
+	return cmd, out, nil
+}
+
+// awaitReady reads a monitor's report that the container is created.
+func awaitReady(cmd *exec.Cmd, out io.Reader, dir string) (pid int, reap func(), err error) {
 	reap = func() { cmd.Wait() }
 	var r ready
 	if err := json.NewDecoder(out).Decode(&r); err != nil {

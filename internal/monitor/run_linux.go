@@ -52,6 +52,12 @@ func Main(dir string) int {
 		json.NewEncoder(os.Stdout).Encode(r)
 		os.Stdout.Close()
 	}
+	if dir == spareDir {
+		var ok bool
+		if dir, ok = awaitDir(); !ok {
+			return 0 // no container came: the daemon went away
+		}
+	}
 	m, proc, err := create(dir)
 	if err != nil {
 		report(ready{Error: err.Error()})
@@ -63,6 +69,26 @@ func Main(dir string) int {
 		return 1
 	}
 	return 0
+}
+
+// awaitDir is a spare monitor's wait for its container's directory (a line
+// on stdin). Then stdin becomes /dev/null and stderr the container's
+// monitor log, as a monitor started for the container would have them.
+func awaitDir() (string, bool) {
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil || len(line) < 2 {
+		return "", false
+	}
+	dir := line[:len(line)-1]
+	if null, err := os.Open(os.DevNull); err == nil {
+		unix.Dup2(int(null.Fd()), 0)
+		null.Close()
+	}
+	if logf, err := os.OpenFile(filepath.Join(dir, logName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+		unix.Dup2(int(logf.Fd()), 2)
+		logf.Close()
+	}
+	return dir, true
 }
 
 // create makes the container with stdio this process holds, and listens.
