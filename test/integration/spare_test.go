@@ -51,3 +51,51 @@ func TestEngineSpareMonitor(t *testing.T) {
 	testutil.Eventually(t, func() bool { return syscall.Kill(spare, 0) != nil })
 	e.start()
 }
+
+// children lists the daemon's child processes by state ("Z": zombie).
+func (e *tentEngine) children() (all, zombies int) {
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		stat, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut after ')'.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(e.cmd.Process.Pid) {
+			all++
+			if f[0] == "Z" {
+				zombies++
+			}
+		}
+	}
+	return all, zombies
+}
+
+// TestEngineMonitorsReaped: monitors are the daemon's children; when
+// their containers end they are reaped (no zombies), and waiting for them
+// holds no thread per container.
+func TestEngineMonitorsReaped(t *testing.T) {
+	e := startTent(t)
+	var ids []string
+	for i := 0; i < 8; i++ {
+		ids = append(ids, strings.TrimSpace(e.must(t, "run", "-d", "busybox", "sleep", "1000")))
+	}
+	threads := func() int {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(e.cmd.Process.Pid) + "/status")
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
+				return n
+			}
+		}
+		return 0
+	}
+	// Eight containers must not mean eight more threads (the Go runtime
+	// keeps a handful of its own).
+	if n, _ := e.children(); n < 9 || threads() >= n {
+		t.Errorf("%d children, %d threads: a thread per monitor?", n, threads())
+	}
+	e.must(t, append([]string{"rm", "-f"}, ids...)...)
+	testutil.Eventually(t, func() bool { all, zombies := e.children(); return all == 1 && zombies == 0 })
+}
