@@ -68,7 +68,7 @@ func (s *suite) add(f *figure) {
 
 // interleave takes n samples of each side after warm-up runs, alternating
 // which side goes first so that neither always inherits a warm cache.
-func (s *suite) interleave(n, warmup int, tent, other func() float64) (ts, rs []float64) {
+func interleave(n, warmup int, tent, other func() float64) (ts, rs []float64) {
 	for i := 0; i < warmup+n; i++ {
 		var t, o float64
 		if i%2 == 0 {
@@ -137,7 +137,7 @@ func (s *suite) runtimeFigure() {
 	}
 	f := &figure{name: "create + start + delete of a busybox bundle (`true`)", label: "runtime: create+start+delete",
 		unit: "ms", ref: "runc", goal: atMostRatio(1)}
-	f.tent, f.other = s.interleave(s.runs*3, s.warmup, cycleMs(tent), cycleMs(runc))
+	f.tent, f.other = interleave(s.runs*3, s.warmup, cycleMs(tent), cycleMs(runc))
 	s.add(f)
 }
 
@@ -187,7 +187,7 @@ func (s *suite) runRmFigure() {
 				return ms(e.timedWith(client, "run", "--rm", "--network", "none", "busybox:bench", "true"))
 			}
 		}
-		f.tent, f.other = s.interleave(s.runs, s.warmup, run(s.tent), run(s.docker))
+		f.tent, f.other = interleave(s.runs, s.warmup, run(s.tent), run(s.docker))
 		s.add(f)
 	}
 }
@@ -210,7 +210,7 @@ func (s *suite) batchFigure() {
 			return d.Seconds()
 		}
 	}
-	f.tent, f.other = s.interleave(s.heavyRuns, 0, batch(s.tent), batch(s.docker))
+	f.tent, f.other = interleave(s.heavyRuns, 0, batch(s.tent), batch(s.docker))
 	s.add(f)
 }
 
@@ -276,7 +276,7 @@ func (s *suite) psFigure() {
 	f := &figure{name: fmt.Sprintf("`ps -a` with %d containers", s.psN), label: fmt.Sprintf("ps -a (%d)", s.psN),
 		unit: "ms", ref: "docker"}
 	ps := func(e *engine) func() float64 { return func() float64 { return ms(e.timed("ps", "-a")) } }
-	f.tent, f.other = s.interleave(s.runs, s.warmup, ps(s.tent), ps(s.docker))
+	f.tent, f.other = interleave(s.runs, s.warmup, ps(s.tent), ps(s.docker))
 	s.add(f)
 	for _, e := range s.engines() {
 		e.removeAll()

@@ -454,7 +454,10 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 	var anonymous []string
 	if volumes || c.HostConfig.AutoRemove {
 		for _, m := range c.mounts() {
-			if v, err := d.getVolume(m.Name); m.Type == mount.TypeVolume && err == nil && v.anonymous() {
+			if m.Type != mount.TypeVolume {
+				continue
+			}
+			if v, err := d.getVolume(m.Name); err == nil && v.anonymous() {
 				anonymous = append(anonymous, m.Name)
 			}
 		}

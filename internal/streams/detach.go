@@ -49,6 +49,7 @@ type escapeReader struct {
 	keys     []byte
 	held     int    // bytes of keys matched so far, not yet passed on
 	pending  []byte // passed-on bytes that did not fit the caller's buffer
+	buf, out []byte // reused between reads
 	detached bool
 }
 
@@ -61,10 +62,12 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 	if e.detached {
 		return 0, ErrDetached
 	}
-	buf := make([]byte, len(p))
-	n, err := e.r.Read(buf)
-	var out []byte
-	for _, b := range buf[:n] {
+	if cap(e.buf) < len(p) {
+		e.buf = make([]byte, len(p))
+	}
+	n, err := e.r.Read(e.buf[:len(p)])
+	out := e.out[:0]
+	for _, b := range e.buf[:n] {
 		if b != e.keys[e.held] {
 			out = append(out, e.keys[:e.held]...) // a false start
 			e.held = 0
@@ -83,7 +86,9 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 		e.held = 0
 	}
 	c := copy(p, out)
-	e.pending = out[c:]
+	e.out = out
+	// What did not fit is kept apart: out is reused by the next read.
+	e.pending = append([]byte(nil), out[c:]...)
 	if e.detached && c == 0 {
 		return 0, ErrDetached
 	}
