@@ -36,7 +36,7 @@ func Main(args []string) int {
 			return execSibling("tent-runtime", args[1:])
 		}
 	}
-	root := rootCmd()
+	root := rootCmd(args)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -74,7 +74,7 @@ func execSibling(name string, args []string) int {
 	return 127
 }
 
-func rootCmd() *cobra.Command {
+func rootCmd(args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "tent",
 		Short:         "tent runs containers: a docker-compatible engine",
@@ -93,6 +93,6 @@ func rootCmd() *cobra.Command {
 		Use: "runtime", Short: "The OCI runtime (runc's command line); see tent runtime --help",
 		DisableFlagParsing: true, RunE: func(*cobra.Command, []string) error { return nil },
 	})
-	addClientCommands(root)
+	addClientCommands(root, args)
 	return root
 }

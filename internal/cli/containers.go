@@ -288,20 +288,34 @@ func (a *app) runAttached(id string, stdin, tty, autoRemove bool, detachKeys []b
 	if stdin {
 		q.Set("stdin", "1")
 	}
-	conn, br, err := a.c.Hijack(a.ctx, "/containers/"+id+"/attach", q, nil)
-	if err != nil {
-		return apiError(err, 125)
-	}
-	defer conn.Close()
 	cond := "next-exit"
 	if autoRemove {
 		cond = "removed"
 	}
-	waitResp, err := a.c.Do(a.ctx, http.MethodPost, "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
+	// The wait is registered while the attach is made: both must be in
+	// place before the start, neither needs the other.
+	type answer struct {
+		resp *http.Response
+		err  error
+	}
+	waited := make(chan answer, 1)
+	go func() {
+		resp, err := a.c.Do(a.ctx, http.MethodPost, "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
+		waited <- answer{resp, err}
+	}()
+	conn, br, err := a.c.Hijack(a.ctx, "/containers/"+id+"/attach", q, nil)
+	w := <-waited
+	if w.err == nil {
+		defer w.resp.Body.Close()
+	}
 	if err != nil {
 		return apiError(err, 125)
 	}
-	defer waitResp.Body.Close()
+	defer conn.Close()
+	if w.err != nil {
+		return apiError(w.err, 125)
+	}
+	waitResp := w.resp
 	if err := a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/start", nil, nil, nil); err != nil {
 		return startFailure(err)
 	}

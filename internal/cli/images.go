@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/image"
 	"github.com/spf13/cobra"
@@ -134,14 +133,7 @@ func importCmd(a *app) *cobra.Command {
 func (a *app) importTar(in io.Reader, name string, changes []string, message string) (string, error) {
 	q := url.Values{"fromSrc": {"-"}, "changes": changes, "message": {message}}
 	if name != "" {
-		ref, err := reference.ParseNormalizedNamed(name)
-		if err != nil {
-			return "", statusError{code: 1, msg: fmt.Sprintf("invalid reference format: %s", name)}
-		}
-		q.Set("repo", reference.FamiliarName(ref))
-		if t, ok := ref.(reference.Tagged); ok {
-			q.Set("tag", t.Tag())
-		}
+		q.Set("repo", name) // the daemon parses it (and answers a bad one)
 	}
 	var out struct{ Status string }
 	resp, err := a.c.Do(a.ctx, http.MethodPost, "/images/create", q, in, "application/x-tar")
@@ -237,14 +229,7 @@ func saveCmd(a *app) *cobra.Command {
 func tagCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]", Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", Args: cobra.ExactArgs(2)}
 	cmd.RunE = a.runE(func(args []string) error {
-		ref, err := reference.ParseNormalizedNamed(args[1])
-		if err != nil {
-			return statusError{code: 1, msg: "invalid reference format: " + args[1]}
-		}
-		q := url.Values{"repo": {reference.FamiliarName(ref)}}
-		if t, ok := ref.(reference.Tagged); ok {
-			q.Set("tag", t.Tag())
-		}
+		q := url.Values{"repo": {args[1]}} // the daemon parses it (and answers a bad one)
 		if err := a.c.JSON(a.ctx, http.MethodPost, "/images/"+args[0]+"/tag", q, nil, nil); err != nil {
 			return apiError(err, 1)
 		}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/distribution/reference"
 	dockerconfig "github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/types"
@@ -31,11 +30,7 @@ func loadConfig() (*configfile.ConfigFile, error) {
 
 // registryKey is the config.json key for the registry of image ref.
 func registryKey(ref string) string {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return hubAddress
-	}
-	return serverKey(reference.Domain(named))
+	return serverKey(splitRef(ref).domain)
 }
 
 // serverKey normalizes a registry address as docker's config does.
@@ -65,30 +60,20 @@ func authHeader(ref string) http.Header {
 	return h
 }
 
-// parseRef parses an image reference as typed ("busybox", "host:5000/a:1").
-func parseRef(s string) (reference.Named, error) {
-	named, err := reference.ParseNormalizedNamed(s)
-	if err != nil {
-		return nil, statusError{code: 1, msg: "invalid reference format: " + err.Error()}
-	}
-	return named, nil
-}
-
 func pullCmd(a *app) *cobra.Command {
 	var platform string
 	var quiet bool
 	cmd := &cobra.Command{Use: "pull [OPTIONS] NAME[:TAG|@DIGEST]", Short: "Download an image from a registry", Args: cobra.ExactArgs(1)}
 	cmd.RunE = a.runE(func(args []string) error {
-		named, err := parseRef(args[0])
-		if err != nil {
-			return err
+		ref := splitRef(args[0])
+		if ref.tag == "" && ref.digest == "" && !quiet {
+			fmt.Println("Using default tag: latest")
 		}
-		named = reference.TagNameOnly(named)
-		q := url.Values{"fromImage": {named.Name()}}
-		if t, ok := named.(reference.Tagged); ok {
-			q.Set("tag", t.Tag())
-		} else if d, ok := named.(reference.Digested); ok {
-			q.Set("tag", d.Digest().String())
+		ref = ref.withDefaultTag()
+		// The API takes a digest, else a tag, as "tag".
+		q := url.Values{"fromImage": {ref.name()}, "tag": {ref.tag}}
+		if ref.digest != "" {
+			q.Set("tag", ref.digest)
 		}
 		if platform != "" {
 			q.Set("platform", platform)
@@ -96,9 +81,7 @@ func pullCmd(a *app) *cobra.Command {
 		if err := a.progress("/images/create", q, args[0], quiet); err != nil {
 			return err
 		}
-		if quiet {
-			fmt.Println(reference.FamiliarString(named))
-		}
+		fmt.Println(ref) // as docker: the full reference pulled, quiet or not
 		return nil
 	})
 	cmd.Flags().StringVar(&platform, "platform", "", "pull this platform of a multi-platform image (os[/arch[/variant]])")
@@ -110,20 +93,17 @@ func pushCmd(a *app) *cobra.Command {
 	var quiet, allTags bool
 	cmd := &cobra.Command{Use: "push [OPTIONS] NAME[:TAG]", Short: "Upload an image to a registry", Args: cobra.ExactArgs(1)}
 	cmd.RunE = a.runE(func(args []string) error {
-		named, err := parseRef(args[0])
-		if err != nil {
-			return err
-		}
+		ref := splitRef(args[0])
 		q := url.Values{}
-		if t, ok := named.(reference.Tagged); ok {
-			if allTags {
-				return statusError{code: 1, msg: "tag can't be used with --all-tags/-a"}
-			}
-			q.Set("tag", t.Tag())
-		} else if !allTags {
+		switch {
+		case ref.tag != "" && allTags:
+			return statusError{code: 1, msg: "tag can't be used with --all-tags/-a"}
+		case ref.tag != "":
+			q.Set("tag", ref.tag)
+		case !allTags:
 			q.Set("tag", "latest")
 		}
-		return a.progress("/images/"+named.Name()+"/push", q, args[0], quiet)
+		return a.progress("/images/"+ref.name()+"/push", q, args[0], quiet)
 	})
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "suppress verbose output")
 	cmd.Flags().BoolVarP(&allTags, "all-tags", "a", false, "push all tags of the repository")
