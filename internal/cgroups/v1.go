@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -23,8 +24,13 @@ type v1 struct {
 var v1Controllers = []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer",
 	"blkio", "pids", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc"}
 
-// v1Mounts finds the mount point of every cgroup v1 controller.
-func v1Mounts() (map[string]string, error) {
+// v1Mounts finds the mount point of every cgroup v1 controller, once per
+// process: a manager is made for every operation on a container (a
+// monitor makes four as its container ends), and the host's hierarchies
+// do not move.
+var v1Mounts = sync.OnceValues(readV1Mounts)
+
+func readV1Mounts() (map[string]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err

@@ -67,10 +67,21 @@ type ctr struct {
 	removed chan struct{}
 	// pending are attachments that wait for the container to start.
 	pending []*pendingAttach
+	// monitorGone is closed once the last run's monitor has finished
+	// (monitor.Wait): a new run, or the removal of the container's
+	// directories, waits for it.
+	monitorGone <-chan struct{}
 }
 
+// closedChan is a channel that never blocks.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
 func newCtr(r record) *ctr {
-	return &ctr{record: r, exited: make(chan struct{}), removed: make(chan struct{})}
+	return &ctr{record: r, exited: make(chan struct{}), removed: make(chan struct{}), monitorGone: closedChan}
 }
 
 func (c *ctr) running() bool {
@@ -83,18 +94,39 @@ func (d *Daemon) logPath(id string) string     { return filepath.Join(d.dataDir(
 func (d *Daemon) rootfs(id string) string      { return filepath.Join(d.execDir(id), "rootfs") }
 
 // save writes the record; callers hold c.mu (or own c exclusively).
+// deleteRecord removes a container's record.
+func (d *Daemon) deleteRecord(id string) error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		if bk := tx.Bucket(containersBucket); bk != nil {
+			return bk.Delete([]byte(id))
+		}
+		return nil
+	})
+}
+
 func (d *Daemon) save(c *ctr) error {
+	return <-d.saveAsync(c)
+}
+
+// saveAsync takes a copy of c's record now and writes it in the
+// background; the channel gives the result.
+func (d *Daemon) saveAsync(c *ctr) <-chan error {
+	done := make(chan error, 1)
 	b, err := json.Marshal(c.record)
 	if err != nil {
-		return err
+		done <- err
+		return done
 	}
-	return d.db.Update(func(tx *bolt.Tx) error {
-		bk, err := tx.CreateBucketIfNotExists(containersBucket)
-		if err != nil {
-			return err
-		}
-		return bk.Put([]byte(c.ID), b)
-	})
+	go func() {
+		done <- d.db.Update(func(tx *bolt.Tx) error {
+			bk, err := tx.CreateBucketIfNotExists(containersBucket)
+			if err != nil {
+				return err
+			}
+			return bk.Put([]byte(c.ID), b)
+		})
+	}()
+	return done
 }
 
 // get finds a container by full ID, name or unique ID prefix.
@@ -210,36 +242,52 @@ func (d *Daemon) Create(name string, cfg *container.Config, hc *container.HostCo
 		release()
 		return resp, err
 	}
-	if _, err := d.snap.Prepare(d.snapshotKey(id), parent); err != nil {
-		release()
-		return resp, err
-	}
-	if err := os.MkdirAll(d.dataDir(id), 0o710); err != nil {
-		d.snap.Remove(d.snapshotKey(id))
-		release()
-		return resp, err
-	}
-	undo := func(volumes []string) {
-		d.removeVolumes(volumes)
-		d.snap.Remove(d.snapshotKey(id))
-		os.RemoveAll(d.dataDir(id))
-		release()
-	}
+	// The writable layer and the record are written in parallel (two
+	// databases: their syncs overlap); restore drops a record whose layer
+	// a crash kept from being made.
+	key := d.snapshotKey(id)
+	prepared := make(chan error, 1)
+	go func() {
+		_, err := d.snap.Prepare(key, parent)
+		prepared <- err
+	}()
+	var (
+		made  []string
+		c     *ctr
+		saved <-chan error
+	)
+	err = os.MkdirAll(d.dataDir(id), 0o710)
 	// Volumes are made and the container registered under volMu, so that
 	// no removal sees a volume unused in between.
 	d.volMu.Lock()
-	made, err := d.setUpVolumes(mps)
+	if err == nil {
+		made, err = d.setUpVolumes(mps)
+	}
+	if err == nil {
+		c = newCtr(record{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID.String(),
+			Config: merged, HostConfig: hc, Path: cmd[0], Args: cmd[1:], State: state{Status: container.StateCreated},
+			MountPoints: mps})
+		saved = d.saveAsync(c)
+	}
+	perr := <-prepared
+	if saved != nil {
+		if serr := <-saved; serr != nil {
+			err = serr
+		} else if perr != nil {
+			d.deleteRecord(id)
+		}
+	}
+	if err == nil {
+		err = perr
+	}
 	if err != nil {
 		d.volMu.Unlock()
-		undo(made)
-		return resp, err
-	}
-	c := newCtr(record{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID.String(),
-		Config: merged, HostConfig: hc, Path: cmd[0], Args: cmd[1:], State: state{Status: container.StateCreated},
-		MountPoints: mps})
-	if err := d.save(c); err != nil {
-		d.volMu.Unlock()
-		undo(made)
+		d.removeVolumes(made)
+		if perr == nil {
+			d.snap.Remove(key)
+		}
+		os.RemoveAll(d.dataDir(id))
+		release()
 		return resp, err
 	}
 	d.mu.Lock()
@@ -373,6 +421,12 @@ func (d *Daemon) restore() (boot []string, err error) {
 		return nil, err
 	}
 	for _, r := range recs {
+		if _, err := d.snap.Stat(d.snapshotKey(r.ID)); r.State.Status == container.StateCreated && errdefs.IsNotFound(err) {
+			// A create that a crash interrupted (its layer is made in
+			// parallel with the record): undone.
+			d.deleteRecord(r.ID)
+			continue
+		}
 		c := newCtr(r)
 		d.containers[r.ID] = c
 		d.names[r.Name] = r.ID
@@ -382,11 +436,20 @@ func (d *Daemon) restore() (boot []string, err error) {
 				// The daemon died between creating and starting it.
 				rc.Signal(syscall.SIGKILL, true)
 			}
-			go d.watch(c, c.exited)
+			go d.watch(c, c.exited, nil)
 		case container.StateRemoving:
 			c.State.Status = container.StateDead
 		default:
 			if rc, err := d.rt.Load(r.ID); err == nil {
+				if st := rc.State(); r.State.Status == container.StateCreated && (st.Status == runtime.Running || st.Status == runtime.Paused) {
+					// Started by a daemon that died before its record said so.
+					c.State = state{Status: container.StateRunning, Pid: st.Pid, StartedAt: st.Created}
+					if st.Status == runtime.Paused {
+						c.State.Status = container.StatePaused
+					}
+					go d.watch(c, c.exited, nil)
+					continue
+				}
 				rc.Delete(true) // never started: its monitor ends with it
 			}
 			snapshot.Unmount(d.rootfs(r.ID))
@@ -395,11 +458,14 @@ func (d *Daemon) restore() (boot []string, err error) {
 			}
 		}
 	}
-	// Leftovers of containers whose record never made it.
-	entries, _ := os.ReadDir(filepath.Join(d.cfg.DataRoot, "containers"))
-	for _, e := range entries {
-		if _, ok := d.containers[e.Name()]; !ok {
-			os.RemoveAll(d.dataDir(e.Name()))
+	// Leftovers of containers whose record never made it, or whose
+	// removal a crash interrupted.
+	for _, root := range []string{d.cfg.DataRoot, d.cfg.ExecRoot} {
+		entries, _ := os.ReadDir(filepath.Join(root, "containers"))
+		for _, e := range entries {
+			if _, ok := d.containers[e.Name()]; !ok {
+				os.RemoveAll(filepath.Join(root, "containers", e.Name()))
+			}
 		}
 	}
 	var orphans []string

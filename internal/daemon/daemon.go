@@ -80,6 +80,10 @@ type Daemon struct {
 	spareMu sync.Mutex
 	spare   *monitor.Spare
 	closed  bool
+	// bg counts background work (directory removals) that Close waits
+	// for; quit tells it to stop.
+	bg   sync.WaitGroup
+	quit chan struct{}
 }
 
 // New opens (or makes) the stores and re-adopts the containers that ran
@@ -111,7 +115,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, events: newBroker(), started: time.Now(),
+	d := &Daemon{cfg: cfg, log: cfg.Logger, events: newBroker(), started: time.Now(), quit: make(chan struct{}),
 		containers: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{}}
 	var err error
 	d.db, err = bolt.Open(filepath.Join(cfg.DataRoot, "metadata.db"), 0o600, &bolt.Options{Timeout: time.Second})
@@ -194,12 +198,16 @@ func monitorBinary() (string, error) {
 // daemon re-adopts them.
 func (d *Daemon) Close() error {
 	d.spareMu.Lock()
+	if !d.closed {
+		close(d.quit)
+	}
 	d.closed = true
 	if d.spare != nil {
 		d.spare.Close()
 		d.spare = nil
 	}
 	d.spareMu.Unlock()
+	d.bg.Wait()
 	var errs []error
 	if d.snap != nil {
 		errs = append(errs, d.snap.Close())
@@ -217,14 +225,16 @@ func (d *Daemon) Close() error {
 func (d *Daemon) monitorExe() string { return fmt.Sprintf("/proc/self/fd/%d", d.monitorBin.Fd()) }
 
 // spawnMonitor starts the monitor of a container: the spare one when
-// there is one (its Go start-up already done: ~8 ms off every start),
-// else a new one; then a spare is made ready for the next start.
+// there is one (its Go start-up, and its init's, already done), else a
+// new one. The caller refills the spare (refillSpare) once the container
+// runs: starting a process costs CPU the start itself wants.
 func (d *Daemon) spawnMonitor(dir string, cfg monitor.Config) (pid int, reap func(), err error) {
 	d.spareMu.Lock()
 	s := d.spare
 	d.spare = nil
 	d.spareMu.Unlock()
-	go d.refillSpare()
+	// The next spare starts once this container is created: its Go
+	// start-up would otherwise take a CPU from this one's.
 	if s != nil {
 		pid, reap, err = s.Use(dir, cfg)
 		if !errors.Is(err, monitor.ErrSpareGone) {
@@ -233,6 +243,15 @@ func (d *Daemon) spawnMonitor(dir string, cfg monitor.Config) (pid int, reap fun
 		d.log.Warn("spare monitor gone; starting one", "err", err)
 	}
 	return monitor.Spawn(d.monitorExe(), dir, cfg)
+}
+
+// background runs f in a goroutine that Close waits for.
+func (d *Daemon) background(f func()) {
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		f()
+	}()
 }
 
 // refillSpare starts a spare monitor if there is none.

@@ -19,7 +19,6 @@ import (
 	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/signals"
 	"github.com/tent-project/tent/internal/snapshot"
-	bolt "go.etcd.io/bbolt"
 )
 
 // The lifecycle of a container after Create: start (through a monitor),
@@ -63,6 +62,7 @@ func IsNotModified(err error) bool { return errors.Is(err, errNotModified) }
 
 // start does the work of Start; c.mu is held.
 func (d *Daemon) start(c *ctr) (err error) {
+	<-c.monitorGone // the last run's clean-up is done
 	ms, err := d.snap.Mounts(d.snapshotKey(c.ID))
 	if err != nil {
 		return err
@@ -72,6 +72,9 @@ func (d *Daemon) start(c *ctr) (err error) {
 		return err
 	}
 	snapshot.Unmount(rootfs) // a leftover of a crash
+	if c.HostConfig.AutoRemove {
+		ms = snapshot.Volatile(ms)
+	}
 	if err := snapshot.MountAll(ms, rootfs); err != nil {
 		return err
 	}
@@ -116,26 +119,38 @@ func (d *Daemon) start(c *ctr) (err error) {
 		return fmt.Errorf("failed to create task for container: %w", err)
 	}
 	go reap()
+	var waiter *monitor.Waiter
 	rc, err := d.rt.Load(c.ID)
 	if err == nil {
 		c.State = state{Status: container.StateRunning, Pid: pid, StartedAt: time.Now().UTC()}
 		c.ManuallyStopped = false
-		if err = d.save(c); err == nil {
-			d.connectPending(c)
-			err = rc.Start()
+		// The record is written while the container starts: a daemon
+		// that dies in between finds a started container recorded as
+		// created, and restore adopts it.
+		saved := d.saveAsync(c)
+		waiter = monitor.NewWaiter(dir, d.exitFile(c.ID))
+		d.connectPending(c)
+		err = rc.Start()
+		if serr := <-saved; err == nil {
+			err = serr
 		}
 	}
 	if err != nil {
 		if rc != nil {
 			rc.Signal(syscall.SIGKILL, true)
 		}
-		monitor.Wait(dir, d.exitFile(c.ID))
+		if waiter == nil {
+			waiter = monitor.NewWaiter(dir, d.exitFile(c.ID))
+		}
+		_, gone, _ := waiter.Wait()
+		<-gone
 		c.State.Status = container.StateExited
 		c.State.Pid = 0
 		return err
 	}
 	exited := c.exited
-	go d.watch(c, exited)
+	go d.watch(c, exited, waiter)
+	go d.refillSpare()
 	d.containerEvent(c, events.ActionStart, nil)
 	return nil
 }
@@ -166,9 +181,13 @@ func (d *Daemon) logLimits(hc *container.HostConfig) (int64, int) {
 	return size, files
 }
 
-// watch waits for the run that started with exited to end and records it.
-func (d *Daemon) watch(c *ctr, exited chan struct{}) {
-	exit, err := monitor.Wait(d.execDir(c.ID), d.exitFile(c.ID))
+// watch waits (with w, or a new waiter if nil) for the run that started
+// with exited to end and records it.
+func (d *Daemon) watch(c *ctr, exited chan struct{}, w *monitor.Waiter) {
+	if w == nil {
+		w = monitor.NewWaiter(d.execDir(c.ID), d.exitFile(c.ID))
+	}
+	exit, gone, err := w.Wait()
 	if err != nil {
 		// The monitor died without a word: the container cannot be
 		// supervised any more, so end it.
@@ -183,7 +202,13 @@ func (d *Daemon) watch(c *ctr, exited chan struct{}) {
 		c.mu.Unlock()
 		return
 	}
-	snapshot.Unmount(d.rootfs(c.ID))
+	c.monitorGone = gone
+	if snapshot.Unmount(d.rootfs(c.ID)) != nil {
+		// Busy: processes outside the init's PID namespace (--pid host)
+		// live until the monitor's clean-up kills them.
+		<-gone
+		snapshot.Unmount(d.rootfs(c.ID))
+	}
 	c.State.Status = container.StateExited
 	c.State.Pid = 0
 	c.State.ExitCode = exit.Code
@@ -192,8 +217,12 @@ func (d *Daemon) watch(c *ctr, exited chan struct{}) {
 	if err != nil {
 		c.State.Error = "the container's monitor ended unexpectedly"
 	}
-	if serr := d.save(c); serr != nil {
-		d.log.Error("save container", "container", c.ID, "err", serr)
+	// An auto-remove container's record is deleted next; a crash before
+	// that finds it running, reads the exit file and removes it then.
+	if !c.HostConfig.AutoRemove {
+		if serr := d.save(c); serr != nil {
+			d.log.Error("save container", "container", c.ID, "err", serr)
+		}
 	}
 	c.exited = make(chan struct{})
 	close(exited)
@@ -468,26 +497,40 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 		return nil // auto-remove got there first
 	}
 	c.State.Status = container.StateRemoving
-	snapshot.Unmount(d.rootfs(c.ID))
-	var errs []error
-	if err := d.snap.Remove(d.snapshotKey(c.ID)); err != nil && !errdefs.IsNotFound(err) {
-		errs = append(errs, err)
+	if snapshot.Unmount(d.rootfs(c.ID)) != nil {
+		<-c.monitorGone // see watch
+		snapshot.Unmount(d.rootfs(c.ID))
 	}
-	errs = append(errs, os.RemoveAll(d.execDir(c.ID)), os.RemoveAll(d.dataDir(c.ID)))
-	if err := errors.Join(errs...); err != nil {
+	// The record and the writable layer's record go together (two
+	// databases, so in parallel); the directories after them, in the
+	// background. Whatever a crash leaves of this, the next start of the
+	// daemon sweeps: layers and directories of containers without a
+	// record, a record whose layer is gone is removed by the next rm.
+	layer := make(chan error, 1)
+	go func() { layer <- d.snap.Remove(d.snapshotKey(c.ID)) }()
+	err = d.deleteRecord(c.ID)
+	if lerr := <-layer; lerr != nil && !errdefs.IsNotFound(lerr) {
+		err = errors.Join(err, lerr)
+	}
+	if err != nil {
 		c.State.Status = container.StateDead
 		c.State.Error = err.Error()
 		d.save(c)
 		return fmt.Errorf("could not remove container %s: %w", c.ID, err)
 	}
-	if err := d.db.Update(func(tx *bolt.Tx) error {
-		if bk := tx.Bucket(containersBucket); bk != nil {
-			return bk.Delete([]byte(c.ID))
+	gone := c.monitorGone
+	d.background(func() {
+		select {
+		case <-gone: // it writes the exit file there
+		case <-d.quit:
+			return // the next start sweeps the directories
 		}
-		return nil
-	}); err != nil {
-		return err
-	}
+		for _, dir := range []string{d.execDir(c.ID), d.dataDir(c.ID)} {
+			if err := os.RemoveAll(dir); err != nil {
+				d.log.Warn("remove container directory (the next start sweeps it)", "dir", dir, "err", err)
+			}
+		}
+	})
 	d.mu.Lock()
 	delete(d.containers, c.ID)
 	delete(d.names, c.Name)

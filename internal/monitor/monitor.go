@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -123,6 +124,11 @@ func StartSpare(exe string) (*Spare, error) {
 		w.Close()
 		return nil, err
 	}
+	// A spare's start-up, and its prestarted init's, use only CPU time
+	// nothing else wants: they would otherwise slow the container being
+	// started or ending beside them (the spare marks its later threads
+	// too; Use lifts the mark).
+	setIdle(cmd.Process.Pid, true)
 	return &Spare{cmd: cmd, in: w, out: out}, nil
 }
 
@@ -133,6 +139,7 @@ func (s *Spare) Use(dir string, c Config) (pid int, reap func(), err error) {
 		s.Close()
 		return 0, nil, err
 	}
+	setIdle(s.cmd.Process.Pid, false)
 	_, err = io.WriteString(s.in, dir+"\n")
 	s.in.Close()
 	if err != nil {
@@ -146,6 +153,29 @@ func (s *Spare) Use(dir string, c Config) (pid int, reap func(), err error) {
 func (s *Spare) Close() {
 	s.in.Close()
 	s.cmd.Wait()
+}
+
+// setIdle moves every thread of process pid to the SCHED_IDLE class (idle)
+// or back to the normal one. A second pass catches threads started during
+// the first; those started later inherit their creator's class. Errors
+// (the process is gone) are of no consequence: the class only orders
+// CPU time.
+func setIdle(pid int, idle bool) {
+	attr := unix.SchedAttr{Policy: unix.SCHED_NORMAL}
+	if idle {
+		attr.Policy = unix.SCHED_IDLE
+	}
+	for range 2 {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return
+		}
+		for _, t := range tasks {
+			if tid, err := strconv.Atoi(t.Name()); err == nil {
+				_ = unix.SchedSetAttr(tid, &attr, 0)
+			}
+		}
+	}
 }
 
 // reapQuietly waits for a monitor to end and reaps it without holding an
@@ -286,15 +316,63 @@ func Resize(dir string, height, width uint16) error {
 	return nil
 }
 
-// Wait blocks until the container ends and returns its exit. If the
-// monitor is already gone it reads the exit file; ErrGone means the
-// monitor died without writing one.
-func Wait(dir, exitFile string) (Exit, error) {
-	if conn, err := dial(dir, request{Wait: true}); err == nil {
-		io.Copy(io.Discard, conn) // the monitor closes it after the exit file is written
-		conn.Close()
+// A Waiter is a wait for a container's end, registered with its monitor.
+type Waiter struct {
+	conn     net.Conn // nil: the monitor was not running
+	exitFile string
+}
+
+// NewWaiter registers a wait with the monitor in dir. Registered before
+// the container starts, it cannot miss the end of one that exits at once.
+func NewWaiter(dir, exitFile string) *Waiter {
+	conn, _ := dial(dir, request{Wait: true})
+	return &Waiter{conn: conn, exitFile: exitFile}
+}
+
+// Wait blocks until the container ends and returns its exit. gone is
+// closed once the monitor has finished too (the container's runtime state
+// deleted, the exit file written, the process ended): what follows a
+// container's end without needing its files can go on before that. If
+// the monitor is not running, the exit file answers.
+func (w *Waiter) Wait() (exit Exit, gone <-chan struct{}, err error) {
+	done := make(chan struct{})
+	if w.conn == nil {
+		close(done)
+		exit, err = readExitSoon(w.exitFile)
+		return exit, done, err
 	}
-	return ReadExit(exitFile)
+	br := bufio.NewReader(w.conn)
+	line, rerr := br.ReadBytes('\n')
+	go func() {
+		io.Copy(io.Discard, br) // until the monitor exits
+		w.conn.Close()
+		close(done)
+	}()
+	if rerr == nil && json.Unmarshal(line, &exit) == nil {
+		return exit, done, nil
+	}
+	// The monitor died without a word (or is one that only closes the
+	// connection): what it wrote, if anything, is in the file.
+	<-done
+	exit, err = ReadExit(w.exitFile)
+	return exit, done, err
+}
+
+// Wait is NewWaiter(dir, exitFile).Wait().
+func Wait(dir, exitFile string) (Exit, <-chan struct{}, error) {
+	return NewWaiter(dir, exitFile).Wait()
+}
+
+// readExitSoon reads an exit file that a finishing monitor may still be
+// writing: it removes its socket before it writes the file.
+func readExitSoon(path string) (Exit, error) {
+	for range 50 {
+		if e, err := ReadExit(path); !errors.Is(err, ErrGone) {
+			return e, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return ReadExit(path)
 }
 
 // ReadExit reads an exit file.

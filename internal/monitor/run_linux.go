@@ -31,7 +31,9 @@ type monitor struct {
 
 	mu        sync.Mutex
 	attached  map[*attachment]struct{}
+	waiters   []net.Conn // told the exit record when the container ends
 	done      bool
+	exit      []byte // the exit record, a JSON line, once done
 	stdinUsed bool
 	finished  <-chan struct{}
 }
@@ -52,13 +54,31 @@ func Main(dir string) int {
 		json.NewEncoder(os.Stdout).Encode(r)
 		os.Stdout.Close()
 	}
+	var pre *runtime.Prestarted
 	if dir == spareDir {
+		// A spare has time: it starts its container's init too, so
+		// that a start needs neither process start (runtime.Prestart).
+		// Both run in the idle class until a container comes.
+		setIdle(os.Getpid(), true)
+		var err error
+		if pre, err = runtime.Prestart(); err != nil {
+			fmt.Fprintf(os.Stderr, "spare monitor: %v\n", err)
+		}
+		runtime.WarmUp()
 		var ok bool
-		if dir, ok = awaitDir(); !ok {
+		dir, ok = awaitDir()
+		setIdle(os.Getpid(), false)
+		if !ok {
+			if pre != nil {
+				pre.Close()
+			}
 			return 0 // no container came: the daemon went away
 		}
+		if pre != nil {
+			setIdle(pre.Pid(), false)
+		}
 	}
-	m, proc, err := create(dir)
+	m, proc, err := create(dir, pre)
 	if err != nil {
 		report(ready{Error: err.Error()})
 		return 1
@@ -92,7 +112,14 @@ func awaitDir() (string, bool) {
 }
 
 // create makes the container with stdio this process holds, and listens.
-func create(dir string) (*monitor, *runtime.Process, error) {
+// pre (if not nil) is an init started ahead, which create uses or ends.
+func create(dir string, pre *runtime.Prestarted) (*monitor, *runtime.Process, error) {
+	opts := runtime.CreateOpts{Prestarted: pre}
+	defer func() {
+		if opts.Prestarted != nil { // not handed to Create
+			opts.Prestarted.Close()
+		}
+	}()
 	b, err := os.ReadFile(filepath.Join(dir, configName))
 	if err != nil {
 		return nil, nil, err
@@ -105,7 +132,6 @@ func create(dir string) (*monitor, *runtime.Process, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var opts runtime.CreateOpts
 	opts.Bundle = m.cfg.Bundle
 	var childEnds []*os.File
 	defer func() {
@@ -154,6 +180,7 @@ func create(dir string) (*monitor, *runtime.Process, error) {
 		return nil, nil, err
 	}
 	_, proc, err := rt.Create(m.cfg.ID, opts)
+	opts.Prestarted = nil // Create's now
 	if err != nil {
 		l.Close()
 		return nil, nil, err
@@ -220,24 +247,35 @@ func (m *monitor) run(proc *runtime.Process) error {
 	m.log.Close()
 	exit := Exit{Code: code, At: time.Now().UTC()}
 	rt, rerr := runtime.New(m.cfg.RuntimeRoot)
+	var c *runtime.Container
 	if rerr == nil {
-		if c, lerr := rt.Load(m.cfg.ID); lerr == nil {
+		if c, rerr = rt.Load(m.cfg.ID); rerr == nil {
 			exit.OOMKilled = oomKilled(c)
-			if derr := c.Delete(true); derr != nil {
-				fmt.Fprintf(os.Stderr, "delete: %v\n", derr)
-			}
 		}
 	}
 	b, _ := json.Marshal(exit)
-	werr := writeFileAtomic(m.cfg.ExitFile, b)
+	// The socket goes first: a restarted container's new monitor makes
+	// its own at the same path once the daemon hears of this end.
+	os.Remove(filepath.Join(m.dir, socketName))
 	m.mu.Lock()
 	m.done = true
 	for a := range m.attached {
 		a.conn.Close()
 	}
 	m.attached = nil
+	// Waiters hear of the end now; their connections close when this
+	// process exits, after the clean-up below.
+	m.exit = append(b, '\n')
+	for _, w := range m.waiters {
+		w.Write(m.exit)
+	}
 	m.mu.Unlock()
-	os.Remove(filepath.Join(m.dir, socketName))
+	if c != nil {
+		if derr := c.Delete(true); derr != nil {
+			fmt.Fprintf(os.Stderr, "delete: %v\n", derr)
+		}
+	}
+	werr := writeFileAtomic(m.cfg.ExitFile, b)
 	return errors.Join(err, werr)
 }
 
@@ -248,7 +286,7 @@ func oomKilled(c *runtime.Container) bool {
 }
 
 // serve answers requests until the container ends. Waiters keep their
-// connection open; it closes when the monitor exits.
+// connection open: it brings the exit record, then closes with the monitor.
 func (m *monitor) serve(l net.Listener) {
 	for {
 		conn, err := l.Accept()
@@ -280,8 +318,15 @@ func (m *monitor) handle(conn net.Conn) {
 		json.NewEncoder(conn).Encode(resp)
 		conn.Close()
 	case req.Wait:
-		// Nothing to say: the connection closes when the monitor exits.
-		io.Copy(io.Discard, conn)
+		// The exit record comes when the container ends (run); the
+		// connection closes when this process exits.
+		m.mu.Lock()
+		if m.done {
+			conn.Write(m.exit)
+		} else {
+			m.waiters = append(m.waiters, conn)
+		}
+		m.mu.Unlock()
 	default:
 		conn.Close()
 	}

@@ -35,6 +35,9 @@ type CreateOpts struct {
 	NoNewKeyring bool
 	// Stdio is handed to the container's process; nil entries get /dev/null.
 	Stdio [3]*os.File
+	// Prestarted, if set, is used as the container's init when its
+	// namespaces fit, and ended otherwise: Create owns it either way.
+	Prestarted *Prestarted
 }
 
 // LoadSpec reads and checks bundle/config.json.
@@ -170,6 +173,12 @@ func checkSysctl(key string, ns map[specs.LinuxNamespaceType]bool) error {
 // for Start. The returned Process is the init; callers that stay around
 // (run) can wait for it, others simply exit and leave it running.
 func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err error) {
+	pre := o.Prestarted // ended unless it becomes the init
+	defer func() {
+		if pre != nil {
+			pre.Close()
+		}
+	}()
 	if err := validID(id); err != nil {
 		return nil, nil, err
 	}
@@ -235,19 +244,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		return nil, nil, fmt.Errorf("exec fifo: %w", err)
 	}
 	defer fifo.Close()
-	bin, release, err := r.sealedBinary()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer release()
-	syncParent, syncChild, err := socketPair("sync")
-	if err != nil {
-		return nil, nil, err
-	}
-	defer syncParent.Close()
-	defer syncChild.Close()
-
-	files := []*os.File{syncChild, bin, fifo}
 	console := o.ConsoleConn
 	if o.ConsoleSocket != "" {
 		if console, err = dialConsole(o.ConsoleSocket); err != nil {
@@ -255,8 +251,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		}
 		defer console.Close()
 	}
-	if spec.Process.Terminal {
-		files = append(files, console)
+	if !spec.Process.Terminal {
+		console = nil
 	}
 
 	cfg := &initConfig{
@@ -274,6 +270,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		switch {
 		case ns.Path != "":
 			join = append(join, nsJoin{ns.Type, ns.Path})
+		case ns.Type == specs.MountNamespace:
+			// Unshared by the init (initChild says why).
 		case ns.Type == specs.CgroupNamespace:
 			// Unshared by the init once it is inside its cgroup, so that
 			// the namespace is rooted there.
@@ -295,12 +293,19 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		// the namespace's root, or it would exec without capabilities.
 		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	cmd = childCmd("init", o.Stdio, files)
-	cmd.SysProcAttr = attr
-	if err = startJoined(cmd, join); err != nil {
-		return nil, nil, fmt.Errorf("start container init: %w", err)
+	var syncParent *os.File
+	if pre != nil && pre.fits(attr.Cloneflags, join) {
+		cmd, syncParent, pre = pre.cmd, pre.sync, nil
+		defer syncParent.Close()
+		if err = handOver(syncParent, o.Stdio, fifo, console); err != nil {
+			return nil, nil, fmt.Errorf("prestarted container init: %w", err)
+		}
+	} else {
+		if cmd, syncParent, err = r.startInit(o.Stdio, fifo, console, attr, join); err != nil {
+			return nil, nil, err
+		}
+		defer syncParent.Close()
 	}
-	syncChild.Close()
 	pid := cmd.Process.Pid
 
 	if cg, err = cgroups.New(cgPath); err != nil {
@@ -363,6 +368,31 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		return nil, nil, err
 	}
 	return &Container{rt: r, dir: dir, rec: rec}, &Process{cmd: cmd}, nil
+}
+
+// startInit starts a container's init with its files and namespaces.
+func (r *Runtime) startInit(stdio [3]*os.File, fifo, console *os.File, attr *syscall.SysProcAttr, join []nsJoin) (*exec.Cmd, *os.File, error) {
+	bin, release, err := r.sealedBinary()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
+	syncParent, syncChild, err := socketPair("sync")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer syncChild.Close()
+	files := []*os.File{syncChild, bin, fifo}
+	if console != nil {
+		files = append(files, console)
+	}
+	cmd := childCmd("init", stdio, files)
+	cmd.SysProcAttr = attr
+	if err := startJoined(cmd, join); err != nil {
+		syncParent.Close()
+		return nil, nil, fmt.Errorf("start container init: %w", err)
+	}
+	return cmd, syncParent, nil
 }
 
 func owner() string {

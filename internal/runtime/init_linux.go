@@ -9,6 +9,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// An init or exec helper keeps its main goroutine on the main thread:
+// namespaces it unshares and credentials it sets are per thread, and
+// /proc/PID/ns and the exec'd program must see them. Locking in an init
+// function is what keeps main.main on the process's first thread.
+func init() {
+	if IsChild() {
+		goruntime.LockOSThread()
+	}
+}
+
 // IsChild reports whether this process was started by the runtime as a
 // container's init or exec helper. A program embedding the runtime must
 // then call ChildMain first thing in main.
@@ -41,6 +51,13 @@ func childMain(mode string, ch *channel) error {
 	if err := nsenter.UserNSResult(); err != nil {
 		return err
 	}
+	if mode == modePrestarted {
+		WarmUp()
+		if err := receiveFiles(); err != nil {
+			return err
+		}
+		mode = "init"
+	}
 	m, err := ch.expect(msgConfig)
 	if err != nil {
 		return err
@@ -59,6 +76,13 @@ func childMain(mode string, ch *channel) error {
 // execs the container's program.
 func initChild(cfg *initConfig, ch *channel) error {
 	spec := cfg.Spec
+	// The mount namespace is made here rather than at clone time, so that
+	// an init started ahead of its container (Prestart) sees the root file
+	// system mounted since. This thread is the one that execs, and the
+	// main one (see init below), so the namespace is the process's.
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("mount namespace: %w", err)
+	}
 	if cfg.CgroupNS {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fmt.Errorf("cgroup namespace: %w", err)

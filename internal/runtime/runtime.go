@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -179,7 +180,9 @@ func (c *Container) Start() error {
 	if err != nil {
 		return fmt.Errorf("start %s: %w", c.rec.ID, err)
 	}
-	if err := os.Remove(fifo); err != nil {
+	// A short-lived container may have run and been deleted (its state
+	// directory with it) by its parent already.
+	if err := os.Remove(fifo); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("start %s: %w", c.rec.ID, err)
 	}
 	if h := c.rec.Spec.Hooks; h != nil {

@@ -212,5 +212,9 @@ func childCmd(mode string, stdio [3]*os.File, files []*os.File, env ...string) *
 	return cmd
 }
 
-// initEnv marks a process as tent's init or exec helper.
+// initEnv marks a process as tent's init or exec helper; its value is
+// the mode: "init", "exec", or modePrestarted.
 const initEnv = "_TENT_INIT"
+
+// modePrestarted is an init started ahead of its container (Prestart).
+const modePrestarted = "prestarted"

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -29,7 +30,11 @@ func MountAll(ms []Mount, target string) error {
 		if typ == "bind" {
 			typ, flags = "", flags|unix.MS_BIND
 		}
-		if err := unix.Mount(m.Source, target, typ, flags&^unix.MS_RDONLY, strings.Join(data, ",")); err != nil {
+		err := unix.Mount(m.Source, target, typ, flags&^unix.MS_RDONLY, strings.Join(data, ","))
+		if err == unix.EINVAL && slices.Contains(data, volatile) { // a kernel before 5.10
+			err = unix.Mount(m.Source, target, typ, flags&^unix.MS_RDONLY, strings.Join(slices.DeleteFunc(data, func(o string) bool { return o == volatile }), ","))
+		}
+		if err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Type, target, err)
 		}
 		// A bind mount takes its read-only flag only on a remount.
@@ -41,6 +46,25 @@ func MountAll(ms []Mount, target string) error {
 		}
 	}
 	return nil
+}
+
+const volatile = "volatile"
+
+// Volatile returns ms with its overlay mounts volatile: the kernel skips
+// every sync of their upper layer, the one at unmount included (~4 ms
+// here, a sync of the whole file system the layer lives on). For a layer
+// that nothing needs once its container is gone (docker run --rm): after
+// a crash the kernel refuses to mount it again, and nobody asks it to.
+// Kernels without the option (before 5.10) mount without it.
+func Volatile(ms []Mount) []Mount {
+	out := make([]Mount, len(ms))
+	for i, m := range ms {
+		out[i] = m
+		if m.Type == "overlay" && slices.ContainsFunc(m.Options, func(o string) bool { return strings.HasPrefix(o, "upperdir=") }) {
+			out[i].Options = append(slices.Clone(m.Options), volatile)
+		}
+	}
+	return out
 }
 
 // Unmount undoes MountAll.

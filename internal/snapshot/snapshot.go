@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tent-project/tent/internal/archive"
@@ -52,7 +53,8 @@ type Snapshotter interface {
 	Mounts(key string) ([]Mount, error)
 	// Commit makes the active snapshot key a committed one called name.
 	Commit(name, key string) error
-	// Remove deletes a snapshot that no other snapshot has as parent.
+	// Remove deletes a snapshot that no other snapshot has as parent. Its
+	// directory is deleted in the background (Close waits for that).
 	Remove(key string) error
 	// Stat describes a snapshot.
 	Stat(key string) (Info, error)
@@ -78,6 +80,9 @@ type store struct {
 	root string
 	db   *bolt.DB
 	b    backend
+	// removals are directory trees of removed snapshots still being
+	// deleted in the background.
+	removals sync.WaitGroup
 }
 
 var bucket = []byte("snapshots")
@@ -126,7 +131,11 @@ func (s *store) sweep() error {
 	return nil
 }
 
-func (s *store) Close() error { return s.db.Close() }
+// Close waits for the background removals and closes the metadata.
+func (s *store) Close() error {
+	s.removals.Wait()
+	return s.db.Close()
+}
 
 func (s *store) dir(id string) string { return filepath.Join(s.root, "snapshots", id) }
 
@@ -265,8 +274,16 @@ func (s *store) Remove(key string) error {
 	if err != nil {
 		return err
 	}
-	// The record is gone: if this fails, sweep removes the directory later.
-	return removeTree(dir)
+	// The record is gone, so the directory is garbage: it is deleted in
+	// the background (a container's removal need not wait for thousands of
+	// unlinks), and what a crash or an error leaves, sweep removes at the
+	// next open. Its ID is never handed out again.
+	s.removals.Add(1)
+	go func() {
+		defer s.removals.Done()
+		_ = removeTree(dir)
+	}()
+	return nil
 }
 
 func (s *store) Stat(key string) (Info, error) {

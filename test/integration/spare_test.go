@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -50,6 +51,129 @@ func TestEngineSpareMonitor(t *testing.T) {
 	e.kill9()
 	testutil.Eventually(t, func() bool { return syscall.Kill(spare, 0) != nil })
 	e.start()
+}
+
+// procStat is the fields of /proc/PID/stat after the command name.
+func procStat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+}
+
+// schedPolicy is a process's scheduling policy (0 normal, 5 SCHED_IDLE).
+func schedPolicy(pid int) string {
+	if f := procStat(pid); len(f) > 38 {
+		return f[38] // field 41 of stat, counted from the state (3)
+	}
+	return "?"
+}
+
+// prestarted is the init a spare keeps ready: its child running as
+// `tent-runtime prestarted`, or 0.
+func prestarted(spare int) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+		if f := procStat(pid); len(f) > 1 && f[1] == strconv.Itoa(spare) && string(cmdline) == "tent-runtime\x00prestarted\x00" {
+			return pid
+		}
+	}
+	return 0
+}
+
+// TestEnginePrestartedInit: a spare monitor keeps a container init
+// started (new PID, network, IPC and UTS namespaces), both in the idle
+// scheduling class. A container made from it is what a fresh init makes:
+// its own namespaces and root, stdio wired, the normal scheduling class,
+// exit statuses exact however fast it ends; a container whose namespaces
+// differ (host network) gets a fresh init.
+func TestEnginePrestartedInit(t *testing.T) {
+	e := startTent(t)
+	var spare, init int
+	testutil.Eventually(t, func() bool {
+		if s := e.spares(); len(s) == 1 {
+			spare, init = s[0], prestarted(s[0])
+		}
+		return init != 0
+	})
+	if p, q := schedPolicy(spare), schedPolicy(init); p != "5" || q != "5" {
+		t.Errorf("spare and its init: scheduling policies %s and %s, want 5 (SCHED_IDLE)", p, q)
+	}
+	for _, ns := range []string{"pid", "net", "ipc", "uts"} {
+		mine, _ := os.Readlink("/proc/self/ns/" + ns)
+		its, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", init, ns))
+		if its == "" || its == mine {
+			t.Errorf("prestarted init: %s namespace %q, host's %q", ns, its, mine)
+		}
+	}
+	// One container from it: PID 1, its hostname, only lo, the normal
+	// scheduling class, a root of its own.
+	out := e.must(t, "run", "--rm", "busybox", "sh", "-c",
+		`echo $$; hostname; ls /sys/class/net; cut -d" " -f41 /proc/self/stat; ls /bin/busybox`)
+	if f := strings.Fields(out); len(f) != 5 || f[0] != "1" || len(f[1]) != 12 || f[2] != "lo" || f[3] != "0" || f[4] != "/bin/busybox" {
+		t.Errorf("container from a prestarted init: %q", out)
+	}
+	if syscall.Kill(init, 0) == nil {
+		t.Errorf("the prestarted init %d is still there after its container ended", init)
+	}
+	testutil.Eventually(t, func() bool {
+		s := e.spares()
+		return len(s) == 1 && s[0] != spare && prestarted(s[0]) != 0
+	})
+	if out, _, code := e.runIn(strings.NewReader("through stdin\n"), "run", "--rm", "-i", "busybox", "cat"); out != "through stdin\n" || code != 0 {
+		t.Errorf("run -i: %q, exit %d", out, code)
+	}
+	// Host networking does not fit a prestarted init.
+	host, _ := os.ReadDir("/sys/class/net")
+	var names []string
+	for _, h := range host {
+		names = append(names, h.Name())
+	}
+	if out := e.must(t, "run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net"); strings.Join(strings.Fields(out), " ") != strings.Join(names, " ") {
+		t.Errorf("--network host sees %q, the host has %q", out, names)
+	}
+	// Containers that end at once: every status arrives (the daemon's wait
+	// is registered before the start).
+	for i := range 10 {
+		if _, _, code := e.runIn(nil, "run", "--rm", "busybox", "sh", "-c", fmt.Sprintf("exit %d", i)); code != i {
+			t.Errorf("run --rm ... exit %d: status %d", i, code)
+		}
+	}
+	// A spare killed with its init: the init goes too.
+	testutil.Eventually(t, func() bool { s := e.spares(); return len(s) == 1 && prestarted(s[0]) != 0 })
+	spare = e.spares()[0]
+	init = prestarted(spare)
+	syscall.Kill(spare, syscall.SIGKILL)
+	testutil.Eventually(t, func() bool {
+		return syscall.Kill(init, 0) != nil || strings.HasPrefix(strings.Join(procStat(init), " "), "Z")
+	})
+}
+
+// TestEngineAutoRemoveLayerVolatile: the writable layer of a --rm
+// container is mounted volatile (nothing syncs a layer about to be
+// deleted); other containers' layers are not.
+func TestEngineAutoRemoveLayerVolatile(t *testing.T) {
+	e := startTent(t)
+	rm := strings.TrimSpace(e.must(t, "run", "-d", "--rm", "busybox", "sleep", "60"))
+	kept := strings.TrimSpace(e.must(t, "run", "-d", "busybox", "sleep", "60"))
+	for id, want := range map[string]bool{rm: true, kept: false} {
+		pid, _ := strconv.Atoi(strings.TrimSpace(e.must(t, "inspect", "-f", "{{.State.Pid}}", id)))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := strings.SplitN(string(b), "\n", 2)[0]
+		if got := strings.Contains(root, "volatile"); got != want {
+			t.Errorf("container %.12s (--rm %v): root mount %q", id, want, root)
+		}
+	}
+	e.must(t, "rm", "-f", rm, kept)
 }
 
 // children lists the daemon's child processes by state ("Z": zombie).
