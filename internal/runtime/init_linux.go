@@ -145,6 +145,11 @@ func initChild(cfg *initConfig, ch *channel) error {
 		return err
 	}
 	ch.close()
+	// From here on a failure ends the init with its reason on the
+	// container's stderr (nobody listens on the socket), as with runc.
+	if err := finishProcess(cfg.Process, pr); err != nil {
+		return err
+	}
 
 	// Block until Start writes to the exec fifo.
 	fifo := os.NewFile(fifoFd, "exec.fifo")
@@ -194,5 +199,8 @@ func execChild(cfg *initConfig, ch *channel) error {
 		return err
 	}
 	ch.close()
+	if err := finishProcess(cfg.Process, pr); err != nil {
+		return err
+	}
 	return execProcess(cfg.Process, pr)
 }

@@ -143,10 +143,12 @@ func envGet(env []string, key string) string {
 	return ""
 }
 
-// execProcess drops to the process's user, capabilities and seccomp filter
-// and replaces this process with the program at path. All of it happens on
-// the calling (locked) thread, whose credentials execve carries over.
-func execProcess(p *specs.Process, pr *prepared) error {
+// finishProcess drops to the process's user, capabilities and (without
+// no_new_privs) seccomp filter, and enters its working directory. All of
+// it happens on the calling (locked) thread, whose credentials execve
+// carries over. An init does it after reporting ready, as runc does, so
+// that it overlaps the engine's own work between create and start.
+func finishProcess(p *specs.Process, pr *prepared) error {
 	filter, flags := pr.filter, pr.flags
 	// Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it
 	// while the capability is still held. With it, load it last.
@@ -198,10 +200,17 @@ func execProcess(p *specs.Process, pr *prepared) error {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("no_new_privs: %w", err)
 		}
-		if filter != nil {
-			if err := seccomp.Install(filter, flags); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// execProcess replaces this process with the program, after
+// finishProcess: with no_new_privs the seccomp filter comes last, so that
+// as few system calls as possible run under it.
+func execProcess(p *specs.Process, pr *prepared) error {
+	if p.NoNewPrivileges && pr.filter != nil {
+		if err := seccomp.Install(pr.filter, pr.flags); err != nil {
+			return err
 		}
 	}
 	// No descriptor of the runtime's may reach the program.
