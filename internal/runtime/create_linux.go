@@ -280,6 +280,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 			attr.Cloneflags |= nsFlag[ns.Type]
 		}
 	}
+	cfg.NewNet = attr.Cloneflags&unix.CLONE_NEWNET != 0
 	if attr.Cloneflags&unix.CLONE_NEWUSER != 0 {
 		cfg.UserNS = true
 		for _, m := range spec.Linux.UIDMappings {

@@ -53,6 +53,9 @@ func childMain(mode string, ch *channel) error {
 	}
 	if mode == modePrestarted {
 		WarmUp()
+		// Its network namespace is new (prestartFlags): ready lo now.
+		loopbackErr = loopbackUp()
+		loopbackReady = true
 		if err := receiveFiles(); err != nil {
 			return err
 		}
@@ -86,6 +89,14 @@ func initChild(cfg *initConfig, ch *channel) error {
 	if cfg.CgroupNS {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fmt.Errorf("cgroup namespace: %w", err)
+		}
+	}
+	if cfg.NewNet {
+		if !loopbackReady {
+			loopbackErr = loopbackUp()
+		}
+		if loopbackErr != nil {
+			return fmt.Errorf("bring up lo: %w", loopbackErr)
 		}
 	}
 	if err := mountRootfs(cfg); err != nil {
@@ -166,6 +177,32 @@ func initChild(cfg *initConfig, ch *channel) error {
 		}
 	}
 	return execProcess(cfg.Process, pr)
+}
+
+// A prestarted init brings up its loopback before it knows its container.
+var (
+	loopbackReady bool
+	loopbackErr   error
+)
+
+// loopbackUp brings up lo in this thread's network namespace, as runc does
+// in a namespace it made: 127.0.0.1 and ::1 then work in the container (the
+// kernel gives lo its addresses as it comes up).
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
 // execChild enters a running container (the parent already joined its

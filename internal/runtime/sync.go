@@ -38,6 +38,8 @@ type initConfig struct {
 	Console bool `json:"console,omitempty"`
 	// CgroupNS: unshare a cgroup namespace once placed in the cgroup.
 	CgroupNS bool `json:"cgroup_ns,omitempty"`
+	// NewNet: the init made a network namespace, whose loopback it brings up.
+	NewNet bool `json:"new_net,omitempty"`
 	// CgroupPath is the container's cgroup, for mounts of type cgroup.
 	CgroupPath string `json:"cgroup_path,omitempty"`
 	// UserNS: the container has its own user namespace.

@@ -27,12 +27,12 @@ func TestNamespaces(t *testing.T) {
 	r := newRT(t)
 	hostNet, _ := os.Readlink("/proc/self/ns/net")
 	hostUTS, _ := os.Readlink("/proc/self/ns/uts")
-	out := r.runOut("ns", []string{"sh", "-c", "echo $$; hostname; cat /proc/sys/kernel/domainname; readlink /proc/self/ns/net; readlink /proc/self/ns/uts; ls /sys/class/net"}, func(s *specs.Spec) {
+	out := r.runOut("ns", []string{"sh", "-c", "echo $$; hostname; cat /proc/sys/kernel/domainname; readlink /proc/self/ns/net; readlink /proc/self/ns/uts; ls /sys/class/net; cat /sys/class/net/lo/flags"}, func(s *specs.Spec) {
 		s.Hostname = "box"
 		s.Domainname = "example.org"
 	})
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 6 {
+	if len(lines) != 7 {
 		t.Fatalf("output: %q", out)
 	}
 	if lines[0] != "1" {
@@ -46,6 +46,11 @@ func TestNamespaces(t *testing.T) {
 	}
 	if lines[5] != "lo" {
 		t.Errorf("interfaces in a new network namespace: %q, want only lo", lines[5])
+	}
+	// As runc: a network namespace the runtime makes has lo up (0x9:
+	// IFF_UP|IFF_LOOPBACK), so 127.0.0.1 works in the container.
+	if lines[6] != "0x9" {
+		t.Errorf("lo flags in a new network namespace: %s, want 0x9 (up)", lines[6])
 	}
 }
 
