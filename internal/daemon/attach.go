@@ -147,7 +147,8 @@ type LogOpts struct {
 }
 
 // Logs writes the container's log to w (framed unless it has a terminal);
-// with Follow it keeps writing until the container stops or ctx ends.
+// with Follow it keeps writing until the container stops, Until passes or
+// ctx ends.
 // ready is called with the stream kind once the container is found.
 func (d *Daemon) Logs(ctx context.Context, ref string, o LogOpts, ready func(tty bool) io.Writer) error {
 	c, err := d.get(ref)
@@ -186,6 +187,17 @@ func (d *Daemon) Logs(ctx context.Context, ref string, o LogOpts, ready func(tty
 	if err := send(entries); err != nil || !o.Follow || !running {
 		return err
 	}
+	// Following ends at --until too, as docker's does.
+	var until <-chan time.Time
+	if !o.Until.IsZero() {
+		left := time.Until(o.Until)
+		if left <= 0 {
+			return nil
+		}
+		t := time.NewTimer(left)
+		defer t.Stop()
+		until = t.C
+	}
 	ro.Tail = -1
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -195,6 +207,8 @@ func (d *Daemon) Logs(ctx context.Context, ref string, o LogOpts, ready func(tty
 		case <-ctx.Done():
 			return nil
 		case <-exited:
+			done = true
+		case <-until:
 			done = true
 		case <-tick.C:
 		}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,7 @@ import (
 type execProc struct {
 	id, containerID string
 	cfg             container.ExecCreateRequest
+	detachKeys      []byte // end an attached terminal session, leaving the process
 
 	mu       sync.Mutex
 	started  bool
@@ -62,7 +64,11 @@ func (d *Daemon) ExecCreate(ref string, cfg container.ExecCreateRequest) (string
 	if !c.running() {
 		return "", fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
 	}
-	e := &execProc{id: newID(), containerID: c.ID, cfg: cfg}
+	keys, err := streams.ParseDetachKeys(cfg.DetachKeys)
+	if err != nil {
+		return "", fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	e := &execProc{id: newID(), containerID: c.ID, cfg: cfg, detachKeys: keys}
 	d.mu.Lock()
 	d.execs[e.id] = e
 	d.mu.Unlock()
@@ -80,7 +86,7 @@ func (d *Daemon) ExecInspect(id string) (*container.ExecInspectResponse, error) 
 	defer e.mu.Unlock()
 	priv := e.cfg.Privileged
 	return &container.ExecInspectResponse{
-		ID: e.id, Running: e.running, ExitCode: e.exitCode, ContainerID: e.containerID, Pid: e.pid,
+		ID: e.id, Running: e.running, ExitCode: e.exitCode, ContainerID: e.containerID, Pid: e.pid, DetachKeys: e.detachKeys,
 		OpenStdin: e.cfg.AttachStdin, OpenStdout: e.cfg.AttachStdout, OpenStderr: e.cfg.AttachStderr,
 		ProcessConfig: &container.ExecProcessConfig{Tty: e.cfg.Tty, Entrypoint: e.cfg.Cmd[0],
 			Arguments: e.cfg.Cmd[1:], Privileged: &priv, User: e.cfg.User},
@@ -98,8 +104,11 @@ func (d *Daemon) ExecTty(id string) (bool, error) {
 
 // ExecStart runs an exec. Detached, it returns once the process runs;
 // otherwise it relays stdio between the process and in/out until the
-// process ends, and then calls closeOut. A process that cannot start
-// reports why on out and gets exit code 126 or 127, as in docker.
+// process ends, and then calls closeOut. On a terminal, the client's
+// detach keys end the relay early and leave the process running (its
+// output is read and dropped from then on), as docker does. A process
+// that cannot start reports why on out and gets exit code 126 or 127, as
+// in docker.
 func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, closeOut func()) error {
 	e, err := d.getExec(id)
 	if err != nil {
@@ -133,7 +142,13 @@ func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, 
 	if detach {
 		in, out = nil, io.Discard
 	}
-	w := streams.NewWriter(out, e.cfg.Tty)
+	var detached chan struct{} // closed when the client types the detach keys
+	if in != nil && e.cfg.Tty && e.cfg.AttachStdin {
+		detached = make(chan struct{})
+		in = &detachNotice{r: streams.NewEscapeReader(in, e.detachKeys), detached: detached}
+	}
+	cw := newCutWriter(out)
+	w := streams.NewWriter(cw, e.cfg.Tty)
 	p, wait, err := e.spawn(rc, proc, in, w)
 	if err != nil {
 		code := startFailureCode(err)
@@ -165,9 +180,68 @@ func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, 
 		go finish()
 		return nil
 	}
-	finish()
+	done := make(chan struct{})
+	go func() {
+		finish()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-detached: // nil, and never ready, without a terminal
+		cw.cut()
+	case <-cw.gone: // the client hung up (the docker CLI detaches so)
+	}
 	closeOut()
 	return nil
+}
+
+// detachNotice closes detached when the escape reader it wraps meets the
+// detach keys.
+type detachNotice struct {
+	r        io.Reader
+	detached chan struct{}
+	once     sync.Once
+}
+
+func (d *detachNotice) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if errors.Is(err, streams.ErrDetached) {
+		d.once.Do(func() { close(d.detached) })
+	}
+	return n, err
+}
+
+// cutWriter writes to w until it is cut or a write fails (then gone is
+// closed), and from then on drops what it is given: the process it
+// relays for goes on.
+type cutWriter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	gone chan struct{}
+}
+
+func newCutWriter(w io.Writer) *cutWriter { return &cutWriter{w: w, gone: make(chan struct{})} }
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.w == nil {
+		return len(p), nil
+	}
+	if _, err := c.w.Write(p); err != nil {
+		c.w = nil
+		close(c.gone)
+	}
+	return len(p), nil
+}
+
+func (c *cutWriter) cut() {
+	c.mu.Lock()
+	if c.w != nil {
+		c.w = nil
+		close(c.gone)
+	}
+	c.mu.Unlock()
 }
 
 // execSpec is the process of an exec: the container's process settings

@@ -2,8 +2,11 @@ package integration
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -111,5 +114,77 @@ func TestEngineDetachKeys(t *testing.T) {
 	}
 	if _, errOut, code := e.runIn(nil, "attach", "--no-stdin", "--detach-keys", "ctrl-", "detach-api"); code == 0 || !strings.Contains(errOut, "400") { // a Bad Request, as dockerd answers
 		t.Errorf("bad --detach-keys: exit %d %q", code, errOut)
+	}
+}
+
+// TestEngineExecDetachKeys: the detach keys end an `exec -it` session and
+// leave the exec's process running, as with docker (whose CLI catches the
+// keys itself, says "read escape sequence" and exits 1, checked against
+// dockerd); through the API the daemon ends the stream on the keys of the
+// exec's create request.
+func TestEngineExecDetachKeys(t *testing.T) {
+	e := startTent(t)
+	e.must(t, "run", "-d", "--name", "host", "busybox", "sleep", "600")
+	ex := e.command("exec", "-it", "host", "sh")
+	term := startOnPty(t, ex)
+	io.WriteString(term, "echo $$ > /tmp/exec.pid; echo $((6*7))\n")
+	readUntil(t, term, "42")
+	io.WriteString(term, "\x10\x11")
+	if code := exitWithin(t, ex, 10*time.Second); code != 1 {
+		t.Errorf("exec -it after ctrl-p ctrl-q: exit %d, want 1 (as docker's)", code)
+	}
+	if out := e.must(t, "exec", "host", "sh", "-c", "kill -0 $(cat /tmp/exec.pid) && echo alive"); out != "alive\n" {
+		t.Errorf("the detached exec's shell: %q", out)
+	}
+
+	// Through the API, with the exec's own keys.
+	var created struct{ ID string }
+	resp, err := e.http().Post("http://tent/v1.47/containers/host/exec", "application/json",
+		strings.NewReader(`{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"DetachKeys":"ctrl-x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || created.ID == "" {
+		t.Fatalf("exec create: %s %+v", resp.Status, created)
+	}
+	conn, err := net.Dial("unix", strings.TrimPrefix(e.host, "unix://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"Detach":false,"Tty":true}`
+	fmt.Fprintf(conn, "POST /v1.47/exec/%s/start HTTP/1.1\r\nHost: tent\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", created.ID, len(body), body)
+	br := bufio.NewReader(conn)
+	if status, _ := br.ReadString('\n'); !strings.Contains(status, "101") {
+		t.Fatalf("exec start: %q", status)
+	}
+	io.WriteString(conn, "\x18")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Errorf("the exec stream did not end on its detach keys: %v", err)
+	}
+	var inspect struct {
+		Running bool
+		Pid     int
+	}
+	resp, err = e.http().Get("http://tent/v1.47/exec/" + created.ID + "/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&inspect)
+	resp.Body.Close()
+	if !inspect.Running || inspect.Pid == 0 {
+		t.Errorf("exec after an API detach: %+v, want running", inspect)
+	}
+	resp, err = e.http().Post("http://tent/v1.47/containers/host/exec", "application/json",
+		strings.NewReader(`{"Cmd":["true"],"DetachKeys":"ctrl-"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("exec create with bad detach keys: %s, want 400", resp.Status)
 	}
 }

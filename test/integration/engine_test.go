@@ -257,6 +257,36 @@ func TestEngineDockerRun(t *testing.T) {
 	})
 }
 
+// TestEngineLogsFollowUntil: `logs -f --until` stops following at the
+// until time, with the container still running, as docker's does.
+func TestEngineLogsFollowUntil(t *testing.T) {
+	e := startTent(t)
+	e.must(t, "run", "-d", "--name", "ticker", "busybox", "sh", "-c", "while true; do echo tick; sleep 0.1; done")
+	until := time.Now().Add(1500 * time.Millisecond)
+	follow := e.command("logs", "-f", "-t", "--until", until.Format(time.RFC3339Nano), "ticker")
+	var out bytes.Buffer
+	follow.Stdout = &out
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitWithin(t, follow, 10*time.Second); code != 0 {
+		t.Fatalf("logs -f --until: exit %d, want 0 soon after the until time", code)
+	}
+	if st := e.must(t, "inspect", "-f", "{{.State.Status}}", "ticker"); st != "running\n" {
+		t.Errorf("container: %q", st)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("followed: %q", out.String())
+	}
+	for _, l := range lines {
+		ts, err := time.Parse(time.RFC3339Nano, strings.Fields(l)[0])
+		if err != nil || ts.After(until) {
+			t.Errorf("line %q: after the until time %s (%v)", l, until.Format(time.RFC3339Nano), err)
+		}
+	}
+}
+
 func TestEngineDetachedLifecycle(t *testing.T) {
 	e := startTent(t)
 	id := strings.TrimSpace(e.must(t, "run", "-d", "--name", "svc", "busybox", "sh", "-c",
