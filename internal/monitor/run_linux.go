@@ -59,12 +59,18 @@ func Main(dir string) int {
 		// A spare has time: it starts its container's init too, so
 		// that a start needs neither process start (runtime.Prestart).
 		// Both run in the idle class until a container comes.
+		// On a busy machine the container may come first: then it gets
+		// this monitor at once, without what is not done yet.
 		setIdle(os.Getpid(), true)
 		var err error
-		if pre, err = runtime.Prestart(); err != nil {
-			fmt.Fprintf(os.Stderr, "spare monitor: %v\n", err)
+		if !dirWaiting() {
+			if pre, err = runtime.Prestart(); err != nil {
+				fmt.Fprintf(os.Stderr, "spare monitor: %v\n", err)
+			}
 		}
-		runtime.WarmUp()
+		if !dirWaiting() {
+			runtime.WarmUp()
+		}
 		var ok bool
 		dir, ok = awaitDir()
 		setIdle(os.Getpid(), false)
@@ -89,6 +95,14 @@ func Main(dir string) int {
 		return 1
 	}
 	return 0
+}
+
+// dirWaiting tells whether a spare's container directory (or the end of
+// its stdin) is there to read.
+func dirWaiting() bool {
+	fds := []unix.PollFd{{Fd: 0, Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0
 }
 
 // awaitDir is a spare monitor's wait for its container's directory (a line
