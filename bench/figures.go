@@ -54,12 +54,16 @@ type suite struct {
 	bundle  string // OCI bundle for the runtime figure
 	image   bigImage
 	tent    *engine
-	docker  *engine
+	docker  *engine // the reference: dockerd, or with -against another tent build
+	against string  // -against: the other tent build's directory
 	reg     *registry
 	figures []*figure
 }
 
 func (s *suite) add(f *figure) {
+	if s.against != "" && f.ref == "docker" {
+		f.ref, f.goal = "tent in "+s.against, goal{}
+	}
 	s.figures = append(s.figures, f)
 	t, _, _ := summary(f.tent)
 	o, _, _ := summary(f.other)
@@ -110,7 +114,12 @@ func (s *suite) prepare() {
 func (s *suite) startEngines() {
 	tent := filepath.Join(s.binDir, "tent")
 	s.tent = startEngine("tent", tent, tent, "daemon")
-	s.docker = startEngine("docker", "docker", "dockerd", "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false")
+	if s.against != "" {
+		other := filepath.Join(s.against, "tent")
+		s.docker = startEngine("tent-against", other, other, "daemon")
+	} else {
+		s.docker = startEngine("docker", "docker", "dockerd", "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false")
+	}
 	for _, e := range s.engines() {
 		e.docker("import", "--change", `CMD ["sh"]`, s.busybox, "busybox:bench")
 	}

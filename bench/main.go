@@ -8,6 +8,7 @@
 //
 //	go run ./bench -bin bin -out bench      # make bench: the committed report
 //	go run ./bench -bin bin -quick          # make bench-quick: small counts, stdout
+//	go run ./bench -bin bin -against /tmp/old -only run   # this build against another
 //
 // Benchmarks are reports, never assertions: the test suite only checks that
 // this harness runs in quick mode (test/integration/bench_test.go).
@@ -49,6 +50,7 @@ func main() {
 	quick := flag.Bool("quick", false, "small counts, for use while developing (under 2 minutes)")
 	only := flag.String("only", "", "comma-separated groups to run (runtime, daemon, run, batch, sleepers, ps, image; default all)")
 	writeImage := flag.String("write-image", "", "only write the generated image (docker-save archive) to this file")
+	against := flag.String("against", "", "compare with the tent build in this directory instead of docker (an A/B of a change, interleaved run by run)")
 	flag.Parse()
 	sz := fullSizes
 	mode := "full"
@@ -80,6 +82,14 @@ func main() {
 
 	started := time.Now()
 	s := &suite{sizes: sz, binDir: binDir}
+	if *against != "" {
+		if s.against, err = filepath.Abs(*against); err != nil {
+			fail(err)
+		}
+		if *only == "" || strings.Contains(*only, "runtime") {
+			fail(fmt.Errorf("-against compares daemons: choose groups with -only (run, batch, ps, ...)"))
+		}
+	}
 	s.prepare()
 	groups := []struct {
 		name string
