@@ -432,6 +432,7 @@ func (d *Daemon) restore() (boot []string, err error) {
 		d.names[r.Name] = r.ID
 		switch r.State.Status {
 		case container.StateRunning, container.StatePaused:
+			d.countVolumes(c)
 			if rc, err := d.rt.Load(r.ID); err == nil && rc.Status() == runtime.Created {
 				// The daemon died between creating and starting it.
 				rc.Signal(syscall.SIGKILL, true)
@@ -447,6 +448,7 @@ func (d *Daemon) restore() (boot []string, err error) {
 					if st.Status == runtime.Paused {
 						c.State.Status = container.StatePaused
 					}
+					d.countVolumes(c)
 					go d.watch(c, c.exited, nil)
 					continue
 				}

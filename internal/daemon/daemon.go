@@ -80,6 +80,9 @@ type Daemon struct {
 	spareMu sync.Mutex
 	spare   *monitor.Spare
 	closed  bool
+	// volUsers counts the running users of volumes with options.
+	volUsersMu sync.Mutex
+	volUsers   map[string]int
 	// bg counts background work (directory removals) that Close waits
 	// for; quit tells it to stop.
 	bg   sync.WaitGroup
@@ -115,7 +118,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, events: newBroker(), started: time.Now(), quit: make(chan struct{}),
+	d := &Daemon{cfg: cfg, log: cfg.Logger, events: newBroker(), started: time.Now(), quit: make(chan struct{}), volUsers: map[string]int{},
 		containers: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{}}
 	var err error
 	d.db, err = bolt.Open(filepath.Join(cfg.DataRoot, "metadata.db"), 0o600, &bolt.Options{Timeout: time.Second})

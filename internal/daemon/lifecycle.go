@@ -87,6 +87,13 @@ func (d *Daemon) start(c *ctr) (err error) {
 			d.save(c)
 		}
 	}()
+	if err := d.mountVolumes(c); err != nil {
+		return err
+	}
+	cleanup = func() {
+		d.releaseVolumes(c)
+		snapshot.Unmount(rootfs)
+	}
 	if err := d.copyUp(c, rootfs); err != nil {
 		return err
 	}
@@ -209,6 +216,7 @@ func (d *Daemon) watch(c *ctr, exited chan struct{}, w *monitor.Waiter) {
 		<-gone
 		snapshot.Unmount(d.rootfs(c.ID))
 	}
+	d.releaseVolumes(c)
 	c.State.Status = container.StateExited
 	c.State.Pid = 0
 	c.State.ExitCode = exit.Code

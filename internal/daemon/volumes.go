@@ -19,8 +19,10 @@ import (
 	"github.com/moby/moby/api/types/volume"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // Volumes: docker's "local" driver. A volume is a directory,
@@ -38,6 +40,33 @@ type volumeRecord struct {
 	Name      string            `json:"name"`
 	CreatedAt time.Time         `json:"createdAt"`
 	Labels    map[string]string `json:"labels,omitempty"`
+	// Options are the local driver's: type, device and o, as mount(8)'s
+	// -t, device and -o. With them the volume's _data is a mount point
+	// while a running container uses the volume.
+	Options map[string]string `json:"options,omitempty"`
+}
+
+// validateVolumeOptions applies the local driver's rules to the options
+// of volume name: only type, device and o; type and device together; o
+// only with both. The messages are dockerd's.
+func validateVolumeOptions(name string, opts map[string]string) error {
+	for k := range opts {
+		if k != "type" && k != "device" && k != "o" {
+			return fmt.Errorf("create %s: invalid option: %q: %w", name, k, errdefs.ErrInvalidArgument)
+		}
+	}
+	required := map[string][]string{"type": {"device"}, "device": {"type"}, "o": {"device", "type"}}
+	for _, k := range []string{"type", "device", "o"} {
+		if _, ok := opts[k]; !ok {
+			continue
+		}
+		for _, need := range required[k] {
+			if _, ok := opts[need]; !ok {
+				return fmt.Errorf("create %s: missing required option: %q: %w", name, need, errdefs.ErrInvalidArgument)
+			}
+		}
+	}
+	return nil
 }
 
 func (v *volumeRecord) anonymous() bool {
@@ -98,14 +127,14 @@ func (d *Daemon) allVolumes() ([]*volumeRecord, error) {
 
 // createVolume makes volume name (a random one when empty), or returns
 // the existing one of that name; created says which.
-func (d *Daemon) createVolume(name string, labels map[string]string) (v *volumeRecord, created bool, err error) {
+func (d *Daemon) createVolume(name string, labels, opts map[string]string) (v *volumeRecord, created bool, err error) {
 	d.volMu.Lock()
 	defer d.volMu.Unlock()
-	return d.createVolumeLocked(name, labels)
+	return d.createVolumeLocked(name, labels, opts)
 }
 
 // createVolumeLocked is createVolume with volMu held.
-func (d *Daemon) createVolumeLocked(name string, labels map[string]string) (v *volumeRecord, created bool, err error) {
+func (d *Daemon) createVolumeLocked(name string, labels, opts map[string]string) (v *volumeRecord, created bool, err error) {
 	if name == "" {
 		name = newID()
 	} else if err := checkVolumeName(name); err != nil {
@@ -114,7 +143,7 @@ func (d *Daemon) createVolumeLocked(name string, labels map[string]string) (v *v
 	if v, err := d.getVolume(name); err == nil {
 		return v, false, nil
 	}
-	v = &volumeRecord{Name: name, CreatedAt: time.Now().UTC(), Labels: labels}
+	v = &volumeRecord{Name: name, CreatedAt: time.Now().UTC(), Labels: labels, Options: opts}
 	if err := os.MkdirAll(d.volumeData(name), 0o755); err != nil {
 		return nil, false, err
 	}
@@ -141,10 +170,10 @@ func (d *Daemon) VolumeCreate(req volume.CreateRequest) (volume.Volume, error) {
 	if req.Driver != "" && req.Driver != "local" {
 		return volume.Volume{}, fmt.Errorf("error looking up volume plugin %s: plugin %q not found: %w", req.Driver, req.Driver, errdefs.ErrNotFound)
 	}
-	if len(req.DriverOpts) > 0 {
-		return volume.Volume{}, fmt.Errorf("local volume options (-o) are not supported yet: %w", errdefs.ErrNotImplemented)
+	if err := validateVolumeOptions(req.Name, req.DriverOpts); err != nil {
+		return volume.Volume{}, err
 	}
-	v, _, err := d.createVolume(req.Name, req.Labels)
+	v, _, err := d.createVolume(req.Name, req.Labels, req.DriverOpts)
 	if err != nil {
 		return volume.Volume{}, err
 	}
@@ -156,8 +185,12 @@ func (d *Daemon) volumeAPI(v *volumeRecord) volume.Volume {
 	if labels == nil {
 		labels = map[string]string{}
 	}
+	opts := v.Options
+	if opts == nil {
+		opts = map[string]string{}
+	}
 	return volume.Volume{Name: v.Name, Driver: "local", Mountpoint: d.volumeData(v.Name), Scope: "local",
-		CreatedAt: v.CreatedAt.Format(time.RFC3339), Labels: labels, Options: map[string]string{}}
+		CreatedAt: v.CreatedAt.Format(time.RFC3339), Labels: labels, Options: opts}
 }
 
 // VolumeInspect is GET /volumes/{name}.
@@ -241,6 +274,7 @@ func (d *Daemon) removeVolume(name string) error {
 	if users := d.volumeUsers(name); len(users) > 0 {
 		return fmt.Errorf("remove %s: volume is in use - [%s]: %w", name, strings.Join(users, ", "), errdefs.ErrConflict)
 	}
+	unmountVolume(d.volumeData(name)) // one that a crash left mounted
 	if err := os.RemoveAll(filepath.Dir(d.volumeData(name))); err != nil {
 		return err
 	}
@@ -306,6 +340,8 @@ type mountPoint struct {
 	Copied bool `json:"copied,omitempty"`
 	// MustExist: a --mount bind, whose source docker does not create.
 	MustExist bool `json:"mustExist,omitempty"`
+	// VolumeOptions: --mount's volume-opt, for a volume it makes.
+	VolumeOptions map[string]string `json:"volumeOptions,omitempty"`
 }
 
 var propagations = []string{"private", "rprivate", "shared", "rshared", "slave", "rslave"}
@@ -387,8 +423,15 @@ func parseMountPoints(cfg *container.Config, hc *container.HostConfig) ([]mountP
 			}
 			m.Name = mt.Source
 			m.NoCopy = mt.VolumeOptions != nil && mt.VolumeOptions.NoCopy
-			if mt.VolumeOptions != nil && mt.VolumeOptions.DriverConfig != nil && mt.VolumeOptions.DriverConfig.Name != "" && mt.VolumeOptions.DriverConfig.Name != "local" {
-				return nil, fmt.Errorf("volume driver %q is not supported: %w", mt.VolumeOptions.DriverConfig.Name, errdefs.ErrNotImplemented)
+			if dc := mt.VolumeOptions; dc != nil && dc.DriverConfig != nil {
+				if n := dc.DriverConfig.Name; n != "" && n != "local" {
+					return nil, fmt.Errorf("volume driver %q is not supported: %w", n, errdefs.ErrNotImplemented)
+				}
+				// volume-opt=...: the options of a volume this mount makes.
+				if err := validateVolumeOptions(mt.Source, dc.DriverConfig.Options); err != nil {
+					return nil, err
+				}
+				m.VolumeOptions = dc.DriverConfig.Options
 			}
 		case mount.TypeTmpfs:
 			var opts []string
@@ -447,7 +490,7 @@ func (d *Daemon) setUpVolumes(mps []mountPoint) (made []string, err error) {
 			if m.Name == "" {
 				labels = map[string]string{anonymousLabel: ""}
 			}
-			v, created, err := d.createVolumeLocked(m.Name, labels)
+			v, created, err := d.createVolumeLocked(m.Name, labels, m.VolumeOptions)
 			if err != nil {
 				return made, err
 			}
@@ -558,4 +601,93 @@ func (d *Daemon) copyUp(c *ctr, rootfs string) error {
 		}
 	}
 	return nil
+}
+
+// Volumes with options are mounted while running containers use them
+// (counted in volUsers, under volUsersMu: a lock of its own, taken with a
+// container's lock held), as docker's local driver does: the first start
+// mounts, the last end unmounts (a tmpfs volume starts empty each time).
+// A restarted daemon counts its running containers again (countVolumes).
+
+// mountVolumes mounts the optioned volumes of c's mount points that no
+// running container has mounted yet; c is starting.
+func (d *Daemon) mountVolumes(c *ctr) error {
+	d.volUsersMu.Lock()
+	defer d.volUsersMu.Unlock()
+	var done []string
+	for _, m := range c.mounts() {
+		if m.Type != mount.TypeVolume {
+			continue
+		}
+		v, err := d.getVolume(m.Name)
+		if err != nil || len(v.Options) == 0 {
+			continue
+		}
+		if d.volUsers[v.Name] == 0 {
+			if err := mountVolume(v, d.volumeData(v.Name)); err != nil {
+				d.releaseVolumesLocked(done)
+				return fmt.Errorf("error while mounting volume '%s': %w", d.volumeData(v.Name), err)
+			}
+		}
+		d.volUsers[v.Name]++
+		done = append(done, v.Name)
+	}
+	return nil
+}
+
+// releaseVolumes undoes mountVolumes once c has stopped.
+func (d *Daemon) releaseVolumes(c *ctr) {
+	var names []string
+	for _, m := range c.mounts() {
+		if m.Type == mount.TypeVolume {
+			names = append(names, m.Name)
+		}
+	}
+	d.volUsersMu.Lock()
+	d.releaseVolumesLocked(names)
+	d.volUsersMu.Unlock()
+}
+
+// countVolumes counts a running container found at daemon start as a
+// user of its optioned volumes, which are still mounted.
+func (d *Daemon) countVolumes(c *ctr) {
+	d.volUsersMu.Lock()
+	defer d.volUsersMu.Unlock()
+	for _, m := range c.mounts() {
+		if v, err := d.getVolume(m.Name); m.Type == mount.TypeVolume && err == nil && len(v.Options) > 0 {
+			d.volUsers[v.Name]++
+		}
+	}
+}
+
+func (d *Daemon) releaseVolumesLocked(names []string) {
+	for _, n := range names {
+		if d.volUsers[n] == 0 {
+			continue // not one with options
+		}
+		if d.volUsers[n]--; d.volUsers[n] == 0 {
+			delete(d.volUsers, n)
+			unmountVolume(d.volumeData(n))
+		}
+	}
+}
+
+func mountVolume(v *volumeRecord, target string) error {
+	flags, data := runtime.MountOptions(v.Options["o"])
+	dev := v.Options["device"]
+	if flags&unix.MS_BIND != 0 {
+		// As mount(8): a bind takes its read-only flag on a remount.
+		if err := unix.Mount(dev, target, "", flags&^unix.MS_RDONLY, ""); err != nil {
+			return err
+		}
+		if flags&unix.MS_RDONLY != 0 {
+			return unix.Mount("", target, "", flags|unix.MS_REMOUNT, "")
+		}
+		return nil
+	}
+	return unix.Mount(dev, target, v.Options["type"], flags, data)
+}
+
+func unmountVolume(target string) {
+	_ = unix.Unmount(target, unix.MNT_DETACH)
 }

@@ -67,3 +67,14 @@ func parseMountOptions(opts []string) (flags uintptr, prop []uintptr, data strin
 	}
 	return flags, prop, strings.Join(d, ",")
 }
+
+// MountOptions splits mount(8)-style comma-separated options ("bind,ro",
+// "size=64m,uid=1000") into mount(2) flags and the file system's data.
+// Propagation options are left out.
+func MountOptions(o string) (flags uintptr, data string) {
+	if o == "" {
+		return 0, ""
+	}
+	flags, _, data = parseMountOptions(strings.Split(o, ","))
+	return flags, data
+}

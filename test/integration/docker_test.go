@@ -147,6 +147,11 @@ func (d *dockerEngine) command(args ...string) *exec.Cmd {
 }
 
 // run returns combined output and exit status.
+// runIn runs the docker CLI with stdin from in: output, errors, status.
+func (d *dockerEngine) runIn(in io.Reader, args ...string) (string, string, int) {
+	return capture(d.t, d.command(args...), in)
+}
+
 func (d *dockerEngine) run(args ...string) (string, int) {
 	out, err := d.command(args...).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -147,9 +147,6 @@ func (e *tentEngine) importBusybox(t *testing.T, name string) {
 }
 
 // runIn runs docker with stdin from in and returns stdout, stderr, status.
-func (e *tentEngine) runIn(in io.Reader, args ...string) (string, string, int) {
-	return capture(e.t, e.command(args...), in)
-}
 
 // capture runs cmd with stdin from in and returns its output and status.
 func capture(t *testing.T, cmd *exec.Cmd, in io.Reader) (string, string, int) {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,5 +166,79 @@ func TestEngineVolumesLikeDocker(t *testing.T) {
 		}
 		e.must(t, "rm", "-v", idT)
 		d.must(t, "rm", "-v", idD)
+	}
+}
+
+// TestEngineVolumeOptionsLikeDocker: the local driver's options (type,
+// device, o, as mount(8)'s) behave as with dockerd: a tmpfs volume is
+// mounted while containers use it and starts empty each time, a bind
+// volume shows a host directory, bad options are refused alike.
+func TestEngineVolumeOptionsLikeDocker(t *testing.T) {
+	d := startDocker(t)
+	e := startTent(t)
+	e.must(t, "tag", "busybox", "busybox:tent")
+	hostDir := t.TempDir()
+	os.WriteFile(filepath.Join(hostDir, "from-host"), []byte("host file\n"), 0o644)
+	type engine interface {
+		must(*testing.T, ...string) string
+		runIn(io.Reader, ...string) (string, string, int)
+	}
+	for _, eng := range []struct {
+		name string
+		e    engine
+	}{{"docker", d}, {"tent", e}} {
+		t.Run(eng.name, func(t *testing.T) {
+			x := eng.e
+			x.must(t, "volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m,mode=0750", "tv")
+			if got := x.must(t, "volume", "inspect", "-f", "{{.Options.type}} {{.Options.device}} {{.Options.o}}", "tv"); got != "tmpfs tmpfs size=1m,mode=0750\n" {
+				t.Errorf("inspect options: %q", got)
+			}
+			out := x.must(t, "run", "--rm", "-v", "tv:/data", "busybox:tent", "sh", "-c",
+				`grep " /data " /proc/mounts | cut -d" " -f3; stat -c %a /data; echo kept > /data/f; cat /data/f`)
+			if out != "tmpfs\n750\nkept\n" {
+				t.Errorf("a container on the tmpfs volume: %q", out)
+			}
+			if out, _, code := x.runIn(nil, "run", "--rm", "-v", "tv:/data", "busybox:tent", "ls", "/data"); code != 0 || out != "" {
+				t.Errorf("the next container: %q (exit %d), want an empty tmpfs", out, code)
+			}
+			x.must(t, "volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device="+hostDir, "bv")
+			if out := x.must(t, "run", "--rm", "-v", "bv:/h", "busybox:tent", "sh", "-c", "cat /h/from-host; echo "+eng.name+" > /h/from-"+eng.name); out != "host file\n" {
+				t.Errorf("a bind volume: %q", out)
+			}
+			if b, err := os.ReadFile(filepath.Join(hostDir, "from-"+eng.name)); err != nil || string(b) != eng.name+"\n" {
+				t.Errorf("written through the bind volume: %q %v", b, err)
+			}
+			for opts, want := range map[string]string{
+				"-o foo=bar":    `create bad: invalid option: "foo"`,
+				"-o type=tmpfs": `missing required option: "device"`,
+				"-o o=ro":       `missing required option:`,
+			} {
+				_, errOut, code := x.runIn(nil, append(append([]string{"volume", "create"}, strings.Fields(opts)...), "bad")...)
+				if code == 0 || !strings.Contains(errOut, want) {
+					t.Errorf("volume create %s: exit %d %q, want %q", opts, code, errOut, want)
+				}
+			}
+			// --mount's volume-opt makes a volume with options.
+			if out := x.must(t, "run", "--rm", "--mount", "type=volume,src=mv,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs",
+				"busybox:tent", "sh", "-c", `grep " /m " /proc/mounts | cut -d" " -f3`); out != "tmpfs\n" {
+				t.Errorf("--mount with volume-opt: %q", out)
+			}
+			x.must(t, "volume", "rm", "tv", "bv", "mv")
+		})
+	}
+	// A daemon restarted under a running user counts it again: the volume
+	// stays mounted until that container ends.
+	e.must(t, "volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "kept")
+	e.must(t, "run", "-d", "--name", "user", "-v", "kept:/k", "busybox", "sh", "-c", "echo on > /k/f; sleep 600")
+	testutil.Eventually(t, func() bool { return strings.Contains(e.out("exec", "user", "cat", "/k/f"), "on") })
+	e.kill9()
+	e.start()
+	if out := e.must(t, "run", "--rm", "-v", "kept:/k", "busybox", "cat", "/k/f"); out != "on\n" {
+		t.Errorf("the volume while its first user runs on after a daemon restart: %q", out)
+	}
+	e.must(t, "rm", "-f", "user")
+	e.must(t, "volume", "rm", "kept")
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), filepath.Join(e.dir, "data", "volumes")) {
+		t.Errorf("a tent volume is still mounted:\n%s", b)
 	}
 }
