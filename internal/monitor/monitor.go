@@ -218,7 +218,9 @@ func writeConfig(dir string, c Config) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, configName), b)
+	// Read once, by the monitor this write comes before: no rename or sync
+	// is needed (the exec root is a tmpfs in production anyway).
+	return os.WriteFile(filepath.Join(dir, configName), b, 0o600)
 }
 
 // startMonitor starts `exe monitor dir` in a session of its own, with
