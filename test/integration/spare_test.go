@@ -11,9 +11,9 @@ import (
 	"github.com/tent-project/tent/internal/testutil"
 )
 
-// spares are the daemon's waiting monitors: its children started as
-// `monitor -`.
-func (e *tentEngine) spares() []int {
+// childProcs lists the children of ppid whose command line (arguments
+// NUL-terminated) satisfies match.
+func childProcs(ppid int, match func(cmdline string) bool) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, ent := range ents {
@@ -22,13 +22,17 @@ func (e *tentEngine) spares() []int {
 			continue
 		}
 		cmdline, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
-		stat, _ := os.ReadFile("/proc/" + ent.Name() + "/stat")
-		f := strings.Fields(string(stat))
-		if len(f) > 3 && f[3] == strconv.Itoa(e.cmd.Process.Pid) && strings.HasSuffix(string(cmdline), "monitor\x00-\x00") {
+		if f := procStat(pid); len(f) > 1 && f[1] == strconv.Itoa(ppid) && match(string(cmdline)) {
 			out = append(out, pid)
 		}
 	}
 	return out
+}
+
+// spares are the daemon's waiting monitors: its children started as
+// `monitor -`.
+func (e *tentEngine) spares() []int {
+	return childProcs(e.cmd.Process.Pid, func(c string) bool { return strings.HasSuffix(c, "monitor\x00-\x00") })
 }
 
 // TestEngineSpareMonitor: the daemon keeps one monitor started ahead of
@@ -73,16 +77,8 @@ func schedPolicy(pid int) string {
 // prestarted is the init a spare keeps ready: its child running as
 // `tent-runtime prestarted`, or 0.
 func prestarted(spare int) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
-		if f := procStat(pid); len(f) > 1 && f[1] == strconv.Itoa(spare) && string(cmdline) == "tent-runtime\x00prestarted\x00" {
-			return pid
-		}
+	if p := childProcs(spare, func(c string) bool { return c == "tent-runtime\x00prestarted\x00" }); len(p) > 0 {
+		return p[0]
 	}
 	return 0
 }
