@@ -93,7 +93,6 @@ func (d *Daemon) exitFile(id string) string    { return filepath.Join(d.dataDir(
 func (d *Daemon) logPath(id string) string     { return filepath.Join(d.dataDir(id), id+"-json.log") }
 func (d *Daemon) rootfs(id string) string      { return filepath.Join(d.execDir(id), "rootfs") }
 
-// save writes the record; callers hold c.mu (or own c exclusively).
 // deleteRecord removes a container's record.
 func (d *Daemon) deleteRecord(id string) error {
 	return d.db.Update(func(tx *bolt.Tx) error {
@@ -104,6 +103,7 @@ func (d *Daemon) deleteRecord(id string) error {
 	})
 }
 
+// save writes the record; callers hold c.mu (or own c exclusively).
 func (d *Daemon) save(c *ctr) error {
 	return <-d.saveAsync(c)
 }
@@ -421,11 +421,13 @@ func (d *Daemon) restore() (boot []string, err error) {
 		return nil, err
 	}
 	for _, r := range recs {
-		if _, err := d.snap.Stat(d.snapshotKey(r.ID)); r.State.Status == container.StateCreated && errdefs.IsNotFound(err) {
-			// A create that a crash interrupted (its layer is made in
-			// parallel with the record): undone.
-			d.deleteRecord(r.ID)
-			continue
+		if r.State.Status == container.StateCreated {
+			if _, err := d.snap.Stat(d.snapshotKey(r.ID)); errdefs.IsNotFound(err) {
+				// A create that a crash interrupted (its layer is made
+				// in parallel with the record): undone.
+				d.deleteRecord(r.ID)
+				continue
+			}
 		}
 		c := newCtr(r)
 		d.containers[r.ID] = c

@@ -236,8 +236,6 @@ func (d *Daemon) spawnMonitor(dir string, cfg monitor.Config) (pid int, reap fun
 	s := d.spare
 	d.spare = nil
 	d.spareMu.Unlock()
-	// The next spare starts once this container is created: its Go
-	// start-up would otherwise take a CPU from this one's.
 	if s != nil {
 		pid, reap, err = s.Use(dir, cfg)
 		if !errors.Is(err, monitor.ErrSpareGone) {

@@ -198,7 +198,7 @@ func (d *Daemon) fetchLayer(ctx context.Context, img *registry.Image, l registry
 func (d *Daemon) ImagePush(ctx context.Context, name, tag string, auth registry.Auth, out *Progress) error {
 	named, err := reference.ParseNormalizedNamed(name)
 	if err != nil {
-		return fmt.Errorf("invalid reference format: %v: %w", err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument) // "invalid reference format..."
 	}
 	var refs []string
 	if tag != "" {
@@ -239,7 +239,7 @@ func (d *Daemon) ImagePush(ctx context.Context, name, tag string, auth registry.
 func (d *Daemon) pushOne(ctx context.Context, ref string, auth registry.Auth, out *Progress) error {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return fmt.Errorf("invalid reference format: %v: %w", err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument) // "invalid reference format..."
 	}
 	img, err := d.images.Get(ref)
 	if err != nil {

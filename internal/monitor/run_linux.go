@@ -57,10 +57,11 @@ func Main(dir string) int {
 	var pre *runtime.Prestarted
 	if dir == spareDir {
 		// A spare has time: it starts its container's init too, so
-		// that a start needs neither process start (runtime.Prestart).
-		// Both run in the idle class until a container comes.
-		// On a busy machine the container may come first: then it gets
-		// this monitor at once, without what is not done yet.
+		// that a start needs neither process start (runtime.Prestart),
+		// and builds its JSON codecs; both processes stay in the idle
+		// class until a container comes. On a busy machine the
+		// container may come first: it then gets this monitor at once,
+		// without what is not done yet.
 		setIdle(os.Getpid(), true)
 		var err error
 		if !dirWaiting() {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"sync"
 
 	"github.com/tent-project/tent/internal/nsenter"
 	"golang.org/x/sys/unix"
@@ -53,9 +54,9 @@ func childMain(mode string, ch *channel) error {
 	}
 	if mode == modePrestarted {
 		WarmUp()
-		// Its network namespace is new (prestartFlags): ready lo now.
-		loopbackErr = loopbackUp()
-		loopbackReady = true
+		// Its network namespace is new (prestartFlags): lo now, its
+		// error (if any) reported with the config, as for any init.
+		loopback()
 		if err := receiveFiles(); err != nil {
 			return err
 		}
@@ -82,7 +83,8 @@ func initChild(cfg *initConfig, ch *channel) error {
 	// The mount namespace is made here rather than at clone time, so that
 	// an init started ahead of its container (Prestart) sees the root file
 	// system mounted since. This thread is the one that execs, and the
-	// main one (see init below), so the namespace is the process's.
+	// main one (see this file's init function), so the namespace is the
+	// process's.
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("mount namespace: %w", err)
 	}
@@ -92,11 +94,8 @@ func initChild(cfg *initConfig, ch *channel) error {
 		}
 	}
 	if cfg.NewNet {
-		if !loopbackReady {
-			loopbackErr = loopbackUp()
-		}
-		if loopbackErr != nil {
-			return fmt.Errorf("bring up lo: %w", loopbackErr)
+		if err := loopback(); err != nil {
+			return fmt.Errorf("bring up lo: %w", err)
 		}
 	}
 	if err := mountRootfs(cfg); err != nil {
@@ -179,11 +178,9 @@ func initChild(cfg *initConfig, ch *channel) error {
 	return execProcess(cfg.Process, pr)
 }
 
-// A prestarted init brings up its loopback before it knows its container.
-var (
-	loopbackReady bool
-	loopbackErr   error
-)
+// loopback brings up lo once: a prestarted init does it before it knows
+// its container.
+var loopback = sync.OnceValue(loopbackUp)
 
 // loopbackUp brings up lo in this thread's network namespace, as runc does
 // in a namespace it made: 127.0.0.1 and ::1 then work in the container (the
