@@ -26,7 +26,7 @@ type pendingAttach struct {
 // connectPending connects the waiting attachments; c.mu is held.
 func (d *Daemon) connectPending(c *ctr) {
 	for _, p := range c.pending {
-		conn, err := monitor.Attach(d.execDir(c.ID), p.opts)
+		conn, err := monitor.AttachBeforeStart(d.execDir(c.ID), p.opts)
 		if err != nil {
 			conn = nil
 		}

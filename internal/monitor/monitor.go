@@ -59,6 +59,10 @@ type AttachOpts struct {
 	Stdin  bool `json:"stdin,omitempty"`
 	Stdout bool `json:"stdout,omitempty"`
 	Stderr bool `json:"stderr,omitempty"`
+	// Ack: the monitor answers a newline, ahead of the stream, once the
+	// attachment is in place, so that nothing the container writes after
+	// that is missed (AttachBeforeStart).
+	Ack bool `json:"ack,omitempty"`
 }
 
 type request struct {
@@ -299,6 +303,23 @@ func Attach(dir string, o AttachOpts) (*net.UnixConn, error) {
 		return nil, err
 	}
 	return conn.(*net.UnixConn), nil
+}
+
+// AttachBeforeStart is Attach for a container about to start: it returns
+// once the monitor has the attachment in place, so the connection gets
+// all of the container's output.
+func AttachBeforeStart(dir string, o AttachOpts) (*net.UnixConn, error) {
+	o.Ack = true
+	conn, err := Attach(dir, o)
+	if err != nil {
+		return nil, err
+	}
+	var ack [1]byte
+	if _, err := io.ReadFull(conn, ack[:]); err != nil || ack[0] != '\n' {
+		conn.Close()
+		return nil, ErrGone
+	}
+	return conn, nil
 }
 
 // Resize sets the size of the container's terminal.

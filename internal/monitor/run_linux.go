@@ -358,6 +358,10 @@ func (m *monitor) attach(conn net.Conn, br *bufio.Reader, o AttachOpts) {
 	if o.Stdout || o.Stderr {
 		m.attached[a] = struct{}{}
 	}
+	if o.Ack {
+		// Before any output can reach it (output takes m.mu too).
+		conn.Write([]byte{'\n'})
+	}
 	// StdinOnce closes the container's stdin when its first feeder goes,
 	// unless it is a terminal (as docker: a client that detaches from a
 	// terminal leaves it open, for the next attach).

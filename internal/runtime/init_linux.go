@@ -229,12 +229,15 @@ func execChild(cfg *initConfig, ch *channel) error {
 	if err != nil {
 		return err
 	}
+	// Unlike an init's, before "ready": nothing waits between, its errors
+	// go to the caller, and an exec -d's process has its credentials by
+	// the time the caller hears of it (as with runc).
+	if err := finishProcess(cfg.Process, pr); err != nil {
+		return err
+	}
 	if err := ch.send(message{Type: msgReady}); err != nil {
 		return err
 	}
 	ch.close()
-	if err := finishProcess(cfg.Process, pr); err != nil {
-		return err
-	}
 	return execProcess(cfg.Process, pr)
 }

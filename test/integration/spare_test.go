@@ -135,11 +135,13 @@ func TestEnginePrestartedInit(t *testing.T) {
 	if out := e.must(t, "run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net"); strings.Join(strings.Fields(out), " ") != strings.Join(names, " ") {
 		t.Errorf("--network host sees %q, the host has %q", out, names)
 	}
-	// Containers that end at once: every status arrives (the daemon's wait
-	// is registered before the start).
-	for i := range 10 {
-		if _, _, code := e.runIn(nil, "run", "--rm", "busybox", "sh", "-c", fmt.Sprintf("exit %d", i)); code != i {
-			t.Errorf("run --rm ... exit %d: status %d", i, code)
+	// Containers that end at once: all their output and every status
+	// arrive (the attachment and the daemon's wait are in place at the
+	// monitor before the start).
+	for i := range 20 {
+		out, errOut, code := e.runIn(nil, "run", "--rm", "busybox", "sh", "-c", fmt.Sprintf("echo out%d; echo err%d >&2; exit %d", i, i, i))
+		if want := fmt.Sprintf("out%d\n", i); out != want || code != i || !strings.Contains(errOut, fmt.Sprintf("err%d\n", i)) {
+			t.Errorf("run --rm, echo and exit %d: %q %q status %d", i, out, errOut, code)
 		}
 	}
 	// A spare killed with its init: the init goes too.
