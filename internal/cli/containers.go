@@ -28,6 +28,7 @@ import (
 // ctrFlags are the flags of create and run.
 type ctrFlags struct {
 	name, workdir, user, entrypoint, hostname, memory, network, restart string
+	pid, ipc, uts                                                       string
 	detachKeys                                                          string
 	env, envFiles, labels, capAdd, capDrop, securityOpt, ulimits, tmpfs []string
 	volumes, mounts                                                     []string
@@ -60,6 +61,9 @@ func (f *ctrFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a volume or host path ([name|/host/path:]/container/path[:ro])")
 	fs.StringArrayVar(&f.mounts, "mount", nil, "attach a filesystem mount (type=volume|bind|tmpfs,source=...,target=...[,readonly])")
 	fs.StringVar(&f.network, "network", "", "network mode: none or host")
+	fs.StringVar(&f.pid, "pid", "", "PID namespace to use (host, or container:NAME)")
+	fs.StringVar(&f.ipc, "ipc", "", "IPC mode to use (private, shareable, none, host, or container:NAME)")
+	fs.StringVar(&f.uts, "uts", "", "UTS namespace to use (host)")
 	fs.StringVar(&f.restart, "restart", "no", "restart policy: no, always, unless-stopped, on-failure[:n]")
 	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
 	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open even if not attached")
@@ -97,6 +101,7 @@ func (f *ctrFlags) config(cmd *cobra.Command, image string, args []string, attac
 	hc := &container.HostConfig{
 		ReadonlyRootfs: f.readOnly, CapAdd: f.capAdd, CapDrop: f.capDrop, Privileged: f.privileged,
 		NetworkMode: container.NetworkMode(f.network), Tmpfs: map[string]string{},
+		PidMode: container.PidMode(f.pid), IpcMode: container.IpcMode(f.ipc), UTSMode: container.UTSMode(f.uts),
 		AutoRemove: cmd.Flags().Lookup("rm") != nil && cmd.Flags().Lookup("rm").Value.String() == "true",
 	}
 	if cmd.Flags().Changed("init") {

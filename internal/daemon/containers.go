@@ -310,6 +310,17 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if hc.Memory < 0 || hc.NanoCPUs < 0 {
 		return fmt.Errorf("resource limits cannot be negative: %w", errdefs.ErrInvalidArgument)
 	}
+	for _, m := range []struct{ what, mode string }{{"PID", string(hc.PidMode)}, {"IPC", string(hc.IpcMode)}, {"UTS", string(hc.UTSMode)}} {
+		other, isContainer := strings.CutPrefix(m.mode, "container:")
+		if m.what == "IPC" && isContainer && other != "" {
+			return fmt.Errorf("--ipc container:NAME is not supported yet: %w", errdefs.ErrNotImplemented)
+		}
+		ok := m.mode == "" || m.mode == "host" || isContainer && other != "" && m.what == "PID" ||
+			m.what == "IPC" && (m.mode == "private" || m.mode == "shareable" || m.mode == "none")
+		if !ok {
+			return fmt.Errorf("invalid %s mode: %s: %w", m.what, m.mode, errdefs.ErrInvalidArgument)
+		}
+	}
 	if hc.Memory > 0 && hc.Memory < 6*1024*1024 {
 		return fmt.Errorf("Minimum memory limit allowed is 6MB: %w", errdefs.ErrInvalidArgument)
 	}

@@ -86,6 +86,9 @@ func (d *Daemon) spec(c *ctr, rootfs string) (*specs.Spec, error) {
 			s.Hostname = ""
 		}
 	}
+	if err := d.shareNamespaces(s, hc); err != nil {
+		return nil, err
+	}
 	lx.Sysctl = hc.Sysctls
 	lx.Resources = resources(hc)
 	if hc.Privileged {
@@ -485,4 +488,65 @@ func nofileLimit() specs.POSIXRlimit {
 		n = rl.Max
 	}
 	return specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: n, Soft: n}
+}
+
+// shareNamespaces applies --pid, --ipc and --uts as docker does: "host"
+// leaves the namespace to the host's (with the host's IPC namespace the
+// container gets the host's /dev/shm too), --pid container:NAME joins a
+// running container's, --ipc none has no /dev/shm. (--ipc container:NAME
+// is refused at create: sharing /dev/shm needs a tmpfs the daemon keeps
+// outside the donor, docker's "shareable", which tent does not make yet.)
+func (d *Daemon) shareNamespaces(s *specs.Spec, hc *container.HostConfig) error {
+	for _, m := range []struct {
+		typ  specs.LinuxNamespaceType
+		what string // docker's word in errors
+		mode string
+	}{
+		{specs.PIDNamespace, "PID", string(hc.PidMode)},
+		{specs.IPCNamespace, "IPC", string(hc.IpcMode)},
+		{specs.UTSNamespace, "UTS", string(hc.UTSMode)},
+	} {
+		other, isContainer := strings.CutPrefix(m.mode, "container:")
+		switch {
+		case m.mode == "" || m.typ == specs.IPCNamespace && (m.mode == "private" || m.mode == "shareable"):
+		case m.typ == specs.IPCNamespace && m.mode == "none":
+			s.Mounts = slices.DeleteFunc(s.Mounts, func(mt specs.Mount) bool { return mt.Destination == "/dev/shm" })
+		case m.mode == "host":
+			s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == m.typ })
+			switch m.typ {
+			case specs.UTSNamespace:
+				s.Hostname = "" // the host's name stays
+			case specs.IPCNamespace:
+				bindShm(s, "/dev/shm")
+			}
+		case isContainer && other != "" && m.typ == specs.PIDNamespace:
+			c, err := d.get(other)
+			if err != nil {
+				return err
+			}
+			c.mu.Lock()
+			pid, running := c.State.Pid, c.running()
+			c.mu.Unlock()
+			if !running {
+				return fmt.Errorf("cannot join %s of a non running container: %s: %w", m.what, other, errdefs.ErrConflict)
+			}
+			for i, n := range s.Linux.Namespaces {
+				if n.Type == m.typ {
+					s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/pid", pid)
+				}
+			}
+		default:
+			return fmt.Errorf("invalid %s mode: %s: %w", m.what, m.mode, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// bindShm makes the container's /dev/shm a bind of src.
+func bindShm(s *specs.Spec, src string) {
+	for i, m := range s.Mounts {
+		if m.Destination == "/dev/shm" {
+			s.Mounts[i] = specs.Mount{Destination: "/dev/shm", Type: "bind", Source: src, Options: []string{"rbind", "nosuid", "noexec", "nodev"}}
+		}
+	}
 }

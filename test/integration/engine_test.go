@@ -628,3 +628,41 @@ func TestEngineBadInput(t *testing.T) {
 		t.Errorf("images after bad imports: %q", out)
 	}
 }
+
+// TestEngineSharedNamespaces: --pid, --ipc and --uts as docker's, through
+// the docker CLI: the host's PID, UTS and IPC namespaces (and the host's
+// /dev/shm), another container's PID namespace, no /dev/shm with --ipc
+// none, and bad modes refused at create.
+func TestEngineSharedNamespaces(t *testing.T) {
+	e := startTent(t)
+	hostPid, _ := os.Readlink("/proc/self/ns/pid")
+	hostIPC, _ := os.Readlink("/proc/self/ns/ipc")
+	hostUTS, _ := os.Readlink("/proc/self/ns/uts")
+	hostname, _ := os.Hostname()
+	out := e.must(t, "run", "--rm", "--pid", "host", "--ipc", "host", "--uts", "host", "busybox", "sh", "-c",
+		"for n in pid ipc uts; do readlink /proc/self/ns/$n; done; hostname")
+	if want := strings.Join([]string{hostPid, hostIPC, hostUTS, hostname}, "\n") + "\n"; out != want {
+		t.Errorf("host namespaces: %q, want %q", out, want)
+	}
+	if out := e.must(t, "run", "--rm", "busybox", "sh", "-c", "echo $$; readlink /proc/self/ns/pid"); strings.Contains(out, hostPid) || !strings.HasPrefix(out, "1\n") {
+		t.Errorf("default: %q", out)
+	}
+	e.must(t, "run", "-d", "--name", "donor", "busybox", "sleep", "600")
+	donorPid := strings.TrimSpace(e.must(t, "inspect", "-f", "{{.State.Pid}}", "donor"))
+	want, _ := os.Readlink("/proc/" + donorPid + "/ns/pid")
+	if out := e.must(t, "run", "--rm", "--pid", "container:donor", "busybox", "sh", "-c", "readlink /proc/self/ns/pid; pidof sleep"); out != want+"\n1\n" {
+		t.Errorf("--pid container:donor: %q, want its namespace %s with its sleep as 1", out, want)
+	}
+	if out, _, code := e.runIn(nil, "run", "--rm", "--ipc", "none", "busybox", "ls", "/dev/shm"); code == 0 {
+		t.Errorf("--ipc none has a /dev/shm: %q", out)
+	}
+	for _, bad := range [][]string{{"--pid", "bogus"}, {"--uts", "container:donor"}, {"--ipc", "nonsense"}} {
+		if _, errOut, code := e.runIn(nil, append(append([]string{"create"}, bad...), "busybox")...); code == 0 || !strings.Contains(errOut, "invalid") {
+			t.Errorf("create %v: exit %d %q", bad, code, errOut)
+		}
+	}
+	e.must(t, "rm", "-f", "donor")
+	if _, _, code := e.runIn(nil, "run", "--rm", "--pid", "container:donor", "busybox", "true"); code == 0 {
+		t.Errorf("--pid of a removed container worked")
+	}
+}
