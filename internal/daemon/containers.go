@@ -68,7 +68,7 @@ type ctr struct {
 	// pending are attachments that wait for the container to start.
 	pending []*pendingAttach
 	// monitorGone is closed once the last run's monitor has finished
-	// (monitor.Wait): a new run, or the removal of the container's
+	// (monitor.Waiter): a new run, or the removal of the container's
 	// directories, waits for it.
 	monitorGone <-chan struct{}
 }

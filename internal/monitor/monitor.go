@@ -381,11 +381,6 @@ func (w *Waiter) Wait() (exit Exit, gone <-chan struct{}, err error) {
 	return exit, done, err
 }
 
-// Wait is NewWaiter(dir, exitFile).Wait().
-func Wait(dir, exitFile string) (Exit, <-chan struct{}, error) {
-	return NewWaiter(dir, exitFile).Wait()
-}
-
 // readExitSoon reads an exit file that a finishing monitor may still be
 // writing: it removes its socket before it writes the file.
 func readExitSoon(path string) (Exit, error) {

@@ -25,9 +25,8 @@ import (
 // namespaces differ (host networking, joined or user namespaces) gets a
 // new init, and the prestarted one is ended.
 type Prestarted struct {
-	cmd   *exec.Cmd
-	sync  *os.File
-	flags uintptr
+	cmd  *exec.Cmd
+	sync *os.File
 }
 
 // prestartFlags are the namespaces a prestarted init has: docker's
@@ -54,7 +53,7 @@ func Prestart() (*Prestarted, error) {
 		syncParent.Close()
 		return nil, fmt.Errorf("prestart a container init: %w", err)
 	}
-	return &Prestarted{cmd: cmd, sync: syncParent, flags: prestartFlags}, nil
+	return &Prestarted{cmd: cmd, sync: syncParent}, nil
 }
 
 // Pid is the init's process ID.
@@ -70,7 +69,7 @@ func (p *Prestarted) Close() {
 // fits tells whether the init can serve a container started with these
 // clone flags and namespaces to join.
 func (p *Prestarted) fits(flags uintptr, join []nsJoin) bool {
-	return flags == p.flags && len(join) == 0
+	return flags == prestartFlags && len(join) == 0
 }
 
 // handOver gives the init the files an init started for the container

@@ -49,6 +49,28 @@ func exitWithin(t *testing.T, cmd *exec.Cmd, d time.Duration) int {
 	}
 }
 
+// detachThroughAPI takes over the stream of an upgrading POST (with a
+// JSON body, if any), types keys into it and checks that the daemon ends
+// the stream.
+func (e *tentEngine) detachThroughAPI(t *testing.T, path, body, keys string) {
+	t.Helper()
+	conn, err := net.Dial("unix", strings.TrimPrefix(e.host, "unix://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: tent\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body)
+	br := bufio.NewReader(conn)
+	if status, _ := br.ReadString('\n'); !strings.Contains(status, "101") {
+		t.Fatalf("POST %s: %q", path, status)
+	}
+	io.WriteString(conn, keys)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Errorf("POST %s: the stream did not end on the detach keys: %v", path, err)
+	}
+}
+
 // TestEngineDetachKeys: ctrl-p ctrl-q (or --detach-keys) leaves a `run -it`
 // container running, with its terminal open for the next attach, through
 // both CLIs.
@@ -94,21 +116,7 @@ func TestEngineDetachKeys(t *testing.T) {
 
 	// Through the API: the daemon ends the stream on detachKeys.
 	e.must(t, "run", "-dit", "--name", "detach-api", "busybox", "sh")
-	conn, err := net.Dial("unix", strings.TrimPrefix(e.host, "unix://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	io.WriteString(conn, "POST /v1.47/containers/detach-api/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x HTTP/1.1\r\nHost: tent\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
-	br := bufio.NewReader(conn)
-	if status, _ := br.ReadString('\n'); !strings.Contains(status, "101") {
-		t.Fatalf("attach: %q", status)
-	}
-	io.WriteString(conn, "\x18")
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		t.Errorf("the stream did not end on the detach keys: %v", err)
-	}
+	e.detachThroughAPI(t, "/v1.47/containers/detach-api/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x", "", "\x18")
 	if st := e.must(t, "inspect", "-f", "{{.State.Status}}", "detach-api"); st != "running\n" {
 		t.Errorf("after an API detach: %q", st)
 	}
@@ -149,22 +157,7 @@ func TestEngineExecDetachKeys(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated || created.ID == "" {
 		t.Fatalf("exec create: %s %+v", resp.Status, created)
 	}
-	conn, err := net.Dial("unix", strings.TrimPrefix(e.host, "unix://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	body := `{"Detach":false,"Tty":true}`
-	fmt.Fprintf(conn, "POST /v1.47/exec/%s/start HTTP/1.1\r\nHost: tent\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", created.ID, len(body), body)
-	br := bufio.NewReader(conn)
-	if status, _ := br.ReadString('\n'); !strings.Contains(status, "101") {
-		t.Fatalf("exec start: %q", status)
-	}
-	io.WriteString(conn, "\x18")
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		t.Errorf("the exec stream did not end on its detach keys: %v", err)
-	}
+	e.detachThroughAPI(t, "/v1.47/exec/"+created.ID+"/start", `{"Detach":false,"Tty":true}`, "\x18")
 	var inspect struct {
 		Running bool
 		Pid     int
