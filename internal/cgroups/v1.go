@@ -142,6 +142,9 @@ func (m *v1) Set(r *specs.LinuxResources) error {
 	if len(r.Unified) > 0 {
 		return fmt.Errorf("cgroup: unified resources need cgroup v2: %w", ErrNoController)
 	}
+	if len(r.Rdma) > 0 {
+		return fmt.Errorf("cgroup: rdma: %w", ErrNoController)
+	}
 	if err := m.setDevices(r.Devices); err != nil {
 		return err
 	}
@@ -236,6 +239,13 @@ func (m *v1) setMemory(mem *specs.LinuxMemory) error {
 			return err
 		}
 	}
+	// The TCP buffer limit. (memory.kernel is deprecated and, as the spec
+	// allows and runc does, ignored.)
+	if mem.KernelTCP != nil {
+		if err := write(dir, "memory.kmem.tcp.limit_in_bytes", itoa(*mem.KernelTCP)); err != nil {
+			return err
+		}
+	}
 	if mem.DisableOOMKiller != nil && *mem.DisableOOMKiller {
 		if err := write(dir, "memory.oom_control", "1"); err != nil {
 			return err
@@ -260,6 +270,16 @@ func (m *v1) setCPU(c *specs.LinuxCPU) error {
 	}
 	if c.Quota != nil && *c.Quota != 0 {
 		if err := m.writeTo("cpu", "cpu.cfs_quota_us", itoa(*c.Quota)); err != nil {
+			return err
+		}
+	}
+	if c.Burst != nil {
+		if err := m.writeTo("cpu", "cpu.cfs_burst_us", utoa(*c.Burst)); err != nil {
+			return err
+		}
+	}
+	if c.Idle != nil {
+		if err := m.writeTo("cpu", "cpu.idle", itoa(*c.Idle)); err != nil {
 			return err
 		}
 	}

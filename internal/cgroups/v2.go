@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/errdefs"
 )
 
 // v2 manages a cgroup in the unified hierarchy mounted at root.
@@ -76,6 +77,10 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 		return nil
 	}
 	if mem := r.Memory; mem != nil {
+		// cgroup v2 has no TCP buffer limit: refused, not ignored.
+		if mem.KernelTCP != nil {
+			return fmt.Errorf("cgroup: memory.kernelTCP is not supported on cgroup v2: %w", errdefs.ErrInvalidArgument)
+		}
 		if mem.Limit != nil {
 			if err := write(m.dir, "memory.max", maxOr(*mem.Limit)); err != nil {
 				return err
@@ -117,6 +122,19 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 				return err
 			}
 		}
+		if c.Burst != nil {
+			if err := write(m.dir, "cpu.max.burst", utoa(*c.Burst)); err != nil {
+				return err
+			}
+		}
+		if c.Idle != nil {
+			if err := write(m.dir, "cpu.idle", itoa(*c.Idle)); err != nil {
+				return err
+			}
+		}
+		if (c.RealtimePeriod != nil && *c.RealtimePeriod != 0) || (c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0) {
+			return fmt.Errorf("cgroup: cpu.realtimePeriod and realtimeRuntime are not supported on cgroup v2: %w", errdefs.ErrInvalidArgument)
+		}
 		if c.Cpus != "" {
 			if err := write(m.dir, "cpuset.cpus", c.Cpus); err != nil {
 				return err
@@ -155,6 +173,21 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 		if err := write(m.dir, "hugetlb."+h.Pagesize+".max", utoa(h.Limit)); err != nil {
 			return err
 		}
+	}
+	for dev, l := range r.Rdma {
+		v := dev
+		if l.HcaHandles != nil {
+			v += " hca_handle=" + utoa(uint64(*l.HcaHandles))
+		}
+		if l.HcaObjects != nil {
+			v += " hca_object=" + utoa(uint64(*l.HcaObjects))
+		}
+		if err := write(m.dir, "rdma.max", v); err != nil {
+			return err
+		}
+	}
+	if r.Network != nil {
+		return fmt.Errorf("cgroup: network classID and priorities need cgroup v1's net_cls and net_prio: %w", errdefs.ErrInvalidArgument)
 	}
 	for key, value := range r.Unified {
 		if strings.ContainsAny(key, "/\x00") || key == "." || key == ".." {

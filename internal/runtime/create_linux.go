@@ -85,9 +85,6 @@ func validateSpec(s *specs.Spec) error {
 	seen := map[specs.LinuxNamespaceType]bool{}
 	hasUser := false
 	for _, ns := range s.Linux.Namespaces {
-		if ns.Type == specs.MountNamespace && ns.Path != "" {
-			return invalid("a container needs a new mount namespace, not %s", ns.Path)
-		}
 		if _, ok := nsFlag[ns.Type]; !ok {
 			return invalid("unknown namespace type %q", ns.Type)
 		}
@@ -102,8 +99,17 @@ func validateSpec(s *specs.Spec) error {
 			}
 		}
 	}
-	if !seen[specs.MountNamespace] {
-		return invalid("a container needs a private mount namespace")
+	if err := checkLSM(s); err != nil {
+		return err
+	}
+	if _, err := parseProcAttrs(s.Process, s.Linux.Personality, false); err != nil {
+		return err
+	}
+	if len(s.Linux.TimeOffsets) > 0 {
+		return fmt.Errorf("linux.timeOffsets: time namespace offsets are not supported by tent-runtime yet: %w", errdefs.ErrNotImplemented)
+	}
+	if s.Linux.IntelRdt != nil {
+		return fmt.Errorf("linux.intelRdt: Intel RDT is not supported by tent-runtime yet: %w", errdefs.ErrNotImplemented)
 	}
 	if (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) && !hasUser {
 		return invalid("uid/gid mappings need a user namespace")
@@ -194,7 +200,17 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(bundle, rootfs)
 	}
-	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
+	mounts := mountsShared
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.MountNamespace {
+			mounts = mountsNew
+			if ns.Path != "" {
+				mounts = mountsJoined
+			}
+		}
+	}
+	// In a joined mount namespace the path is the init's to resolve.
+	if fi, err := os.Stat(rootfs); mounts != mountsJoined && (err != nil || !fi.IsDir()) {
 		return nil, nil, invalid("rootfs %s: not a directory", rootfs)
 	}
 	if spec.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleConn == nil {
@@ -217,8 +233,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 	}
 	// From here on, a failure removes everything created so far.
 	var (
-		cmd *exec.Cmd
-		cg  cgroups.Manager
+		cmd       *exec.Cmd
+		cg        cgroups.Manager
+		rootMount uint64
 	)
 	defer func() {
 		if err == nil {
@@ -231,8 +248,16 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		if cg != nil {
 			_ = cg.Destroy()
 		}
+		if rootMount != 0 {
+			_ = unbindSharedRoot(rootfs, rootMount)
+		}
 		_ = os.RemoveAll(dir)
 	}()
+	if mounts == mountsShared {
+		if rootMount, err = bindSharedRoot(rootfs); err != nil {
+			return nil, nil, err
+		}
+	}
 
 	fifoPath := filepath.Join(dir, fifoName)
 	if err = unix.Mkfifo(fifoPath, 0o622); err != nil {
@@ -260,6 +285,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		Process:      spec.Process,
 		Rootfs:       rootfs,
 		NoPivot:      o.NoPivot,
+		Mounts:       mounts,
 		NoNewKeyring: o.NoNewKeyring,
 		Console:      spec.Process.Terminal,
 		CgroupPath:   cgPath,
@@ -333,6 +359,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		CgroupPath:  cgPath,
 		Annotations: spec.Annotations,
 		Spec:        spec,
+		RootMount:   rootMount,
 	}
 	cfg.State = hookState(rec, Creating)
 

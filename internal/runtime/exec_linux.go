@@ -38,8 +38,15 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*Process, error) {
 		return nil, invalid("a terminal needs a console socket")
 	}
 	spec := c.rec.Spec
+	if _, err := parseProcAttrs(p, spec.Linux.Personality, true); err != nil {
+		return nil, err
+	}
 	pid := c.rec.Pid
 	cfg := &initConfig{Spec: spec, Process: p, Console: p.Terminal, State: c.ociState(Running)}
+	if c.rec.RootMount != 0 {
+		// Its mount namespace is this one: the process goes to its root.
+		cfg.Mounts, cfg.Rootfs = mountsShared, c.rec.Rootfs
+	}
 	var join []nsJoin
 	var userns *os.File
 	for _, ns := range spec.Linux.Namespaces {

@@ -85,8 +85,10 @@ func initChild(cfg *initConfig, ch *channel) error {
 	// system mounted since. This thread is the one that execs, and the
 	// main one (see this file's init function), so the namespace is the
 	// process's.
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("mount namespace: %w", err)
+	if cfg.Mounts == mountsNew {
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			return fmt.Errorf("mount namespace: %w", err)
+		}
 	}
 	if cfg.CgroupNS {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
@@ -116,7 +118,11 @@ func initChild(cfg *initConfig, ch *channel) error {
 		}
 	}
 	pivot := pivotRoot
-	if cfg.NoPivot {
+	switch {
+	case cfg.Mounts == mountsShared:
+		// The runtime's own namespace: its root must stay where it is.
+		pivot = chrootTo
+	case cfg.NoPivot:
 		pivot = moveRoot
 	}
 	if err := pivot(cfg.Rootfs); err != nil {
@@ -147,19 +153,19 @@ func initChild(cfg *initConfig, ch *channel) error {
 		// session keys. Kernels without keyrings just go without.
 		_, _ = unix.KeyctlJoinSessionKeyring(cfg.State.ID)
 	}
-	pr, err := prepareProcess(cfg.Process, spec)
+	pr, err := prepareProcess(cfg.Process, spec, false)
 	if err != nil {
+		return err
+	}
+	if err := finishProcess(cfg.Process, pr); err != nil {
 		return err
 	}
 	if err := ch.send(message{Type: msgReady}); err != nil {
 		return err
 	}
 	ch.close()
-	// From here on a failure ends the init with its reason on the
-	// container's stderr (nobody listens on the socket), as with runc.
-	if err := finishProcess(cfg.Process, pr); err != nil {
-		return err
-	}
+	// From here on a failure (a startContainer hook, execve itself) ends
+	// the init with its reason on the container's stderr, as with runc.
 
 	// Block until Start writes to the exec fifo.
 	fifo := os.NewFile(fifoFd, "exec.fifo")
@@ -218,6 +224,11 @@ func execChild(cfg *initConfig, ch *channel) error {
 		}
 		unix.Close(fd)
 	}
+	if cfg.Mounts == mountsShared {
+		if err := chrootTo(cfg.Rootfs); err != nil {
+			return err
+		}
+	}
 	if cfg.Console {
 		sock := os.NewFile(consoleFd, "console")
 		if err := setupConsole(sock, cfg.Process.ConsoleSize, int(cfg.Process.User.UID)); err != nil {
@@ -225,13 +236,13 @@ func execChild(cfg *initConfig, ch *channel) error {
 		}
 		sock.Close()
 	}
-	pr, err := prepareProcess(cfg.Process, cfg.Spec)
+	pr, err := prepareProcess(cfg.Process, cfg.Spec, true)
 	if err != nil {
 		return err
 	}
-	// Unlike an init's, before "ready": nothing waits between, its errors
-	// go to the caller, and an exec -d's process has its credentials by
-	// the time the caller hears of it (as with runc).
+	// Before "ready", as an init's: its errors go to the caller, and an
+	// exec -d's process has its credentials by the time the caller hears
+	// of it (as with runc).
 	if err := finishProcess(cfg.Process, pr); err != nil {
 		return err
 	}

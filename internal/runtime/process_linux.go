@@ -31,8 +31,10 @@ var rlimitTypes = map[string]int{
 // reported ready, so that bad input fails create or exec, not the start.
 type prepared struct {
 	path   string
+	env    []string // with HOME and PATH
 	filter []unix.SockFilter
 	flags  []specs.LinuxSeccompFlag
+	attrs  *procAttrs
 	// Capability sets as masks; nil Capabilities leaves them alone.
 	bounding, effective, permitted, inheritable, ambient uint64
 }
@@ -40,10 +42,13 @@ type prepared struct {
 // prepareProcess does everything that can fail about the process before
 // the container is reported ready: limits, compiling the seccomp filter
 // and capability sets, and finding the program.
-func prepareProcess(p *specs.Process, spec *specs.Spec) (*prepared, error) {
+func prepareProcess(p *specs.Process, spec *specs.Spec, exec bool) (*prepared, error) {
 	pr := &prepared{}
+	var err error
+	if pr.attrs, err = parseProcAttrs(p, spec.Linux.Personality, exec); err != nil {
+		return nil, err
+	}
 	if spec.Linux != nil && spec.Linux.Seccomp != nil {
-		var err error
 		if pr.filter, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
 			return nil, err
 		}
@@ -83,6 +88,13 @@ func prepareProcess(p *specs.Process, spec *specs.Spec) (*prepared, error) {
 		if err := os.MkdirAll(p.Cwd, 0o755); err != nil {
 			return nil, fmt.Errorf("cwd %s: %w", p.Cwd, err)
 		}
+	}
+	pr.env = p.Env
+	if envGet(pr.env, "HOME") == "" {
+		pr.env = append(pr.env, "HOME="+homeDir(int(p.User.UID)))
+	}
+	if envGet(pr.env, "PATH") == "" {
+		pr.env = append(pr.env, "PATH="+defaultPath)
 	}
 	path, err := lookPath(p.Args[0], envGet(p.Env, "PATH"))
 	pr.path = path
@@ -143,12 +155,20 @@ func envGet(env []string, key string) string {
 	return ""
 }
 
-// finishProcess drops to the process's user, capabilities and (without
-// no_new_privs) seccomp filter, and enters its working directory. All of
-// it happens on the calling (locked) thread, whose credentials execve
-// carries over. An init does it after reporting ready, as runc does, so
-// that it overlaps the engine's own work between create and start.
+// finishProcess drops to the process's user, capabilities and seccomp
+// filter, and enters its working directory, all on the calling (locked)
+// thread, whose credentials execve carries over. It runs before the
+// container is reported ready, as runc does, so that every error of the
+// set-up reaches the caller of create (or exec) with its cause.
 func finishProcess(p *specs.Process, pr *prepared) error {
+	// No descriptor of the runtime's may reach the program. This comes
+	// before any filter of the user's, which may not allow close_range.
+	if err := cloexecFrom(3); err != nil {
+		return err
+	}
+	if err := pr.attrs.apply(); err != nil {
+		return err
+	}
 	filter, flags := pr.filter, pr.flags
 	// Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it
 	// while the capability is still held. With it, load it last.
@@ -168,13 +188,13 @@ func finishProcess(p *specs.Process, pr *prepared) error {
 		}
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-		return err
+		return fmt.Errorf("keep capabilities: %w", err)
 	}
 	if err := setUser(p.User); err != nil {
 		return err
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
-		return err
+		return fmt.Errorf("keep capabilities: %w", err)
 	}
 	if c != nil {
 		if err := setCaps(pr); err != nil {
@@ -183,6 +203,9 @@ func finishProcess(p *specs.Process, pr *prepared) error {
 	}
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))
+	}
+	if err := applyAppArmor(p.ApparmorProfile); err != nil {
+		return err
 	}
 	cwd := p.Cwd
 	if cwd == "" {
@@ -200,31 +223,58 @@ func finishProcess(p *specs.Process, pr *prepared) error {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("no_new_privs: %w", err)
 		}
+		// Last, so that as few system calls as possible run under it.
+		if filter != nil {
+			if err := seccomp.Install(filter, flags); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// cloexecFrom marks every descriptor from first on close-on-exec: with
+// close_range(2) where the kernel has its CLOEXEC flag (5.11), else one by
+// one from /proc/self/fd, else up to the descriptor limit.
+func cloexecFrom(first int) error {
+	err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	mark := func(fd int) error {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && err != unix.EBADF {
+			return fmt.Errorf("mark descriptor %d close-on-exec: %w", fd, err)
+		}
+		return nil
+	}
+	if entries, derr := os.ReadDir("/proc/self/fd"); derr == nil {
+		// The directory's own descriptor is listed too: it is
+		// close-on-exec already, and closed by now (EBADF).
+		for _, e := range entries {
+			if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+				if err := mark(fd); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	var rl unix.Rlimit
+	if rerr := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); rerr != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	for fd := first; uint64(fd) < min(rl.Cur, 1<<20); fd++ {
+		if err := mark(fd); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 // execProcess replaces this process with the program, after
-// finishProcess: with no_new_privs the seccomp filter comes last, so that
-// as few system calls as possible run under it.
+// finishProcess.
 func execProcess(p *specs.Process, pr *prepared) error {
-	if p.NoNewPrivileges && pr.filter != nil {
-		if err := seccomp.Install(pr.filter, pr.flags); err != nil {
-			return err
-		}
-	}
-	// No descriptor of the runtime's may reach the program.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
-	}
-	env := p.Env
-	if envGet(env, "HOME") == "" {
-		env = append(env, "HOME="+homeDir(int(p.User.UID)))
-	}
-	if envGet(env, "PATH") == "" {
-		env = append(env, "PATH="+defaultPath)
-	}
-	err := syscall.Exec(pr.path, p.Args, env)
+	err := syscall.Exec(pr.path, p.Args, pr.env)
 	return fmt.Errorf("exec %s: %w", pr.path, err)
 }
 

@@ -28,18 +28,20 @@ var defaultDevices = []specs.LinuxDevice{
 // of the spec, and /dev. It runs before pivot_root, with host paths visible.
 func mountRootfs(cfg *initConfig) error {
 	spec, rootfs := cfg.Spec, cfg.Rootfs
-	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
-	if p, ok := propagationFlags[spec.Linux.RootfsPropagation]; ok {
-		prop = p
-	}
-	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return fmt.Errorf("make / %s: %w", spec.Linux.RootfsPropagation, err)
-	}
-	if err := makeParentPrivate(rootfs); err != nil {
-		return err
-	}
-	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	if cfg.Mounts != mountsShared { // the runtime bound the root itself (bindSharedRoot)
+		prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
+		if p, ok := propagationFlags[spec.Linux.RootfsPropagation]; ok {
+			prop = p
+		}
+		if err := unix.Mount("", "/", "", prop, ""); err != nil {
+			return fmt.Errorf("make / %s: %w", spec.Linux.RootfsPropagation, err)
+		}
+		if err := makeParentPrivate(rootfs); err != nil {
+			return err
+		}
+		if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+		}
 	}
 	for _, m := range spec.Mounts {
 		if err := mountOne(cfg, m); err != nil {
@@ -377,6 +379,60 @@ func moveRoot(rootfs string) error {
 		return err
 	}
 	return unix.Chdir("/")
+}
+
+// chrootTo roots the process at rootfs without touching its mount
+// namespace, for a container that has none of its own.
+func chrootTo(rootfs string) error {
+	if err := unix.Chroot(rootfs); err != nil {
+		return fmt.Errorf("chroot %s: %w", rootfs, err)
+	}
+	return unix.Chdir("/")
+}
+
+// bindSharedRoot makes the root of a container without a mount namespace
+// of its own: a private recursive bind of rootfs onto itself, under which
+// the init mounts and which a read-only root remounts, so that the
+// runtime's namespace sees none of it propagate and delete removes all of
+// it at once (unbindSharedRoot). It returns the bind's mount ID.
+func bindSharedRoot(rootfs string) (uint64, error) {
+	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return 0, fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	}
+	id, err := mountID(rootfs)
+	if err == nil {
+		err = unix.Mount("", rootfs, "", unix.MS_PRIVATE|unix.MS_REC, "")
+	}
+	if err != nil {
+		unix.Unmount(rootfs, unix.MNT_DETACH)
+		return 0, fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	}
+	return id, nil
+}
+
+// unbindSharedRoot detaches what bindSharedRoot made, mounts below
+// included, if the mount at rootfs is still that one (id): whatever was
+// mounted there before the container stays.
+func unbindSharedRoot(rootfs string, id uint64) error {
+	if cur, err := mountID(rootfs); err != nil || cur != id {
+		return nil
+	}
+	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount rootfs %s: %w", rootfs, err)
+	}
+	return nil
+}
+
+// mountID is the ID of the mount path is on (statx, Linux 5.8).
+func mountID(path string) (uint64, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &st); err != nil {
+		return 0, fmt.Errorf("statx %s: %w", path, err)
+	}
+	if st.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, fmt.Errorf("statx %s: no mount ID (kernel before 5.8)", path)
+	}
+	return st.Mnt_id, nil
 }
 
 // finishRootfs runs after the pivot: sysctls, masked and read-only paths,

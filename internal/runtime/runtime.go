@@ -376,6 +376,11 @@ func (c *Container) ownsPIDNamespace() bool {
 // then it runs the poststop hooks. Each step runs even if one before failed.
 func (c *Container) destroy() error {
 	var errs []error
+	if c.rec.RootMount != 0 {
+		if err := unbindSharedRoot(c.rec.Rootfs, c.rec.RootMount); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if cg, err := c.cgroup(); err == nil {
 		if err := cg.Destroy(); err != nil {
 			errs = append(errs, err)

@@ -44,6 +44,9 @@ type record struct {
 	CgroupPath  string            `json:"cgroup_path"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Spec        *specs.Spec       `json:"spec"`
+	// RootMount is the mount ID of the bind made for a container without
+	// a mount namespace of its own (mountsShared), which delete removes.
+	RootMount uint64 `json:"root_mount,omitempty"`
 }
 
 // State is the OCI state of a container, with runc's extra fields, in the

@@ -32,6 +32,8 @@ type initConfig struct {
 	Process *specs.Process `json:"process"`
 	Rootfs  string         `json:"rootfs"`
 	NoPivot bool           `json:"no_pivot,omitempty"`
+	// Mounts says where the container's mounts live (init and exec).
+	Mounts mountMode `json:"mounts,omitempty"`
 	// NoNewKeyring keeps the caller's session keyring.
 	NoNewKeyring bool `json:"no_new_keyring,omitempty"`
 	// Console: fd consoleFd is a unix socket to send the pty master on.
@@ -57,6 +59,24 @@ const (
 	fifoFd    = 5 // create only
 	consoleFd = 6 // optional
 	usernsFd  = 7 // exec into a container with a user namespace
+)
+
+// mountMode is where a container's mounts live: a mount namespace of its
+// own (the default), one joined by path, or none of its own.
+type mountMode string
+
+const (
+	// mountsNew: the init unshares a mount namespace and pivots into the root.
+	mountsNew mountMode = ""
+	// mountsJoined: the parent joined a namespace by path before forking;
+	// the init sets the root up there and pivots, as runc does.
+	mountsJoined mountMode = "joined"
+	// mountsShared: no mount namespace was listed, so the container
+	// inherits the runtime's (OCI: an unlisted namespace is inherited).
+	// Its root is a private bind of root.path that the runtime makes
+	// before the init and unmounts at delete (with everything mounted
+	// under it), and its processes are chrooted into it.
+	mountsShared mountMode = "shared"
 )
 
 type channel struct {

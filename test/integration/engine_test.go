@@ -179,6 +179,16 @@ func TestEngineDockerRun(t *testing.T) {
 		if code != 126 || !strings.Contains(errOut, "permission denied") {
 			t.Errorf("not executable: exit %d, %q; want 126", code, errOut)
 		}
+		// Errors of the container's set-up (here the working directory,
+		// reached after the switch to the user) come with their cause.
+		_, errOut, code = e.runIn(nil, "run", "--rm", "--tmpfs", "/private:mode=0700", "--cap-drop", "DAC_OVERRIDE", "-u", "1000", "-w", "/private", "busybox", "true")
+		if code != 126 || !strings.Contains(errOut, `chdir to cwd ("/private") set in config.json failed: permission denied`) {
+			t.Errorf("inaccessible working directory: exit %d, %q; want 126 with the cause", code, errOut)
+		}
+		_, errOut, code = e.runIn(nil, "run", "--rm", "--security-opt", "seccomp="+refusingProfile(t, "setresuid"), "-u", "1000", "busybox", "true")
+		if code != 125 || !strings.Contains(errOut, "setuid 1000: operation not permitted") {
+			t.Errorf("seccomp profile refusing setresuid: exit %d, %q; want 125 with the cause", code, errOut)
+		}
 		_, errOut, code = e.runIn(nil, "run", "--rm", "nosuchimage")
 		if code != 125 || !strings.Contains(errOut, "nosuchimage") {
 			t.Errorf("unknown image: exit %d, %q; want 125", code, errOut)
@@ -252,6 +262,24 @@ func TestEngineDockerRun(t *testing.T) {
 		}
 		e.must(t, "rm", "taken")
 	})
+}
+
+// refusingProfile writes a docker seccomp profile that allows every call
+// but names (EPERM) and returns its path.
+func refusingProfile(t *testing.T, names ...string) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"defaultAction": "SCMP_ACT_ALLOW",
+		"syscalls":      []map[string]any{{"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "seccomp.json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // TestEngineLogsFollowUntil: `logs -f --until` stops following at the
