@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
 	bolt "go.etcd.io/bbolt"
@@ -187,8 +188,9 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// Create makes a container from an image, as POST /containers/create.
-func (d *Daemon) Create(name string, cfg *container.Config, hc *container.HostConfig) (container.CreateResponse, error) {
+// Create makes a container from an image, as POST /containers/create;
+// platform (os[/arch[/variant]], optional) must be the image's.
+func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *container.HostConfig) (container.CreateResponse, error) {
 	var resp container.CreateResponse
 	if cfg == nil {
 		return resp, fmt.Errorf("config cannot be empty in order to create a container: %w", errdefs.ErrInvalidArgument)
@@ -198,6 +200,9 @@ func (d *Daemon) Create(name string, cfg *container.Config, hc *container.HostCo
 	}
 	if err := validateHostConfig(hc); err != nil {
 		return resp, err
+	}
+	if hc.Runtime == "" {
+		hc.Runtime = defaultRuntime
 	}
 	if d.useInit(hc) && d.cfg.InitPath == "" {
 		return resp, fmt.Errorf("--init: no init binary (install tini, or set the daemon's --init-path): %w", errdefs.ErrInvalidArgument)
@@ -213,6 +218,9 @@ func (d *Daemon) Create(name string, cfg *container.Config, hc *container.HostCo
 	}
 	icfg, err := d.images.Config(img.ID)
 	if err != nil {
+		return resp, err
+	}
+	if err := matchPlatform(cfg.Image, platform, icfg); err != nil {
 		return resp, err
 	}
 	merged := mergeConfig(cfg, icfg)
@@ -298,11 +306,44 @@ func (d *Daemon) Create(name string, cfg *container.Config, hc *container.HostCo
 	return container.CreateResponse{ID: id, Warnings: []string{}}, nil
 }
 
+// matchPlatform checks that an image asked for by platform is of it, as
+// dockerd does (no image of another platform is run in its place).
+func matchPlatform(ref, platform string, img *ocispec.Image) error {
+	if platform == "" {
+		return nil
+	}
+	want, err := registry.ParsePlatform(platform)
+	if err != nil {
+		return err
+	}
+	if want.OS != img.OS || want.Architecture != img.Architecture || want.Variant != "" && want.Variant != img.Variant {
+		actual := img.OS + "/" + img.Architecture
+		if img.Variant != "" {
+			actual += "/" + img.Variant
+		}
+		return fmt.Errorf("image with reference %s was found but does not match the specified platform: wanted %s, actual: %s: %w", ref, platform, actual, errdefs.ErrNotFound)
+	}
+	return nil
+}
+
+// validateHostConfig refuses what the engine cannot do yet, rather than
+// accepting and ignoring it.
 func validateHostConfig(hc *container.HostConfig) error {
+	// The default network is loopback only until networks exist; asking
+	// for the bridge by name, or for ports, is refused.
 	switch mode := string(hc.NetworkMode); {
-	case mode == "", mode == "default", mode == "bridge", mode == "none", mode == "host":
+	case mode == "", mode == "default", mode == "none", mode == "host":
 	default:
 		return fmt.Errorf("network mode %q is not supported yet (use none or host): %w", mode, errdefs.ErrNotImplemented)
+	}
+	if len(hc.PortBindings) > 0 || hc.PublishAllPorts {
+		return fmt.Errorf("publishing ports is not supported yet (no networks: containers have loopback only, or --network host): %w", errdefs.ErrNotImplemented)
+	}
+	if hc.Runtime != "" && hc.Runtime != defaultRuntime {
+		return fmt.Errorf("unknown or invalid runtime name: %s: %w", hc.Runtime, errdefs.ErrInvalidArgument)
+	}
+	if _, err := parseSecurityOpts(hc.SecurityOpt); err != nil {
+		return err
 	}
 	if hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled && hc.AutoRemove {
 		return fmt.Errorf("conflicting options: cannot specify both --restart and --rm: %w", errdefs.ErrInvalidArgument)

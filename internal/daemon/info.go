@@ -14,16 +14,20 @@ import (
 )
 
 // Info describes the engine and host, as GET /info.
+// defaultRuntime is the name of the one runtime (tent's own) that
+// containers run with, in /info and in HostConfig.Runtime.
+const defaultRuntime = "tent"
+
 func (d *Daemon) Info() (*system.Info, error) {
 	info := &system.Info{
 		Driver: d.driver, LoggingDriver: "json-file", CgroupDriver: "cgroupfs", CgroupVersion: "1",
 		OSType: "linux", Architecture: goruntime.GOARCH, NCPU: goruntime.NumCPU(),
-		DockerRootDir: d.cfg.DataRoot, DefaultRuntime: "tent", Isolation: "",
+		DockerRootDir: d.cfg.DataRoot, DefaultRuntime: defaultRuntime, Isolation: "",
 		MemoryLimit: true, SwapLimit: true, CPUCfsPeriod: true, CPUCfsQuota: true, CPUShares: true,
 		CPUSet: true, PidsLimit: true, IPv4Forwarding: true, NGoroutines: goruntime.NumGoroutine(),
 		SystemTime: time.Now().Format(time.RFC3339Nano), IndexServerAddress: "https://index.docker.io/v1/",
 		SecurityOptions: []string{"name=seccomp,profile=builtin"},
-		Runtimes:        map[string]system.RuntimeWithStatus{"tent": {Runtime: system.Runtime{Path: d.cfg.Exe}}},
+		Runtimes:        map[string]system.RuntimeWithStatus{defaultRuntime: {Runtime: system.Runtime{Path: d.cfg.Exe}}},
 		Labels:          []string{}, Warnings: []string{},
 	}
 	if d.cfg.InitPath != "" {

@@ -61,7 +61,14 @@ func (d *Daemon) spec(c *ctr, rootfs string) (*specs.Spec, error) {
 		return nil, err
 	}
 	p.User = user
-	p.NoNewPrivileges = slices.Contains(hc.SecurityOpt, "no-new-privileges") || slices.Contains(hc.SecurityOpt, "no-new-privileges:true")
+	sec, err := parseSecurityOpts(hc.SecurityOpt)
+	if err != nil {
+		return nil, err
+	}
+	p.NoNewPrivileges = sec.noNewPrivileges
+	if sec.apparmor != "unconfined" && !hc.Privileged {
+		p.ApparmorProfile = sec.apparmor // only set where the host has AppArmor
+	}
 	p.Rlimits = []specs.POSIXRlimit{nofileLimit()}
 	for _, u := range hc.Ulimits {
 		p.Rlimits = setRlimit(p.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_" + strings.ToUpper(u.Name), Hard: uint64(u.Hard), Soft: uint64(u.Soft)})
@@ -98,7 +105,7 @@ func (d *Daemon) spec(c *ctr, rootfs string) (*specs.Spec, error) {
 		s.Mounts = append(s.Mounts,
 			specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev"}},
 			specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime"}})
-	} else if lx.Seccomp, err = seccompProfile(hc.SecurityOpt, capList); err != nil {
+	} else if lx.Seccomp, err = seccompProfile(sec.seccomp, capList); err != nil {
 		return nil, err
 	}
 
@@ -265,21 +272,69 @@ func resources(hc *container.HostConfig) *specs.LinuxResources {
 // seccompProfile picks the seccomp filter: docker's default, none
 // ("seccomp=unconfined"), or a docker-format profile given inline (the
 // docker CLI reads the file and sends its content).
-func seccompProfile(opts []string, capList []string) (*specs.LinuxSeccomp, error) {
-	for _, o := range opts {
-		k, v, ok := strings.Cut(o, "=")
-		if !ok {
-			k, v, ok = strings.Cut(o, ":")
-		}
-		if !ok || k != "seccomp" {
-			continue
-		}
-		if v == "unconfined" {
-			return nil, nil
-		}
-		return parseDockerSeccomp([]byte(v), capList)
+func seccompProfile(profile string, capList []string) (*specs.LinuxSeccomp, error) {
+	switch profile {
+	case "":
+		return seccomp.DefaultProfile(capList), nil
+	case "unconfined":
+		return nil, nil
 	}
-	return seccomp.DefaultProfile(capList), nil
+	return parseDockerSeccomp([]byte(profile), capList)
+}
+
+// securityOpts are a container's --security-opt settings.
+type securityOpts struct {
+	noNewPrivileges bool
+	seccomp         string // "" (the default profile), "unconfined" or a profile's JSON
+	apparmor        string // "" or a profile name; "unconfined"
+}
+
+// parseSecurityOpts reads --security-opt values as dockerd does (KEY=VALUE,
+// or the older KEY:VALUE), and refuses what this host cannot honour
+// rather than ignoring it: an AppArmor profile where AppArmor is off,
+// SELinux labels (but label=disable, which asks for none).
+func parseSecurityOpts(opts []string) (securityOpts, error) {
+	var o securityOpts
+	for _, opt := range opts {
+		k, v, ok := strings.Cut(opt, "=")
+		if !ok {
+			k, v, ok = strings.Cut(opt, ":")
+		}
+		if !ok && k != "no-new-privileges" {
+			return o, fmt.Errorf("invalid --security-opt 1: %q: %w", opt, errdefs.ErrInvalidArgument)
+		}
+		switch k {
+		case "no-new-privileges":
+			o.noNewPrivileges = true
+			if ok {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return o, fmt.Errorf("invalid --security-opt 2: %q: %w", opt, errdefs.ErrInvalidArgument)
+				}
+				o.noNewPrivileges = b
+			}
+		case "seccomp":
+			o.seccomp = v
+		case "apparmor":
+			if v != "unconfined" && !apparmorEnabled() {
+				return o, fmt.Errorf("--security-opt apparmor=%s: AppArmor is not enabled on this host: %w", v, errdefs.ErrInvalidArgument)
+			}
+			o.apparmor = v
+		case "label":
+			if v != "disable" {
+				return o, fmt.Errorf("--security-opt label=%s: SELinux labels are not supported (this host has no SELinux): %w", v, errdefs.ErrNotImplemented)
+			}
+		default:
+			return o, fmt.Errorf("invalid --security-opt 2: %q: %w", opt, errdefs.ErrInvalidArgument)
+		}
+	}
+	return o, nil
+}
+
+// apparmorEnabled reports whether the kernel enforces AppArmor.
+func apparmorEnabled() bool {
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && len(b) > 0 && b[0] == 'Y'
 }
 
 // dockerSeccomp is docker's seccomp profile format.

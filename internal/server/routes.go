@@ -267,7 +267,7 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	resp, err := s.d.Create(r.URL.Query().Get("name"), req.Config, req.HostConfig)
+	resp, err := s.d.Create(r.URL.Query().Get("name"), r.URL.Query().Get("platform"), req.Config, req.HostConfig)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -604,11 +604,51 @@ func TestEngineBadInput(t *testing.T) {
 		{"/containers/create?name=bad/name", `{"Image":"busybox"}`, 400, "Invalid container name"},
 		{"/containers/nosuch/start", "", 404, "No such container: nosuch"},
 		{"/containers/create", `{"Image":"busybox","HostConfig":{"Memory":1024}}`, 400, "Minimum memory limit"},
+		// As dockerd: a 404, on which the docker CLI tries a pull of that platform.
+		{"/containers/create?platform=linux/arm64", `{"Image":"busybox"}`, 404, "does not match the specified platform: wanted linux/arm64, actual: linux/amd64"},
 	} {
 		code, msg := post(tc.path, tc.body)
 		if code != tc.code || !strings.Contains(msg, tc.msg) {
 			t.Errorf("POST %s %q: %d %q, want %d %q", tc.path, tc.body, code, msg, tc.code, tc.msg)
 		}
+	}
+	// What the engine cannot do yet is refused through the docker CLI,
+	// never accepted and ignored; nothing is created.
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-p", "18080:80"}, "publishing ports is not supported yet"},
+		{[]string{"-P"}, "publishing ports is not supported yet"},
+		{[]string{"--network", "bridge"}, `network mode "bridge" is not supported yet`},
+		{[]string{"--runtime", "runc"}, "unknown or invalid runtime name: runc"},
+		{[]string{"--security-opt", "apparmor=docker-default"}, "AppArmor is not enabled on this host"},
+		{[]string{"--security-opt", "label=type:container_t"}, "SELinux labels are not supported"},
+		{[]string{"--security-opt", "bogus=1"}, `invalid --security-opt 2: "bogus=1"`},
+	} {
+		if b, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled"); strings.HasPrefix(string(b), "Y") && strings.Contains(tc.msg, "AppArmor") {
+			continue // a host with AppArmor applies the profile
+		}
+		args := append(append([]string{"run", "--rm"}, tc.args...), "busybox", "true")
+		if _, errOut, code := e.runIn(nil, args...); code != 125 || !strings.Contains(errOut, tc.msg) {
+			t.Errorf("docker %v: exit %d %q, want 125 saying %q", args, code, errOut, tc.msg)
+		}
+	}
+	if ps := e.must(t, "ps", "-aq"); ps != "" {
+		t.Errorf("refused runs left containers: %q", ps)
+	}
+	for _, ok := range [][]string{{"--runtime", "tent"}, {"--platform", "linux/amd64"}, {"--security-opt", "apparmor=unconfined"},
+		{"--security-opt", "label=disable"}, {"--security-opt", "no-new-privileges=true"}} {
+		if out := e.must(t, append(append([]string{"run", "--rm"}, ok...), "busybox", "echo", "ok")...); out != "ok\n" {
+			t.Errorf("run %v: %q", ok, out)
+		}
+	}
+	if rt := e.must(t, "run", "-d", "busybox", "true"); rt != "" {
+		id := strings.TrimSpace(rt)
+		if got := e.must(t, "inspect", "--format", "{{.HostConfig.Runtime}}", id); got != "tent\n" {
+			t.Errorf("inspect HostConfig.Runtime: %q, want tent", got)
+		}
+		e.must(t, "rm", "-f", id)
 	}
 	resp, err := c.Get("http://tent/v1.12/version")
 	if err != nil {
