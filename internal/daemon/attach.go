@@ -5,28 +5,29 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/jsonlog"
-	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/streams"
+	"github.com/tent-project/tent/internal/task"
 )
 
 // pendingAttach is a client attached to a container that has not started:
 // it gets its monitor connection at start, or nil if the container is
 // removed or its start fails.
 type pendingAttach struct {
-	opts monitor.AttachOpts
-	conn chan *net.UnixConn
+	opts task.AttachOpts
+	conn chan task.Stream
 }
 
 // connectPending connects the waiting attachments; c.mu is held.
 func (d *Daemon) connectPending(c *ctr) {
 	for _, p := range c.pending {
-		conn, err := monitor.AttachBeforeStart(d.execDir(c.ID), p.opts)
+		o := p.opts
+		o.BeforeStart = true
+		conn, err := c.task.Attach(context.TODO(), o)
 		if err != nil {
 			conn = nil
 		}
@@ -54,7 +55,7 @@ type Attachment struct {
 	DetachKeys []byte
 	d          *Daemon
 	c          *ctr
-	opts       monitor.AttachOpts
+	opts       task.AttachOpts
 }
 
 // Attach checks that the container can be attached to (it exists and is
@@ -73,7 +74,7 @@ func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool) (*Attachment, er
 		return nil, fmt.Errorf("You cannot attach to a paused container, unpause it first: %w", errdefs.ErrConflict)
 	}
 	return &Attachment{Tty: c.Config.Tty, d: d, c: c,
-		opts: monitor.AttachOpts{Stdin: stdin && c.Config.OpenStdin, Stdout: stdout, Stderr: stderr}}, nil
+		opts: task.AttachOpts{Stdin: stdin && c.Config.OpenStdin, Stdout: stdout, Stderr: stderr}}, nil
 }
 
 // Stream relays between the client and the container until the container
@@ -82,12 +83,12 @@ func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool) (*Attachment, er
 func (a *Attachment) Stream(ctx context.Context, in io.Reader, out io.Writer, closeOut func()) {
 	c := a.c
 	c.mu.Lock()
-	var conn *net.UnixConn
+	var conn task.Stream
 	if c.running() {
-		conn, _ = monitor.Attach(a.d.execDir(c.ID), a.opts)
+		conn, _ = c.task.Attach(ctx, a.opts)
 		c.mu.Unlock()
 	} else {
-		p := &pendingAttach{opts: a.opts, conn: make(chan *net.UnixConn, 1)}
+		p := &pendingAttach{opts: a.opts, conn: make(chan task.Stream, 1)}
 		c.pending = append(c.pending, p)
 		c.mu.Unlock()
 		select {
@@ -136,7 +137,7 @@ func (d *Daemon) Resize(ref string, height, width uint16) error {
 	if !c.running() {
 		return fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
 	}
-	return monitor.Resize(d.execDir(c.ID), height, width)
+	return c.task.Resize(context.TODO(), height, width)
 }
 
 // LogOpts are the options of `logs`.

@@ -14,14 +14,15 @@ import (
 	"syscall"
 	"time"
 
+	"context"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/registry"
-	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/task"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -72,6 +73,8 @@ type ctr struct {
 	// (monitor.Waiter): a new run, or the removal of the container's
 	// directories, waits for it.
 	monitorGone <-chan struct{}
+	// task is the current (or last) run, nil before the first one.
+	task task.Task
 }
 
 // closedChan is a channel that never blocks.
@@ -92,7 +95,6 @@ func (c *ctr) running() bool {
 func (d *Daemon) snapshotKey(id string) string { return "container-" + id }
 func (d *Daemon) exitFile(id string) string    { return filepath.Join(d.dataDir(id), "exit.json") }
 func (d *Daemon) logPath(id string) string     { return filepath.Join(d.dataDir(id), id+"-json.log") }
-func (d *Daemon) rootfs(id string) string      { return filepath.Join(d.execDir(id), "rootfs") }
 
 // deleteRecord removes a container's record.
 func (d *Daemon) deleteRecord(id string) error {
@@ -484,31 +486,43 @@ func (d *Daemon) restore() (boot []string, err error) {
 		c := newCtr(r)
 		d.containers[r.ID] = c
 		d.names[r.Name] = r.ID
+		rt, err := d.runtime(r.HostConfig)
+		if err != nil {
+			d.log.Error("container of an unknown runtime", "id", r.ID, "err", err)
+			continue
+		}
+		ctx := context.TODO()
 		switch r.State.Status {
 		case container.StateRunning, container.StatePaused:
 			d.countVolumes(c)
-			if rc, err := d.rt.Load(r.ID); err == nil && rc.Status() == runtime.Created {
-				// The daemon died between creating and starting it.
-				rc.Signal(syscall.SIGKILL, true)
+			t, err := rt.Connect(ctx, r.ID, d.paths(r.ID))
+			if err != nil {
+				return nil, err
 			}
-			go d.watch(c, c.exited, nil)
+			if st, _ := t.State(ctx); st.Status == task.Created {
+				// The daemon died between creating and starting it.
+				t.Kill(ctx, syscall.SIGKILL, true)
+			}
+			c.task = t
+			go d.watch(c, c.exited, t)
 		case container.StateRemoving:
 			c.State.Status = container.StateDead
 		default:
-			if rc, err := d.rt.Load(r.ID); err == nil {
-				if st := rc.State(); r.State.Status == container.StateCreated && (st.Status == runtime.Running || st.Status == runtime.Paused) {
+			if t, err := rt.Connect(ctx, r.ID, d.paths(r.ID)); err == nil {
+				if st, _ := t.State(ctx); r.State.Status == container.StateCreated && (st.Status == task.Running || st.Status == task.Paused) {
 					// Started by a daemon that died before its record said so.
 					c.State = state{Status: container.StateRunning, Pid: st.Pid, StartedAt: st.Created}
-					if st.Status == runtime.Paused {
+					if st.Status == task.Paused {
 						c.State.Status = container.StatePaused
 					}
 					d.countVolumes(c)
-					go d.watch(c, c.exited, nil)
+					c.task = t
+					go d.watch(c, c.exited, t)
 					continue
 				}
-				rc.Delete(true) // never started: its monitor ends with it
 			}
-			snapshot.Unmount(d.rootfs(r.ID))
+			// Never started, or ended: what is left of its task goes.
+			rt.Cleanup(ctx, r.ID, d.paths(r.ID))
 			if restartOnBoot(c) {
 				boot = append(boot, r.ID)
 			}
@@ -534,7 +548,9 @@ func (d *Daemon) restore() (boot []string, err error) {
 		return nil
 	})
 	for _, id := range orphans {
-		snapshot.Unmount(d.rootfs(id))
+		for _, rt := range d.runtimes {
+			rt.Cleanup(context.TODO(), id, d.paths(id))
+		}
 		if err := d.snap.Remove(d.snapshotKey(id)); err != nil {
 			d.log.Warn("remove orphan snapshot", "container", id, "err", err)
 		}

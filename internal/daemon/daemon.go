@@ -13,6 +13,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -20,12 +21,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/tent-project/tent/internal/content"
+	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
-	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/registry"
-	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/task"
+	"github.com/tent-project/tent/internal/task/proc"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -60,25 +63,22 @@ type Daemon struct {
 	snap    snapshot.Snapshotter
 	driver  string // "overlay" or "native"
 	images  *images.Store
-	rt      *runtime.Runtime
-	events  *broker
-	log     *slog.Logger
-	started time.Time
+	// runtimes are the task backends by name (HostConfig.Runtime).
+	runtimes map[string]task.Runtime
+	events   *broker
+	log      *slog.Logger
+	started  time.Time
 
 	mu         sync.Mutex
 	containers map[string]*ctr // by ID
 	names      map[string]string
 	execs      map[string]*execProc
 	reg        *registry.Client
-	// monitorBin is the sealed copy of cfg.Exe that monitors start from.
-	monitorBin *os.File
 	// imageMu serializes image deletion against container creation.
 	imageMu sync.Mutex
 	// volMu serializes volume creation and removal (and the in-use check).
-	volMu sync.Mutex
-	// spare is a monitor started ahead of the next container start.
-	spareMu sync.Mutex
-	spare   *monitor.Spare
+	volMu   sync.Mutex
+	closeMu sync.Mutex
 	closed  bool
 	// volUsers counts the running users of volumes with options.
 	volUsersMu sync.Mutex
@@ -152,16 +152,14 @@ func New(cfg Config) (*Daemon, error) {
 	if d.images, err = images.New(d.db, d.content, d.snap); err != nil {
 		return nil, err
 	}
-	// Monitors, container inits and exec helpers all run from one sealed
-	// in-memory copy of the monitor binary: starting one maps pages already
-	// in memory instead of copying the binary each time, and replacing the
-	// binary on disk (an upgrade) does not touch running containers.
-	if d.monitorBin, err = runtime.SealBinary(cfg.Exe); err != nil {
-		return nil, fmt.Errorf("seal %s: %w", cfg.Exe, err)
-	}
-	if d.rt, err = runtime.New(filepath.Join(cfg.ExecRoot, "runtime"), runtime.WithBinary(d.monitorBin)); err != nil {
+	// tent's own runtime, the process backend: monitors, container inits
+	// and exec helpers all run from one sealed in-memory copy of the
+	// monitor binary (internal/task/proc).
+	procRT, err := proc.New(cfg.Exe, filepath.Join(cfg.ExecRoot, "runtime"), d.log)
+	if err != nil {
 		return nil, err
 	}
+	d.runtimes = map[string]task.Runtime{defaultRuntime: procRT}
 	if d.reg, err = registry.New(cfg.InsecureRegistries); err != nil {
 		return nil, err
 	}
@@ -170,7 +168,6 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	ok = true
-	go d.refillSpare()
 	// Containers whose restart policy says so start with the daemon (one
 	// at a time, while the API already answers).
 	go func() {
@@ -200,50 +197,27 @@ func monitorBinary() (string, error) {
 // Close releases the stores. Running containers keep running; a new
 // daemon re-adopts them.
 func (d *Daemon) Close() error {
-	d.spareMu.Lock()
+	d.closeMu.Lock()
 	if !d.closed {
 		close(d.quit)
 	}
 	d.closed = true
-	if d.spare != nil {
-		d.spare.Close()
-		d.spare = nil
-	}
-	d.spareMu.Unlock()
+	d.closeMu.Unlock()
 	d.bg.Wait()
 	var errs []error
+	for _, rt := range d.runtimes {
+		if c, ok := rt.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	d.runtimes = nil
 	if d.snap != nil {
 		errs = append(errs, d.snap.Close())
 	}
 	if d.db != nil {
 		errs = append(errs, d.db.Close())
 	}
-	if d.monitorBin != nil {
-		errs = append(errs, d.monitorBin.Close())
-	}
 	return errors.Join(errs...)
-}
-
-// monitorExe is the sealed monitor binary, as a path to exec.
-func (d *Daemon) monitorExe() string { return fmt.Sprintf("/proc/self/fd/%d", d.monitorBin.Fd()) }
-
-// spawnMonitor starts the monitor of a container: the spare one when
-// there is one (its Go start-up, and its init's, already done), else a
-// new one. The caller refills the spare (refillSpare) once the container
-// runs: starting a process costs CPU the start itself wants.
-func (d *Daemon) spawnMonitor(dir string, cfg monitor.Config) (pid int, reap func(), err error) {
-	d.spareMu.Lock()
-	s := d.spare
-	d.spare = nil
-	d.spareMu.Unlock()
-	if s != nil {
-		pid, reap, err = s.Use(dir, cfg)
-		if !errors.Is(err, monitor.ErrSpareGone) {
-			return pid, reap, err
-		}
-		d.log.Warn("spare monitor gone; starting one", "err", err)
-	}
-	return monitor.Spawn(d.monitorExe(), dir, cfg)
 }
 
 // background runs f in a goroutine that Close waits for.
@@ -255,19 +229,22 @@ func (d *Daemon) background(f func()) {
 	}()
 }
 
-// refillSpare starts a spare monitor if there is none.
-func (d *Daemon) refillSpare() {
-	d.spareMu.Lock()
-	defer d.spareMu.Unlock()
-	if d.spare != nil || d.closed {
-		return
+// runtime is the task backend of a container (by HostConfig.Runtime).
+func (d *Daemon) runtime(hc *container.HostConfig) (task.Runtime, error) {
+	name := hc.Runtime
+	if name == "" { // a record from before runtimes were recorded
+		name = defaultRuntime
 	}
-	s, err := monitor.StartSpare(d.monitorExe())
-	if err != nil {
-		d.log.Warn("start a spare monitor", "err", err)
-		return
+	rt, ok := d.runtimes[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown or invalid runtime name: %s: %w", name, errdefs.ErrInvalidArgument)
 	}
-	d.spare = s
+	return rt, nil
+}
+
+// paths are where a container's task keeps its files.
+func (d *Daemon) paths(id string) task.Paths {
+	return task.Paths{Dir: d.execDir(id), ExitFile: d.exitFile(id)}
 }
 
 func (d *Daemon) dataDir(id string) string {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 
+	"context"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -19,6 +20,7 @@ import (
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/streams"
+	"github.com/tent-project/tent/internal/task"
 	"golang.org/x/sys/unix"
 )
 
@@ -131,11 +133,10 @@ func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, 
 	if !running {
 		return fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
 	}
-	rc, err := d.rt.Load(c.ID)
-	if err != nil {
-		return err
-	}
-	proc, err := d.execSpec(c, rc, e.cfg)
+	c.mu.Lock()
+	t, pid := c.task, c.State.Pid
+	c.mu.Unlock()
+	proc, err := d.execSpec(t, pid, e.cfg)
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, 
 	}
 	cw := newCutWriter(out)
 	w := streams.NewWriter(cw, e.cfg.Tty)
-	p, wait, err := e.spawn(rc, proc, in, w)
+	p, wait, err := e.spawn(t, proc, in, w)
 	if err != nil {
 		code := startFailureCode(err)
 		e.mu.Lock()
@@ -246,8 +247,12 @@ func (c *cutWriter) cut() {
 
 // execSpec is the process of an exec: the container's process settings
 // with the exec's command, environment, user and directory.
-func (d *Daemon) execSpec(c *ctr, rc *runtime.Container, cfg container.ExecCreateRequest) (*specs.Process, error) {
-	base := rc.Spec().Process
+func (d *Daemon) execSpec(t task.Task, pid int, cfg container.ExecCreateRequest) (*specs.Process, error) {
+	spec, err := t.Spec(context.TODO())
+	if err != nil {
+		return nil, err
+	}
+	base := spec.Process
 	p := *base
 	p.Args = cfg.Cmd
 	p.Terminal = cfg.Tty
@@ -257,7 +262,8 @@ func (d *Daemon) execSpec(c *ctr, rc *runtime.Container, cfg container.ExecCreat
 		p.Cwd = cfg.WorkingDir
 	}
 	if cfg.User != "" {
-		u, err := resolveUser(d.rootfs(c.ID), cfg.User)
+		// Names are the container's, as its init sees its root.
+		u, err := resolveUser(fmt.Sprintf("/proc/%d/root", pid), cfg.User)
 		if err != nil {
 			return nil, err
 		}
@@ -272,8 +278,8 @@ func (d *Daemon) execSpec(c *ctr, rc *runtime.Container, cfg container.ExecCreat
 
 // spawn starts the process with stdio relayed through pipes or a pty;
 // wait returns its exit code once its output is drained.
-func (e *execProc) spawn(rc *runtime.Container, proc *specs.Process, in io.Reader, w *streams.Writer) (*runtime.Process, func() int, error) {
-	var opts runtime.ExecOpts
+func (e *execProc) spawn(t task.Task, proc *specs.Process, in io.Reader, w *streams.Writer) (task.Process, func() int, error) {
+	var opts task.ExecIO
 	var closeAfter []*os.File
 	var outputs []*os.File
 	var console *os.File
@@ -288,8 +294,8 @@ func (e *execProc) spawn(rc *runtime.Container, proc *specs.Process, in io.Reade
 			return nil, nil, err
 		}
 		console = os.NewFile(uintptr(fds[0]), "console")
-		opts.ConsoleConn = os.NewFile(uintptr(fds[1]), "console-child")
-		closeAfter = append(closeAfter, opts.ConsoleConn, console)
+		opts.Console = os.NewFile(uintptr(fds[1]), "console-child")
+		closeAfter = append(closeAfter, opts.Console, console)
 	} else {
 		for i := 1; i <= 2; i++ {
 			r, wr, err := os.Pipe()
@@ -313,7 +319,7 @@ func (e *execProc) spawn(rc *runtime.Container, proc *specs.Process, in io.Reade
 			}()
 		}
 	}
-	p, err := rc.Exec(proc, opts)
+	p, err := t.Exec(context.TODO(), proc, opts)
 	if err != nil {
 		for _, f := range outputs {
 			f.Close()
@@ -382,11 +388,10 @@ func (d *Daemon) Top(ref, psArgs string) (*container.TopResponse, error) {
 	if !running {
 		return nil, fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
 	}
-	rc, err := d.rt.Load(c.ID)
-	if err != nil {
-		return nil, err
-	}
-	pids, err := rc.Pids()
+	c.mu.Lock()
+	t := c.task
+	c.mu.Unlock()
+	pids, err := t.Pids(context.TODO())
 	if err != nil {
 		return nil, err
 	}

@@ -13,11 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Info describes the engine and host, as GET /info.
-// defaultRuntime is the name of the one runtime (tent's own) that
-// containers run with, in /info and in HostConfig.Runtime.
+// defaultRuntime is the name of tent's own runtime (the process backend,
+// internal/task/proc), which containers run with unless HostConfig.Runtime
+// names another of d.runtimes.
 const defaultRuntime = "tent"
 
+// Info describes the engine and host, as GET /info.
 func (d *Daemon) Info() (*system.Info, error) {
 	info := &system.Info{
 		Driver: d.driver, LoggingDriver: "json-file", CgroupDriver: "cgroupfs", CgroupVersion: "1",
@@ -27,8 +28,11 @@ func (d *Daemon) Info() (*system.Info, error) {
 		CPUSet: true, PidsLimit: true, IPv4Forwarding: true, NGoroutines: goruntime.NumGoroutine(),
 		SystemTime: time.Now().Format(time.RFC3339Nano), IndexServerAddress: "https://index.docker.io/v1/",
 		SecurityOptions: []string{"name=seccomp,profile=builtin"},
-		Runtimes:        map[string]system.RuntimeWithStatus{defaultRuntime: {Runtime: system.Runtime{Path: d.cfg.Exe}}},
+		Runtimes:        map[string]system.RuntimeWithStatus{},
 		Labels:          []string{}, Warnings: []string{},
+	}
+	for name := range d.runtimes {
+		info.Runtimes[name] = system.RuntimeWithStatus{Runtime: system.Runtime{Path: d.cfg.Exe}}
 	}
 	if d.cfg.InitPath != "" {
 		info.InitBinary = filepath.Base(d.cfg.InitPath)

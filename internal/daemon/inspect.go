@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,7 +52,7 @@ func (d *Daemon) Inspect(ref string) (*container.InspectResponse, error) {
 		Driver:          "overlay",
 		Platform:        "linux",
 		HostConfig:      &hc,
-		GraphDriver:     &storage.DriverData{Name: d.driver, Data: map[string]string{"MergedDir": d.rootfs(c.ID)}},
+		GraphDriver:     &storage.DriverData{Name: d.driver, Data: map[string]string{"MergedDir": filepath.Join(d.execDir(c.ID), "rootfs")}}, // where the process backend mounts it,
 		Mounts:          d.mountPointsAPI(c.mounts()),
 		Config:          &cfg,
 		NetworkSettings: &container.NetworkSettings{},

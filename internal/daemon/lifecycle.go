@@ -2,11 +2,9 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -15,10 +13,11 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/mount"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/signals"
 	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/task"
 )
 
 // The lifecycle of a container after Create: start (through a monitor),
@@ -63,101 +62,73 @@ func IsNotModified(err error) bool { return errors.Is(err, errNotModified) }
 // start does the work of Start; c.mu is held.
 func (d *Daemon) start(c *ctr) (err error) {
 	<-c.monitorGone // the last run's clean-up is done
+	ctx := context.TODO()
+	rt, err := d.runtime(c.HostConfig)
+	if err != nil {
+		return err
+	}
 	ms, err := d.snap.Mounts(d.snapshotKey(c.ID))
 	if err != nil {
 		return err
 	}
-	rootfs := d.rootfs(c.ID)
-	if err := os.MkdirAll(rootfs, 0o700); err != nil {
-		return err
-	}
-	snapshot.Unmount(rootfs) // a leftover of a crash
 	if c.HostConfig.AutoRemove {
 		ms = snapshot.Volatile(ms)
 	}
-	if err := snapshot.MountAll(ms, rootfs); err != nil {
-		return err
-	}
-	cleanup := func() { snapshot.Unmount(rootfs) }
+	volumesUp := false
 	defer func() {
 		if err != nil {
-			cleanup()
+			if volumesUp {
+				d.releaseVolumes(c)
+			}
 			c.State.Error = err.Error()
 			c.State.ExitCode = startFailureCode(err)
 			d.save(c)
 		}
 	}()
-	if err := d.mountVolumes(c); err != nil {
-		return err
-	}
-	cleanup = func() {
-		d.releaseVolumes(c)
-		snapshot.Unmount(rootfs)
-	}
-	if err := d.copyUp(c, rootfs); err != nil {
-		return err
-	}
-	spec, err := d.spec(c, rootfs)
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(spec)
-	if err != nil {
-		return err
-	}
-	dir := d.execDir(c.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
-		return err
-	}
-	os.Remove(d.exitFile(c.ID))
-	if old, lerr := d.rt.Load(c.ID); lerr == nil { // runtime state left by a crash
-		old.Delete(true)
-	}
 	maxSize, maxFiles := d.logLimits(c.HostConfig)
-	pid, reap, err := d.spawnMonitor(dir, monitor.Config{
-		ID: c.ID, RuntimeRoot: d.rt.Root(), Bundle: dir, LogPath: d.logPath(c.ID),
-		LogMaxSize: maxSize, LogMaxFiles: maxFiles, ExitFile: d.exitFile(c.ID),
-		Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
+	t, err := rt.Create(ctx, c.ID, task.CreateOpts{
+		Paths:  d.paths(c.ID),
+		Rootfs: ms,
+		Prepare: func(root string) (*specs.Spec, error) {
+			if err := d.mountVolumes(c); err != nil {
+				return nil, err
+			}
+			volumesUp = true
+			if err := d.copyUp(c, root); err != nil {
+				return nil, err
+			}
+			return d.spec(c, root)
+		},
+		IO:  task.IO{Terminal: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce},
+		Log: task.Log{Path: d.logPath(c.ID), MaxSize: maxSize, MaxFiles: maxFiles},
 	})
 	if err != nil {
-		return fmt.Errorf("failed to create task for container: %w", err)
+		return err
 	}
-	go reap()
-	var waiter *monitor.Waiter
-	rc, err := d.rt.Load(c.ID)
-	if err == nil {
-		c.State = state{Status: container.StateRunning, Pid: pid, StartedAt: time.Now().UTC()}
-		c.ManuallyStopped = false
-		// The record is written while the container starts: a daemon
-		// that dies in between finds a started container recorded as
-		// created, and restore adopts it.
-		saved := d.saveAsync(c)
-		waiter = monitor.NewWaiter(dir, d.exitFile(c.ID))
-		d.connectPending(c)
-		err = rc.Start()
-		if serr := <-saved; err == nil {
-			err = serr
-		}
+	st, _ := t.State(ctx)
+	c.task = t
+	c.State = state{Status: container.StateRunning, Pid: st.Pid, StartedAt: time.Now().UTC()}
+	c.ManuallyStopped = false
+	// The record is written while the container starts: a daemon that
+	// dies in between finds a started container recorded as created,
+	// and restore adopts it.
+	saved := d.saveAsync(c)
+	d.connectPending(c)
+	err = t.Start(ctx)
+	if serr := <-saved; err == nil {
+		err = serr
 	}
 	if err != nil {
-		if rc != nil {
-			rc.Signal(syscall.SIGKILL, true)
-		}
-		if waiter == nil {
-			waiter = monitor.NewWaiter(dir, d.exitFile(c.ID))
-		}
-		_, gone, _ := waiter.Wait()
+		t.Kill(ctx, syscall.SIGKILL, true)
+		_, gone, _ := t.Wait(ctx)
 		<-gone
+		t.Delete(ctx)
 		c.State.Status = container.StateExited
 		c.State.Pid = 0
 		return err
 	}
 	exited := c.exited
-	go d.watch(c, exited, waiter)
-	go d.refillSpare()
+	go d.watch(c, exited, t)
 	d.containerEvent(c, events.ActionStart, nil)
 	return nil
 }
@@ -188,20 +159,12 @@ func (d *Daemon) logLimits(hc *container.HostConfig) (int64, int) {
 	return size, files
 }
 
-// watch waits (with w, or a new waiter if nil) for the run that started
-// with exited to end and records it.
-func (d *Daemon) watch(c *ctr, exited chan struct{}, w *monitor.Waiter) {
-	if w == nil {
-		w = monitor.NewWaiter(d.execDir(c.ID), d.exitFile(c.ID))
-	}
-	exit, gone, err := w.Wait()
+// watch waits for the run of t that started with exited to end and
+// records it.
+func (d *Daemon) watch(c *ctr, exited chan struct{}, t task.Task) {
+	ctx := context.TODO()
+	exit, gone, err := t.Wait(ctx)
 	if err != nil {
-		// The monitor died without a word: the container cannot be
-		// supervised any more, so end it.
-		if rc, lerr := d.rt.Load(c.ID); lerr == nil {
-			rc.Delete(true)
-		}
-		exit = monitor.Exit{Code: 255, At: time.Now().UTC()}
 		d.log.Error("container monitor lost", "container", c.ID, "err", err)
 	}
 	c.mu.Lock()
@@ -210,11 +173,8 @@ func (d *Daemon) watch(c *ctr, exited chan struct{}, w *monitor.Waiter) {
 		return
 	}
 	c.monitorGone = gone
-	if snapshot.Unmount(d.rootfs(c.ID)) != nil {
-		// Busy: processes outside the init's PID namespace (--pid host)
-		// live until the monitor's clean-up kills them.
-		<-gone
-		snapshot.Unmount(d.rootfs(c.ID))
+	if err := t.Delete(ctx); err != nil {
+		d.log.Warn("delete task", "container", c.ID, "err", err)
 	}
 	d.releaseVolumes(c)
 	c.State.Status = container.StateExited
@@ -295,15 +255,13 @@ func (d *Daemon) Kill(ref, sig string) error {
 	return d.signal(c, s)
 }
 
+// signal sends s to a running container's init; c.mu is held.
 func (d *Daemon) signal(c *ctr, s syscall.Signal) error {
-	rc, err := d.rt.Load(c.ID)
-	if err != nil {
-		return err
-	}
+	ctx := context.TODO()
 	if c.State.Status == container.StatePaused && (s == syscall.SIGKILL || s == syscall.SIGTERM) {
-		defer rc.Resume()
+		defer c.task.Resume(ctx)
 	}
-	return rc.Signal(s, false)
+	return c.task.Kill(ctx, s, false)
 }
 
 // Stop ends a container: its stop signal, then SIGKILL after timeout
@@ -396,16 +354,12 @@ func (d *Daemon) Pause(ref string, pause bool) error {
 		}
 		return fmt.Errorf("container %s is %s: %w", c.ID, what, errdefs.ErrConflict)
 	}
-	rc, err := d.rt.Load(c.ID)
-	if err != nil {
-		return err
-	}
 	action := events.ActionPause
 	if pause {
-		err = rc.Pause()
+		err = c.task.Pause(context.TODO())
 		c.State.Status = container.StatePaused
 	} else {
-		err = rc.Resume()
+		err = c.task.Resume(context.TODO())
 		c.State.Status, action = container.StateRunning, events.ActionUnPause
 	}
 	if err != nil {
@@ -505,9 +459,9 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 		return nil // auto-remove got there first
 	}
 	c.State.Status = container.StateRemoving
-	if snapshot.Unmount(d.rootfs(c.ID)) != nil {
-		<-c.monitorGone // see watch
-		snapshot.Unmount(d.rootfs(c.ID))
+	if c.task != nil {
+		c.task.Delete(context.TODO()) // done by watch already, unless it failed
+		c.task = nil
 	}
 	// The record and the writable layer's record go together (two
 	// databases, so in parallel); the directories after them, in the

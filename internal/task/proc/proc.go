@@ -1,0 +1,169 @@
+// Package proc is the process backend of package task: each task is a
+// container run by tent's own OCI runtime (internal/runtime) under a
+// tent-monitor process (internal/monitor) that holds its stdio, writes
+// its log and records its exit, so that containers outlive the engine.
+// The monitor, the container's init and its exec helpers all start from
+// one sealed in-memory copy of the monitor binary; a spare monitor, with
+// an init already started in new namespaces, waits for the next task
+// (docs/engine.md says what each saves).
+package proc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/monitor"
+	"github.com/tent-project/tent/internal/runtime"
+	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/task"
+)
+
+// Runtime is the process backend.
+type Runtime struct {
+	rt  *runtime.Runtime
+	bin *os.File // the sealed monitor binary
+	exe string
+	log *slog.Logger
+
+	mu     sync.Mutex
+	spare  *monitor.Spare
+	closed bool
+}
+
+// New makes the backend: monitors run from exe (sealed into memory now,
+// so that replacing the file, an upgrade, does not touch running
+// containers), the runtime's state goes under stateDir.
+func New(exe, stateDir string, log *slog.Logger) (*Runtime, error) {
+	bin, err := runtime.SealBinary(exe)
+	if err != nil {
+		return nil, fmt.Errorf("seal %s: %w", exe, err)
+	}
+	rt, err := runtime.New(stateDir, runtime.WithBinary(bin))
+	if err != nil {
+		bin.Close()
+		return nil, err
+	}
+	r := &Runtime{rt: rt, bin: bin, exe: fmt.Sprintf("/proc/self/fd/%d", bin.Fd()), log: log}
+	go r.refillSpare()
+	return r, nil
+}
+
+// Close ends the spare monitor. Tasks keep running.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	if r.spare != nil {
+		r.spare.Close()
+		r.spare = nil
+	}
+	r.mu.Unlock()
+	return r.bin.Close()
+}
+
+func rootOf(p task.Paths) string { return filepath.Join(p.Dir, "rootfs") }
+
+// Create implements task.Runtime.
+func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ task.Task, err error) {
+	root := rootOf(o.Paths)
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	r.Cleanup(ctx, id, o.Paths) // what a crash left
+	if err := snapshot.MountAll(o.Rootfs, root); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			snapshot.Unmount(root)
+		}
+	}()
+	spec, err := o.Prepare(root)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Root == nil {
+		spec.Root = &specs.Root{}
+	}
+	spec.Root.Path = root
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(o.Dir, "config.json"), b, 0o600); err != nil {
+		return nil, err
+	}
+	os.Remove(o.ExitFile)
+	pid, reap, err := r.spawnMonitor(o.Dir, monitor.Config{
+		ID: id, RuntimeRoot: r.rt.Root(), Bundle: o.Dir, LogPath: o.Log.Path,
+		LogMaxSize: o.Log.MaxSize, LogMaxFiles: o.Log.MaxFiles, ExitFile: o.ExitFile,
+		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create task for container: %w", err)
+	}
+	go reap()
+	t := &Task{r: r, id: id, paths: o.Paths}
+	if t.c, err = r.rt.Load(id); err != nil {
+		// Created, but its state cannot be read: end it.
+		syscall.Kill(pid, syscall.SIGKILL)
+		_, gone, _ := t.Wait(ctx)
+		<-gone
+		return nil, err
+	}
+	return t, nil
+}
+
+// Connect implements task.Runtime.
+func (r *Runtime) Connect(ctx context.Context, id string, paths task.Paths) (task.Task, error) {
+	t := &Task{r: r, id: id, paths: paths}
+	t.c, _ = r.rt.Load(id) // none: the task has ended and its monitor cleaned up
+	return t, nil
+}
+
+// Cleanup implements task.Runtime.
+func (r *Runtime) Cleanup(ctx context.Context, id string, paths task.Paths) error {
+	if c, err := r.rt.Load(id); err == nil {
+		c.Delete(true)
+	}
+	return snapshot.Unmount(rootOf(paths))
+}
+
+// spawnMonitor starts the monitor of a task: the spare one when there is
+// one (its Go start-up, and its init's, already done), else a new one.
+func (r *Runtime) spawnMonitor(dir string, cfg monitor.Config) (pid int, reap func(), err error) {
+	r.mu.Lock()
+	s := r.spare
+	r.spare = nil
+	r.mu.Unlock()
+	if s != nil {
+		pid, reap, err = s.Use(dir, cfg)
+		if !errors.Is(err, monitor.ErrSpareGone) {
+			return pid, reap, err
+		}
+		r.log.Warn("spare monitor gone; starting one", "err", err)
+	}
+	return monitor.Spawn(r.exe, dir, cfg)
+}
+
+// refillSpare starts a spare monitor if there is none.
+func (r *Runtime) refillSpare() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.spare != nil || r.closed {
+		return
+	}
+	s, err := monitor.StartSpare(r.exe)
+	if err != nil {
+		r.log.Warn("start a spare monitor", "err", err)
+		return
+	}
+	r.spare = s
+}

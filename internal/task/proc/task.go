@@ -1,0 +1,191 @@
+package proc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/monitor"
+	"github.com/tent-project/tent/internal/runtime"
+	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/task"
+)
+
+// Task is a container under its monitor.
+type Task struct {
+	r     *Runtime
+	id    string
+	paths task.Paths
+	c     *runtime.Container // nil: its state is gone (the task has ended)
+
+	mu     sync.Mutex
+	waiter *monitor.Waiter // registered at Start, before the program runs
+	gone   <-chan struct{} // once waited for
+
+	// waitMu makes one Wait wait; the others get its result.
+	waitMu sync.Mutex
+	waited bool
+	exit   task.Exit
+	err    error
+}
+
+func (t *Task) ID() string { return t.id }
+
+// container is the runtime's view of the task, or an error saying it has
+// none any more.
+func (t *Task) container() (*runtime.Container, error) {
+	if t.c == nil {
+		return nil, fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
+	}
+	return t.c, nil
+}
+
+func (t *Task) State(ctx context.Context) (task.State, error) {
+	if t.c == nil {
+		return task.State{Status: task.Stopped}, nil
+	}
+	st := t.c.State()
+	return task.State{Status: task.Status(st.Status), Pid: st.Pid, Created: st.Created}, nil
+}
+
+func (t *Task) Spec(ctx context.Context) (*specs.Spec, error) {
+	c, err := t.container()
+	if err != nil {
+		return nil, err
+	}
+	return c.Spec(), nil
+}
+
+func (t *Task) Start(ctx context.Context) error {
+	c, err := t.container()
+	if err != nil {
+		return err
+	}
+	// Registered before the start, so that the end of a program that
+	// exits at once cannot be missed.
+	t.mu.Lock()
+	t.waiter = monitor.NewWaiter(t.paths.Dir, t.paths.ExitFile)
+	t.mu.Unlock()
+	if err := c.Start(); err != nil {
+		return err
+	}
+	go t.r.refillSpare()
+	return nil
+}
+
+func (t *Task) Wait(ctx context.Context) (task.Exit, <-chan struct{}, error) {
+	t.waitMu.Lock()
+	defer t.waitMu.Unlock()
+	t.mu.Lock()
+	gone, w := t.gone, t.waiter
+	t.mu.Unlock()
+	if t.waited {
+		return t.exit, gone, t.err
+	}
+	if w == nil {
+		w = monitor.NewWaiter(t.paths.Dir, t.paths.ExitFile)
+	}
+	e, gone, err := w.Wait()
+	if err != nil {
+		// The monitor died without a word: nothing supervises the
+		// container any more, so it ends.
+		if c, lerr := t.r.rt.Load(t.id); lerr == nil {
+			c.Delete(true)
+		}
+		e = monitor.Exit{Code: 255, At: time.Now().UTC()}
+	}
+	t.waited, t.exit, t.err = true, task.Exit{Code: e.Code, OOMKilled: e.OOMKilled, At: e.At}, err
+	t.mu.Lock()
+	t.gone = gone
+	t.mu.Unlock()
+	return t.exit, gone, t.err
+}
+
+func (t *Task) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
+	c, err := t.container()
+	if err != nil {
+		return err
+	}
+	return c.Signal(sig, all)
+}
+
+func (t *Task) Pause(ctx context.Context) error {
+	c, err := t.container()
+	if err != nil {
+		return err
+	}
+	return c.Pause()
+}
+
+func (t *Task) Resume(ctx context.Context) error {
+	c, err := t.container()
+	if err != nil {
+		return err
+	}
+	return c.Resume()
+}
+
+func (t *Task) Pids(ctx context.Context) ([]int, error) {
+	c, err := t.container()
+	if err != nil {
+		return nil, err
+	}
+	return c.Pids()
+}
+
+func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
+	c, err := t.container()
+	if err != nil {
+		return err
+	}
+	return c.Update(r)
+}
+
+func (t *Task) Exec(ctx context.Context, p *specs.Process, io task.ExecIO) (task.Process, error) {
+	c, err := t.container()
+	if err != nil {
+		return nil, err
+	}
+	proc, err := c.Exec(p, runtime.ExecOpts{Stdio: io.Stdio, ConsoleConn: io.Console})
+	if err != nil {
+		return nil, err
+	}
+	return proc, nil
+}
+
+func (t *Task) Attach(ctx context.Context, o task.AttachOpts) (task.Stream, error) {
+	mo := monitor.AttachOpts{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr}
+	attach := monitor.Attach
+	if o.BeforeStart {
+		attach = monitor.AttachBeforeStart
+	}
+	conn, err := attach(t.paths.Dir, mo)
+	if err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (t *Task) Resize(ctx context.Context, height, width uint16) error {
+	return monitor.Resize(t.paths.Dir, height, width)
+}
+
+func (t *Task) Delete(ctx context.Context) error {
+	root := rootOf(t.paths)
+	if snapshot.Unmount(root) == nil {
+		return nil
+	}
+	// Busy: processes outside the init's PID namespace (--pid host) live
+	// until the monitor's clean-up kills them.
+	t.mu.Lock()
+	gone := t.gone
+	t.mu.Unlock()
+	if gone != nil {
+		<-gone
+	}
+	return snapshot.Unmount(root)
+}

@@ -1,0 +1,354 @@
+// Package tasktest is the conformance suite of package task: one set of
+// tests that every task backend runs from its own test (as containerd's
+// snapshotters share one suite), so that a second backend is held to the
+// behaviour of the first. Each test makes a busybox root, creates a task
+// through the backend, and checks what the container's program did: its
+// output, its exit status, its processes.
+package tasktest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/jsonlog"
+	"github.com/tent-project/tent/internal/oci"
+	"github.com/tent-project/tent/internal/streams"
+	"github.com/tent-project/tent/internal/task"
+	"github.com/tent-project/tent/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// cgroupParent holds the suite's containers.
+const cgroupParent = "/tent-tasktest"
+
+// Run runs the suite against the backend rt.
+func Run(t *testing.T, rt task.Runtime) {
+	testutil.RequiresRoot(t)
+	t.Cleanup(func() {
+		if cg, err := cgroups.New(cgroupParent); err == nil {
+			cg.Destroy()
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T, task.Runtime)
+	}{
+		{"ExitStatusAndLog", testExitStatusAndLog},
+		{"KillAndState", testKillAndState},
+		{"PauseResume", testPauseResume},
+		{"Exec", testExec},
+		{"AttachBeforeStart", testAttachBeforeStart},
+		{"Connect", testConnect},
+		{"CreateFailureLeavesNothing", testCreateFailure},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.f(t, rt) })
+	}
+}
+
+// fixture is one task's files.
+type fixture struct {
+	id    string
+	paths task.Paths
+	log   string
+	root  string // the busybox root the task's mount binds
+}
+
+func newFixture(t *testing.T, name string) *fixture {
+	dir := t.TempDir()
+	f := &fixture{
+		id:    fmt.Sprintf("tasktest-%s-%d", strings.ToLower(name), time.Now().UnixNano()%1e6),
+		paths: task.Paths{Dir: filepath.Join(dir, "run"), ExitFile: filepath.Join(dir, "exit.json")},
+		log:   filepath.Join(dir, "log.json"),
+		root:  filepath.Join(dir, "image"),
+	}
+	testutil.BusyboxRootfs(t, f.root)
+	return f
+}
+
+// create makes the task of f running args, edited by edit.
+func (f *fixture) create(t *testing.T, rt task.Runtime, args []string, io task.IO, edit func(*specs.Spec)) (task.Task, error) {
+	t.Helper()
+	s := oci.DefaultSpec(false)
+	s.Process.Terminal = false
+	s.Process.Args = args
+	s.Linux.CgroupsPath = cgroupParent + "/" + f.id
+	if edit != nil {
+		edit(s)
+	}
+	tk, err := rt.Create(context.Background(), f.id, task.CreateOpts{
+		Paths:   f.paths,
+		Rootfs:  []task.Mount{{Type: "bind", Source: f.root, Options: []string{"rbind"}}},
+		Prepare: func(string) (*specs.Spec, error) { return s, nil },
+		IO:      io,
+		Log:     task.Log{Path: f.log},
+	})
+	if err == nil {
+		t.Cleanup(func() {
+			tk.Kill(context.Background(), syscall.SIGKILL, true)
+			tk.Wait(context.Background())
+			tk.Delete(context.Background())
+		})
+	}
+	return tk, err
+}
+
+func (f *fixture) mustCreate(t *testing.T, rt task.Runtime, args ...string) task.Task {
+	t.Helper()
+	tk, err := f.create(t, rt, args, task.IO{}, nil)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return tk
+}
+
+// wait waits for tk's end, for at most ten seconds.
+func wait(t *testing.T, tk task.Task) task.Exit {
+	t.Helper()
+	type result struct {
+		exit task.Exit
+		gone <-chan struct{}
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		e, gone, err := tk.Wait(context.Background())
+		ch <- result{e, gone, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("wait: %v", r.err)
+		}
+		<-r.gone
+		return r.exit
+	case <-time.After(10 * time.Second):
+		t.Fatal("the task did not end within 10s")
+	}
+	return task.Exit{}
+}
+
+// startRunning starts tk and waits until its process runs its program
+// (named comm), past the backend's own start-up.
+func startRunning(t *testing.T, tk task.Task, comm string) task.State {
+	t.Helper()
+	if err := tk.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := state(t, tk)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.Pid))
+		if string(b) == comm+"\n" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the task's process runs %q, want %s", b, comm)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func state(t *testing.T, tk task.Task) task.State {
+	t.Helper()
+	st, err := tk.State(context.Background())
+	if err != nil {
+		t.Fatalf("state: %v", err)
+	}
+	return st
+}
+
+// mounted reports whether path is a mount point.
+func mounted(path string) bool {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == path {
+			return true
+		}
+	}
+	return false
+}
+
+func testExitStatusAndLog(t *testing.T, rt task.Runtime) {
+	f := newFixture(t, "exit")
+	tk := f.mustCreate(t, rt, "sh", "-c", "echo out; echo err >&2; exit 3")
+	if st := state(t, tk); st.Status != task.Created || st.Pid <= 0 {
+		t.Errorf("state after create: %+v, want created with a pid", st)
+	}
+	if err := tk.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := wait(t, tk); e.Code != 3 || e.At.IsZero() {
+		t.Errorf("exit %+v, want code 3 and a time", e)
+	}
+	entries, _, err := jsonlog.Read(f.log, jsonlog.ReadOpts{Tail: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Stream+":"+e.Log)
+	}
+	if strings.Join(got, "") != "stdout:out\nstderr:err\n" && strings.Join(got, "") != "stderr:err\nstdout:out\n" {
+		t.Errorf("log: %q, want the program's stdout and stderr", got)
+	}
+	if err := tk.Delete(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if mounted(filepath.Join(f.paths.Dir, "rootfs")) {
+		t.Error("the root is still mounted after delete")
+	}
+}
+
+func testKillAndState(t *testing.T, rt task.Runtime) {
+	f := newFixture(t, "kill")
+	tk := f.mustCreate(t, rt, "sleep", "1000")
+	st := startRunning(t, tk, "sleep")
+	if st.Status != task.Running {
+		t.Fatalf("state after start: %+v", st)
+	}
+	pids, err := tk.Pids(context.Background())
+	if err != nil || len(pids) != 1 || pids[0] != st.Pid {
+		t.Errorf("pids %v (%v), want [%d]", pids, err, st.Pid)
+	}
+	if err := tk.Kill(context.Background(), syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if e := wait(t, tk); e.Code != 137 {
+		t.Errorf("exit code of a killed task %d, want 137", e.Code)
+	}
+}
+
+func testPauseResume(t *testing.T, rt task.Runtime) {
+	f := newFixture(t, "pause")
+	tk := f.mustCreate(t, rt, "sleep", "1000")
+	ctx := context.Background()
+	startRunning(t, tk, "sleep")
+	if err := tk.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := state(t, tk); st.Status != task.Paused {
+		t.Errorf("state after pause: %s", st.Status)
+	}
+	if err := tk.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := state(t, tk); st.Status != task.Running {
+		t.Errorf("state after resume: %s", st.Status)
+	}
+	tk.Kill(ctx, syscall.SIGKILL, false)
+	wait(t, tk)
+}
+
+func testExec(t *testing.T, rt task.Runtime) {
+	f := newFixture(t, "exec")
+	tk := f.mustCreate(t, rt, "sleep", "1000")
+	ctx := context.Background()
+	startRunning(t, tk, "sleep")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := tk.Exec(ctx, &specs.Process{Args: []string{"sh", "-c", "echo in-exec $(cat /proc/1/comm); exit 5"}, Cwd: "/",
+		Env: []string{"PATH=/bin"}}, task.ExecIO{Stdio: [3]*os.File{nil, w, w}})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(r)
+	code, err := p.Wait()
+	if err != nil || code != 5 || string(out) != "in-exec sleep\n" {
+		t.Errorf("exec: exit %d (%v), output %q; want 5 and the container's view", code, err, out)
+	}
+	if _, err := tk.Exec(ctx, &specs.Process{Args: []string{"nosuchprogram"}, Cwd: "/"}, task.ExecIO{}); err == nil ||
+		!strings.Contains(err.Error(), "executable file not found") {
+		t.Errorf("exec of a missing program: %v", err)
+	}
+	tk.Kill(ctx, syscall.SIGKILL, false)
+	wait(t, tk)
+}
+
+func testAttachBeforeStart(t *testing.T, rt task.Runtime) {
+	f := newFixture(t, "attach")
+	tk, err := f.create(t, rt, []string{"sh", "-c", "read line; echo got $line"}, task.IO{OpenStdin: true, StdinOnce: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := tk.Attach(ctx, task.AttachOpts{Stdin: true, Stdout: true, Stderr: true, BeforeStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := tk.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(s, "hello\n")
+	s.CloseWrite()
+	var out, errOut bytes.Buffer
+	if err := streams.Demux(&out, &errOut, s); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "got hello\n" {
+		t.Errorf("attached output %q (stderr %q), want the answer to its stdin", out.String(), errOut.String())
+	}
+	if e := wait(t, tk); e.Code != 0 {
+		t.Errorf("exit %d", e.Code)
+	}
+}
+
+func testConnect(t *testing.T, rt task.Runtime) {
+	f := newFixture(t, "connect")
+	tk := f.mustCreate(t, rt, "sleep", "1000")
+	ctx := context.Background()
+	startRunning(t, tk, "sleep")
+	// What a restarted engine does: find the task again and wait for it.
+	again, err := rt.Connect(ctx, f.id, f.paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := state(t, again); st.Status != task.Running || st.Pid != state(t, tk).Pid {
+		t.Errorf("connected task's state %+v", st)
+	}
+	if err := again.Kill(ctx, syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if e := wait(t, again); e.Code != 137 {
+		t.Errorf("exit of the connected task %d, want 137", e.Code)
+	}
+	// Its exit is kept: a second engine reads it too.
+	later, _ := rt.Connect(ctx, f.id, f.paths)
+	if e := wait(t, later); e.Code != 137 {
+		t.Errorf("exit read after the end %d, want 137", e.Code)
+	}
+}
+
+func testCreateFailure(t *testing.T, rt task.Runtime) {
+	f := newFixture(t, "fail")
+	_, err := f.create(t, rt, []string{"nosuchprogram"}, task.IO{}, nil)
+	if err == nil || !strings.Contains(err.Error(), `exec: "nosuchprogram": executable file not found in $PATH`) {
+		t.Fatalf("create of a missing program: %v", err)
+	}
+	if mounted(filepath.Join(f.paths.Dir, "rootfs")) {
+		t.Error("a failed create left the root mounted")
+	}
+	for _, d := range []string{"memory", "pids"} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", d, cgroupParent, f.id)); err == nil {
+			t.Errorf("a failed create left its %s cgroup", d)
+		}
+	}
+	var st unix.Stat_t
+	if unix.Stat(f.paths.ExitFile, &st) == nil {
+		t.Error("a failed create left an exit file")
+	}
+}
