@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/tent-project/tent/internal/client"
 	"github.com/tent-project/tent/internal/streams"
 	"golang.org/x/term"
 )
@@ -201,7 +202,7 @@ func (a *app) create(req *container.CreateRequest, name string) (string, error) 
 	var resp container.CreateResponse
 	err := a.c.JSON(a.ctx, http.MethodPost, "/containers/create", q, req, &resp)
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "No such image") {
+		if client.StatusOf(err) == http.StatusNotFound { // the image: the only thing create looks up by name
 			fmt.Fprintf(os.Stderr, "Unable to find image '%s' locally\n", req.Image)
 		}
 		return "", apiError(err, 125)
@@ -234,7 +235,10 @@ func createCmd(a *app) *cobra.Command {
 }
 
 // startFailure is the exit status of a container that could not start,
-// read from the error as the docker CLI does.
+// read from the error's text as the docker CLI does: the Engine API's
+// error body has nothing else, and an auto-removed container is gone
+// before its State.ExitCode (set by the daemon from the error's class)
+// could be read.
 func startFailure(err error) error {
 	msg := err.Error()
 	code := 125
@@ -688,9 +692,9 @@ func inspectKindCmd(a *app, kind string) *cobra.Command {
 			case "", "container":
 				err = a.c.JSON(a.ctx, http.MethodGet, "/containers/"+ref+"/json", nil, nil, &v)
 			}
-			if kind == "image" || kind == "" && err != nil && strings.HasPrefix(err.Error(), "No such container") {
+			if kind == "image" || kind == "" && client.StatusOf(err) == http.StatusNotFound {
 				err = a.c.JSON(a.ctx, http.MethodGet, "/images/"+ref+"/json", nil, nil, &v)
-				if kind == "" && err != nil && strings.HasPrefix(err.Error(), "No such image") {
+				if kind == "" && client.StatusOf(err) == http.StatusNotFound {
 					err = fmt.Errorf("No such object: %s", ref)
 				}
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -33,7 +32,7 @@ func (d *Daemon) Start(ref string) error {
 	switch c.State.Status {
 	case container.StateRunning, container.StatePaused:
 		c.mu.Unlock()
-		return errNotModified
+		return ErrNotModified
 	case container.StateRemoving, container.StateDead:
 		c.mu.Unlock()
 		return fmt.Errorf("container %s is marked for removal and cannot be started: %w", c.ID, errdefs.ErrConflict)
@@ -52,12 +51,12 @@ func (d *Daemon) Start(ref string) error {
 	return err
 }
 
-// errNotModified answers a start of a running container or a stop of a
+// ErrNotModified answers a start of a running container or a stop of a
 // stopped one (HTTP 304, as docker).
-var errNotModified = errors.New("not modified")
+var ErrNotModified = errors.New("not modified")
 
 // IsNotModified reports whether err means "nothing to do".
-func IsNotModified(err error) bool { return errors.Is(err, errNotModified) }
+func IsNotModified(err error) bool { return errors.Is(err, ErrNotModified) }
 
 // start does the work of Start; c.mu is held.
 func (d *Daemon) start(c *ctr) (err error) {
@@ -83,6 +82,11 @@ func (d *Daemon) start(c *ctr) (err error) {
 			c.State.Error = err.Error()
 			c.State.ExitCode = startFailureCode(err)
 			d.save(c)
+			if c.State.ExitCode != 128 {
+				// The program is missing or cannot run: a bad config
+				// (HTTP 400, as dockerd), not a missing object.
+				err = errdefs.WithClass(errors.New(err.Error()), errdefs.ErrInvalidArgument.Error())
+			}
 		}
 	}()
 	maxSize, maxFiles := d.logLimits(c.HostConfig)
@@ -136,12 +140,11 @@ func (d *Daemon) start(c *ctr) (err error) {
 // startFailureCode is the exit code docker records for a container that
 // could not start.
 func startFailureCode(err error) int {
-	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
-		return 127
-	case strings.Contains(msg, "permission denied"):
+	case errors.Is(err, errdefs.ErrPermission):
 		return 126
+	case errdefs.IsNotFound(err):
+		return 127
 	}
 	return 128
 }
@@ -274,7 +277,7 @@ func (d *Daemon) Stop(ref string, sig string, timeout *int) error {
 	c.mu.Lock()
 	if !c.running() {
 		c.mu.Unlock()
-		return errNotModified
+		return ErrNotModified
 	}
 	if sig == "" {
 		sig = c.Config.StopSignal

@@ -29,3 +29,39 @@ func IsInvalidArgument(err error) bool { return errors.Is(err, ErrInvalidArgumen
 
 // IsConflict reports whether err is of class ErrConflict.
 func IsConflict(err error) bool { return errors.Is(err, ErrConflict) }
+
+// ErrPermission: the operation is not allowed (a container's program
+// that cannot be executed).
+var ErrPermission = errors.New("permission denied")
+
+// classes are every class, for errors that cross a process boundary as
+// text (ClassOf, WithClass), most specific first.
+var classes = []error{ErrPermission, ErrNotFound, ErrAlreadyExists, ErrInvalidArgument, ErrConflict,
+	ErrNotImplemented, ErrUnavailable, ErrUnauthorized}
+
+// ClassOf names the class of err ("" if it has none), for WithClass at
+// the other end of a pipe.
+func ClassOf(err error) string {
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			return c.Error()
+		}
+	}
+	return ""
+}
+
+// WithClass gives err the class named class (as ClassOf names it)
+// without changing its text; an unknown or empty name leaves err as it is.
+func WithClass(err error, class string) error {
+	for _, c := range classes {
+		if c.Error() == class && err != nil {
+			return classed{err, c}
+		}
+	}
+	return err
+}
+
+type classed struct{ err, class error }
+
+func (c classed) Error() string   { return c.err.Error() }
+func (c classed) Unwrap() []error { return []error{c.err, c.class} }

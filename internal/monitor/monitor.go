@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tent-project/tent/internal/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,6 +75,7 @@ type request struct {
 type ready struct {
 	Pid   int    `json:"pid,omitempty"`
 	Error string `json:"error,omitempty"`
+	Class string `json:"class,omitempty"` // errdefs.ClassOf the error
 }
 
 const (
@@ -261,7 +263,7 @@ func awaitReady(cmd *exec.Cmd, out io.Reader, dir string) (pid int, reap func(),
 	}
 	if r.Error != "" {
 		reap()
-		return 0, nil, errors.New(r.Error)
+		return 0, nil, errdefs.WithClass(errors.New(r.Error), r.Class)
 	}
 	return r.Pid, reap, nil
 }

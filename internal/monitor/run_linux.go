@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/jsonlog"
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/streams"
@@ -87,7 +88,7 @@ func Main(dir string) int {
 	}
 	m, proc, err := create(dir, pre)
 	if err != nil {
-		report(ready{Error: err.Error()})
+		report(ready{Error: err.Error(), Class: errdefs.ClassOf(err)})
 		return 1
 	}
 	report(ready{Pid: proc.Pid()})

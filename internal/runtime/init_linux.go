@@ -6,6 +6,7 @@ import (
 	goruntime "runtime"
 	"sync"
 
+	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/nsenter"
 	"golang.org/x/sys/unix"
 )
@@ -39,7 +40,7 @@ func ChildMain() {
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	ch := newChannel(os.NewFile(syncFd, "sync"))
 	err := childMain(mode, ch)
-	if ch.send(message{Type: msgError, Error: err.Error()}) != nil {
+	if ch.send(message{Type: msgError, Error: err.Error(), Class: errdefs.ClassOf(err)}) != nil {
 		// Past the handshake nobody listens on the socket any more: the
 		// container's stderr is the only place left to say what failed.
 		fmt.Fprintf(os.Stderr, "tent-runtime: %v\n", err)

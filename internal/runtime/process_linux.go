@@ -12,6 +12,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/caps"
+	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/seccomp"
 	"golang.org/x/sys/unix"
 )
@@ -114,19 +115,22 @@ func lookPath(file, path string) (string, error) {
 		}
 		return nil
 	}
+	denied := func() error {
+		return errdefs.WithClass(fmt.Errorf("exec: %q: permission denied", file), errdefs.ErrPermission.Error())
+	}
 	if strings.Contains(file, "/") {
 		if err := check(file); err != nil {
 			if os.IsPermission(err) {
-				return "", fmt.Errorf("exec: %q: permission denied", file)
+				return "", denied()
 			}
-			return "", fmt.Errorf("exec: %q: stat %s: no such file or directory", file, file)
+			return "", errdefs.WithClass(fmt.Errorf("exec: %q: stat %s: no such file or directory", file, file), errdefs.ErrNotFound.Error())
 		}
 		return file, nil
 	}
 	if path == "" {
 		path = defaultPath
 	}
-	denied := false
+	deniedOne := false
 	for _, dir := range filepath.SplitList(path) {
 		if dir == "" {
 			dir = "."
@@ -137,13 +141,13 @@ func lookPath(file, path string) (string, error) {
 			return p, nil
 		}
 		if os.IsPermission(err) {
-			denied = true
+			deniedOne = true
 		}
 	}
-	if denied {
-		return "", fmt.Errorf("exec: %q: permission denied", file)
+	if deniedOne {
+		return "", denied()
 	}
-	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", file)
+	return "", errdefs.WithClass(fmt.Errorf("exec: %q: executable file not found in $PATH", file), errdefs.ErrNotFound.Error())
 }
 
 func envGet(env []string, key string) string {

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/errdefs"
 )
 
 // Messages between the runtime (parent) and the container's init (child),
@@ -21,8 +22,10 @@ const (
 )
 
 type message struct {
-	Type   string      `json:"type"`
-	Error  string      `json:"error,omitempty"`
+	Type  string `json:"type"`
+	Error string `json:"error,omitempty"`
+	// Class is the error's class (errdefs.ClassOf), kept across the pipe.
+	Class  string      `json:"class,omitempty"`
 	Config *initConfig `json:"config,omitempty"`
 }
 
@@ -105,7 +108,7 @@ func (c *channel) recv() (message, error) {
 		return m, fmt.Errorf("read from container init: %w", err)
 	}
 	if m.Type == msgError {
-		return m, errors.New(m.Error)
+		return m, errdefs.WithClass(errors.New(m.Error), m.Class)
 	}
 	return m, nil
 }

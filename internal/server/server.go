@@ -30,7 +30,7 @@ const (
 
 // Server serves the Engine API for one daemon.
 type Server struct {
-	d   *daemon.Daemon
+	d   Backend
 	log *slog.Logger
 	mux *http.ServeMux
 	// Version is the engine version reported by /version.
@@ -38,7 +38,7 @@ type Server struct {
 }
 
 // New returns the API server of d.
-func New(d *daemon.Daemon, version string, log *slog.Logger) *Server {
+func New(d Backend, version string, log *slog.Logger) *Server {
 	s := &Server{d: d, log: log, mux: http.NewServeMux(), Version: version}
 	s.routes()
 	return s

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/system"
+	"github.com/moby/moby/api/types/volume"
+	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/registry"
+)
+
+// Backend is what the server serves: the engine (*daemon.Daemon), or a
+// test's fake. Errors carry an errdefs class, which the server maps to an
+// HTTP status (errorStatus); daemon.IsNotModified errors become 304.
+type Backend interface {
+	Containers
+	Execs
+	Images
+	Volumes
+	System
+}
+
+// Containers are the container endpoints' operations.
+type Containers interface {
+	Create(name, platform string, cfg *container.Config, hc *container.HostConfig) (container.CreateResponse, error)
+	List(o daemon.ListOpts) ([]container.Summary, error)
+	Inspect(ref string) (*container.InspectResponse, error)
+	Start(ref string) error
+	Stop(ref string, sig string, timeout *int) error
+	Restart(ref string, timeout *int) error
+	Kill(ref, sig string) error
+	Pause(ref string, pause bool) error
+	Wait(ctx context.Context, ref string, cond container.WaitCondition, ready func()) (container.WaitResponse, error)
+	Remove(ref string, force, volumes bool) error
+	Rename(ref, name string) error
+	Prune(f daemon.PruneFilter) ([]string, error)
+	Top(ref, psArgs string) (*container.TopResponse, error)
+	Logs(ctx context.Context, ref string, o daemon.LogOpts, ready func(tty bool) io.Writer) error
+	Attach(ref string, stdin, stdout, stderr bool) (*daemon.Attachment, error)
+	Resize(ref string, height, width uint16) error
+}
+
+// Execs are the exec endpoints' operations.
+type Execs interface {
+	ExecCreate(ref string, cfg container.ExecCreateRequest) (string, error)
+	ExecInspect(id string) (*container.ExecInspectResponse, error)
+	ExecStart(id string, detach bool, in io.Reader, out io.Writer, closeOut func()) error
+	ExecResize(id string, height, width uint16) error
+	ExecTty(id string) (bool, error)
+}
+
+// Images are the image and distribution endpoints' operations.
+type Images interface {
+	ImageList(all bool, filters map[string][]string) ([]image.Summary, error)
+	ImageInspect(ref string) (*image.InspectResponse, error)
+	ImageHistory(ref string) ([]image.HistoryResponseItem, error)
+	ImageImport(r io.Reader, name string, changes []string) (*images.Image, error)
+	ImageLoad(r io.Reader) ([]images.Loaded, error)
+	ImageSave(w io.Writer, refs []string) error
+	ImageTag(ref, name string) error
+	ImageRemove(ref string, force bool) ([]image.DeleteResponse, error)
+	ImagePrune(all bool, f daemon.PruneFilter) ([]image.DeleteResponse, error)
+	ImagePull(ctx context.Context, ref, platform string, auth registry.Auth, out *daemon.Progress) error
+	ImagePush(ctx context.Context, name, tag string, auth registry.Auth, out *daemon.Progress) error
+	Login(ctx context.Context, auth registry.Auth) error
+}
+
+// Volumes are the volume endpoints' operations.
+type Volumes interface {
+	VolumeCreate(req volume.CreateRequest) (volume.Volume, error)
+	VolumeInspect(name string) (volume.Volume, error)
+	VolumeList(f map[string][]string) (volume.ListResponse, error)
+	VolumeRemove(name string, force bool) error
+	VolumePrune(everything bool, f daemon.PruneFilter) (volume.PruneReport, error)
+}
+
+// System are /info and /events.
+type System interface {
+	Info() (*system.Info, error)
+	Subscribe(since time.Time) (past []events.Message, ch <-chan events.Message, cancel func())
+}
+
+var _ Backend = (*daemon.Daemon)(nil)
