@@ -504,6 +504,7 @@ func (d *Daemon) restore() (boot []string, err error) {
 				t.Kill(ctx, syscall.SIGKILL, true)
 			}
 			c.task = t
+			d.restoreExecs(c, t)
 			go d.watch(c, c.exited, t)
 		case container.StateRemoving:
 			c.State.Status = container.StateDead
@@ -517,6 +518,7 @@ func (d *Daemon) restore() (boot []string, err error) {
 					}
 					d.countVolumes(c)
 					c.task = t
+					d.restoreExecs(c, t)
 					go d.watch(c, c.exited, t)
 					continue
 				}

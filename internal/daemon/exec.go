@@ -1,31 +1,31 @@
 package daemon
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"time"
 
-	"context"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/caps"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/streams"
 	"github.com/tent-project/tent/internal/task"
-	"golang.org/x/sys/unix"
 )
 
-// execProc is one `docker exec`. The process runs as a child of the
-// daemon, which holds its stdio.
+// execProc is one `docker exec`. Its process belongs to the container's
+// task (its supervisor holds the stdio and keeps the exit code), so it
+// outlives the daemon; the daemon relays the stream and keeps this record
+// (restored from the task's by restoreExecs).
 type execProc struct {
 	id, containerID string
 	cfg             container.ExecCreateRequest
@@ -36,7 +36,8 @@ type execProc struct {
 	running  bool
 	pid      int
 	exitCode *int
-	master   *os.File
+	// ended is closed once the exit code is recorded.
+	ended chan struct{}
 }
 
 func (d *Daemon) getExec(id string) (*execProc, error) {
@@ -70,7 +71,7 @@ func (d *Daemon) ExecCreate(ref string, cfg container.ExecCreateRequest) (string
 	if err != nil {
 		return "", fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 	}
-	e := &execProc{id: newID(), containerID: c.ID, cfg: cfg, detachKeys: keys}
+	e := &execProc{id: newID(), containerID: c.ID, cfg: cfg, detachKeys: keys, ended: make(chan struct{})}
 	d.mu.Lock()
 	d.execs[e.id] = e
 	d.mu.Unlock()
@@ -140,60 +141,102 @@ func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, 
 	if err != nil {
 		return err
 	}
-	if detach {
-		in, out = nil, io.Discard
-	}
-	var detached chan struct{} // closed when the client types the detach keys
-	if in != nil && e.cfg.Tty && e.cfg.AttachStdin {
-		detached = make(chan struct{})
-		in = &detachNotice{r: streams.NewEscapeReader(in, e.detachKeys), detached: detached}
-	}
-	cw := newCutWriter(out)
-	w := streams.NewWriter(cw, e.cfg.Tty)
-	p, wait, err := e.spawn(t, proc, in, w)
+	meta, _ := json.Marshal(e.cfg)
+	stdin := !detach && in != nil && e.cfg.AttachStdin
+	ctx := context.TODO()
+	stream, err := t.Exec(ctx, e.id, proc, task.ExecOpts{Stdin: stdin, Meta: meta})
 	if err != nil {
 		code := startFailureCode(err)
 		e.mu.Lock()
 		e.exitCode = &code
 		e.mu.Unlock()
+		close(e.ended)
 		if !detach {
-			w.Write(streams.Stderr, []byte("OCI runtime exec failed: "+err.Error()+"\n"))
+			streams.NewWriter(out, e.cfg.Tty).Write(streams.Stderr, []byte("OCI runtime exec failed: "+err.Error()+"\n"))
 			closeOut()
 			return nil
 		}
 		return err
 	}
 	e.mu.Lock()
-	e.running, e.pid = true, p.Pid()
+	e.running, e.pid = true, stream.Pid()
 	e.mu.Unlock()
 	d.containerEvent(c, events.ActionExecStart, map[string]string{"execID": e.id})
-	finish := func() {
-		code := wait()
-		e.mu.Lock()
-		e.running, e.exitCode = false, &code
-		if e.master != nil {
-			e.master.Close()
-		}
-		e.mu.Unlock()
-		d.containerEvent(c, events.ActionExecDie, map[string]string{"execID": e.id, "exitCode": fmt.Sprint(code)})
-	}
+	go d.finishExec(c, t, e)
 	if detach {
-		go finish()
+		stream.Close() // the process goes on
 		return nil
 	}
-	done := make(chan struct{})
+	defer stream.Close()
+	var detached chan struct{} // closed when the client types the detach keys
+	if stdin {
+		if e.cfg.Tty {
+			detached = make(chan struct{})
+			in = &detachNotice{r: streams.NewEscapeReader(in, e.detachKeys), detached: detached}
+		}
+		go func() {
+			io.Copy(stream, in)
+			stream.CloseWrite()
+		}()
+	}
+	// The stream comes framed from the supervisor (raw with a terminal).
+	cw := newCutWriter(out)
+	relayed := make(chan struct{})
 	go func() {
-		finish()
-		close(done)
+		io.Copy(cw, stream)
+		close(relayed)
 	}()
 	select {
-	case <-done:
+	case <-relayed:
+		// The client asks for the exit code once its stream ends.
+		select {
+		case <-e.ended:
+		case <-time.After(5 * time.Second):
+		}
 	case <-detached: // nil, and never ready, without a terminal
 		cw.cut()
 	case <-cw.gone: // the client hung up (the docker CLI detaches so)
 	}
 	closeOut()
 	return nil
+}
+
+// finishExec records the end of exec e of task t.
+func (d *Daemon) finishExec(c *ctr, t task.Task, e *execProc) {
+	st, err := t.ExecWait(context.TODO(), e.id)
+	code := st.ExitCode
+	if err != nil {
+		code = 137 // gone with its container
+	}
+	e.mu.Lock()
+	e.running, e.exitCode = false, &code
+	e.mu.Unlock()
+	close(e.ended)
+	d.containerEvent(c, events.ActionExecDie, map[string]string{"execID": e.id, "exitCode": fmt.Sprint(code)})
+}
+
+// restoreExecs takes back the execs of a container re-adopted at start-up.
+func (d *Daemon) restoreExecs(c *ctr, t task.Task) {
+	states, err := t.Execs(context.TODO())
+	if err != nil {
+		d.log.Warn("execs of a re-adopted container", "container", c.ID, "err", err)
+	}
+	for _, st := range states {
+		e := &execProc{id: st.ID, containerID: c.ID, started: true, running: st.Running, pid: st.Pid, ended: make(chan struct{})}
+		if json.Unmarshal(st.Meta, &e.cfg) != nil || len(e.cfg.Cmd) == 0 {
+			continue // not one of ours
+		}
+		if st.Running {
+			go d.finishExec(c, t, e)
+		} else {
+			code := st.ExitCode
+			e.exitCode = &code
+			close(e.ended)
+		}
+		d.mu.Lock()
+		d.execs[e.id] = e
+		d.mu.Unlock()
+	}
 }
 
 // detachNotice closes detached when the escape reader it wraps meets the
@@ -276,91 +319,6 @@ func (d *Daemon) execSpec(t task.Task, pid int, cfg container.ExecCreateRequest)
 	return &p, nil
 }
 
-// spawn starts the process with stdio relayed through pipes or a pty;
-// wait returns its exit code once its output is drained.
-func (e *execProc) spawn(t task.Task, proc *specs.Process, in io.Reader, w *streams.Writer) (task.Process, func() int, error) {
-	var opts task.ExecIO
-	var closeAfter []*os.File
-	var outputs []*os.File
-	var console *os.File
-	defer func() {
-		for _, f := range closeAfter {
-			f.Close()
-		}
-	}()
-	if proc.Terminal {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		console = os.NewFile(uintptr(fds[0]), "console")
-		opts.Console = os.NewFile(uintptr(fds[1]), "console-child")
-		closeAfter = append(closeAfter, opts.Console, console)
-	} else {
-		for i := 1; i <= 2; i++ {
-			r, wr, err := os.Pipe()
-			if err != nil {
-				return nil, nil, err
-			}
-			opts.Stdio[i] = wr
-			closeAfter = append(closeAfter, wr)
-			outputs = append(outputs, r)
-		}
-		if in != nil && e.cfg.AttachStdin {
-			r, wr, err := os.Pipe()
-			if err != nil {
-				return nil, nil, err
-			}
-			opts.Stdio[0] = r
-			closeAfter = append(closeAfter, r)
-			go func() {
-				io.Copy(wr, in)
-				wr.Close()
-			}()
-		}
-	}
-	p, err := t.Exec(context.TODO(), proc, opts)
-	if err != nil {
-		for _, f := range outputs {
-			f.Close()
-		}
-		return nil, nil, err
-	}
-	if console != nil {
-		m, err := runtime.RecvConsole(console)
-		if err != nil {
-			p.Signal(syscall.SIGKILL)
-			p.Wait()
-			return nil, nil, err
-		}
-		e.mu.Lock()
-		e.master = m
-		e.mu.Unlock()
-		outputs = append(outputs, m)
-		if in != nil && e.cfg.AttachStdin {
-			go io.Copy(m, in)
-		}
-	}
-	sources := make([]io.Reader, len(outputs))
-	for i, f := range outputs {
-		sources[i] = f
-	}
-	drained := streams.Pump(sources, func(kind byte, b []byte) { w.Write(kind, b) })
-	return p, func() int {
-		code, err := p.Wait()
-		if err != nil {
-			code = 126
-		}
-		<-drained
-		for _, f := range outputs {
-			if f != e.master {
-				f.Close()
-			}
-		}
-		return code
-	}, nil
-}
-
 // ExecResize sets the size of an exec's terminal.
 func (d *Daemon) ExecResize(id string, height, width uint16) error {
 	e, err := d.getExec(id)
@@ -368,11 +326,19 @@ func (d *Daemon) ExecResize(id string, height, width uint16) error {
 		return err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.master == nil {
+	running := e.running
+	e.mu.Unlock()
+	if !e.cfg.Tty || !running {
 		return fmt.Errorf("exec %s has no terminal: %w", id, errdefs.ErrConflict)
 	}
-	return unix.IoctlSetWinsize(int(e.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
+	c, err := d.get(e.containerID)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	t := c.task
+	c.mu.Unlock()
+	return t.ExecResize(context.TODO(), id, height, width)
 }
 
 // Top lists the container's processes as `ps` (with psArgs, default -ef)

@@ -70,6 +70,17 @@ type request struct {
 	Attach *AttachOpts `json:"attach,omitempty"`
 	Resize *[2]uint16  `json:"resize,omitempty"` // height, width
 	Wait   bool        `json:"wait,omitempty"`
+	// Exec runs a process in the container (exec_linux.go); the others
+	// name an exec by its ID.
+	Exec       *ExecRequest `json:"exec,omitempty"`
+	ExecWait   string       `json:"execWait,omitempty"`
+	ExecResize *execResize  `json:"execResize,omitempty"`
+	Execs      bool         `json:"execs,omitempty"`
+}
+
+type execResize struct {
+	ID   string    `json:"id"`
+	Size [2]uint16 `json:"size"` // height, width
 }
 
 type ready struct {
@@ -331,14 +342,7 @@ func Resize(dir string, height, width uint16) error {
 		return err
 	}
 	defer conn.Close()
-	var resp struct{ Error string }
-	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
-		return ErrGone
-	}
-	if resp.Error != "" {
-		return errors.New(resp.Error)
-	}
-	return nil
+	return readError(conn)
 }
 
 // A Waiter is a wait for a container's end, registered with its monitor.

@@ -37,6 +37,7 @@ type monitor struct {
 	exit      []byte // the exit record, a JSON line, once done
 	stdinUsed bool
 	finished  <-chan struct{}
+	execs     map[string]*execState
 }
 
 type attachment struct {
@@ -140,7 +141,7 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, *runtime.Process, er
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &monitor{dir: dir, attached: map[*attachment]struct{}{}}
+	m := &monitor{dir: dir, attached: map[*attachment]struct{}{}, execs: map[string]*execState{}}
 	if err := json.Unmarshal(b, &m.cfg); err != nil {
 		return nil, nil, fmt.Errorf("monitor config: %w", err)
 	}
@@ -149,43 +150,11 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, *runtime.Process, er
 		return nil, nil, err
 	}
 	opts.Bundle = m.cfg.Bundle
-	var childEnds []*os.File
-	defer func() {
-		for _, f := range childEnds {
-			f.Close()
-		}
-	}()
-	var outputs []*os.File
-	var console *os.File
-	if m.cfg.Tty {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		console = os.NewFile(uintptr(fds[0]), "console")
-		opts.ConsoleConn = os.NewFile(uintptr(fds[1]), "console-child")
-		childEnds = append(childEnds, opts.ConsoleConn)
-		defer console.Close()
-	} else {
-		for i := 1; i <= 2; i++ {
-			r, w, err := os.Pipe()
-			if err != nil {
-				return nil, nil, err
-			}
-			opts.Stdio[i] = w
-			childEnds = append(childEnds, w)
-			outputs = append(outputs, r)
-		}
-		if m.cfg.OpenStdin {
-			r, w, err := os.Pipe()
-			if err != nil {
-				return nil, nil, err
-			}
-			opts.Stdio[0] = r
-			childEnds = append(childEnds, r)
-			m.stdin = w
-		}
+	st, err := newStdio(m.cfg.Tty, m.cfg.OpenStdin)
+	if err != nil {
+		return nil, nil, err
 	}
+	opts.Stdio, opts.ConsoleConn = st.child, st.console
 	if m.log, err = jsonlog.NewWriter(m.cfg.LogPath, m.cfg.LogMaxSize, m.cfg.LogMaxFiles); err != nil {
 		return nil, nil, err
 	}
@@ -198,29 +167,22 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, *runtime.Process, er
 	_, proc, err := rt.Create(m.cfg.ID, opts)
 	opts.Prestarted = nil // Create's now
 	if err != nil {
+		st.close()
 		l.Close()
 		return nil, nil, err
 	}
-	if console != nil {
-		if m.master, err = runtime.RecvConsole(console); err != nil {
-			proc.Signal(syscall.SIGKILL)
-			proc.Wait()
-			l.Close()
-			return nil, nil, err
-		}
-		outputs = append(outputs, m.master)
-		if m.cfg.OpenStdin {
-			m.stdin = nopCloser{m.master}
-		}
+	if err := st.started(m.cfg.OpenStdin); err != nil {
+		proc.Signal(syscall.SIGKILL)
+		proc.Wait()
+		st.close()
+		l.Close()
+		return nil, nil, err
 	}
+	m.master, m.stdin = st.master, st.stdin
 	go m.serve(l)
-	m.pump(outputs)
+	m.pump(st.outputs)
 	return m, proc, nil
 }
-
-type nopCloser struct{ io.Writer }
-
-func (nopCloser) Close() error { return nil }
 
 // pump starts copying the container's output; finished closes once all of
 // it is read.
@@ -291,6 +253,7 @@ func (m *monitor) run(proc *runtime.Process) error {
 			fmt.Fprintf(os.Stderr, "delete: %v\n", derr)
 		}
 	}
+	m.awaitExecs()
 	werr := writeFileAtomic(m.cfg.ExitFile, b)
 	return errors.Join(err, werr)
 }
@@ -333,6 +296,14 @@ func (m *monitor) handle(conn net.Conn) {
 		}
 		json.NewEncoder(conn).Encode(resp)
 		conn.Close()
+	case req.Exec != nil:
+		m.exec(conn, br, *req.Exec)
+	case req.ExecWait != "":
+		m.execWait(conn, req.ExecWait)
+	case req.ExecResize != nil:
+		m.execResize(conn, *req.ExecResize)
+	case req.Execs:
+		m.listExecs(conn)
 	case req.Wait:
 		// The exit record comes when the container ends (run); the
 		// connection closes when this process exits.

@@ -23,7 +23,6 @@ package task
 import (
 	"context"
 	"io"
-	"os"
 	"syscall"
 	"time"
 
@@ -128,19 +127,29 @@ type Stream interface {
 	CloseWrite() error
 }
 
-// ExecIO is the stdio of an exec'd process: files it gets (nil: /dev/null),
-// or with a terminal a socket that receives the terminal's master.
-type ExecIO struct {
-	Stdio   [3]*os.File
-	Console *os.File
+// ExecOpts are the settings of an exec.
+type ExecOpts struct {
+	// Stdin: what is written to the stream goes to the process.
+	Stdin bool
+	// Meta (JSON) is kept with the exec (the engine's own record of it) and
+	// returned by Execs, for an engine that restarts.
+	Meta []byte
 }
 
-// Process is an exec'd process.
-type Process interface {
+// ExecStream is a running exec's stdio, as Stream is a container's; it
+// ends when the process does. Closing it leaves the process running.
+type ExecStream interface {
+	Stream
 	Pid() int
-	Signal(os.Signal) error
-	// Wait returns its exit status (128+n for a signal).
-	Wait() (int, error)
+}
+
+// ExecState is what a task keeps of an exec while the task exists.
+type ExecState struct {
+	ID       string
+	Pid      int
+	Running  bool
+	ExitCode int
+	Meta     []byte
 }
 
 // Task is one run of a container.
@@ -165,8 +174,15 @@ type Task interface {
 	Pids(ctx context.Context) ([]int, error)
 	// Update changes the resource limits of a running task.
 	Update(ctx context.Context, r *specs.LinuxResources) error
-	// Exec starts p in the running container.
-	Exec(ctx context.Context, p *specs.Process, io ExecIO) (Process, error)
+	// Exec starts p (its ID is id) in the running container, as a
+	// process of the task's supervisor: it outlives the engine.
+	Exec(ctx context.Context, id string, p *specs.Process, o ExecOpts) (ExecStream, error)
+	// ExecWait blocks until exec id ends and returns its state.
+	ExecWait(ctx context.Context, id string) (ExecState, error)
+	// ExecResize sets the size of exec id's terminal.
+	ExecResize(ctx context.Context, id string, height, width uint16) error
+	// Execs lists the task's execs, running and ended.
+	Execs(ctx context.Context) ([]ExecState, error)
 	// Attach connects to the container's stdio.
 	Attach(ctx context.Context, o AttachOpts) (Stream, error)
 	// Resize sets the size of the container's terminal.

@@ -2,6 +2,7 @@ package proc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -145,16 +146,37 @@ func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
 	return c.Update(r)
 }
 
-func (t *Task) Exec(ctx context.Context, p *specs.Process, io task.ExecIO) (task.Process, error) {
-	c, err := t.container()
+func (t *Task) Exec(ctx context.Context, id string, p *specs.Process, o task.ExecOpts) (task.ExecStream, error) {
+	conn, err := monitor.Exec(t.paths.Dir, monitor.ExecRequest{ID: id, Process: p, Stdin: o.Stdin, Meta: o.Meta})
 	if err != nil {
+		if errors.Is(err, monitor.ErrGone) {
+			return nil, fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
+		}
 		return nil, err
 	}
-	proc, err := c.Exec(p, runtime.ExecOpts{Stdio: io.Stdio, ConsoleConn: io.Console})
-	if err != nil {
-		return nil, err
+	return conn, nil
+}
+
+func (t *Task) ExecWait(ctx context.Context, id string) (task.ExecState, error) {
+	rec, err := monitor.ExecWait(t.paths.Dir, id)
+	return execState(rec), err
+}
+
+func (t *Task) ExecResize(ctx context.Context, id string, height, width uint16) error {
+	return monitor.ExecResize(t.paths.Dir, id, height, width)
+}
+
+func (t *Task) Execs(ctx context.Context) ([]task.ExecState, error) {
+	recs, err := monitor.Execs(t.paths.Dir)
+	out := make([]task.ExecState, len(recs))
+	for i, r := range recs {
+		out[i] = execState(r)
 	}
-	return proc, nil
+	return out, err
+}
+
+func execState(r monitor.ExecRecord) task.ExecState {
+	return task.ExecState{ID: r.ID, Pid: r.Pid, Running: r.Running, ExitCode: r.ExitCode, Meta: r.Meta}
 }
 
 func (t *Task) Attach(ctx context.Context, o task.AttachOpts) (task.Stream, error) {

@@ -20,6 +20,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/jsonlog"
 	"github.com/tent-project/tent/internal/oci"
 	"github.com/tent-project/tent/internal/streams"
@@ -254,28 +255,50 @@ func testExec(t *testing.T, rt task.Runtime) {
 	tk := f.mustCreate(t, rt, "sleep", "1000")
 	ctx := context.Background()
 	startRunning(t, tk, "sleep")
-	r, w, err := os.Pipe()
+	s, err := tk.Exec(ctx, "e1", &specs.Process{Args: []string{"sh", "-c", "read x; echo in-exec $x $(cat /proc/1/comm); echo oops >&2; exit 5"},
+		Cwd: "/", Env: []string{"PATH=/bin"}}, task.ExecOpts{Stdin: true, Meta: []byte(`{"mine":1}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	p, err := tk.Exec(ctx, &specs.Process{Args: []string{"sh", "-c", "echo in-exec $(cat /proc/1/comm); exit 5"}, Cwd: "/",
-		Env: []string{"PATH=/bin"}}, task.ExecIO{Stdio: [3]*os.File{nil, w, w}})
-	w.Close()
+	if s.Pid() <= 0 {
+		t.Errorf("exec pid %d", s.Pid())
+	}
+	io.WriteString(s, "hi\n")
+	s.CloseWrite()
+	var out, errOut bytes.Buffer
+	if err := streams.Demux(&out, &errOut, s); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if out.String() != "in-exec hi sleep\n" || errOut.String() != "oops\n" {
+		t.Errorf("exec output %q, stderr %q; want the container's view", out.String(), errOut.String())
+	}
+	st, err := tk.ExecWait(ctx, "e1")
+	if err != nil || st.Running || st.ExitCode != 5 || string(st.Meta) != `{"mine":1}` {
+		t.Errorf("exec state %+v (%v), want ended with 5 and its meta", st, err)
+	}
+	if _, err := tk.Exec(ctx, "e2", &specs.Process{Args: []string{"nosuchprogram"}, Cwd: "/"}, task.ExecOpts{}); err == nil ||
+		!strings.Contains(err.Error(), "executable file not found") || !errdefs.IsNotFound(err) {
+		t.Errorf("exec of a missing program: %v, want its cause, of class not found", err)
+	}
+	// A detached exec goes on without its stream and keeps its exit code.
+	s, err = tk.Exec(ctx, "e3", &specs.Process{Args: []string{"sh", "-c", "sleep 0.3; exit 7"}, Cwd: "/", Env: []string{"PATH=/bin"}}, task.ExecOpts{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _ := io.ReadAll(r)
-	code, err := p.Wait()
-	if err != nil || code != 5 || string(out) != "in-exec sleep\n" {
-		t.Errorf("exec: exit %d (%v), output %q; want 5 and the container's view", code, err, out)
+	s.Close()
+	if list, err := tk.Execs(ctx); err != nil || len(list) != 2 {
+		t.Errorf("execs %+v (%v), want e1 and e3", list, err)
 	}
-	if _, err := tk.Exec(ctx, &specs.Process{Args: []string{"nosuchprogram"}, Cwd: "/"}, task.ExecIO{}); err == nil ||
-		!strings.Contains(err.Error(), "executable file not found") {
-		t.Errorf("exec of a missing program: %v", err)
+	if st, err := tk.ExecWait(ctx, "e3"); err != nil || st.ExitCode != 7 {
+		t.Errorf("detached exec: %+v (%v), want exit 7", st, err)
 	}
 	tk.Kill(ctx, syscall.SIGKILL, false)
 	wait(t, tk)
+	// Once the task has ended, its execs are still known.
+	if st, err := tk.ExecWait(ctx, "e1"); err != nil || st.ExitCode != 5 {
+		t.Errorf("exec after the task's end: %+v (%v)", st, err)
+	}
 }
 
 func testAttachBeforeStart(t *testing.T, rt task.Runtime) {
