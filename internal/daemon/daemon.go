@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/tent-project/tent/internal/content"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/eventbus"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/snapshot"
@@ -65,7 +66,7 @@ type Daemon struct {
 	images  *images.Store
 	// runtimes are the task backends by name (HostConfig.Runtime).
 	runtimes map[string]task.Runtime
-	events   *broker
+	events   *eventbus.Bus
 	log      *slog.Logger
 	started  time.Time
 
@@ -118,7 +119,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, events: newBroker(), started: time.Now(), quit: make(chan struct{}), volUsers: map[string]int{},
+	d := &Daemon{cfg: cfg, log: cfg.Logger, events: eventbus.New(), started: time.Now(), quit: make(chan struct{}), volUsers: map[string]int{},
 		containers: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{}}
 	var err error
 	d.db, err = bolt.Open(filepath.Join(cfg.DataRoot, "metadata.db"), 0o600, &bolt.Options{Timeout: time.Second})

@@ -18,6 +18,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/tent-project/tent/internal/daemon"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/eventbus"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/streams"
@@ -147,7 +148,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		if !until.IsZero() && m.TimeNano > until.UnixNano() {
 			return false
 		}
-		if eventMatches(m, f) {
+		if eventbus.Matches(m, f) {
 			return enc.Encode(m) == nil
 		}
 		return true
@@ -173,52 +174,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-}
-
-// eventMatches applies docker's event filters: every key given must
-// match. type, event and scope exactly; container, volume (and network,
-// daemon, plugin, ...: events tent never sends) by ID or name prefix,
-// which keeps out events of other kinds, as dockerd does; image by ID or
-// name, with or without the tag, also for the image a container event
-// names; label=KEY or label=KEY=VALUE against the attributes (a
-// container's labels are there).
-func eventMatches(m events.Message, f map[string][]string) bool {
-	exact := func(key, v string) bool {
-		vals, ok := f[key]
-		return !ok || slices.Contains(vals, v)
-	}
-	prefix := func(key, v string) bool {
-		vals, ok := f[key]
-		return !ok || slices.ContainsFunc(vals, func(x string) bool { return strings.HasPrefix(v, x) })
-	}
-	attrs := m.Actor.Attributes
-	for _, kind := range []string{"container", "volume", "network", "daemon", "plugin", "node", "service", "secret", "config"} {
-		if !prefix(kind, m.Actor.ID) && !prefix(kind, attrs["name"]) {
-			return false
-		}
-	}
-	image := attrs["image"]
-	if m.Type == events.ImageEventType {
-		image = attrs["name"]
-	}
-	if !slices.ContainsFunc([]string{m.Actor.ID, image, stripTag(m.Actor.ID), stripTag(image)}, func(v string) bool { return exact("image", v) }) {
-		return false
-	}
-	for _, l := range f["label"] {
-		k, v, withValue := strings.Cut(l, "=")
-		if got, ok := attrs[k]; !ok || withValue && got != v {
-			return false
-		}
-	}
-	return exact("type", string(m.Type)) && exact("event", string(m.Action)) && exact("scope", m.Scope)
-}
-
-// stripTag drops the tag of an image name (not a registry's port).
-func stripTag(name string) string {
-	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
-		return name[:i]
-	}
-	return name
 }
 
 // pruneFilter reads a prune's filters, refusing any but allowed ones.

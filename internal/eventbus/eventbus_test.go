@@ -1,7 +1,8 @@
-package server
+package eventbus
 
 import (
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/events"
 )
@@ -40,9 +41,41 @@ func TestEventMatches(t *testing.T) {
 			msg  events.Message
 			want bool
 		}{{ctr, c.ctr}, {img, c.img}, {vol, c.vol}} {
-			if got := eventMatches(m.msg, c.f); got != m.want {
+			if got := Matches(m.msg, c.f); got != m.want {
 				t.Errorf("filters %v, %s event: match %v, want %v", c.f, m.msg.Type, got, m.want)
 			}
 		}
+	}
+}
+
+func TestBusKeepsAndFansOut(t *testing.T) {
+	b := New()
+	b.Publish(events.ContainerEventType, events.ActionCreate, "a", nil)
+	past, ch, cancel := b.Subscribe(time.Unix(0, 1))
+	defer cancel()
+	if len(past) != 1 || past[0].Actor.ID != "a" || past[0].Scope != "local" || past[0].TimeNano == 0 {
+		t.Fatalf("kept events: %+v", past)
+	}
+	if none, _, c := b.Subscribe(time.Time{}); len(none) != 0 {
+		t.Errorf("a subscription without since got %d past events", len(none))
+	} else {
+		c()
+	}
+	b.Publish(events.ContainerEventType, events.ActionStart, "b", nil)
+	select {
+	case m := <-ch:
+		if m.Actor.ID != "b" || m.Action != events.ActionStart {
+			t.Errorf("got %+v", m)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("no event")
+	}
+	for i := 0; i < Keep+10; i++ {
+		b.Publish(events.ImageEventType, events.ActionTag, "x", nil)
+	}
+	if past, _, c := b.Subscribe(time.Unix(0, 1)); len(past) != Keep {
+		t.Errorf("kept %d events, want %d", len(past), Keep)
+	} else {
+		c()
 	}
 }
