@@ -22,6 +22,7 @@ import (
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/spec"
 	"github.com/tent-project/tent/internal/task"
 	bolt "go.etcd.io/bbolt"
 )
@@ -267,9 +268,9 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 		saved <-chan error
 	)
 	err = os.MkdirAll(d.dataDir(id), 0o710)
-	// Volumes are made and the container registered under volMu, so that
+	// Volumes are made and the container registered under the volume store's lock, so that
 	// no removal sees a volume unused in between.
-	d.volMu.Lock()
+	d.vols.Lock()
 	if err == nil {
 		made, err = d.setUpVolumes(mps)
 	}
@@ -291,7 +292,7 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 		err = perr
 	}
 	if err != nil {
-		d.volMu.Unlock()
+		d.vols.Unlock()
 		d.removeVolumes(made)
 		if perr == nil {
 			d.snap.Remove(key)
@@ -303,7 +304,7 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 	d.mu.Lock()
 	d.containers[id] = c
 	d.mu.Unlock()
-	d.volMu.Unlock()
+	d.vols.Unlock()
 	d.containerEvent(c, events.ActionCreate, nil)
 	return container.CreateResponse{ID: id, Warnings: []string{}}, nil
 }
@@ -344,7 +345,7 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if hc.Runtime != "" && hc.Runtime != defaultRuntime {
 		return fmt.Errorf("unknown or invalid runtime name: %s: %w", hc.Runtime, errdefs.ErrInvalidArgument)
 	}
-	if _, err := parseSecurityOpts(hc.SecurityOpt); err != nil {
+	if _, err := spec.ParseSecurityOpts(hc.SecurityOpt); err != nil {
 		return err
 	}
 	if hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled && hc.AutoRemove {
@@ -384,7 +385,7 @@ func mergeConfig(cfg *container.Config, img *ocispec.Image) *container.Config {
 	} else if len(m.Entrypoint) == 1 && m.Entrypoint[0] == "" {
 		m.Entrypoint = nil // --entrypoint "" clears the image's
 	}
-	m.Env = mergeEnv(ic.Env, cfg.Env)
+	m.Env = spec.MergeEnv(ic.Env, cfg.Env)
 	if m.WorkingDir == "" {
 		m.WorkingDir = ic.WorkingDir
 	}
@@ -418,25 +419,6 @@ func mergeConfig(cfg *container.Config, img *ocispec.Image) *container.Config {
 		m.Volumes = vols
 	}
 	return &m
-}
-
-// mergeEnv overlays the user's variables on the image's, by name.
-func mergeEnv(base, over []string) []string {
-	out := append([]string(nil), base...)
-	for _, kv := range over {
-		k, _, _ := strings.Cut(kv, "=")
-		replaced := false
-		for i, e := range out {
-			if ek, _, _ := strings.Cut(e, "="); ek == k {
-				out[i], replaced = kv, true
-				break
-			}
-		}
-		if !replaced {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // all returns every container, newest first.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/tent-project/tent/internal/content"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/eventbus"
@@ -30,6 +31,7 @@ import (
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/proc"
+	"github.com/tent-project/tent/internal/volume"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -64,6 +66,7 @@ type Daemon struct {
 	snap    snapshot.Snapshotter
 	driver  string // "overlay" or "native"
 	images  *images.Store
+	vols    *volume.Store
 	// runtimes are the task backends by name (HostConfig.Runtime).
 	runtimes map[string]task.Runtime
 	events   *eventbus.Bus
@@ -77,13 +80,8 @@ type Daemon struct {
 	reg        *registry.Client
 	// imageMu serializes image deletion against container creation.
 	imageMu sync.Mutex
-	// volMu serializes volume creation and removal (and the in-use check).
-	volMu   sync.Mutex
 	closeMu sync.Mutex
 	closed  bool
-	// volUsers counts the running users of volumes with options.
-	volUsersMu sync.Mutex
-	volUsers   map[string]int
 	// bg counts background work (directory removals) that Close waits
 	// for; quit tells it to stop.
 	bg   sync.WaitGroup
@@ -119,7 +117,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, events: eventbus.New(), started: time.Now(), quit: make(chan struct{}), volUsers: map[string]int{},
+	d := &Daemon{cfg: cfg, log: cfg.Logger, events: eventbus.New(), started: time.Now(), quit: make(chan struct{}),
 		containers: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{}}
 	var err error
 	d.db, err = bolt.Open(filepath.Join(cfg.DataRoot, "metadata.db"), 0o600, &bolt.Options{Timeout: time.Second})
@@ -153,6 +151,9 @@ func New(cfg Config) (*Daemon, error) {
 	if d.images, err = images.New(d.db, d.content, d.snap); err != nil {
 		return nil, err
 	}
+	d.vols = volume.New(d.db, filepath.Join(cfg.DataRoot, "volumes"), func(action events.Action, name string) {
+		d.event(events.VolumeEventType, action, name, map[string]string{"driver": "local"})
+	})
 	// tent's own runtime, the process backend: monitors, container inits
 	// and exec helpers all run from one sealed in-memory copy of the
 	// monitor binary (internal/task/proc).

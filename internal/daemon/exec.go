@@ -18,6 +18,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/caps"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/spec"
 	"github.com/tent-project/tent/internal/streams"
 	"github.com/tent-project/tent/internal/task"
 )
@@ -291,22 +292,22 @@ func (c *cutWriter) cut() {
 // execSpec is the process of an exec: the container's process settings
 // with the exec's command, environment, user and directory.
 func (d *Daemon) execSpec(t task.Task, pid int, cfg container.ExecCreateRequest) (*specs.Process, error) {
-	spec, err := t.Spec(context.TODO())
+	ts, err := t.Spec(context.TODO())
 	if err != nil {
 		return nil, err
 	}
-	base := spec.Process
+	base := ts.Process
 	p := *base
 	p.Args = cfg.Cmd
 	p.Terminal = cfg.Tty
-	p.Env = mergeEnv(base.Env, cfg.Env)
+	p.Env = spec.MergeEnv(base.Env, cfg.Env)
 	p.ConsoleSize = nil
 	if cfg.WorkingDir != "" {
 		p.Cwd = cfg.WorkingDir
 	}
 	if cfg.User != "" {
 		// Names are the container's, as its init sees its root.
-		u, err := resolveUser(fmt.Sprintf("/proc/%d/root", pid), cfg.User)
+		u, err := spec.ResolveUser(fmt.Sprintf("/proc/%d/root", pid), cfg.User)
 		if err != nil {
 			return nil, err
 		}

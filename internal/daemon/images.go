@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/spec"
 )
 
 func (d *Daemon) imageEvent(action events.Action, id, name string) {
@@ -366,7 +367,7 @@ func applyChange(cfg *ocispec.ImageConfig, change string) error {
 			return bad(err.Error())
 		}
 		for _, kv := range pairs {
-			cfg.Env = mergeEnv(cfg.Env, []string{kv[0] + "=" + kv[1]})
+			cfg.Env = spec.MergeEnv(cfg.Env, []string{kv[0] + "=" + kv[1]})
 		}
 	case "LABEL":
 		pairs, err := keyValues(arg)

@@ -451,7 +451,7 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 			if m.Type != mount.TypeVolume {
 				continue
 			}
-			if v, err := d.getVolume(m.Name); err == nil && v.anonymous() {
+			if v, err := d.vols.Get(m.Name); err == nil && v.Anonymous() {
 				anonymous = append(anonymous, m.Name)
 			}
 		}

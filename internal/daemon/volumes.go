@@ -1,205 +1,47 @@
 package daemon
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/volume"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
-	bolt "go.etcd.io/bbolt"
-	"golang.org/x/sys/unix"
+	vol "github.com/tent-project/tent/internal/volume"
 )
 
-// Volumes: docker's "local" driver. A volume is a directory,
-// DataRoot/volumes/NAME/_data, recorded in the "volumes" bucket. Named
-// volumes are made by `volume create` or by the first container that
-// names one; anonymous ones (-v /path, VOLUME in the image) get a random
-// name and go with their container on `rm -v` or `--rm`.
-
-var volumesBucket = []byte("volumes")
-
-// anonymousLabel marks an anonymous volume, as docker does.
-const anonymousLabel = "com.docker.volume.anonymous"
-
-type volumeRecord struct {
-	Name      string            `json:"name"`
-	CreatedAt time.Time         `json:"createdAt"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	// Options are the local driver's: type, device and o, as mount(8)'s
-	// -t, device and -o. With them the volume's _data is a mount point
-	// while a running container uses the volume.
-	Options map[string]string `json:"options,omitempty"`
-}
-
-// validateVolumeOptions applies the local driver's rules to the options
-// of volume name: only type, device and o; type and device together; o
-// only with both. The messages are dockerd's.
-func validateVolumeOptions(name string, opts map[string]string) error {
-	for k := range opts {
-		if k != "type" && k != "device" && k != "o" {
-			return fmt.Errorf("create %s: invalid option: %q: %w", name, k, errdefs.ErrInvalidArgument)
-		}
-	}
-	required := map[string][]string{"type": {"device"}, "device": {"type"}, "o": {"device", "type"}}
-	for _, k := range []string{"type", "device", "o"} {
-		if _, ok := opts[k]; !ok {
-			continue
-		}
-		for _, need := range required[k] {
-			if _, ok := opts[need]; !ok {
-				return fmt.Errorf("create %s: missing required option: %q: %w", name, need, errdefs.ErrInvalidArgument)
-			}
-		}
-	}
-	return nil
-}
-
-func (v *volumeRecord) anonymous() bool {
-	_, ok := v.Labels[anonymousLabel]
-	return ok
-}
-
-// validVolumeName is docker's rule for local volume names (which also
-// keeps them from being paths).
-var validVolumeName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
-
-func checkVolumeName(name string) error {
-	if !validVolumeName.MatchString(name) {
-		return fmt.Errorf("%q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path: %w", name, errdefs.ErrInvalidArgument)
-	}
-	return nil
-}
-
-func (d *Daemon) volumeData(name string) string {
-	return filepath.Join(d.cfg.DataRoot, "volumes", name, "_data")
-}
-
-func (d *Daemon) getVolume(name string) (*volumeRecord, error) {
-	var v *volumeRecord
-	err := d.db.View(func(tx *bolt.Tx) error {
-		if bk := tx.Bucket(volumesBucket); bk != nil {
-			if b := bk.Get([]byte(name)); b != nil {
-				v = &volumeRecord{}
-				return json.Unmarshal(b, v)
-			}
-		}
-		return nil
-	})
-	if err == nil && v == nil {
-		err = fmt.Errorf("get %s: no such volume: %w", name, errdefs.ErrNotFound)
-	}
-	return v, err
-}
-
-func (d *Daemon) allVolumes() ([]*volumeRecord, error) {
-	var out []*volumeRecord
-	err := d.db.View(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(volumesBucket)
-		if bk == nil {
-			return nil
-		}
-		return bk.ForEach(func(_, b []byte) error {
-			v := &volumeRecord{}
-			if err := json.Unmarshal(b, v); err != nil {
-				return err
-			}
-			out = append(out, v)
-			return nil
-		})
-	})
-	return out, err
-}
-
-// createVolume makes volume name (a random one when empty), or returns
-// the existing one of that name; created says which.
-func (d *Daemon) createVolume(name string, labels, opts map[string]string) (v *volumeRecord, created bool, err error) {
-	d.volMu.Lock()
-	defer d.volMu.Unlock()
-	return d.createVolumeLocked(name, labels, opts)
-}
-
-// createVolumeLocked is createVolume with volMu held.
-func (d *Daemon) createVolumeLocked(name string, labels, opts map[string]string) (v *volumeRecord, created bool, err error) {
-	if name == "" {
-		name = newID()
-	} else if err := checkVolumeName(name); err != nil {
-		return nil, false, err
-	}
-	if v, err := d.getVolume(name); err == nil {
-		return v, false, nil
-	}
-	v = &volumeRecord{Name: name, CreatedAt: time.Now().UTC(), Labels: labels, Options: opts}
-	if err := os.MkdirAll(d.volumeData(name), 0o755); err != nil {
-		return nil, false, err
-	}
-	b, err := json.Marshal(v)
-	if err == nil {
-		err = d.db.Update(func(tx *bolt.Tx) error {
-			bk, err := tx.CreateBucketIfNotExists(volumesBucket)
-			if err != nil {
-				return err
-			}
-			return bk.Put([]byte(name), b)
-		})
-	}
-	if err != nil {
-		os.RemoveAll(filepath.Dir(d.volumeData(name)))
-		return nil, false, err
-	}
-	d.event(events.VolumeEventType, events.ActionCreate, name, map[string]string{"driver": "local"})
-	return v, true, nil
-}
+// Volumes: the store (internal/volume, docker's local driver) serves
+// the volume endpoints; what is the engine's own is which containers use
+// a volume (its mount points, below) and the events.
 
 // VolumeCreate is POST /volumes/create.
 func (d *Daemon) VolumeCreate(req volume.CreateRequest) (volume.Volume, error) {
 	if req.Driver != "" && req.Driver != "local" {
 		return volume.Volume{}, fmt.Errorf("error looking up volume plugin %s: plugin %q not found: %w", req.Driver, req.Driver, errdefs.ErrNotFound)
 	}
-	if err := validateVolumeOptions(req.Name, req.DriverOpts); err != nil {
-		return volume.Volume{}, err
-	}
-	v, _, err := d.createVolume(req.Name, req.Labels, req.DriverOpts)
+	v, _, err := d.vols.Create(req.Name, req.Labels, req.DriverOpts)
 	if err != nil {
 		return volume.Volume{}, err
 	}
-	return d.volumeAPI(v), nil
-}
-
-func (d *Daemon) volumeAPI(v *volumeRecord) volume.Volume {
-	labels := v.Labels
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	opts := v.Options
-	if opts == nil {
-		opts = map[string]string{}
-	}
-	return volume.Volume{Name: v.Name, Driver: "local", Mountpoint: d.volumeData(v.Name), Scope: "local",
-		CreatedAt: v.CreatedAt.Format(time.RFC3339), Labels: labels, Options: opts}
+	return d.vols.API(v), nil
 }
 
 // VolumeInspect is GET /volumes/{name}.
 func (d *Daemon) VolumeInspect(name string) (volume.Volume, error) {
-	v, err := d.getVolume(name)
+	v, err := d.vols.Get(name)
 	if err != nil {
 		return volume.Volume{}, err
 	}
-	return d.volumeAPI(v), nil
+	return d.vols.API(v), nil
 }
 
 // volumeUsers are the containers that mount volume name.
@@ -226,20 +68,20 @@ func (d *Daemon) VolumeList(f map[string][]string) (volume.ListResponse, error) 
 			return volume.ListResponse{}, fmt.Errorf("invalid filter '%s': %w", k, errdefs.ErrInvalidArgument)
 		}
 	}
-	all, err := d.allVolumes()
+	all, err := d.vols.List()
 	if err != nil {
 		return volume.ListResponse{}, err
 	}
 	out := volume.ListResponse{Volumes: []volume.Volume{}, Warnings: []string{}}
 	for _, v := range all {
 		if d.volumeMatches(v, f) {
-			out.Volumes = append(out.Volumes, d.volumeAPI(v))
+			out.Volumes = append(out.Volumes, d.vols.API(v))
 		}
 	}
 	return out, nil
 }
 
-func (d *Daemon) volumeMatches(v *volumeRecord, f map[string][]string) bool {
+func (d *Daemon) volumeMatches(v *vol.Volume, f map[string][]string) bool {
 	if names := f["name"]; len(names) > 0 && !slices.ContainsFunc(names, func(n string) bool { return strings.Contains(v.Name, n) }) {
 		return false
 	}
@@ -258,36 +100,11 @@ func (d *Daemon) volumeMatches(v *volumeRecord, f map[string][]string) bool {
 // VolumeRemove is DELETE /volumes/{name}; force only forgives a missing
 // volume, as docker's.
 func (d *Daemon) VolumeRemove(name string, force bool) error {
-	err := d.removeVolume(name)
+	err := d.vols.Remove(name, d.volumeUsers)
 	if force && errdefs.IsNotFound(err) {
 		return nil
 	}
 	return err
-}
-
-func (d *Daemon) removeVolume(name string) error {
-	d.volMu.Lock()
-	defer d.volMu.Unlock()
-	if _, err := d.getVolume(name); err != nil {
-		return fmt.Errorf("remove %s: no such volume: %w", name, errdefs.ErrNotFound)
-	}
-	if users := d.volumeUsers(name); len(users) > 0 {
-		return fmt.Errorf("remove %s: volume is in use - [%s]: %w", name, strings.Join(users, ", "), errdefs.ErrConflict)
-	}
-	unmountVolume(d.volumeData(name)) // one that a crash left mounted
-	if err := os.RemoveAll(filepath.Dir(d.volumeData(name))); err != nil {
-		return err
-	}
-	if err := d.db.Update(func(tx *bolt.Tx) error {
-		if bk := tx.Bucket(volumesBucket); bk != nil {
-			return bk.Delete([]byte(name))
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	d.event(events.VolumeEventType, events.ActionDestroy, name, map[string]string{"driver": "local"})
-	return nil
 }
 
 // VolumePrune removes unused volumes: anonymous ones, or named ones too
@@ -295,33 +112,22 @@ func (d *Daemon) removeVolume(name string) error {
 // docker), narrowed by f.
 func (d *Daemon) VolumePrune(everything bool, f PruneFilter) (volume.PruneReport, error) {
 	report := volume.PruneReport{VolumesDeleted: []string{}}
-	all, err := d.allVolumes()
+	all, err := d.vols.List()
 	if err != nil {
 		return report, err
 	}
 	for _, v := range all {
-		if !everything && !v.anonymous() || !f.matches(v.CreatedAt, v.Labels) {
+		if !everything && !v.Anonymous() || !f.matches(v.CreatedAt, v.Labels) {
 			continue
 		}
-		size := dirSize(d.volumeData(v.Name))
-		if err := d.removeVolume(v.Name); err != nil {
+		size := d.vols.Size(v.Name)
+		if err := d.vols.Remove(v.Name, d.volumeUsers); err != nil {
 			continue // in use
 		}
 		report.VolumesDeleted = append(report.VolumesDeleted, v.Name)
 		report.SpaceReclaimed += uint64(size)
 	}
 	return report, nil
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			n += fi.Size()
-		}
-		return nil
-	})
-	return n
 }
 
 // A mountPoint is a bind or volume mount of a container, decided at
@@ -378,7 +184,7 @@ func parseMountPoints(cfg *container.Config, hc *container.HostConfig) ([]mountP
 			if filepath.IsAbs(parts[0]) {
 				m.Type, m.Source, m.Propagation = mount.TypeBind, filepath.Clean(parts[0]), "rprivate"
 			} else {
-				if err := checkVolumeName(parts[0]); err != nil {
+				if err := vol.CheckName(parts[0]); err != nil {
 					return nil, fmt.Errorf("create %s: %w", parts[0], err)
 				}
 				m.Name, m.Mode = parts[0], "z" // docker's default for a named volume
@@ -417,7 +223,7 @@ func parseMountPoints(cfg *container.Config, hc *container.HostConfig) ([]mountP
 			}
 		case mount.TypeVolume:
 			if mt.Source != "" {
-				if err := checkVolumeName(mt.Source); err != nil {
+				if err := vol.CheckName(mt.Source); err != nil {
 					return nil, err
 				}
 			}
@@ -428,7 +234,7 @@ func parseMountPoints(cfg *container.Config, hc *container.HostConfig) ([]mountP
 					return nil, fmt.Errorf("volume driver %q is not supported: %w", n, errdefs.ErrNotImplemented)
 				}
 				// volume-opt=...: the options of a volume this mount makes.
-				if err := validateVolumeOptions(mt.Source, dc.DriverConfig.Options); err != nil {
+				if err := vol.ValidateOptions(mt.Source, dc.DriverConfig.Options); err != nil {
 					return nil, err
 				}
 				m.VolumeOptions = dc.DriverConfig.Options
@@ -475,8 +281,8 @@ func parseMountPoints(cfg *container.Config, hc *container.HostConfig) ([]mountP
 }
 
 // setUpVolumes makes the volumes that mount points name (and names the
-// anonymous ones), and returns the ones it made, for undoing; volMu is
-// held.
+// anonymous ones), and returns the ones it made, for undoing; the volume
+// store is locked.
 func (d *Daemon) setUpVolumes(mps []mountPoint) (made []string, err error) {
 	for i := range mps {
 		m := &mps[i]
@@ -488,9 +294,9 @@ func (d *Daemon) setUpVolumes(mps []mountPoint) (made []string, err error) {
 		case m.Type == mount.TypeVolume:
 			var labels map[string]string
 			if m.Name == "" {
-				labels = map[string]string{anonymousLabel: ""}
+				labels = map[string]string{vol.AnonymousLabel: ""}
 			}
-			v, created, err := d.createVolumeLocked(m.Name, labels, m.VolumeOptions)
+			v, created, err := d.vols.CreateLocked(m.Name, labels, m.VolumeOptions)
 			if err != nil {
 				return made, err
 			}
@@ -507,7 +313,7 @@ func (d *Daemon) setUpVolumes(mps []mountPoint) (made []string, err error) {
 // logged: the container they belonged to is gone either way).
 func (d *Daemon) removeVolumes(names []string) {
 	for _, n := range names {
-		if err := d.removeVolume(n); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+		if err := d.vols.Remove(n, d.volumeUsers); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
 			d.log.Warn("remove volume", "volume", n, "err", err)
 		}
 	}
@@ -531,7 +337,7 @@ func (d *Daemon) mountPointsAPI(mps []mountPoint) []container.MountPoint {
 		mp := container.MountPoint{Type: m.Type, Destination: m.Destination, RW: m.RW, Mode: m.Mode,
 			Propagation: mount.Propagation(m.Propagation), Source: m.Source}
 		if m.Type == mount.TypeVolume {
-			mp.Name, mp.Source, mp.Driver = m.Name, d.volumeData(m.Name), "local"
+			mp.Name, mp.Source, mp.Driver = m.Name, d.vols.Path(m.Name), "local"
 		}
 		out = append(out, mp)
 	}
@@ -555,7 +361,7 @@ func (d *Daemon) specMounts(c *ctr) ([]specs.Mount, error) {
 	for _, m := range c.mounts() {
 		src := m.Source
 		if m.Type == mount.TypeVolume {
-			src = d.volumeData(m.Name)
+			src = d.vols.Path(m.Name)
 		} else if _, err := os.Stat(src); os.IsNotExist(err) && !m.MustExist {
 			if err := os.MkdirAll(src, 0o755); err != nil {
 				return nil, err
@@ -583,7 +389,7 @@ func (d *Daemon) copyUp(c *ctr, rootfs string) error {
 			continue
 		}
 		m.Copied = true
-		data := d.volumeData(m.Name)
+		data := d.vols.Path(m.Name)
 		if !isEmptyDir(data) {
 			continue
 		}
@@ -603,91 +409,24 @@ func (d *Daemon) copyUp(c *ctr, rootfs string) error {
 	return nil
 }
 
-// Volumes with options are mounted while running containers use them
-// (counted in volUsers, under volUsersMu: a lock of its own, taken with a
-// container's lock held), as docker's local driver does: the first start
-// mounts, the last end unmounts (a tmpfs volume starts empty each time).
-// A restarted daemon counts its running containers again (countVolumes).
-
-// mountVolumes mounts the optioned volumes of c's mount points that no
-// running container has mounted yet; c is starting.
-func (d *Daemon) mountVolumes(c *ctr) error {
-	d.volUsersMu.Lock()
-	defer d.volUsersMu.Unlock()
-	var done []string
-	for _, m := range c.mounts() {
-		if m.Type != mount.TypeVolume {
-			continue
-		}
-		v, err := d.getVolume(m.Name)
-		if err != nil || len(v.Options) == 0 {
-			continue
-		}
-		if d.volUsers[v.Name] == 0 {
-			if err := mountVolume(v, d.volumeData(v.Name)); err != nil {
-				d.releaseVolumesLocked(done)
-				return fmt.Errorf("error while mounting volume '%s': %w", d.volumeData(v.Name), err)
-			}
-		}
-		d.volUsers[v.Name]++
-		done = append(done, v.Name)
-	}
-	return nil
-}
-
-// releaseVolumes undoes mountVolumes once c has stopped.
-func (d *Daemon) releaseVolumes(c *ctr) {
+// volumeNames are the volumes c mounts.
+func (c *ctr) volumeNames() []string {
 	var names []string
 	for _, m := range c.mounts() {
 		if m.Type == mount.TypeVolume {
 			names = append(names, m.Name)
 		}
 	}
-	d.volUsersMu.Lock()
-	d.releaseVolumesLocked(names)
-	d.volUsersMu.Unlock()
+	return names
 }
+
+// mountVolumes mounts the volumes with options that c uses (the first
+// user mounts them; internal/volume); c is starting.
+func (d *Daemon) mountVolumes(c *ctr) error { return d.vols.Acquire(c.volumeNames()) }
+
+// releaseVolumes undoes mountVolumes once c has stopped.
+func (d *Daemon) releaseVolumes(c *ctr) { d.vols.Release(c.volumeNames()) }
 
 // countVolumes counts a running container found at daemon start as a
-// user of its optioned volumes, which are still mounted.
-func (d *Daemon) countVolumes(c *ctr) {
-	d.volUsersMu.Lock()
-	defer d.volUsersMu.Unlock()
-	for _, m := range c.mounts() {
-		if v, err := d.getVolume(m.Name); m.Type == mount.TypeVolume && err == nil && len(v.Options) > 0 {
-			d.volUsers[v.Name]++
-		}
-	}
-}
-
-func (d *Daemon) releaseVolumesLocked(names []string) {
-	for _, n := range names {
-		if d.volUsers[n] == 0 {
-			continue // not one with options
-		}
-		if d.volUsers[n]--; d.volUsers[n] == 0 {
-			delete(d.volUsers, n)
-			unmountVolume(d.volumeData(n))
-		}
-	}
-}
-
-func mountVolume(v *volumeRecord, target string) error {
-	flags, data := runtime.MountOptions(v.Options["o"])
-	dev := v.Options["device"]
-	if flags&unix.MS_BIND != 0 {
-		// As mount(8): a bind takes its read-only flag on a remount.
-		if err := unix.Mount(dev, target, "", flags&^unix.MS_RDONLY, ""); err != nil {
-			return err
-		}
-		if flags&unix.MS_RDONLY != 0 {
-			return unix.Mount("", target, "", flags|unix.MS_REMOUNT, "")
-		}
-		return nil
-	}
-	return unix.Mount(dev, target, v.Options["type"], flags, data)
-}
-
-func unmountVolume(target string) {
-	_ = unix.Unmount(target, unix.MNT_DETACH)
-}
+// user of its volumes, which are still mounted.
+func (d *Daemon) countVolumes(c *ctr) { d.vols.Count(c.volumeNames()) }

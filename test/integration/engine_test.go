@@ -1,11 +1,9 @@
 package integration
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -262,24 +260,6 @@ func TestEngineDockerRun(t *testing.T) {
 		}
 		e.must(t, "rm", "taken")
 	})
-}
-
-// refusingProfile writes a docker seccomp profile that allows every call
-// but names (EPERM) and returns its path.
-func refusingProfile(t *testing.T, names ...string) string {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{
-		"defaultAction": "SCMP_ACT_ALLOW",
-		"syscalls":      []map[string]any{{"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "seccomp.json")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // TestEngineLogsFollowUntil: `logs -f --until` stops following at the
@@ -580,123 +560,6 @@ func TestEngineLoadsSkopeoOCIArchive(t *testing.T) {
 	}
 }
 
-func TestEngineBadInput(t *testing.T) {
-	e := startTent(t)
-	c := e.http()
-	post := func(path, body string) (int, string) {
-		resp, err := c.Post("http://tent/v1.50"+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m struct{ Message string }
-		json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m.Message
-	}
-	for _, tc := range []struct {
-		path, body string
-		code       int
-		msg        string
-	}{
-		{"/containers/create", "{not json", 400, "invalid JSON"},
-		{"/containers/create", "", 400, "invalid JSON"},
-		{"/containers/create", `{"Image":"nosuch"}`, 404, "No such image: nosuch"},
-		{"/containers/create?name=bad/name", `{"Image":"busybox"}`, 400, "Invalid container name"},
-		{"/containers/nosuch/start", "", 404, "No such container: nosuch"},
-		{"/containers/create", `{"Image":"busybox","HostConfig":{"Memory":1024}}`, 400, "Minimum memory limit"},
-		// As dockerd: a 404, on which the docker CLI tries a pull of that platform.
-		{"/containers/create?platform=linux/arm64", `{"Image":"busybox"}`, 404, "does not match the specified platform: wanted linux/arm64, actual: linux/amd64"},
-	} {
-		code, msg := post(tc.path, tc.body)
-		if code != tc.code || !strings.Contains(msg, tc.msg) {
-			t.Errorf("POST %s %q: %d %q, want %d %q", tc.path, tc.body, code, msg, tc.code, tc.msg)
-		}
-	}
-	// What the engine cannot do yet is refused through the docker CLI,
-	// never accepted and ignored; nothing is created.
-	for _, tc := range []struct {
-		args []string
-		msg  string
-	}{
-		{[]string{"-p", "18080:80"}, "publishing ports is not supported yet"},
-		{[]string{"-P"}, "publishing ports is not supported yet"},
-		{[]string{"--network", "bridge"}, `network mode "bridge" is not supported yet`},
-		{[]string{"--runtime", "runc"}, "unknown or invalid runtime name: runc"},
-		{[]string{"--security-opt", "apparmor=docker-default"}, "AppArmor is not enabled on this host"},
-		{[]string{"--security-opt", "label=type:container_t"}, "SELinux labels are not supported"},
-		{[]string{"--security-opt", "bogus=1"}, `invalid --security-opt 2: "bogus=1"`},
-	} {
-		if b, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled"); strings.HasPrefix(string(b), "Y") && strings.Contains(tc.msg, "AppArmor") {
-			continue // a host with AppArmor applies the profile
-		}
-		args := append(append([]string{"run", "--rm"}, tc.args...), "busybox", "true")
-		if _, errOut, code := e.runIn(nil, args...); code != 125 || !strings.Contains(errOut, tc.msg) {
-			t.Errorf("docker %v: exit %d %q, want 125 saying %q", args, code, errOut, tc.msg)
-		}
-	}
-	if ps := e.must(t, "ps", "-aq"); ps != "" {
-		t.Errorf("refused runs left containers: %q", ps)
-	}
-	for _, ok := range [][]string{{"--runtime", "tent"}, {"--platform", "linux/amd64"}, {"--security-opt", "apparmor=unconfined"},
-		{"--security-opt", "label=disable"}, {"--security-opt", "no-new-privileges=true"}} {
-		if out := e.must(t, append(append([]string{"run", "--rm"}, ok...), "busybox", "echo", "ok")...); out != "ok\n" {
-			t.Errorf("run %v: %q", ok, out)
-		}
-	}
-	if rt := e.must(t, "run", "-d", "busybox", "true"); rt != "" {
-		id := strings.TrimSpace(rt)
-		if got := e.must(t, "inspect", "--format", "{{.HostConfig.Runtime}}", id); got != "tent\n" {
-			t.Errorf("inspect HostConfig.Runtime: %q, want tent", got)
-		}
-		e.must(t, "rm", "-f", id)
-	}
-	resp, err := c.Get("http://tent/v1.12/version")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 400 {
-		t.Errorf("too old an API version: %d, want 400", resp.StatusCode)
-	}
-	if _, errOut, code := e.runIn(nil, "rm", "nosuch"); code == 0 || !strings.Contains(errOut, "No such container: nosuch") {
-		t.Errorf("rm nosuch: exit %d %q", code, errOut)
-	}
-	// Hostile tarballs: nothing lands outside the store, no image is made.
-	outside := filepath.Join(t.TempDir(), "outside")
-	for name, entries := range map[string][]tar.Header{
-		"dotdot":   {{Name: "../../../../../../" + outside[1:], Typeflag: tar.TypeReg, Mode: 0o644}},
-		"absolute": {{Name: outside, Typeflag: tar.TypeReg, Mode: 0o644}},
-		"symlink": {{Name: "link", Typeflag: tar.TypeSymlink, Linkname: filepath.Dir(outside), Mode: 0o777},
-			{Name: "link/outside", Typeflag: tar.TypeReg, Mode: 0o644}},
-	} {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		for _, h := range entries {
-			h.Size = 0
-			if h.Typeflag == tar.TypeReg {
-				h.Size = 4
-			}
-			tw.WriteHeader(&h)
-			if h.Size > 0 {
-				tw.Write([]byte("evil"))
-			}
-		}
-		tw.Close()
-		e.runIn(&buf, "import", "-", "hostile:"+name)
-		if _, err := os.Stat(outside); err == nil {
-			t.Errorf("%s: the tarball wrote %s", name, outside)
-			os.Remove(outside)
-		}
-	}
-	truncated := bytes.NewReader(bytes.Repeat([]byte("x"), 700))
-	if _, _, code := e.runIn(truncated, "import", "-", "truncated:1"); code == 0 {
-		t.Errorf("a truncated tarball was imported")
-	}
-	if out := e.must(t, "images", "--format", "{{.Repository}}"); strings.Contains(out, "truncated") {
-		t.Errorf("images after bad imports: %q", out)
-	}
-}
-
 // TestEngineSharedNamespaces: --pid, --ipc and --uts as docker's, through
 // the docker CLI: the host's PID, UTS and IPC namespaces (and the host's
 // /dev/shm), another container's PID namespace, no /dev/shm with --ipc
@@ -732,61 +595,5 @@ func TestEngineSharedNamespaces(t *testing.T) {
 	e.must(t, "rm", "-f", "donor")
 	if _, _, code := e.runIn(nil, "run", "--rm", "--pid", "container:donor", "busybox", "true"); code == 0 {
 		t.Errorf("--pid of a removed container worked")
-	}
-}
-
-// TestEngineExecOutlivesDaemon: an exec'd process belongs to the
-// container's monitor, not to the daemon: it runs on through a kill -9 of
-// the daemon, and the restarted daemon knows it, and its exit code.
-func TestEngineExecOutlivesDaemon(t *testing.T) {
-	e := startTent(t)
-	e.must(t, "run", "-d", "--name", "host", "busybox", "sleep", "1000")
-	api := func(method, path, body string, v any) int {
-		req, _ := http.NewRequest(method, "http://tent/v1.45"+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := e.http().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if v != nil {
-			json.NewDecoder(resp.Body).Decode(v)
-		}
-		return resp.StatusCode
-	}
-	var created struct{ ID string }
-	if code := api("POST", "/containers/host/exec", `{"Cmd":["sh","-c","while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 7"]}`, &created); code != 201 {
-		t.Fatalf("exec create: %d", code)
-	}
-	if code := api("POST", "/exec/"+created.ID+"/start", `{"Detach":true}`, nil); code != 200 {
-		t.Fatalf("exec start: %d", code)
-	}
-	type execInfo struct {
-		Running  bool
-		ExitCode *int
-		Pid      int
-	}
-	var before execInfo
-	api("GET", "/exec/"+created.ID+"/json", "", &before)
-	if !before.Running || before.Pid <= 0 {
-		t.Fatalf("exec before the daemon's kill: %+v", before)
-	}
-	e.kill9()
-	if syscall.Kill(before.Pid, 0) != nil {
-		t.Fatalf("the exec'd process (pid %d) died with the daemon", before.Pid)
-	}
-	e.start()
-	var after execInfo
-	if code := api("GET", "/exec/"+created.ID+"/json", "", &after); code != 200 || !after.Running || after.Pid != before.Pid {
-		t.Fatalf("exec after the restart: %d %+v, want it running as pid %d", code, after, before.Pid)
-	}
-	e.must(t, "exec", "host", "touch", "/tmp/go")
-	testutil.Eventually(t, func() bool {
-		var done execInfo
-		api("GET", "/exec/"+created.ID+"/json", "", &done)
-		return !done.Running && done.ExitCode != nil && *done.ExitCode == 7
-	})
-	if _, _, code := e.runIn(nil, "exec", "host", "sh", "-c", "exit 9"); code != 9 {
-		t.Errorf("an attached exec's exit status after the restart: %d, want 9", code)
 	}
 }

@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// ctrFlags are the flags of create and run.
+type ctrFlags struct {
+	name, workdir, user, entrypoint, hostname, memory, network, restart string
+	pid, ipc, uts                                                       string
+	detachKeys                                                          string
+	env, envFiles, labels, capAdd, capDrop, securityOpt, ulimits, tmpfs []string
+	volumes, mounts                                                     []string
+	cpus                                                                float64
+	pidsLimit                                                           int64
+	readOnly, privileged, init, tty, interactive                        bool
+}
+
+func (f *ctrFlags) add(fs *pflag.FlagSet) {
+	fs.SetInterspersed(false)
+	fs.StringVar(&f.name, "name", "", "assign a name to the container")
+	fs.StringArrayVarP(&f.env, "env", "e", nil, "set environment variables")
+	fs.StringArrayVar(&f.envFiles, "env-file", nil, "read in a file of environment variables")
+	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fs.StringVarP(&f.user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", "overwrite the default ENTRYPOINT of the image")
+	fs.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
+	fs.StringArrayVarP(&f.labels, "label", "l", nil, "set metadata on a container")
+	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit")
+	fs.Float64Var(&f.cpus, "cpus", 0, "number of CPUs")
+	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, "tune container pids limit (-1 for unlimited)")
+	fs.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem as read only")
+	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "add Linux capabilities")
+	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities")
+	fs.BoolVar(&f.privileged, "privileged", false, "give extended privileges to this container")
+	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "security options (seccomp=unconfined|<file>, no-new-privileges)")
+	fs.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
+	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "ulimit options (name=soft[:hard])")
+	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs directory (path[:options])")
+	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a volume or host path ([name|/host/path:]/container/path[:ro])")
+	fs.StringArrayVar(&f.mounts, "mount", nil, "attach a filesystem mount (type=volume|bind|tmpfs,source=...,target=...[,readonly])")
+	fs.StringVar(&f.network, "network", "", "network mode: none or host")
+	fs.StringVar(&f.pid, "pid", "", "PID namespace to use (host, or container:NAME)")
+	fs.StringVar(&f.ipc, "ipc", "", "IPC mode to use (private, shareable, none, host, or container:NAME)")
+	fs.StringVar(&f.uts, "uts", "", "UTS namespace to use (host)")
+	fs.StringVar(&f.restart, "restart", "no", "restart policy: no, always, unless-stopped, on-failure[:n]")
+	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
+	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open even if not attached")
+}
+
+// config turns the flags into the create request.
+func (f *ctrFlags) config(cmd *cobra.Command, image string, args []string, attach bool) (*container.CreateRequest, error) {
+	cfg := &container.Config{
+		Image: image, Cmd: args, Env: f.env, WorkingDir: f.workdir, User: f.user, Hostname: f.hostname,
+		Tty: f.tty, OpenStdin: f.interactive, StdinOnce: f.interactive && attach,
+		AttachStdin: f.interactive && attach, AttachStdout: attach, AttachStderr: attach,
+		Labels: map[string]string{},
+	}
+	for _, file := range f.envFiles {
+		vars, err := readEnvFile(file)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Env = append(vars, cfg.Env...)
+	}
+	for i, kv := range cfg.Env {
+		if !strings.Contains(kv, "=") { // -e NAME takes the value from here
+			if v, ok := os.LookupEnv(kv); ok {
+				cfg.Env[i] = kv + "=" + v
+			}
+		}
+	}
+	if cmd.Flags().Changed("entrypoint") {
+		cfg.Entrypoint = []string{f.entrypoint}
+	}
+	for _, l := range f.labels {
+		k, v, _ := strings.Cut(l, "=")
+		cfg.Labels[k] = v
+	}
+	hc := &container.HostConfig{
+		ReadonlyRootfs: f.readOnly, CapAdd: f.capAdd, CapDrop: f.capDrop, Privileged: f.privileged,
+		NetworkMode: container.NetworkMode(f.network), Tmpfs: map[string]string{},
+		PidMode: container.PidMode(f.pid), IpcMode: container.IpcMode(f.ipc), UTSMode: container.UTSMode(f.uts),
+		AutoRemove: cmd.Flags().Lookup("rm") != nil && cmd.Flags().Lookup("rm").Value.String() == "true",
+	}
+	if cmd.Flags().Changed("init") {
+		hc.Init = &f.init
+	}
+	for _, v := range f.volumes {
+		if strings.Contains(v, ":") {
+			hc.Binds = append(hc.Binds, v)
+		} else { // -v /path: an anonymous volume
+			if cfg.Volumes == nil {
+				cfg.Volumes = map[string]struct{}{}
+			}
+			cfg.Volumes[v] = struct{}{}
+		}
+	}
+	for _, spec := range f.mounts {
+		m, err := parseMount(spec)
+		if err != nil {
+			return nil, fmt.Errorf("invalid argument %q for \"--mount\" flag: %v", spec, err)
+		}
+		hc.Mounts = append(hc.Mounts, m)
+	}
+	if f.memory != "" {
+		n, err := units.RAMInBytes(f.memory)
+		if err != nil {
+			return nil, fmt.Errorf("invalid argument %q for --memory: %v", f.memory, err)
+		}
+		hc.Memory = n
+	}
+	if f.cpus != 0 {
+		hc.NanoCPUs = int64(f.cpus * 1e9)
+	}
+	if f.pidsLimit != 0 {
+		hc.PidsLimit = &f.pidsLimit
+	}
+	for _, o := range f.securityOpt {
+		if v, ok := strings.CutPrefix(o, "seccomp="); ok && v != "unconfined" {
+			b, err := os.ReadFile(v) // sent inline, as the docker CLI does
+			if err != nil {
+				return nil, fmt.Errorf("opening seccomp profile (%s) failed: %v", v, err)
+			}
+			o = "seccomp=" + string(b)
+		}
+		hc.SecurityOpt = append(hc.SecurityOpt, o)
+	}
+	for _, u := range f.ulimits {
+		ul, err := units.ParseUlimit(u)
+		if err != nil {
+			return nil, fmt.Errorf("invalid argument %q for --ulimit: %v", u, err)
+		}
+		hc.Ulimits = append(hc.Ulimits, ul)
+	}
+	for _, t := range f.tmpfs {
+		path, opts, _ := strings.Cut(t, ":")
+		hc.Tmpfs[path] = opts
+	}
+	name, count, _ := strings.Cut(f.restart, ":")
+	hc.RestartPolicy.Name = container.RestartPolicyMode(name)
+	if count != "" {
+		n, err := strconv.Atoi(count)
+		if err != nil {
+			return nil, fmt.Errorf("invalid restart policy %q", f.restart)
+		}
+		hc.RestartPolicy.MaximumRetryCount = n
+	}
+	return &container.CreateRequest{Config: cfg, HostConfig: hc}, nil
+}
+
+func readEnvFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.Contains(line, "=") {
+			if v, ok := os.LookupEnv(line); ok {
+				line += "=" + v
+			}
+		}
+		out = append(out, line)
+	}
+	return out, sc.Err()
+}

@@ -1,0 +1,221 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/streams"
+)
+
+func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) {
+	var req container.CreateRequest
+	if err := decode(r, &req, false); err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := s.d.Create(r.URL.Query().Get("name"), r.URL.Query().Get("platform"), req.Config, req.HostConfig)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func (s *Server) containerList(w http.ResponseWriter, r *http.Request) {
+	f, err := filters(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	list, err := s.d.List(daemon.ListOpts{All: boolValue(r, "all"), Limit: limit, Filters: f})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) {
+	c, err := s.d.Inspect(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func timeoutParam(r *http.Request) (*int, error) {
+	v := r.URL.Query().Get("t")
+	if v == "" {
+		v = r.URL.Query().Get("timeout")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return nil, fmt.Errorf("invalid value for t: %q: %w", v, errdefs.ErrInvalidArgument)
+	}
+	return &n, nil
+}
+
+func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) {
+	noContent(w, s.d.Start(r.PathValue("id")))
+}
+
+func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) {
+	t, err := timeoutParam(r)
+	if err == nil {
+		err = s.d.Stop(r.PathValue("id"), r.URL.Query().Get("signal"), t)
+	}
+	noContent(w, err)
+}
+
+func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request) {
+	t, err := timeoutParam(r)
+	if err == nil {
+		err = s.d.Restart(r.PathValue("id"), t)
+	}
+	noContent(w, err)
+}
+
+func (s *Server) containerKill(w http.ResponseWriter, r *http.Request) {
+	noContent(w, s.d.Kill(r.PathValue("id"), r.URL.Query().Get("signal")))
+}
+
+func (s *Server) containerPause(pause bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		noContent(w, s.d.Pause(r.PathValue("id"), pause))
+	}
+}
+
+func (s *Server) containerRename(w http.ResponseWriter, r *http.Request) {
+	noContent(w, s.d.Rename(r.PathValue("id"), r.URL.Query().Get("name")))
+}
+
+func (s *Server) containerResize(w http.ResponseWriter, r *http.Request) {
+	h, wd, err := termSize(r)
+	if err == nil {
+		err = s.d.Resize(r.PathValue("id"), h, wd)
+	}
+	noContentOK(w, err)
+}
+
+func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) {
+	cond := container.WaitCondition(r.URL.Query().Get("condition"))
+	switch cond {
+	case "", container.WaitConditionNotRunning, container.WaitConditionNextExit, container.WaitConditionRemoved:
+	default:
+		writeError(w, fmt.Errorf("invalid condition: %q: %w", cond, errdefs.ErrInvalidArgument))
+		return
+	}
+	headerSent := false
+	resp, err := s.d.Wait(r.Context(), r.PathValue("id"), cond, func() {
+		// The client learns that its wait is registered before it starts
+		// the container.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		headerSent = true
+	})
+	if err != nil {
+		if !headerSent {
+			writeError(w, err)
+		}
+		return
+	}
+	json.NewEncoder(w).Encode(resp)
+}
+
+func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) {
+	if !boolValue(r, "stream") && !boolValue(r, "logs") {
+		writeError(w, fmt.Errorf("either the stream or the logs parameter must be set: %w", errdefs.ErrInvalidArgument))
+		return
+	}
+	keys, err := streams.ParseDetachKeys(r.URL.Query().Get("detachKeys"))
+	if err != nil {
+		writeError(w, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument))
+		return
+	}
+	a, err := s.d.Attach(r.PathValue("id"), boolValue(r, "stdin"), boolValue(r, "stdout"), boolValue(r, "stderr"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	a.DetachKeys = keys
+	conn, rw, err := hijack(w, r, streamType(a.Tty))
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	a.Stream(context.Background(), rw.Reader, conn, func() { closeWrite(conn) })
+}
+
+func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	o := daemon.LogOpts{Stdout: boolValue(r, "stdout"), Stderr: boolValue(r, "stderr"),
+		Follow: boolValue(r, "follow"), Timestamps: boolValue(r, "timestamps"), Tail: -1}
+	var err error
+	if o.Since, err = parseTime(q.Get("since")); err != nil {
+		writeError(w, err)
+		return
+	}
+	if o.Until, err = parseTime(q.Get("until")); err != nil {
+		writeError(w, err)
+		return
+	}
+	if t := q.Get("tail"); t != "" && t != "all" {
+		if o.Tail, err = strconv.Atoi(t); err != nil {
+			writeError(w, fmt.Errorf("invalid value for tail: %q: %w", t, errdefs.ErrInvalidArgument))
+			return
+		}
+	}
+	started := false
+	err = s.d.Logs(r.Context(), r.PathValue("id"), o, func(tty bool) io.Writer {
+		w.Header().Set("Content-Type", streamType(tty))
+		w.WriteHeader(http.StatusOK)
+		started = true
+		return newFlushWriter(w)
+	})
+	if err != nil && !started {
+		writeError(w, err)
+	}
+}
+
+func (s *Server) containerRemove(w http.ResponseWriter, r *http.Request) {
+	noContent(w, s.d.Remove(r.PathValue("id"), boolValue(r, "force"), boolValue(r, "v")))
+}
+
+func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) {
+	pf, _, err := pruneFilter(r, "until", "label", "label!")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ids, err := s.d.Prune(pf)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ContainersDeleted": ids, "SpaceReclaimed": 0})
+}
+
+func (s *Server) containerTop(w http.ResponseWriter, r *http.Request) {
+	top, err := s.d.Top(r.PathValue("id"), r.URL.Query().Get("ps_args"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, top)
+}

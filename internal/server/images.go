@@ -1,0 +1,225 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/registry"
+)
+
+func (s *Server) imageList(w http.ResponseWriter, r *http.Request) {
+	f, err := filters(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	list, err := s.d.ImageList(boolValue(r, "all"), f)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// imageCreate imports a tarball (fromSrc=-, the body); pulling (fromImage)
+// is the registry's work, not here yet.
+func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if from := q.Get("fromImage"); from != "" {
+		if tag := q.Get("tag"); tag != "" {
+			if strings.HasPrefix(tag, "sha256:") {
+				from += "@" + tag
+			} else {
+				from += ":" + tag
+			}
+		}
+		s.progress(w, r, func(auth registry.Auth, p *daemon.Progress) error {
+			return s.d.ImagePull(r.Context(), from, q.Get("platform"), auth, p)
+		})
+		return
+	}
+	src := q.Get("fromSrc")
+	if src != "-" {
+		writeError(w, fmt.Errorf("import from a URL is not supported; send the tarball in the request body (fromSrc=-): %w", errdefs.ErrNotImplemented))
+		return
+	}
+	name := q.Get("repo")
+	if tag := q.Get("tag"); name != "" && tag != "" {
+		name += ":" + tag
+	}
+	img, err := s.d.ImageImport(r.Body, name, q["changes"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": img.ID.String()})
+}
+
+func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) {
+	list, err := s.d.ImageLoad(r.Body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	// As docker: the names the archive gave, else the ID.
+	for _, img := range list {
+		if len(img.Tags) == 0 {
+			enc.Encode(map[string]string{"stream": "Loaded image ID: " + img.ID.String() + "\n"})
+		}
+		for _, n := range img.Tags {
+			enc.Encode(map[string]string{"stream": "Loaded image: " + images.FamiliarName(n) + "\n"})
+		}
+	}
+}
+
+func (s *Server) imageSave(w http.ResponseWriter, r *http.Request) {
+	s.save(w, r.URL.Query()["names"])
+}
+
+func (s *Server) save(w http.ResponseWriter, names []string) {
+	if len(names) == 0 {
+		writeError(w, fmt.Errorf("no image names given: %w", errdefs.ErrInvalidArgument))
+		return
+	}
+	// Check the names before the first byte, so that errors get a status.
+	for _, n := range names {
+		if _, err := s.d.ImageInspect(n); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	if err := s.d.ImageSave(w, names); err != nil {
+		s.log.Error("image save", "err", err)
+	}
+}
+
+func (s *Server) imagePrune(w http.ResponseWriter, r *http.Request) {
+	pf, f, err := pruneFilter(r, "dangling", "until", "label", "label!")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	all := false
+	if v := f["dangling"]; len(v) > 0 && (v[0] == "false" || v[0] == "0") {
+		all = true
+	}
+	deleted, err := s.d.ImagePrune(all, pf)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ImagesDeleted": deleted, "SpaceReclaimed": 0})
+}
+
+// splitAction splits "name/with/slashes/json" into name and action.
+func splitAction(rest string) (string, string) {
+	i := strings.LastIndex(rest, "/")
+	if i < 0 {
+		return rest, ""
+	}
+	return rest[:i], rest[i+1:]
+}
+
+func (s *Server) imageGet(w http.ResponseWriter, r *http.Request) {
+	name, action := splitAction(r.PathValue("rest"))
+	switch action {
+	case "json":
+		img, err := s.d.ImageInspect(name)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, img)
+	case "history":
+		h, err := s.d.ImageHistory(name)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, h)
+	case "get":
+		s.save(w, []string{name})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) imagePost(w http.ResponseWriter, r *http.Request) {
+	name, action := splitAction(r.PathValue("rest"))
+	switch action {
+	case "tag":
+		repo, tag := r.URL.Query().Get("repo"), r.URL.Query().Get("tag")
+		if repo == "" {
+			writeError(w, fmt.Errorf("repository name must have at least one component: %w", errdefs.ErrInvalidArgument))
+			return
+		}
+		if tag != "" {
+			repo += ":" + tag
+		}
+		err := s.d.ImageTag(name, repo)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	case "push":
+		s.progress(w, r, func(auth registry.Auth, p *daemon.Progress) error {
+			return s.d.ImagePush(r.Context(), name, r.URL.Query().Get("tag"), auth, p)
+		})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) imageRemove(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.d.ImageRemove(r.PathValue("rest"), boolValue(r, "force"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// progress runs a pull or push: its JSON progress stream starts with the
+// first message, so an error before that is a plain API error.
+func (s *Server) progress(w http.ResponseWriter, r *http.Request, run func(registry.Auth, *daemon.Progress) error) {
+	auth, err := registry.DecodeAuthHeader(r.Header.Get("X-Registry-Auth"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	fw := newFlushWriter(w)
+	p := daemon.NewProgress(fw, func() {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+	})
+	if err := run(auth, p); err != nil {
+		if p.Started() {
+			p.Fail(err)
+			return
+		}
+		writeError(w, err)
+	}
+}
+
+func (s *Server) auth(w http.ResponseWriter, r *http.Request) {
+	var a registry.Auth
+	if err := decode(r, &a, false); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.d.Login(r.Context(), a); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"Status": "Login Succeeded"})
+}
