@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -56,6 +57,11 @@ type Attachment struct {
 	d          *Daemon
 	c          *ctr
 	opts       task.AttachOpts
+	// pending is the attachment's place among those that wait for the
+	// start, taken by Attach itself: the client may start the container
+	// as soon as it hears that its attach was taken (docker run does),
+	// which is before Stream runs.
+	pending *pendingAttach
 }
 
 // Attach checks that the container can be attached to (it exists and is
@@ -73,8 +79,32 @@ func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool) (*Attachment, er
 	if c.State.Status == container.StatePaused {
 		return nil, fmt.Errorf("You cannot attach to a paused container, unpause it first: %w", errdefs.ErrConflict)
 	}
-	return &Attachment{Tty: c.Config.Tty, d: d, c: c,
-		opts: task.AttachOpts{Stdin: stdin && c.Config.OpenStdin, Stdout: stdout, Stderr: stderr}}, nil
+	a := &Attachment{Tty: c.Config.Tty, d: d, c: c,
+		opts: task.AttachOpts{Stdin: stdin && c.Config.OpenStdin, Stdout: stdout, Stderr: stderr}}
+	if !c.running() {
+		a.pending = &pendingAttach{opts: a.opts, conn: make(chan task.Stream, 1)}
+		c.pending = append(c.pending, a.pending)
+	}
+	return a, nil
+}
+
+// Cancel gives up an attachment that will not be streamed (its client
+// went away before Stream).
+func (a *Attachment) Cancel() {
+	if a.pending == nil {
+		return
+	}
+	c := a.c
+	c.mu.Lock()
+	c.pending = slices.DeleteFunc(c.pending, func(p *pendingAttach) bool { return p == a.pending })
+	c.mu.Unlock()
+	select {
+	case conn := <-a.pending.conn:
+		if conn != nil {
+			conn.Close()
+		}
+	default:
+	}
 }
 
 // Stream relays between the client and the container until the container
@@ -82,19 +112,19 @@ func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool) (*Attachment, er
 // where its output goes; closeOut ends the client's stream.
 func (a *Attachment) Stream(ctx context.Context, in io.Reader, out io.Writer, closeOut func()) {
 	c := a.c
-	c.mu.Lock()
 	var conn task.Stream
-	if c.running() {
-		conn, _ = c.task.Attach(ctx, a.opts)
-		c.mu.Unlock()
-	} else {
-		p := &pendingAttach{opts: a.opts, conn: make(chan task.Stream, 1)}
-		c.pending = append(c.pending, p)
-		c.mu.Unlock()
+	if a.pending != nil {
 		select {
-		case conn = <-p.conn:
+		case conn = <-a.pending.conn:
 		case <-ctx.Done():
+			a.Cancel()
 		}
+	} else {
+		c.mu.Lock()
+		if c.running() {
+			conn, _ = c.task.Attach(ctx, a.opts)
+		}
+		c.mu.Unlock()
 	}
 	if conn == nil {
 		closeOut()

@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/tent-project/tent/internal/content"
+	"github.com/tent-project/tent/internal/distribution"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/eventbus"
 	"github.com/tent-project/tent/internal/images"
@@ -77,7 +78,7 @@ type Daemon struct {
 	containers map[string]*ctr // by ID
 	names      map[string]string
 	execs      map[string]*execProc
-	reg        *registry.Client
+	dist       *distribution.Service
 	// imageMu serializes image deletion against container creation.
 	imageMu sync.Mutex
 	closeMu sync.Mutex
@@ -162,9 +163,11 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.runtimes = map[string]task.Runtime{defaultRuntime: procRT}
-	if d.reg, err = registry.New(cfg.InsecureRegistries); err != nil {
+	reg, err := registry.New(cfg.InsecureRegistries)
+	if err != nil {
 		return nil, err
 	}
+	d.dist = distribution.New(d.images, reg, d.imageEvent)
 	boot, err := d.restore()
 	if err != nil {
 		return nil, err

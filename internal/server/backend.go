@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/distribution"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/registry"
 )
@@ -66,8 +67,8 @@ type Images interface {
 	ImageTag(ref, name string) error
 	ImageRemove(ref string, force bool) ([]image.DeleteResponse, error)
 	ImagePrune(all bool, f daemon.PruneFilter) ([]image.DeleteResponse, error)
-	ImagePull(ctx context.Context, ref, platform string, auth registry.Auth, out *daemon.Progress) error
-	ImagePush(ctx context.Context, name, tag string, auth registry.Auth, out *daemon.Progress) error
+	ImagePull(ctx context.Context, ref, platform string, auth registry.Auth, out *distribution.Progress) error
+	ImagePush(ctx context.Context, name, tag string, auth registry.Auth, out *distribution.Progress) error
 	Login(ctx context.Context, auth registry.Auth) error
 }
 

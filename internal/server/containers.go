@@ -153,6 +153,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) {
 	a.DetachKeys = keys
 	conn, rw, err := hijack(w, r, streamType(a.Tty))
 	if err != nil {
+		a.Cancel()
 		return
 	}
 	defer conn.Close()

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/distribution"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/registry"
@@ -38,7 +38,7 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) {
 				from += ":" + tag
 			}
 		}
-		s.progress(w, r, func(auth registry.Auth, p *daemon.Progress) error {
+		s.progress(w, r, func(auth registry.Auth, p *distribution.Progress) error {
 			return s.d.ImagePull(r.Context(), from, q.Get("platform"), auth, p)
 		})
 		return
@@ -172,7 +172,7 @@ func (s *Server) imagePost(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusCreated)
 	case "push":
-		s.progress(w, r, func(auth registry.Auth, p *daemon.Progress) error {
+		s.progress(w, r, func(auth registry.Auth, p *distribution.Progress) error {
 			return s.d.ImagePush(r.Context(), name, r.URL.Query().Get("tag"), auth, p)
 		})
 	default:
@@ -191,14 +191,14 @@ func (s *Server) imageRemove(w http.ResponseWriter, r *http.Request) {
 
 // progress runs a pull or push: its JSON progress stream starts with the
 // first message, so an error before that is a plain API error.
-func (s *Server) progress(w http.ResponseWriter, r *http.Request, run func(registry.Auth, *daemon.Progress) error) {
+func (s *Server) progress(w http.ResponseWriter, r *http.Request, run func(registry.Auth, *distribution.Progress) error) {
 	auth, err := registry.DecodeAuthHeader(r.Header.Get("X-Registry-Auth"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	fw := newFlushWriter(w)
-	p := daemon.NewProgress(fw, func() {
+	p := distribution.NewProgress(fw, func() {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
 	})

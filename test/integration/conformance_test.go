@@ -19,17 +19,25 @@ import (
 // Conformance with the OCI runtime spec where runc conforms, driven as an
 // engine drives a runtime: create, start, state, delete.
 
+// create creates id from bundle b, the container's stdout and stderr
+// going to the returned file (a file, not a pipe: the container keeps
+// create's stdio).
+func (r *rt) create(b, id string) *os.File {
+	r.t.Helper()
+	out := tempFile(r.t)
+	cmd := exec.Command(runtimeBin(), "--root", r.root, "create", "--bundle", b, id)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		r.t.Fatalf("create %s: %v: %s", id, err, readAll(r.t, out))
+	}
+	return out
+}
+
 // createStart creates and starts id from bundle b, waits until its
-// program has ended and returns what it wrote to stdout.
+// program has ended and returns what it wrote.
 func (r *rt) createStart(b, id string) string {
 	r.t.Helper()
-	// Files, not pipes: the container keeps create's stdio.
-	out, stderr := tempFile(r.t), tempFile(r.t)
-	cmd := exec.Command(runtimeBin(), "--root", r.root, "create", "--bundle", b, id)
-	cmd.Stdout, cmd.Stderr = out, stderr
-	if err := cmd.Run(); err != nil {
-		r.t.Fatalf("create %s: %v: %s", id, err, readAll(r.t, stderr))
-	}
+	out := r.create(b, id)
 	if st := r.state(id); st["status"] != "created" {
 		r.t.Fatalf("state after create: %v", st)
 	}
@@ -181,12 +189,7 @@ func TestMountNamespaceInherited(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rootfs, "marker"), []byte("in the rootfs\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := tempFile(t)
-	cmd := exec.Command(runtimeBin(), "--root", r.root, "create", "--bundle", b, "inherit")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("create without a mount namespace: %v: %s", err, readAll(t, out))
-	}
+	out := r.create(b, "inherit")
 	r.ok("start", "inherit")
 	testutil.Eventually(t, func() bool { return strings.Count(readAll(t, out), "\n") >= 3 })
 	lines := strings.Split(readAll(t, out), "\n")
@@ -310,12 +313,7 @@ func TestKernelMemoryLimits(t *testing.T) {
 		}
 		return
 	}
-	cmd := exec.Command(runtimeBin(), "--root", r.root, "create", "--bundle", b, "kmem")
-	out := tempFile(t)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("create: %v: %s", err, readAll(t, out))
-	}
+	out := r.create(b, "kmem")
 	if got := readCgroup(t, cgPath, "memory", "memory.kmem.tcp.limit_in_bytes", ""); got != "16777216" {
 		t.Errorf("memory.kmem.tcp.limit_in_bytes = %s, want 16777216", got)
 	}
@@ -334,12 +332,7 @@ func TestProcessSchedulingAndPersonality(t *testing.T) {
 		s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch, Nice: 7}
 		s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 6}
 	})
-	out := tempFile(t)
-	cmd := exec.Command(runtimeBin(), "--root", r.root, "create", "--bundle", b, "attrs")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("create: %v: %s", err, readAll(t, out))
-	}
+	out := r.create(b, "attrs")
 	r.ok("start", "attrs")
 	testutil.Eventually(t, func() bool { return strings.Count(readAll(t, out), "\n") >= 3 })
 	// Nice 7 and policy 3 (SCHED_BATCH) are fields 19 and 41 of stat.

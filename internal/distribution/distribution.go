@@ -1,4 +1,9 @@
-package daemon
+// Package distribution runs pulls, pushes and logins for the engine:
+// the registry protocol (internal/registry) on one side, the image store
+// (internal/images) on the other, with docker's progress stream
+// (Progress) between: layers fetched and unpacked several at a time,
+// cross-repository mounts on push, the messages the docker CLI shows.
+package distribution
 
 import (
 	"context"
@@ -26,6 +31,19 @@ const (
 	fetchAttempts = 3
 )
 
+// Service pulls into and pushes from one image store.
+type Service struct {
+	images  *images.Store
+	reg     *registry.Client
+	publish func(action events.Action, id, name string)
+}
+
+// New returns the service of store, reaching registries with reg;
+// publish is told of each image pulled or pushed (the engine's events).
+func New(store *images.Store, reg *registry.Client, publish func(action events.Action, id, name string)) *Service {
+	return &Service{images: store, reg: reg, publish: publish}
+}
+
 func shortID(d digest.Digest) string {
 	e := d.Encoded()
 	if len(e) > 12 {
@@ -34,10 +52,10 @@ func shortID(d digest.Digest) string {
 	return e
 }
 
-// ImagePull fetches ref ("busybox", "host:5000/app:1", "app@sha256:...")
+// Pull fetches ref ("busybox", "host:5000/app:1", "app@sha256:...")
 // from its registry. Errors before any layer is fetched are returned
 // without writing to out; later ones end the stream.
-func (d *Daemon) ImagePull(ctx context.Context, ref, platform string, auth registry.Auth, out *Progress) error {
+func (s *Service) Pull(ctx context.Context, ref, platform string, auth registry.Auth, out *Progress) error {
 	full, err := images.Normalize(ref)
 	if err != nil {
 		return err
@@ -50,11 +68,11 @@ func (d *Daemon) ImagePull(ctx context.Context, ref, platform string, auth regis
 	if err != nil {
 		return err
 	}
-	r, err := d.reg.ParseReference(full)
+	r, err := s.reg.ParseReference(full)
 	if err != nil {
 		return err
 	}
-	img, err := d.reg.Resolve(ctx, r, auth, plat)
+	img, err := s.reg.Resolve(ctx, r, auth, plat)
 	if err != nil {
 		return err
 	}
@@ -69,16 +87,16 @@ func (d *Daemon) ImagePull(ctx context.Context, ref, platform string, auth regis
 	for i, l := range img.Layers {
 		diffIDs[i], blobs[i] = l.DiffID, l.Digest
 	}
-	fetched, err := d.fetchLayers(ctx, img, diffIDs, out)
+	fetched, err := s.fetchLayers(ctx, img, diffIDs, out)
 	if err != nil {
-		d.images.Abandon(fetched, diffIDs)
+		s.images.Abandon(fetched, diffIDs)
 		out.Fail(err)
 		return nil
 	}
-	stored, changed, err := d.images.AddPulled(images.Pulled{Name: name, Repo: named.Name(),
+	stored, changed, err := s.images.AddPulled(images.Pulled{Name: name, Repo: named.Name(),
 		Manifest: img.Raw, Config: img.Config, Layers: blobs})
 	if err != nil {
-		d.images.Abandon(fetched, diffIDs)
+		s.images.Abandon(fetched, diffIDs)
 		out.Fail(err)
 		return nil
 	}
@@ -89,14 +107,14 @@ func (d *Daemon) ImagePull(ctx context.Context, ref, platform string, auth regis
 	} else {
 		out.Status("", "Status: Image is up to date for "+shown)
 	}
-	d.imageEvent(events.ActionPull, stored.ID.String(), full)
+	s.publish(events.ActionPull, stored.ID.String(), full)
 	return nil
 }
 
 // fetchLayers downloads the layers the store lacks (several at once) and
 // unpacks each as soon as it and those below it are in. It returns the
 // blobs it stored, for clean-up if the pull fails.
-func (d *Daemon) fetchLayers(ctx context.Context, img *registry.Image, diffIDs []digest.Digest, out *Progress) ([]digest.Digest, error) {
+func (s *Service) fetchLayers(ctx context.Context, img *registry.Image, diffIDs []digest.Digest, out *Progress) ([]digest.Digest, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := len(img.Layers)
@@ -104,7 +122,7 @@ func (d *Daemon) fetchLayers(ctx context.Context, img *registry.Image, diffIDs [
 	have := make([]bool, n)
 	for i, l := range img.Layers {
 		done[i] = make(chan error, 1)
-		have[i] = d.images.HasLayer(l.Digest, diffIDs, i)
+		have[i] = s.images.HasLayer(l.Digest, diffIDs, i)
 		if have[i] {
 			out.Status(shortID(l.Digest), "Already exists")
 			done[i] <- nil
@@ -129,7 +147,7 @@ func (d *Daemon) fetchLayers(ctx context.Context, img *registry.Image, diffIDs [
 				return
 			}
 			defer func() { <-sem }()
-			done[i] <- d.fetchLayer(ctx, img, l, out)
+			done[i] <- s.fetchLayer(ctx, img, l, out)
 		}()
 	}
 	var fetched []digest.Digest
@@ -154,7 +172,7 @@ func (d *Daemon) fetchLayers(ctx context.Context, img *registry.Image, diffIDs [
 		fetched = append(fetched, l.Digest)
 		id := shortID(l.Digest)
 		out.Status(id, "Extracting")
-		if err := d.images.UnpackLayer(l.Digest, diffIDs, i); err != nil {
+		if err := s.images.UnpackLayer(l.Digest, diffIDs, i); err != nil {
 			return fail(i, fmt.Errorf("failed to register layer: %w", err))
 		}
 		out.Status(id, "Pull complete")
@@ -164,7 +182,7 @@ func (d *Daemon) fetchLayers(ctx context.Context, img *registry.Image, diffIDs [
 
 // fetchLayer downloads one layer into the store, verified, retrying
 // failed transfers.
-func (d *Daemon) fetchLayer(ctx context.Context, img *registry.Image, l registry.Layer, out *Progress) error {
+func (s *Service) fetchLayer(ctx context.Context, img *registry.Image, l registry.Layer, out *Progress) error {
 	id := shortID(l.Digest)
 	var err error
 	for attempt := 1; attempt <= fetchAttempts; attempt++ {
@@ -178,7 +196,7 @@ func (d *Daemon) fetchLayer(ctx context.Context, img *registry.Image, l registry
 		}
 		var rc io.ReadCloser
 		if rc, err = img.Fetch(l); err == nil {
-			err = d.images.IngestLayer(&counter{r: rc, p: out, id: id, action: "Downloading", total: l.Size}, l.Digest)
+			err = s.images.IngestLayer(&counter{r: rc, p: out, id: id, action: "Downloading", total: l.Size}, l.Digest)
 			rc.Close()
 		}
 		if err == nil {
@@ -193,9 +211,9 @@ func (d *Daemon) fetchLayer(ctx context.Context, img *registry.Image, l registry
 	return fmt.Errorf("failed to download layer %s: %w", l.Digest, err)
 }
 
-// ImagePush sends the image name (with tag, or every local tag of the
+// Push sends the image name (with tag, or every local tag of the
 // repository when tag is empty) to its registry.
-func (d *Daemon) ImagePush(ctx context.Context, name, tag string, auth registry.Auth, out *Progress) error {
+func (s *Service) Push(ctx context.Context, name, tag string, auth registry.Auth, out *Progress) error {
 	named, err := reference.ParseNormalizedNamed(name)
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument) // "invalid reference format..."
@@ -206,7 +224,7 @@ func (d *Daemon) ImagePush(ctx context.Context, name, tag string, auth registry.
 	} else if t, ok := named.(reference.Tagged); ok {
 		refs = []string{named.Name() + ":" + t.Tag()}
 	} else {
-		all, err := d.images.List()
+		all, err := s.images.List()
 		if err != nil {
 			return err
 		}
@@ -222,13 +240,13 @@ func (d *Daemon) ImagePush(ctx context.Context, name, tag string, auth registry.
 		return fmt.Errorf("An image does not exist locally with the tag: %s: %w", reference.FamiliarName(named), errdefs.ErrNotFound)
 	}
 	for _, ref := range refs {
-		if _, err := d.images.Get(ref); err != nil {
+		if _, err := s.images.Get(ref); err != nil {
 			return fmt.Errorf("An image does not exist locally with the tag: %s: %w", images.FamiliarName(ref), errdefs.ErrNotFound)
 		}
 	}
 	out.Status("", "The push refers to repository ["+named.Name()+"]")
 	for _, ref := range refs {
-		if err := d.pushOne(ctx, ref, auth, out); err != nil {
+		if err := s.pushOne(ctx, ref, auth, out); err != nil {
 			out.Fail(err)
 			return nil
 		}
@@ -236,20 +254,20 @@ func (d *Daemon) ImagePush(ctx context.Context, name, tag string, auth registry.
 	return nil
 }
 
-func (d *Daemon) pushOne(ctx context.Context, ref string, auth registry.Auth, out *Progress) error {
+func (s *Service) pushOne(ctx context.Context, ref string, auth registry.Auth, out *Progress) error {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument) // "invalid reference format..."
 	}
-	img, err := d.images.Get(ref)
+	img, err := s.images.Get(ref)
 	if err != nil {
 		return err
 	}
-	plan, err := d.images.PlanPush(img)
+	plan, err := s.images.PlanPush(img)
 	if err != nil {
 		return err
 	}
-	r, err := d.reg.ParseReference(ref)
+	r, err := s.reg.ParseReference(ref)
 	if err != nil {
 		return err
 	}
@@ -263,7 +281,7 @@ func (d *Daemon) pushOne(ctx context.Context, ref string, auth registry.Auth, ou
 			from = append(from, reference.Path(other))
 		}
 	}
-	p, err := d.reg.Pusher(ctx, r, auth, from)
+	p, err := s.reg.Pusher(ctx, r, auth, from)
 	if err != nil {
 		return err
 	}
@@ -282,9 +300,9 @@ func (d *Daemon) pushOne(ctx context.Context, ref string, auth registry.Auth, ou
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			if i == 0 {
-				errs[i] = d.pushBlob(ctx, p, plan.Config, from, "", out)
+				errs[i] = s.pushBlob(ctx, p, plan.Config, from, "", out)
 			} else {
-				errs[i] = d.pushLayer(ctx, p, &plan.Layers[i-1], from, out)
+				errs[i] = s.pushLayer(ctx, p, &plan.Layers[i-1], from, out)
 			}
 		}()
 	}
@@ -306,25 +324,25 @@ func (d *Daemon) pushOne(ctx context.Context, ref string, auth registry.Auth, ou
 	}
 	out.Status("", fmt.Sprintf("%s: digest: %s size: %d", tag, md, len(raw)))
 	out.Aux(map[string]any{"Tag": tag, "Digest": md.String(), "Size": len(raw)})
-	if err := d.images.AddRepoDigest(img.ID, named.Name()+"@"+md.String(), raw); err != nil {
+	if err := s.images.AddRepoDigest(img.ID, named.Name()+"@"+md.String(), raw); err != nil {
 		return err
 	}
-	d.imageEvent(events.ActionPush, img.ID.String(), ref)
+	s.publish(events.ActionPush, img.ID.String(), ref)
 	return nil
 }
 
 // pushLayer sends one layer. One with no compressed form yet is
 // compressed while it is uploaded, as docker does; the compressed form is
 // kept, so a later push of it can be skipped or mounted.
-func (d *Daemon) pushLayer(ctx context.Context, p *registry.Pusher, l *images.PushLayer, from []string, out *Progress) error {
+func (s *Service) pushLayer(ctx context.Context, p *registry.Pusher, l *images.PushLayer, from []string, out *Progress) error {
 	id := shortID(l.Stored)
 	if l.Digest != "" {
-		return d.pushBlob(ctx, p, l.PushBlob, from, id, out)
+		return s.pushBlob(ctx, p, l.PushBlob, from, id, out)
 	}
 	pr, pw := io.Pipe()
 	compressed := make(chan error, 1)
 	go func() {
-		b, err := d.images.CompressLayer(l.Stored, pw, func(r io.Reader) io.Reader {
+		b, err := s.images.CompressLayer(l.Stored, pw, func(r io.Reader) io.Reader {
 			return &counter{r: r, p: out, id: id, action: "Pushing", total: l.StoredSize}
 		})
 		l.PushBlob = b
@@ -350,10 +368,10 @@ func (d *Daemon) pushLayer(ctx context.Context, p *registry.Pusher, l *images.Pu
 // pushBlob makes sure the registry has b: already there, mounted from a
 // sibling repository, or uploaded. Layers (id set) are reported; the
 // config is not.
-func (d *Daemon) pushBlob(ctx context.Context, p *registry.Pusher, b images.PushBlob, from []string, id string, out *Progress) error {
-	say := func(s string) {
+func (s *Service) pushBlob(ctx context.Context, p *registry.Pusher, b images.PushBlob, from []string, id string, out *Progress) error {
+	say := func(status string) {
 		if id != "" {
-			out.Status(id, s)
+			out.Status(id, status)
 		}
 	}
 	ok, err := p.Exists(ctx, b.Digest)
@@ -370,7 +388,7 @@ func (d *Daemon) pushBlob(ctx context.Context, p *registry.Pusher, b images.Push
 			return nil
 		}
 	}
-	f, err := d.images.OpenBlob(b.Digest)
+	f, err := s.images.OpenBlob(b.Digest)
 	if err != nil {
 		return err
 	}
@@ -387,6 +405,6 @@ func (d *Daemon) pushBlob(ctx context.Context, p *registry.Pusher, b images.Push
 }
 
 // Login checks credentials with a registry (docker login).
-func (d *Daemon) Login(ctx context.Context, auth registry.Auth) error {
-	return d.reg.Login(ctx, auth)
+func (s *Service) Login(ctx context.Context, auth registry.Auth) error {
+	return s.reg.Login(ctx, auth)
 }
