@@ -207,6 +207,9 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 	if hc.Runtime == "" {
 		hc.Runtime = defaultRuntime
 	}
+	if hc.LogConfig.Type == "" {
+		hc.LogConfig.Type = jsonFileDriver
+	}
 	if d.useInit(hc) && d.cfg.InitPath == "" {
 		return resp, fmt.Errorf("--init: no init binary (install tini, or set the daemon's --init-path): %w", errdefs.ErrInvalidArgument)
 	}
@@ -341,6 +344,9 @@ func validateHostConfig(hc *container.HostConfig) error {
 	}
 	if len(hc.PortBindings) > 0 || hc.PublishAllPorts {
 		return fmt.Errorf("publishing ports is not supported yet (no networks: containers have loopback only, or --network host): %w", errdefs.ErrNotImplemented)
+	}
+	if err := validateLogConfig(hc.LogConfig); err != nil {
+		return err
 	}
 	if hc.Runtime != "" && hc.Runtime != defaultRuntime {
 		return fmt.Errorf("unknown or invalid runtime name: %s: %w", hc.Runtime, errdefs.ErrInvalidArgument)

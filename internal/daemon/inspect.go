@@ -35,6 +35,12 @@ func (d *Daemon) Inspect(ref string) (*container.InspectResponse, error) {
 	if hc.NetworkMode == "" {
 		hc.NetworkMode = "default"
 	}
+	if hc.LogConfig.Type == "" { // a record from before it was set at create
+		hc.LogConfig.Type = jsonFileDriver
+	}
+	if hc.Runtime == "" {
+		hc.Runtime = defaultRuntime
+	}
 	r := &container.InspectResponse{
 		ID: c.ID, Created: timeString(c.Created), Path: c.Path, Args: c.Args,
 		State: &container.State{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -152,14 +153,38 @@ func startFailureCode(err error) int {
 func (d *Daemon) logLimits(hc *container.HostConfig) (int64, int) {
 	size, files := d.cfg.LogMaxSize, d.cfg.LogMaxFiles
 	if v := hc.LogConfig.Config["max-size"]; v != "" {
-		if n, err := units.RAMInBytes(v); err == nil {
-			size = n
-		}
+		size, _ = units.RAMInBytes(v) // checked at create
 	}
 	if v := hc.LogConfig.Config["max-file"]; v != "" {
-		fmt.Sscanf(v, "%d", &files)
+		files, _ = strconv.Atoi(v)
 	}
 	return size, files
+}
+
+// jsonFileDriver is the one log driver: docker's default.
+const jsonFileDriver = "json-file"
+
+// validateLogConfig refuses log drivers and options that the engine
+// does not have, as dockerd refuses unknown ones.
+func validateLogConfig(lc container.LogConfig) error {
+	if lc.Type != "" && lc.Type != jsonFileDriver {
+		return fmt.Errorf("logger: no log driver named '%s' is registered: %w", lc.Type, errdefs.ErrInvalidArgument)
+	}
+	for k, v := range lc.Config {
+		switch k {
+		case "max-size":
+			if n, err := units.RAMInBytes(v); err != nil || n == 0 || n < -1 { // -1: no limit
+				return fmt.Errorf("invalid max-size %q for the json-file log driver: %w", v, errdefs.ErrInvalidArgument)
+			}
+		case "max-file":
+			if n, err := strconv.Atoi(v); err != nil || n < 1 {
+				return fmt.Errorf("invalid max-file %q for the json-file log driver: must be a positive number: %w", v, errdefs.ErrInvalidArgument)
+			}
+		default:
+			return fmt.Errorf("unknown log opt '%s' for json-file log driver: %w", k, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
 }
 
 // watch waits for the run of t that started with exited to end and

@@ -6,6 +6,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +60,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.URL.Path = m[2]
 		r.URL.RawPath = ""
+		r = r.WithContext(context.WithValue(r.Context(), versionKey{}, m[1]))
 	}
 	w.Header().Set("Api-Version", APIVersion)
 	w.Header().Set("Server", "tent/"+s.Version+" (linux)")
@@ -66,6 +68,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Ostype", "linux")
 	s.log.Debug("api", "method", r.Method, "path", r.URL.Path)
 	s.mux.ServeHTTP(w, r)
+}
+
+type versionKey struct{}
+
+// apiVersion is the API version the client asked for: its path's, or
+// the newest for an unversioned path (as dockerd).
+func apiVersion(r *http.Request) string {
+	if v, ok := r.Context().Value(versionKey{}).(string); ok {
+		return v
+	}
+	return APIVersion
 }
 
 // versionLess compares "major.minor" versions.

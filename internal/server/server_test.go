@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/volume"
 	"github.com/tent-project/tent/internal/daemon"
 	"github.com/tent-project/tent/internal/errdefs"
 )
@@ -23,6 +25,11 @@ type fake struct {
 	inspect func(ref string) (*container.InspectResponse, error)
 	start   func(ref string) error
 	create  func(name, platform string, cfg *container.Config) (container.CreateResponse, error)
+	prune   func(everything bool) (volume.PruneReport, error)
+}
+
+func (f *fake) VolumePrune(everything bool, _ daemon.PruneFilter) (volume.PruneReport, error) {
+	return f.prune(everything)
 }
 
 func (f *fake) Inspect(ref string) (*container.InspectResponse, error) { return f.inspect(ref) }
@@ -124,5 +131,24 @@ func TestCreateDecodesAndPassesQuery(t *testing.T) {
 		if code != 400 || !strings.HasPrefix(messageOf(t, body), "invalid JSON") {
 			t.Errorf("create with body %q: %d %s, want 400 invalid JSON", bad, code, body)
 		}
+	}
+}
+
+// Volume prune before API 1.42 removes named volumes too: the all filter
+// came with 1.42.
+func TestVolumePruneByVersion(t *testing.T) {
+	var got []bool
+	b := &fake{prune: func(everything bool) (volume.PruneReport, error) {
+		got = append(got, everything)
+		return volume.PruneReport{VolumesDeleted: []string{}}, nil
+	}}
+	for _, path := range []string{"/v1.41/volumes/prune", "/v1.42/volumes/prune", "/volumes/prune",
+		`/v1.45/volumes/prune?filters={"all":["true"]}`} {
+		if code, _, body := serve(t, b, "POST", path, ""); code != 200 {
+			t.Errorf("POST %s: %d %s", path, code, body)
+		}
+	}
+	if want := []bool{true, false, false, true}; !slices.Equal(got, want) {
+		t.Errorf("everything per request %v, want %v", got, want)
 	}
 }

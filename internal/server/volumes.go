@@ -66,7 +66,9 @@ func (s *Server) volumePrune(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	all := len(f["all"]) > 0 && (f["all"][0] == "true" || f["all"][0] == "1")
+	// Before API 1.42 a prune removed every unused volume, named ones
+	// too; the all filter came with 1.42.
+	all := versionLess(apiVersion(r), "1.42") || len(f["all"]) > 0 && (f["all"][0] == "true" || f["all"][0] == "1")
 	report, err := s.d.VolumePrune(all, pf)
 	if err != nil {
 		writeError(w, err)

@@ -81,6 +81,15 @@ func Build(c Container) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	added, err := ResolveGroups(rootfs, hc.GroupAdd)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range added {
+		if g != user.GID && !slices.Contains(user.AdditionalGids, g) {
+			user.AdditionalGids = append(user.AdditionalGids, g)
+		}
+	}
 	p.User = user
 	sec, err := ParseSecurityOpts(hc.SecurityOpt)
 	if err != nil {

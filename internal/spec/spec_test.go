@@ -184,3 +184,15 @@ func TestMergeEnv(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+func TestGroupAdd(t *testing.T) {
+	s := build(t, &container.Config{User: "app"}, &container.HostConfig{GroupAdd: []string{"staff", "4000", "1000"}}, nil)
+	// staff (50) is app's already; 1000 is its primary group.
+	if got := s.Process.User.AdditionalGids; !slices.Equal(got, []uint32{50, 4000}) {
+		t.Errorf("groups %v, want [50 4000]", got)
+	}
+	c := Container{ID: id, Config: &container.Config{}, Host: &container.HostConfig{GroupAdd: []string{"nosuch"}}, Args: []string{"true"}, Rootfs: root(t)}
+	if _, err := Build(c); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "unable to find group nosuch") {
+		t.Errorf("an unknown group: %v", err)
+	}
+}

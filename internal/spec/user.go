@@ -109,3 +109,32 @@ func readColonFile(rootfs, path string) [][]string {
 	}
 	return out
 }
+
+// ResolveGroups turns --group-add values (names or numbers) into IDs
+// using the container's /etc/group, as docker does.
+func ResolveGroups(rootfs string, names []string) ([]uint32, error) {
+	var out []uint32
+	var groups [][]string
+	for _, n := range names {
+		if id, err := strconv.ParseUint(n, 10, 32); err == nil {
+			out = append(out, uint32(id))
+			continue
+		}
+		if groups == nil {
+			groups = readColonFile(rootfs, "/etc/group")
+		}
+		found := false
+		for _, e := range groups {
+			if len(e) > 2 && e[0] == n {
+				if gid, err := strconv.ParseUint(e[2], 10, 32); err == nil {
+					out, found = append(out, uint32(gid)), true
+					break
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unable to find group %s: no matching entries in group file: %w", n, errdefs.ErrInvalidArgument)
+		}
+	}
+	return out, nil
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -75,6 +76,10 @@ func TestEngineBadInput(t *testing.T) {
 		{[]string{"--security-opt", "apparmor=docker-default"}, "AppArmor is not enabled on this host"},
 		{[]string{"--security-opt", "label=type:container_t"}, "SELinux labels are not supported"},
 		{[]string{"--security-opt", "bogus=1"}, `invalid --security-opt 2: "bogus=1"`},
+		{[]string{"--log-driver", "syslog"}, "logger: no log driver named 'syslog' is registered"},
+		{[]string{"--log-opt", "compress=true"}, "unknown log opt 'compress' for json-file log driver"},
+		{[]string{"--log-opt", "max-size=lots"}, `invalid max-size "lots"`},
+		{[]string{"--group-add", "nosuchgroup"}, "unable to find group nosuchgroup"},
 	} {
 		if b, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled"); strings.HasPrefix(string(b), "Y") && strings.Contains(tc.msg, "AppArmor") {
 			continue // a host with AppArmor applies the profile
@@ -88,15 +93,20 @@ func TestEngineBadInput(t *testing.T) {
 		t.Errorf("refused runs left containers: %q", ps)
 	}
 	for _, ok := range [][]string{{"--runtime", "tent"}, {"--platform", "linux/amd64"}, {"--security-opt", "apparmor=unconfined"},
-		{"--security-opt", "label=disable"}, {"--security-opt", "no-new-privileges=true"}} {
+		{"--security-opt", "label=disable"}, {"--security-opt", "no-new-privileges=true"},
+		{"--log-driver", "json-file", "--log-opt", "max-size=1m", "--log-opt", "max-file=2"}} {
 		if out := e.must(t, append(append([]string{"run", "--rm"}, ok...), "busybox", "echo", "ok")...); out != "ok\n" {
 			t.Errorf("run %v: %q", ok, out)
 		}
 	}
+	// --group-add was ignored once: the process must have the group.
+	if out := e.must(t, "run", "--rm", "--group-add", "1234", "busybox", "id", "-G"); !slices.Contains(strings.Fields(out), "1234") {
+		t.Errorf("--group-add 1234: id -G says %q", out)
+	}
 	if rt := e.must(t, "run", "-d", "busybox", "true"); rt != "" {
 		id := strings.TrimSpace(rt)
-		if got := e.must(t, "inspect", "--format", "{{.HostConfig.Runtime}}", id); got != "tent\n" {
-			t.Errorf("inspect HostConfig.Runtime: %q, want tent", got)
+		if got := e.must(t, "inspect", "--format", "{{.HostConfig.Runtime}} {{.HostConfig.LogConfig.Type}}", id); got != "tent json-file\n" {
+			t.Errorf("inspect HostConfig.Runtime and LogConfig.Type: %q, want tent json-file", got)
 		}
 		e.must(t, "rm", "-f", id)
 	}
