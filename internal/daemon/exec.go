@@ -97,15 +97,6 @@ func (d *Daemon) ExecInspect(id string) (*container.ExecInspectResponse, error) 
 	}, nil
 }
 
-// ExecTty tells whether an exec has a terminal (its stream is raw).
-func (d *Daemon) ExecTty(id string) (bool, error) {
-	e, err := d.getExec(id)
-	if err != nil {
-		return false, err
-	}
-	return e.cfg.Tty, nil
-}
-
 // ExecStart runs an exec. Detached, it returns once the process runs;
 // otherwise it relays stdio between the process and in/out until the
 // process ends, and then calls closeOut. On a terminal, the client's
@@ -113,7 +104,11 @@ func (d *Daemon) ExecTty(id string) (bool, error) {
 // output is read and dropped from then on), as docker does. A process
 // that cannot start reports why on out and gets exit code 126 or 127, as
 // in docker.
-func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, closeOut func()) error {
+// rawOut says how the stream to out goes: raw (the start request's Tty)
+// or framed as docker's multiplexed stream, whatever the exec's own
+// terminal, as dockerd decides it (the Docker SDK creates with a
+// terminal and starts without).
+func (d *Daemon) ExecStart(id string, detach, rawOut bool, in io.Reader, out io.Writer, closeOut func()) error {
 	e, err := d.getExec(id)
 	if err != nil {
 		return err
@@ -153,7 +148,7 @@ func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, 
 		e.mu.Unlock()
 		close(e.ended)
 		if !detach {
-			streams.NewWriter(out, e.cfg.Tty).Write(streams.Stderr, []byte("OCI runtime exec failed: "+err.Error()+"\n"))
+			streams.NewWriter(out, rawOut).Write(streams.Stderr, []byte("OCI runtime exec failed: "+err.Error()+"\n"))
 			closeOut()
 			return nil
 		}
@@ -184,7 +179,7 @@ func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, 
 	cw := newCutWriter(out)
 	relayed := make(chan struct{})
 	go func() {
-		io.Copy(cw, stream)
+		relay(cw, stream, e.cfg.Tty, rawOut)
 		close(relayed)
 	}()
 	select {
@@ -200,6 +195,29 @@ func (d *Daemon) ExecStart(id string, detach bool, in io.Reader, out io.Writer, 
 	}
 	closeOut()
 	return nil
+}
+
+// relay copies an exec's stream (raw if the exec has a terminal, else
+// framed) to out in the form the client asked for.
+func relay(out io.Writer, stream io.Reader, ttyIn, rawOut bool) {
+	switch {
+	case ttyIn == rawOut:
+		io.Copy(out, stream)
+	case rawOut: // framed to raw: both streams, as they come
+		streams.Demux(out, out, stream)
+	default: // a terminal's output, framed as stdout
+		w := streams.NewWriter(out, false)
+		buf := make([]byte, 32*1024)
+		for {
+			n, err := stream.Read(buf)
+			if n > 0 && w.Write(streams.Stdout, buf[:n]) != nil {
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
 }
 
 // finishExec records the end of exec e of task t.

@@ -273,14 +273,26 @@ func (d *Daemon) Kill(ref, sig string) error {
 		}
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !c.running() {
+		c.mu.Unlock()
 		return fmt.Errorf("Cannot kill container: %s: container %s is not running: %w", ref, c.ID, errdefs.ErrConflict)
 	}
 	if s == syscall.SIGKILL || s == syscall.SIGTERM {
 		c.ManuallyStopped = true
 	}
-	return d.signal(c, s)
+	exited := c.exited
+	err = d.signal(c, s)
+	c.mu.Unlock()
+	if err == nil && s == syscall.SIGKILL {
+		// As dockerd: a SIGKILL is answered once the container has
+		// stopped, so that an inspect or a remove right after it sees
+		// it stopped (clients such as the SDKs rely on it).
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	return err
 }
 
 // signal sends s to a running container's init; c.mu is held.

@@ -51,9 +51,8 @@ type Containers interface {
 type Execs interface {
 	ExecCreate(ref string, cfg container.ExecCreateRequest) (string, error)
 	ExecInspect(id string) (*container.ExecInspectResponse, error)
-	ExecStart(id string, detach bool, in io.Reader, out io.Writer, closeOut func()) error
+	ExecStart(id string, detach, rawOut bool, in io.Reader, out io.Writer, closeOut func()) error
 	ExecResize(id string, height, width uint16) error
-	ExecTty(id string) (bool, error)
 }
 
 // Images are the image and distribution endpoints' operations.

@@ -30,21 +30,22 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	tty, err := s.d.ExecTty(id)
-	if err != nil {
+	if _, err := s.d.ExecInspect(id); err != nil { // a missing exec gets a JSON error, not a stream
 		writeError(w, err)
 		return
 	}
 	if req.Detach {
-		noContentOK(w, s.d.ExecStart(id, true, nil, nil, nil))
+		noContentOK(w, s.d.ExecStart(id, true, false, nil, nil, nil))
 		return
 	}
-	conn, rw, err := hijack(w, r, streamType(tty))
+	// The stream's form is the start request's Tty, as dockerd's; the
+	// process has a terminal if its create asked for one.
+	conn, rw, err := hijack(w, r, streamType(req.Tty))
 	if err != nil {
 		return
 	}
 	defer conn.Close()
-	if err := s.d.ExecStart(id, false, rw.Reader, conn, func() { closeWrite(conn) }); err != nil {
+	if err := s.d.ExecStart(id, false, req.Tty, rw.Reader, conn, func() { closeWrite(conn) }); err != nil {
 		fmt.Fprintf(conn, "Error: %s\n", message(err))
 	}
 }

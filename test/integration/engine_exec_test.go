@@ -1,9 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
-	"net/http"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -16,19 +13,7 @@ import (
 func TestEngineExecOutlivesDaemon(t *testing.T) {
 	e := startTent(t)
 	e.must(t, "run", "-d", "--name", "host", "busybox", "sleep", "1000")
-	api := func(method, path, body string, v any) int {
-		req, _ := http.NewRequest(method, "http://tent/v1.45"+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := e.http().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if v != nil {
-			json.NewDecoder(resp.Body).Decode(v)
-		}
-		return resp.StatusCode
-	}
+	api := func(method, path, body string, v any) int { return e.api(t, method, "/v1.45"+path, body, v) }
 	var created struct{ ID string }
 	if code := api("POST", "/containers/host/exec", `{"Cmd":["sh","-c","while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 7"]}`, &created); code != 201 {
 		t.Fatalf("exec create: %d", code)

@@ -1,0 +1,110 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tent-project/tent/internal/streams"
+)
+
+// Engine API semantics that the Docker SDKs rely on (issue 16), driven
+// through the raw API as the SDKs do.
+
+// api sends a request to the engine and decodes its JSON answer into v.
+func (e *tentEngine) api(t *testing.T, method, path, body string, v any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://tent"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.http().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		json.NewDecoder(resp.Body).Decode(v)
+	}
+	return resp.StatusCode
+}
+
+// TestEngineKillWaitsForStop: POST kill with SIGKILL answers once the
+// container has stopped, so an inspect or a remove right after it sees
+// it stopped (before, an inspect showed Running with ExitCode 137 and a
+// remove got 409).
+func TestEngineKillWaitsForStop(t *testing.T) {
+	e := startTent(t)
+	for i := range 5 {
+		id := strings.TrimSpace(e.must(t, "run", "-d", "busybox", "sleep", "1000"))
+		if code := e.api(t, "POST", "/v1.41/containers/"+id+"/kill", "", nil); code != 204 {
+			t.Fatalf("kill: %d", code)
+		}
+		var st struct {
+			State struct {
+				Running  bool
+				ExitCode int
+			}
+		}
+		e.api(t, "GET", "/v1.41/containers/"+id+"/json", "", &st)
+		if st.State.Running || st.State.ExitCode != 137 {
+			t.Errorf("round %d: inspect right after kill: %+v, want stopped with 137", i, st.State)
+		}
+		if code := e.api(t, "DELETE", "/v1.41/containers/"+id, "", nil); code != 204 {
+			t.Errorf("round %d: remove right after kill: %d, want 204", i, code)
+		}
+	}
+}
+
+// TestEngineExecStreamFollowsStart: an exec created with a terminal and
+// started without one (the Docker SDK's exec_run does so) runs on a
+// terminal but answers a multiplexed stream, as dockerd; the other way
+// round, the stream is raw.
+func TestEngineExecStreamFollowsStart(t *testing.T) {
+	e := startTent(t)
+	e.must(t, "run", "-d", "--name", "host", "busybox", "sleep", "1000")
+	for _, tc := range []struct {
+		createTty, startTty bool
+		wantType            string
+	}{
+		{true, false, "application/vnd.docker.multiplexed-stream"},
+		{false, true, "application/vnd.docker.raw-stream"},
+		{true, true, "application/vnd.docker.raw-stream"},
+	} {
+		var created struct{ ID string }
+		body := fmt.Sprintf(`{"Cmd":["sh","-c","tty; echo hi"],"AttachStdout":true,"AttachStderr":true,"Tty":%v}`, tc.createTty)
+		if code := e.api(t, "POST", "/v1.45/containers/host/exec", body, &created); code != 201 {
+			t.Fatalf("exec create: %d", code)
+		}
+		conn, err := net.Dial("unix", strings.TrimPrefix(e.host, "unix://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := fmt.Sprintf(`{"Detach":false,"Tty":%v}`, tc.startTty)
+		fmt.Fprintf(conn, "POST /v1.45/exec/%s/start HTTP/1.1\r\nHost: tent\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", created.ID, len(start), start)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		if tc.startTty {
+			io.Copy(&stdout, resp.Body)
+		} else if err := streams.Demux(&stdout, &stderr, resp.Body); err != nil {
+			t.Errorf("create tty %v, start tty %v: the stream does not demultiplex: %v", tc.createTty, tc.startTty, err)
+		}
+		conn.Close()
+		out := strings.ReplaceAll(stdout.String(), "\r", "")
+		onTerminal := strings.HasPrefix(out, "/dev/pts/")
+		if resp.Header.Get("Content-Type") != tc.wantType || onTerminal != tc.createTty || !strings.HasSuffix(out, "hi\n") {
+			t.Errorf("create tty %v, start tty %v: %s, output %q; want %s, a terminal %v", tc.createTty, tc.startTty,
+				resp.Header.Get("Content-Type"), out, tc.wantType, tc.createTty)
+		}
+	}
+}
