@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 
@@ -145,7 +146,27 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument))
 		return
 	}
-	a, err := s.d.Attach(r.PathValue("id"), boolValue(r, "stdin"), boolValue(r, "stdout"), boolValue(r, "stderr"))
+	id := r.PathValue("id")
+	logs := daemon.LogOpts{Stdout: boolValue(r, "stdout"), Stderr: boolValue(r, "stderr"), Tail: -1}
+	if !boolValue(r, "stream") {
+		// The log only, of a container in any state (as dockerd).
+		var conn net.Conn
+		err := s.d.Logs(r.Context(), id, logs, func(tty bool) io.Writer {
+			var err error
+			if conn, _, err = hijack(w, r, streamType(tty)); err != nil {
+				return io.Discard
+			}
+			return conn
+		})
+		if conn == nil {
+			writeError(w, err)
+			return
+		}
+		closeWrite(conn)
+		conn.Close()
+		return
+	}
+	a, err := s.d.Attach(id, boolValue(r, "stdin"), logs.Stdout, logs.Stderr)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -157,6 +178,9 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
+	if boolValue(r, "logs") {
+		s.d.Logs(r.Context(), id, logs, func(bool) io.Writer { return conn })
+	}
 	a.Stream(context.Background(), rw.Reader, conn, func() { closeWrite(conn) })
 }
 

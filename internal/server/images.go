@@ -60,15 +60,26 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": img.ID.String()})
 }
 
+// imageLoad answers as dockerd does: a JSON message stream (chunked),
+// begun before the archive is read, with a bad archive's error inside
+// it (the Docker SDKs parse the stream and nothing else).
 func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) {
-	list, err := s.d.ImageLoad(r.Body)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
+	// The archive is read while the answer has begun: without full
+	// duplex, net/http may cut the request body once headers are flushed.
+	http.NewResponseController(w).EnableFullDuplex()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
+	fw := newFlushWriter(w)
+	if fw.f != nil {
+		fw.f.Flush()
+	}
+	enc := json.NewEncoder(fw)
+	list, err := s.d.ImageLoad(r.Body)
+	if err != nil {
+		msg := message(err)
+		enc.Encode(distribution.Message{Error: msg, ErrorDetail: &distribution.ErrorDetail{Message: msg}})
+		return
+	}
 	// As docker: the names the archive gave, else the ID.
 	for _, img := range list {
 		if len(img.Tags) == 0 {

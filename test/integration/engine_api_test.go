@@ -108,3 +108,69 @@ func TestEngineExecStreamFollowsStart(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineAttachLogsOfStoppedContainer: attach with logs=1&stream=0
+// answers the log, of a stopped container too (the Docker SDK's
+// container.attach(logs=True, stream=False)); before, a 409.
+func TestEngineAttachLogsOfStoppedContainer(t *testing.T) {
+	e := startTent(t)
+	e.must(t, "run", "--name", "done", "busybox", "sh", "-c", "echo out; echo err >&2")
+	conn, err := net.Dial("unix", strings.TrimPrefix(e.host, "unix://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1.41/containers/done/attach?logs=1&stream=0&stdout=1&stderr=1 HTTP/1.1\r\nHost: tent\r\nContent-Length: 0\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if resp.StatusCode != 200 {
+		t.Fatalf("attach logs of a stopped container: %s", resp.Status)
+	}
+	if err := streams.Demux(&stdout, &stderr, resp.Body); err != nil || stdout.String() != "out\n" || stderr.String() != "err\n" {
+		t.Errorf("attached log: stdout %q, stderr %q (%v)", stdout.String(), stderr.String(), err)
+	}
+	if code := e.api(t, "POST", "/v1.41/containers/done/attach?stream=1&stdout=1", "", nil); code != 409 {
+		t.Errorf("a stream of a stopped container: %d, want 409", code)
+	}
+}
+
+// TestEngineLoadAnswersAStream: POST /images/load answers a chunked JSON
+// message stream, a bad archive's error inside it, as dockerd (the Docker
+// SDK parses the stream; a 400 with a JSON body made it fail).
+func TestEngineLoadAnswersAStream(t *testing.T) {
+	e := startTent(t)
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{"not a tar archive at all", `"errorDetail":{"message":`},
+		{string(e.saveBusybox(t)), `"stream":"Loaded image: busybox:latest\n"`},
+	} {
+		resp, err := e.http().Post("http://tent/v1.41/images/load", "application/x-tar", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ContentLength != -1 || !strings.Contains(string(b), tc.want) {
+			t.Errorf("load: %s, length %d, body %s; want 200, chunked, %s", resp.Status, resp.ContentLength, b, tc.want)
+		}
+		var m map[string]any
+		if err := json.NewDecoder(strings.NewReader(string(b))).Decode(&m); err != nil {
+			t.Errorf("the stream's first message does not decode: %v", err)
+		}
+	}
+}
+
+// saveBusybox is `docker save busybox` of the engine.
+func (e *tentEngine) saveBusybox(t *testing.T) []byte {
+	t.Helper()
+	cmd := e.command("save", "busybox")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
