@@ -574,9 +574,9 @@ func (d *Daemon) Rename(ref, name string) error {
 	return d.save(c)
 }
 
-// Prune removes every stopped container and returns their IDs.
-func (d *Daemon) Prune(f PruneFilter) ([]string, error) {
-	var ids []string
+// Prune removes every stopped container and returns their IDs and the
+// bytes their writable layers held (docker's SpaceReclaimed).
+func (d *Daemon) Prune(f PruneFilter) (ids []string, reclaimed uint64, err error) {
 	for _, c := range d.all() {
 		c.mu.Lock()
 		stopped := c.State.Status == container.StateExited || c.State.Status == container.StateCreated || c.State.Status == container.StateDead
@@ -585,11 +585,13 @@ func (d *Daemon) Prune(f PruneFilter) ([]string, error) {
 		if !stopped || !match {
 			continue
 		}
+		size, _ := d.snap.Usage(d.snapshotKey(c.ID))
 		if err := d.Remove(c.ID, false, false); err == nil {
 			ids = append(ids, c.ID)
+			reclaimed += uint64(size)
 		}
 	}
-	return ids, nil
+	return ids, reclaimed, nil
 }
 
 // PruneFilter is what docker's prune filters ask: until (only what was

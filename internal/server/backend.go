@@ -40,7 +40,7 @@ type Containers interface {
 	Wait(ctx context.Context, ref string, cond container.WaitCondition, ready func()) (container.WaitResponse, error)
 	Remove(ref string, force, volumes bool) error
 	Rename(ref, name string) error
-	Prune(f daemon.PruneFilter) ([]string, error)
+	Prune(f daemon.PruneFilter) (ids []string, reclaimed uint64, err error)
 	Top(ref, psArgs string) (*container.TopResponse, error)
 	Logs(ctx context.Context, ref string, o daemon.LogOpts, ready func(tty bool) io.Writer) error
 	Attach(ref string, stdin, stdout, stderr bool) (*daemon.Attachment, error)

@@ -225,7 +225,7 @@ func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ids, err := s.d.Prune(pf)
+	ids, reclaimed, err := s.d.Prune(pf)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -233,7 +233,7 @@ func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) {
 	if ids == nil {
 		ids = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ContainersDeleted": ids, "SpaceReclaimed": 0})
+	writeJSON(w, http.StatusOK, map[string]any{"ContainersDeleted": ids, "SpaceReclaimed": reclaimed})
 }
 
 func (s *Server) containerTop(w http.ResponseWriter, r *http.Request) {

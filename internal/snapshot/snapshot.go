@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -60,6 +61,9 @@ type Snapshotter interface {
 	Stat(key string) (Info, error)
 	// Walk calls fn for every snapshot.
 	Walk(fn func(Info) error) error
+	// Usage is the bytes of the regular files a snapshot holds itself
+	// (an active one's writable layer: docker's SizeRw).
+	Usage(key string) (int64, error)
 	// Unpack applies a layer to the active snapshot key, which must be
 	// freshly prepared, directly on disk (no mount needed).
 	Unpack(key string, layer io.Reader) (archive.Result, error)
@@ -294,6 +298,26 @@ func (s *store) Stat(key string) (Info, error) {
 		return err
 	})
 	return i, err
+}
+
+func (s *store) Usage(key string) (int64, error) {
+	info, err := s.Stat(key)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = filepath.WalkDir(filepath.Join(s.dir(info.ID), "fs"), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // gone meanwhile, or unreadable: not counted
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 func (s *store) Walk(fn func(Info) error) error {

@@ -96,6 +96,20 @@ func conformance(t *testing.T, newSn func(string) (Snapshotter, error)) {
 	if err := Unmount(mnt); err != nil {
 		t.Fatal(err)
 	}
+	// Usage counts what c1 holds itself: one byte more than a fresh
+	// snapshot of the same parent (a native copy holds the parent's
+	// files too, an overlay upper none).
+	if _, err := sn.Prepare("fresh", "l2"); err != nil {
+		t.Fatal(err)
+	}
+	used, err1 := sn.Usage("c1")
+	base, err2 := sn.Usage("fresh")
+	if err1 != nil || err2 != nil || used-base != 1 {
+		t.Errorf("usage of c1 %d, of a fresh snapshot %d (%v %v): want 1 byte apart", used, base, err1, err2)
+	}
+	if _, err := sn.Usage("nope"); !errdefs.IsNotFound(err) {
+		t.Errorf("usage of a missing snapshot: %v", err)
+	}
 	// The write went to c1 only: a view of l2 does not see it, and is read-only.
 	ms, err = sn.View("v1", "l2")
 	if err != nil {
@@ -138,7 +152,7 @@ func conformance(t *testing.T, newSn func(string) (Snapshotter, error)) {
 	}
 
 	// Removal, children first, leaves nothing.
-	for _, k := range []string{"c1", "v1", "l2", "l1"} {
+	for _, k := range []string{"c1", "fresh", "v1", "l2", "l1"} {
 		if err := sn.Remove(k); err != nil {
 			t.Fatalf("remove %s: %v", k, err)
 		}

@@ -174,3 +174,20 @@ func (e *tentEngine) saveBusybox(t *testing.T) []byte {
 	}
 	return out
 }
+
+// TestEnginePruneReportsSpace: container prune reports the bytes of the
+// writable layers it removed (SpaceReclaimed; it said 0).
+func TestEnginePruneReportsSpace(t *testing.T) {
+	e := startTent(t)
+	e.must(t, "run", "busybox", "dd", "if=/dev/zero", "of=/big", "bs=1024", "count=100")
+	var report struct {
+		ContainersDeleted []string
+		SpaceReclaimed    uint64
+	}
+	if code := e.api(t, "POST", "/v1.41/containers/prune", "", &report); code != 200 {
+		t.Fatalf("prune: %d", code)
+	}
+	if len(report.ContainersDeleted) != 1 || report.SpaceReclaimed < 100*1024 {
+		t.Errorf("prune report %+v, want 1 container and at least 102400 bytes", report)
+	}
+}
