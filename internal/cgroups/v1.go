@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -404,7 +405,11 @@ func (m *v1) freezer(state string) error {
 			return nil
 		}
 		if state == "FROZEN" && i%50 == 49 {
-			// Freezing can stall on a task in an uninterruptible sleep; nudge it again.
+			// Freezing can stall on a task in an uninterruptible sleep
+			// (one in the middle of execve, say, right after a start):
+			// thaw, let it get past, and freeze again, as runc does.
+			_ = write(dir, "freezer.state", "THAWED")
+			time.Sleep(10 * time.Millisecond)
 			_ = write(dir, "freezer.state", state)
 		}
 		sleepBackoff(0)

@@ -47,6 +47,7 @@ func Run(t *testing.T, rt task.Runtime) {
 		{"ExitStatusAndLog", testExitStatusAndLog},
 		{"KillAndState", testKillAndState},
 		{"PauseResume", testPauseResume},
+		{"PauseRightAfterStart", testPauseRightAfterStart},
 		{"Exec", testExec},
 		{"AttachBeforeStart", testAttachBeforeStart},
 		{"Connect", testConnect},
@@ -248,6 +249,30 @@ func testPauseResume(t *testing.T, rt task.Runtime) {
 	}
 	tk.Kill(ctx, syscall.SIGKILL, false)
 	wait(t, tk)
+}
+
+// testPauseRightAfterStart pauses a task the moment Start returns, while
+// its first process may still be on its way to the program.
+func testPauseRightAfterStart(t *testing.T, rt task.Runtime) {
+	ctx := context.Background()
+	for i := range 5 {
+		f := newFixture(t, fmt.Sprintf("quickpause%d", i))
+		tk := f.mustCreate(t, rt, "sleep", "1000")
+		if err := tk.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := tk.Pause(ctx); err != nil {
+			t.Fatalf("round %d: pause right after start: %v", i, err)
+		}
+		if st := state(t, tk); st.Status != task.Paused {
+			t.Errorf("round %d: state %s, want paused", i, st.Status)
+		}
+		if err := tk.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tk.Kill(ctx, syscall.SIGKILL, false)
+		wait(t, tk)
+	}
 }
 
 func testExec(t *testing.T, rt task.Runtime) {
