@@ -38,6 +38,10 @@ type Container struct {
 	// PIDNamespace is the namespace file of --pid container:NAME's
 	// container.
 	PIDNamespace string
+	// NetNS is a network namespace the engine made and wired for the
+	// container (its networks), to join instead of making a new one;
+	// "": a new one (loopback only), unless the network mode is host.
+	NetNS string
 	// Files writes the container's /etc/hostname, /etc/hosts and
 	// /etc/resolv.conf for hostname and returns (host path, container
 	// path) pairs; nil: none.
@@ -121,6 +125,13 @@ func Build(c Container) (*specs.Spec, error) {
 		})
 		if cfg.Hostname == "" {
 			s.Hostname = ""
+		}
+	}
+	if c.NetNS != "" && !hc.NetworkMode.IsHost() {
+		for i, n := range lx.Namespaces {
+			if n.Type == specs.NetworkNamespace {
+				lx.Namespaces[i].Path = c.NetNS
+			}
 		}
 	}
 	if err := shareNamespaces(s, hc, c.PIDNamespace); err != nil {

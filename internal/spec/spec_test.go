@@ -196,3 +196,16 @@ func TestGroupAdd(t *testing.T) {
 		t.Errorf("an unknown group: %v", err)
 	}
 }
+
+func TestJoinEngineNetNS(t *testing.T) {
+	s := build(t, &container.Config{}, &container.HostConfig{}, func(c *Container) { c.NetNS = "/run/tent/netns/abc" })
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == specs.NetworkNamespace && n.Path != "/run/tent/netns/abc" {
+			t.Errorf("network namespace %+v, want the engine's", n)
+		}
+	}
+	s = build(t, &container.Config{}, &container.HostConfig{NetworkMode: "host"}, func(c *Container) { c.NetNS = "/run/tent/netns/abc" })
+	if hasNS(s, specs.NetworkNamespace) {
+		t.Error("host networking joined a namespace")
+	}
+}
