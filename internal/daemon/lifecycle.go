@@ -110,9 +110,8 @@ func (d *Daemon) start(c *ctr) (err error) {
 	if err != nil {
 		return err
 	}
-	st, _ := t.State(ctx)
 	c.task = t
-	c.State = state{Status: container.StateRunning, Pid: st.Pid, StartedAt: time.Now().UTC()}
+	c.State = state{Status: container.StateRunning, Pid: t.Pid(), StartedAt: time.Now().UTC()}
 	c.ManuallyStopped = false
 	// The record is written while the container starts: a daemon that
 	// dies in between finds a started container recorded as created,

@@ -13,8 +13,8 @@ import (
 // refused at create, as runc does, rather than ignored: a container the
 // user asked to confine must not run unconfined.
 
-// apparmorEnabled reports whether the kernel enforces AppArmor.
-func apparmorEnabled() bool {
+// AppArmorEnabled reports whether the kernel enforces AppArmor.
+func AppArmorEnabled() bool {
 	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
 	return err == nil && bytes.HasPrefix(b, []byte("Y"))
 }
@@ -27,7 +27,7 @@ func selinuxEnabled() bool {
 
 // checkLSM refuses the labels and profiles of s that this host cannot apply.
 func checkLSM(s *specs.Spec) error {
-	if s.Process.ApparmorProfile != "" && !apparmorEnabled() {
+	if s.Process.ApparmorProfile != "" && !AppArmorEnabled() {
 		return invalid("apparmor profile %q is specified in config, but apparmor is disabled or not supported on this host", s.Process.ApparmorProfile)
 	}
 	for _, l := range []struct{ field, label string }{

@@ -3,7 +3,6 @@ package spec
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/caps"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/seccomp"
 )
 
@@ -117,7 +117,7 @@ func ParseSecurityOpts(opts []string) (SecurityOpts, error) {
 		case "seccomp":
 			o.Seccomp = v
 		case "apparmor":
-			if v != "unconfined" && !apparmorEnabled() {
+			if v != "unconfined" && !runtime.AppArmorEnabled() {
 				return o, fmt.Errorf("--security-opt apparmor=%s: AppArmor is not enabled on this host: %w", v, errdefs.ErrInvalidArgument)
 			}
 			o.AppArmor = v
@@ -130,12 +130,6 @@ func ParseSecurityOpts(opts []string) (SecurityOpts, error) {
 		}
 	}
 	return o, nil
-}
-
-// apparmorEnabled reports whether the kernel enforces AppArmor.
-func apparmorEnabled() bool {
-	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-	return err == nil && len(b) > 0 && b[0] == 'Y'
 }
 
 // dockerSeccomp is docker's seccomp profile format.

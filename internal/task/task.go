@@ -155,6 +155,9 @@ type ExecState struct {
 // Task is one run of a container.
 type Task interface {
 	ID() string
+	// Pid is the host PID of the task's first process (known at Create,
+	// without asking the process's state).
+	Pid() int
 	// State reads the task's state now.
 	State(ctx context.Context) (State, error)
 	// Spec is the spec the task was created with.

@@ -22,6 +22,7 @@ type Task struct {
 	id    string
 	paths task.Paths
 	c     *runtime.Container // nil: its state is gone (the task has ended)
+	pid   int
 
 	mu     sync.Mutex
 	waiter *monitor.Waiter // registered at Start, before the program runs
@@ -35,6 +36,8 @@ type Task struct {
 }
 
 func (t *Task) ID() string { return t.id }
+
+func (t *Task) Pid() int { return t.pid }
 
 // container is the runtime's view of the task, or an error saying it has
 // none any more.

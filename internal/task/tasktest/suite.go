@@ -183,8 +183,8 @@ func mounted(path string) bool {
 func testExitStatusAndLog(t *testing.T, rt task.Runtime) {
 	f := newFixture(t, "exit")
 	tk := f.mustCreate(t, rt, "sh", "-c", "echo out; echo err >&2; exit 3")
-	if st := state(t, tk); st.Status != task.Created || st.Pid <= 0 {
-		t.Errorf("state after create: %+v, want created with a pid", st)
+	if st := state(t, tk); st.Status != task.Created || st.Pid <= 0 || st.Pid != tk.Pid() {
+		t.Errorf("state after create: %+v (Pid() %d), want created with the task's pid", st, tk.Pid())
 	}
 	if err := tk.Start(context.Background()); err != nil {
 		t.Fatal(err)
