@@ -16,6 +16,9 @@ var (
 	ErrUnavailable    = errors.New("unavailable")
 	// ErrUnauthorized: credentials are missing or wrong (a registry login).
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden: the operation is refused whatever the state (removing
+	// a predefined network, one with active endpoints; HTTP 403).
+	ErrForbidden = errors.New("forbidden")
 )
 
 // IsNotFound reports whether err is of class ErrNotFound.
@@ -37,7 +40,7 @@ var ErrPermission = errors.New("permission denied")
 // classes are every class, for errors that cross a process boundary as
 // text (ClassOf, WithClass), most specific first.
 var classes = []error{ErrPermission, ErrNotFound, ErrAlreadyExists, ErrInvalidArgument, ErrConflict,
-	ErrNotImplemented, ErrUnavailable, ErrUnauthorized}
+	ErrNotImplemented, ErrUnavailable, ErrUnauthorized, ErrForbidden}
 
 // ClassOf names the class of err ("" if it has none), for WithClass at
 // the other end of a pipe.

@@ -112,6 +112,8 @@ func errorStatus(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, errdefs.ErrUnauthorized):
 		return http.StatusUnauthorized
+	case errors.Is(err, errdefs.ErrForbidden):
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
 }
@@ -121,7 +123,7 @@ func errorStatus(err error) int {
 func message(err error) string {
 	msg := err.Error()
 	for _, class := range []error{errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument,
-		errdefs.ErrConflict, errdefs.ErrNotImplemented, errdefs.ErrUnavailable, errdefs.ErrUnauthorized} {
+		errdefs.ErrConflict, errdefs.ErrNotImplemented, errdefs.ErrUnavailable, errdefs.ErrUnauthorized, errdefs.ErrForbidden} {
 		msg = strings.TrimSuffix(msg, ": "+class.Error())
 	}
 	return msg

@@ -1,0 +1,303 @@
+package network
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tent-project/tent/internal/errdefs"
+)
+
+// EndpointOpts are what a container asks of a network.
+type EndpointOpts struct {
+	Container string
+	Name      string // the container's
+	Aliases   []string
+	IP        netip.Addr // --ip; zero: the next free one
+	MAC       string     // --mac-address; "": derived from the address
+	Ports     []PortMapping
+	Gateway   bool
+	Iface     string // eth0, eth1...
+}
+
+// Allocate gives a container an endpoint on a network: its address
+// (leased on disk before it is used) and its host ports. Nothing is
+// wired yet (Wire). On error nothing is kept.
+func (m *Manager) Allocate(netRef string, o EndpointOpts) (*Endpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.get(netRef)
+	if err != nil {
+		return nil, err
+	}
+	if n.Driver != DriverBridge {
+		return nil, fmt.Errorf("container cannot be connected to network %s (driver %s): %w", n.Name, n.Driver, errdefs.ErrForbidden)
+	}
+	if _, ok := m.endpoints[n.ID][o.Container]; ok {
+		return nil, fmt.Errorf("endpoint with name %s already exists in network %s: %w", o.Name, n.Name, errdefs.ErrForbidden)
+	}
+	ep := &Endpoint{ID: newID(), Network: n.ID, Container: o.Container, Name: o.Name, Aliases: o.Aliases,
+		Iface: o.Iface, Gateway: o.Gateway && !n.Internal, HostVeth: "veth" + newID()[:7]}
+	if ep.Ports, err = m.allocatePorts(o.Ports); err != nil {
+		return nil, err
+	}
+	if o.IP.IsValid() {
+		if !n.UserSubnet {
+			return nil, fmt.Errorf("user specified IP address is supported only when connecting to networks with user configured subnets: %w", errdefs.ErrInvalidArgument)
+		}
+		if !n.Subnet.Contains(o.IP) || o.IP == n.Subnet.Addr() || o.IP == broadcast(n.Subnet) {
+			return nil, fmt.Errorf("invalid address %s: it does not belong to any of this network's subnets (%s): %w", o.IP, n.Subnet, errdefs.ErrInvalidArgument)
+		}
+		if o.IP == n.Gateway || m.leased(n.ID, o.IP) {
+			return nil, fmt.Errorf("address %s is already in use on network %s: %w", o.IP, n.Name, errdefs.ErrConflict)
+		}
+		ep.IP = o.IP
+	} else if ep.IP, err = m.nextIP(n); err != nil {
+		return nil, err
+	}
+	ep.MAC = macFor(ep.IP).String()
+	if o.MAC != "" {
+		hw, err := net.ParseMAC(o.MAC)
+		if err != nil || len(hw) != 6 {
+			return nil, fmt.Errorf("invalid MAC address %q: %w", o.MAC, errdefs.ErrInvalidArgument)
+		}
+		ep.MAC = hw.String()
+	}
+	if err := m.writeLease(ep, true); err != nil {
+		return nil, err
+	}
+	m.endpoints[n.ID][ep.Container] = ep
+	c := *ep
+	return &c, nil
+}
+
+func (m *Manager) leasePath(ep *Endpoint) string {
+	return filepath.Join(m.leaseDir(), ep.Network, ep.IP.String())
+}
+
+// writeLease records ep; create: the lease is new (O_EXCL, so that an
+// address is never leased twice).
+func (m *Manager) writeLease(ep *Endpoint, create bool) error {
+	b, err := json.Marshal(ep)
+	if err != nil {
+		return err
+	}
+	p := m.leasePath(ep)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if create {
+		flags |= os.O_EXCL
+	}
+	f, err := os.OpenFile(p, flags, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("address %s is already in use: %w", ep.IP, errdefs.ErrConflict)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(p)
+	}
+	return err
+}
+
+// leased reports whether ip is taken on network id; m.mu is held.
+func (m *Manager) leased(id string, ip netip.Addr) bool {
+	for _, ep := range m.endpoints[id] {
+		if ep.IP == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// nextIP is the next free address of n's range after the last one
+// handed out (docker's serial allocation: a released address is not
+// reused at once); m.mu is held.
+func (m *Manager) nextIP(n *Network) (netip.Addr, error) {
+	r := n.Subnet
+	if n.IPRange.IsValid() {
+		r = n.IPRange
+	}
+	used := map[netip.Addr]bool{n.Gateway: true}
+	for _, ep := range m.endpoints[n.ID] {
+		used[ep.IP] = true
+	}
+	first, last := r.Masked().Addr(), broadcast(r)
+	ip := m.ipNext[n.ID]
+	if !r.Contains(ip) {
+		ip = first
+	}
+	for range 1 << (32 - r.Bits()) {
+		if ip == last || !r.Contains(ip) {
+			ip = first
+		}
+		if !used[ip] && ip != n.Subnet.Addr() && ip != broadcast(n.Subnet) {
+			m.ipNext[n.ID] = ip.Next()
+			return ip, nil
+		}
+		ip = ip.Next()
+	}
+	return netip.Addr{}, fmt.Errorf("no available IPv4 addresses on this network's address pools: %s (%s): %w", n.Name, n.ID, errdefs.ErrUnavailable)
+}
+
+// Wire plugs an allocated endpoint into the network namespace of pid:
+// a veth pair with its container end there (ep.Iface, ep.IP, ep.MAC,
+// and the default route if ep.Gateway), then its published ports.
+func (m *Manager) Wire(ep *Endpoint, pid int) error {
+	m.mu.Lock()
+	n, ok := m.nets[ep.Network]
+	var nc Network
+	if ok {
+		nc = *n
+	}
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("network %s not found: %w", ep.Network, errdefs.ErrNotFound)
+	}
+	if err := wire(&nc, ep, pid); err != nil {
+		return fmt.Errorf("failed to set up container networking: %w", err)
+	}
+	if len(ep.Ports) > 0 {
+		return m.syncRules()
+	}
+	return nil
+}
+
+// Release ends an endpoint: its ports' rules, its host veth (gone
+// already with the container's namespace, unless the container still
+// runs: a disconnect) and its lease.
+func (m *Manager) Release(containerID, netID string) {
+	m.mu.Lock()
+	ep := m.endpoints[netID][containerID]
+	m.mu.Unlock()
+	if ep != nil {
+		m.release(ep, true)
+	}
+}
+
+// ReleaseAll releases every endpoint of a container.
+func (m *Manager) ReleaseAll(containerID string) {
+	for id := range m.ContainerEndpoints(containerID) {
+		m.Release(containerID, id)
+	}
+}
+
+func (m *Manager) release(ep *Endpoint, sync bool) {
+	m.mu.Lock()
+	if eps := m.endpoints[ep.Network]; eps != nil && eps[ep.Container] == ep {
+		delete(eps, ep.Container)
+	}
+	m.mu.Unlock()
+	if len(ep.Ports) > 0 && sync {
+		if err := m.syncRules(); err != nil {
+			m.log.Warn("remove port rules", "container", ep.Container, "err", err)
+		}
+	}
+	deleteLink(ep.HostVeth)
+	os.Remove(m.leasePath(ep))
+}
+
+// Unwire takes an endpoint out of a running container's namespace (a
+// disconnect); Release then frees it.
+func (m *Manager) Unwire(ep *Endpoint, pid int) error { return unwire(ep, pid) }
+
+// allocatePorts gives each mapping its host port: the one asked, unless
+// it is taken (docker's "port is already allocated"), or a free one of
+// the ephemeral range. m.mu is held.
+func (m *Manager) allocatePorts(asked []PortMapping) ([]PortMapping, error) {
+	if len(asked) == 0 {
+		return nil, nil
+	}
+	var taken []PortMapping
+	for _, eps := range m.endpoints {
+		for _, ep := range eps {
+			taken = append(taken, ep.Ports...)
+		}
+	}
+	clash := func(p PortMapping) bool {
+		return slices.ContainsFunc(taken, func(t PortMapping) bool {
+			return t.Proto == p.Proto && t.HostPort == p.HostPort &&
+				(!t.HostIP.IsValid() || !p.HostIP.IsValid() || t.HostIP.IsUnspecified() || p.HostIP.IsUnspecified() || t.HostIP == p.HostIP)
+		})
+	}
+	lo, hi := ephemeralRange()
+	out := make([]PortMapping, 0, len(asked))
+	for _, p := range asked {
+		if p.HostPort != 0 {
+			if clash(p) {
+				return nil, fmt.Errorf("driver failed programming external connectivity: Bind for %s failed: port is already allocated: %w", hostPortString(p), errdefs.ErrConflict)
+			}
+			if err := probePort(p); err != nil {
+				return nil, fmt.Errorf("driver failed programming external connectivity: %v: %w", err, errdefs.ErrConflict)
+			}
+		} else {
+			found := false
+			for port := lo; port <= hi && !found; port++ {
+				p.HostPort = uint16(port)
+				found = !clash(p) && probePort(p) == nil
+			}
+			if !found {
+				return nil, fmt.Errorf("no free host port for %d/%s: %w", p.ContainerPort, p.Proto, errdefs.ErrUnavailable)
+			}
+		}
+		taken = append(taken, p)
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func hostPortString(p PortMapping) string {
+	ip := "0.0.0.0"
+	if p.HostIP.IsValid() {
+		ip = p.HostIP.String()
+	}
+	return net.JoinHostPort(ip, strconv.Itoa(int(p.HostPort)))
+}
+
+// probePort tells whether a host process holds the port already (the
+// engine's DNAT would hide it, or be hidden by it).
+func probePort(p PortMapping) error {
+	addr := hostPortString(p)
+	switch p.Proto {
+	case "tcp":
+		l, err := net.Listen("tcp4", addr)
+		if err != nil {
+			return err
+		}
+		return l.Close()
+	case "udp":
+		c, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	return nil
+}
+
+// ephemeralRange is the kernel's local port range (docker's too).
+func ephemeralRange() (int, int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+		lo, err1 := strconv.Atoi(f[0])
+		hi, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil && lo > 0 && hi >= lo {
+			return lo, hi
+		}
+	}
+	return 32768, 60999
+}

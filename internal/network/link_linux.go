@@ -1,0 +1,187 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+func ipNet(ip netip.Addr, bits int) *net.IPNet {
+	return &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(bits, 32)}
+}
+
+func sysctl(path, value string) error {
+	return os.WriteFile("/proc/sys/"+path, []byte(value), 0o644)
+}
+
+var forwarding sync.Once
+
+// ensureBridge makes n's bridge if it is missing and gives it the
+// gateway address; it is up, with route_localnet (published ports on
+// 127.0.0.1 are DNATed to it), and the host forwards IPv4.
+func ensureBridge(n *Network) error {
+	var ferr error
+	forwarding.Do(func() { ferr = sysctl("net/ipv4/ip_forward", "1") })
+	if ferr != nil {
+		return fmt.Errorf("enable IPv4 forwarding: %w", ferr)
+	}
+	link, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = n.Bridge
+		if n.MTU > 0 {
+			attrs.MTU = n.MTU
+		}
+		br := &netlink.Bridge{LinkAttrs: attrs}
+		if err := netlink.LinkAdd(br); err != nil {
+			return fmt.Errorf("create bridge %s: %w", n.Bridge, err)
+		}
+		if link, err = netlink.LinkByName(n.Bridge); err != nil {
+			return err
+		}
+	} else if _, ok := link.(*netlink.Bridge); !ok {
+		return fmt.Errorf("%s exists and is not a bridge (%s)", n.Bridge, link.Type())
+	}
+	addr := &netlink.Addr{IPNet: ipNet(n.Gateway, n.Subnet.Bits())}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", n.Gateway, n.Bridge, err)
+	}
+	if err := sysctl("net/ipv4/conf/"+n.Bridge+"/route_localnet", "1"); err != nil {
+		return err
+	}
+	return netlink.LinkSetUp(link)
+}
+
+func deleteBridge(name string) error { return deleteLink(name) }
+
+func deleteLink(name string) error {
+	if name == "" {
+		return nil
+	}
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	return netlink.LinkDel(link)
+}
+
+// hostRoutes are the IPv4 destinations the host routes, and its own
+// addresses' subnets, which a new network's subnet must not overlap.
+func hostRoutes() []netip.Prefix {
+	var out []netip.Prefix
+	routes, _ := netlink.RouteList(nil, netlink.FAMILY_V4)
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		if p, ok := prefixOf(r.Dst); ok {
+			out = append(out, p)
+		}
+	}
+	addrs, _ := netlink.AddrList(nil, netlink.FAMILY_V4)
+	for _, a := range addrs {
+		if p, ok := prefixOf(a.IPNet); ok {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
+	ip, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	bits, _ := n.Mask.Size()
+	return netip.PrefixFrom(ip.Unmap(), bits), true
+}
+
+// wire makes ep's veth pair with its container end in pid's network
+// namespace, created there directly, and configures that end from
+// inside.
+func wire(n *Network, ep *Endpoint, pid int) error {
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		return fmt.Errorf("network namespace of %d: %w", pid, err)
+	}
+	defer ns.Close()
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	}
+	mac, err := net.ParseMAC(ep.MAC)
+	if err != nil {
+		return err
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.MasterIndex = ep.HostVeth, br.Attrs().Index
+	mtu := br.Attrs().MTU
+	attrs.MTU = mtu
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: ep.Iface, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(int(ns)), PeerMTU: uint32(mtu)}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s: %w", ep.HostVeth, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			netlink.LinkDel(veth)
+		}
+	}()
+	if err := netlink.LinkSetUp(veth); err != nil {
+		return err
+	}
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	defer h.Delete()
+	in, err := h.LinkByName(ep.Iface)
+	if err != nil {
+		return err
+	}
+	if err := h.AddrAdd(in, &netlink.Addr{IPNet: ipNet(ep.IP, n.Subnet.Bits())}); err != nil {
+		return fmt.Errorf("address %s: %w", ep.IP, err)
+	}
+	if err := h.LinkSetUp(in); err != nil {
+		return err
+	}
+	if ep.Gateway {
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway.AsSlice()}); err != nil {
+			return fmt.Errorf("default route via %s: %w", n.Gateway, err)
+		}
+	}
+	ok = true
+	return nil
+}
+
+// unwire deletes ep's interface in pid's namespace (its host end goes
+// with it).
+func unwire(ep *Endpoint, pid int) error {
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	defer h.Delete()
+	in, err := h.LinkByName(ep.Iface)
+	if err != nil {
+		return err
+	}
+	return h.LinkDel(in)
+}
+

@@ -1,0 +1,269 @@
+package network
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tent-project/tent/internal/errdefs"
+)
+
+var randRead = rand.Read
+
+// CreateOpts are a new network's settings (POST /networks/create).
+type CreateOpts struct {
+	Name       string
+	Driver     string
+	Internal   bool
+	Attachable bool
+	IPv6       bool
+	// Subnet, IPRange and Gateway: one IPAM config, each optional.
+	Subnet  string
+	IPRange string
+	Gateway string
+	Options map[string]string
+	Labels  map[string]string
+}
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// Create makes a network: its record, then its bridge and rules. On any
+// error nothing of it is left.
+func (m *Manager) Create(o CreateOpts) (*Network, error) {
+	if o.Driver == "" {
+		o.Driver = DriverBridge
+	}
+	switch {
+	case !validName.MatchString(o.Name):
+		return nil, fmt.Errorf("invalid network name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", o.Name, errdefs.ErrInvalidArgument)
+	case o.Name == NameBridge || o.Name == NameHost || o.Name == NameNone:
+		return nil, fmt.Errorf("%s is a pre-defined network and cannot be created: %w", o.Name, errdefs.ErrForbidden)
+	case o.Driver == DriverHost || o.Driver == DriverNull:
+		return nil, fmt.Errorf("only one instance of %q network is allowed: %w", o.Driver, errdefs.ErrForbidden)
+	case o.Driver != DriverBridge:
+		return nil, fmt.Errorf("could not find plugin %s in v1 plugin registry: plugin not found: %w", o.Driver, errdefs.ErrNotFound)
+	case o.IPv6:
+		return nil, fmt.Errorf("IPv6 networks are not supported yet: %w", errdefs.ErrNotImplemented)
+	}
+	n := &Network{ID: newID(), Name: o.Name, Driver: o.Driver, Created: time.Now().UTC(), Internal: o.Internal,
+		Attachable: o.Attachable, Options: o.Options, Labels: o.Labels, MTU: m.cfg.MTU}
+	n.Bridge = "tent-" + n.ID[:10]
+	for k, v := range o.Options {
+		switch k {
+		case OptBridgeName:
+			if v == "" || len(v) > 15 || strings.ContainsAny(v, "/ \t\n") {
+				return nil, fmt.Errorf("invalid bridge name %q: %w", v, errdefs.ErrInvalidArgument)
+			}
+			n.Bridge = v
+		case OptMTU:
+			mtu, err := strconv.Atoi(v)
+			if err != nil || mtu < 68 || mtu > 65535 {
+				return nil, fmt.Errorf("invalid MTU %q: %w", v, errdefs.ErrInvalidArgument)
+			}
+			n.MTU = mtu
+		case "com.docker.network.bridge.enable_icc", "com.docker.network.bridge.enable_ip_masquerade", "com.docker.network.bridge.host_binding_ipv4":
+			return nil, fmt.Errorf("network option %s is not supported yet: %w", k, errdefs.ErrNotImplemented)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, other := range m.nets {
+		if other.Name == n.Name && !other.Removing {
+			return nil, fmt.Errorf("network with name %s already exists: %w", n.Name, errdefs.ErrConflict)
+		}
+		if other.Bridge == n.Bridge && n.Bridge != "" {
+			return nil, fmt.Errorf("bridge name %s is used by network %s: %w", n.Bridge, other.Name, errdefs.ErrConflict)
+		}
+	}
+	if err := m.ipamConfig(n, o); err != nil {
+		return nil, err
+	}
+	if err := m.save(n); err != nil {
+		return nil, err
+	}
+	m.nets[n.ID], m.endpoints[n.ID] = n, map[string]*Endpoint{}
+	undo := func() {
+		delete(m.nets, n.ID)
+		delete(m.endpoints, n.ID)
+		deleteBridge(n.Bridge)
+		os.Remove(filepath.Join(m.netDir(), n.ID+".json"))
+	}
+	if err := ensureBridge(n); err != nil {
+		undo()
+		return nil, err
+	}
+	if err := m.syncRulesLocked(); err != nil {
+		undo()
+		m.syncRulesLocked()
+		return nil, err
+	}
+	m.dns.listen(n)
+	c := *n
+	return &c, nil
+}
+
+// ipamConfig gives n its subnet, range and gateway: those asked, checked
+// as dockerd checks them, or a free pool subnet. m.mu is held.
+func (m *Manager) ipamConfig(n *Network, o CreateOpts) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf(format+": %w", append(a, errdefs.ErrInvalidArgument)...)
+	}
+	if o.Subnet == "" {
+		if o.IPRange != "" || o.Gateway != "" {
+			return bad("a gateway or an IP range needs a subnet")
+		}
+		sub, err := m.freeSubnet()
+		if err != nil {
+			return err
+		}
+		n.Subnet, n.Gateway = sub, sub.Addr().Next()
+		return nil
+	}
+	sub, err := netip.ParsePrefix(o.Subnet)
+	if err != nil || !sub.Addr().Is4() {
+		return bad("invalid subnet %s: it must be an IPv4 CIDR (a.b.c.d/n)", o.Subnet)
+	}
+	if sub.Bits() > 30 {
+		return bad("invalid subnet %s: a /%d has no room for containers", o.Subnet, sub.Bits())
+	}
+	if sub.Masked() != sub {
+		return bad("invalid subnet %s: it has host bits set (did you mean %s?)", o.Subnet, sub.Masked())
+	}
+	for _, other := range m.nets {
+		if other.Subnet.IsValid() && !other.Removing && other.Subnet.Overlaps(sub) {
+			return fmt.Errorf("invalid pool request: Pool overlaps with other one on this address space: %w", errdefs.ErrForbidden)
+		}
+	}
+	n.Subnet, n.UserSubnet = sub, true
+	if o.IPRange != "" {
+		r, err := netip.ParsePrefix(o.IPRange)
+		if err != nil || r.Masked() != r || !sub.Contains(r.Addr()) || r.Bits() < sub.Bits() {
+			return bad("invalid IP range %s: it must be a CIDR within subnet %s", o.IPRange, o.Subnet)
+		}
+		n.IPRange = r
+	}
+	if o.Gateway != "" {
+		gw, err := netip.ParseAddr(o.Gateway)
+		if err != nil || !sub.Contains(gw) || gw == sub.Addr() || gw == broadcast(sub) {
+			return bad("invalid gateway %s: it must be an address within subnet %s", o.Gateway, o.Subnet)
+		}
+		n.Gateway = gw
+	} else {
+		n.Gateway = sub.Addr().Next()
+	}
+	return nil
+}
+
+// freeSubnet is the first pool subnet that overlaps no network and no
+// route of the host; m.mu is held (or the manager is not shared yet).
+func (m *Manager) freeSubnet() (netip.Prefix, error) {
+	routes := hostRoutes()
+	for _, p := range m.cfg.Pools {
+		for sub := netip.PrefixFrom(p.Base.Masked().Addr(), p.Size); p.Base.Contains(sub.Addr()); sub = nextPrefix(sub) {
+			free := true
+			for _, n := range m.nets {
+				if n.Subnet.IsValid() && n.Subnet.Overlaps(sub) {
+					free = false
+				}
+			}
+			for _, r := range routes {
+				if r.Bits() > 0 && r.Overlaps(sub) {
+					free = false
+				}
+			}
+			if free {
+				return sub, nil
+			}
+			if !sub.IsValid() {
+				break
+			}
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network: %w", errdefs.ErrForbidden)
+}
+
+// nextPrefix is the prefix of the same size right after p (invalid past
+// the end of the address space).
+func nextPrefix(p netip.Prefix) netip.Prefix {
+	a := p.Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	step := uint32(1) << (32 - p.Bits())
+	if v+step < v {
+		return netip.Prefix{}
+	}
+	v += step
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), p.Bits())
+}
+
+func broadcast(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= uint32(1)<<(32-p.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// Remove deletes a network that no container is on, as dockerd: a
+// predefined network cannot go, one with endpoints is "in use".
+func (m *Manager) Remove(ref string) error {
+	m.mu.Lock()
+	n, err := m.get(ref)
+	if err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	if n.Predefined() {
+		m.mu.Unlock()
+		return fmt.Errorf("%s is a pre-defined network and cannot be removed: %w", n.Name, errdefs.ErrForbidden)
+	}
+	if len(m.endpoints[n.ID]) > 0 {
+		m.mu.Unlock()
+		return fmt.Errorf("error while removing network: network %s id %s has active endpoints: %w", n.Name, n.ID, errdefs.ErrForbidden)
+	}
+	n.Removing = true
+	if err := m.save(n); err != nil {
+		n.Removing = false
+		m.mu.Unlock()
+		return err
+	}
+	m.mu.Unlock()
+	return m.finishRemove(n)
+}
+
+// finishRemove takes down a network marked Removing: DNS, rules, bridge,
+// then the record (a crash in between is finished at start-up).
+func (m *Manager) finishRemove(n *Network) error {
+	if m.dns != nil {
+		m.dns.unlisten(n)
+	}
+	m.mu.Lock()
+	delete(m.nets, n.ID)
+	err := m.syncRulesLocked()
+	m.mu.Unlock()
+	if err != nil {
+		m.mu.Lock()
+		m.nets[n.ID] = n
+		m.mu.Unlock()
+		return err
+	}
+	if err := deleteBridge(n.Bridge); err != nil {
+		m.log.Warn("delete bridge", "bridge", n.Bridge, "err", err)
+	}
+	os.RemoveAll(filepath.Join(m.leaseDir(), n.ID))
+	m.mu.Lock()
+	delete(m.endpoints, n.ID)
+	m.mu.Unlock()
+	return os.Remove(filepath.Join(m.netDir(), n.ID+".json"))
+}
+
+// InUse reports whether a network has endpoints.
+func (m *Manager) InUse(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.endpoints[id]) > 0
+}

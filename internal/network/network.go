@@ -1,0 +1,404 @@
+// Package network gives containers their networks, as dockerd's bridge
+// driver does: a Linux bridge per network with an address pool, a veth
+// pair per container endpoint, NAT and published ports in a packet filter
+// table of the engine's own, and names answered by the engine's DNS on
+// user-defined networks. Everything is made from the daemon itself, with
+// netlink and nftables (no helper process per container: docs/network.md).
+//
+// On disk (Config.Root): networks/ID.json per network and
+// leases/NETID/IP per endpoint, the address's lease and the endpoint's
+// record at once. A lease file is made with O_EXCL before its address is
+// used and removed when the endpoint goes, so no address is handed out
+// twice, across crashes too; at start-up the daemon tells which
+// containers still run and the leases of the others are dropped.
+package network
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tent-project/tent/internal/errdefs"
+)
+
+// Drivers.
+const (
+	DriverBridge = "bridge"
+	DriverHost   = "host"
+	DriverNull   = "null"
+)
+
+// Names of the predefined networks.
+const (
+	NameBridge = "bridge"
+	NameHost   = "host"
+	NameNone   = "none"
+)
+
+// Options of the bridge driver that tent honours (docker's names).
+const (
+	OptBridgeName = "com.docker.network.bridge.name"
+	OptMTU        = "com.docker.network.driver.mtu"
+)
+
+// Network is a network's record.
+type Network struct {
+	ID       string
+	Name     string
+	Driver   string
+	Created  time.Time
+	Bridge   string       `json:",omitempty"` // the Linux bridge
+	Subnet   netip.Prefix `json:",omitzero"`
+	Gateway  netip.Addr   `json:",omitzero"`
+	IPRange  netip.Prefix `json:",omitzero"` // where dynamic addresses come from
+	Internal bool         `json:",omitempty"`
+	// Attachable is kept as asked (swarm's notion; every local network
+	// is attachable).
+	Attachable bool              `json:",omitempty"`
+	MTU        int               `json:",omitempty"`
+	Options    map[string]string `json:",omitempty"`
+	Labels     map[string]string `json:",omitempty"`
+	// UserSubnet: the subnet was asked for (IPAM.Config in inspect).
+	UserSubnet bool `json:",omitempty"`
+	// Removing: its removal began (a crash then finishes it at start-up).
+	Removing bool `json:",omitempty"`
+}
+
+// Predefined reports whether n is one of bridge, host and none.
+func (n *Network) Predefined() bool {
+	return n.Name == NameBridge || n.Name == NameHost || n.Name == NameNone
+}
+
+// UserDefined reports whether containers on n resolve each other by name
+// (docker: user-defined bridge networks, not the default one).
+func (n *Network) UserDefined() bool { return n.Driver == DriverBridge && n.Name != NameBridge }
+
+// PortMapping is one published port of an endpoint.
+type PortMapping struct {
+	Proto         string     // tcp, udp, sctp
+	ContainerPort uint16     //
+	HostIP        netip.Addr `json:",omitzero"` // unset: every address
+	HostPort      uint16
+}
+
+// Endpoint is a container's attachment to a network.
+type Endpoint struct {
+	ID        string
+	Network   string // its ID
+	Container string // its ID
+	Name      string // the container's name
+	Aliases   []string `json:",omitempty"`
+	IP        netip.Addr
+	MAC       string
+	Iface     string // in the container: eth0, eth1...
+	HostVeth  string
+	Ports     []PortMapping `json:",omitempty"`
+	// Gateway: the container's default route goes through this network.
+	Gateway bool `json:",omitempty"`
+}
+
+// Config configures a Manager.
+type Config struct {
+	Root string // networks/ and leases/ go here
+	// Bridge is the default network's Linux bridge ("tent0").
+	Bridge string
+	// BIP is the default bridge's address and prefix (--bip); zero: the
+	// first pool subnet that collides with no route of the host.
+	BIP netip.Prefix
+	// Pools are where networks without a subnet get theirs
+	// (--default-address-pool); nil: docker's.
+	Pools []Pool
+	// Table is the name of the engine's nftables table.
+	Table string
+	MTU   int
+	Log   *slog.Logger
+}
+
+// Pool is a base range cut into subnets of Size bits.
+type Pool struct {
+	Base netip.Prefix
+	Size int
+}
+
+// DefaultPools are docker's default address pools.
+var DefaultPools = []Pool{
+	{netip.MustParsePrefix("172.17.0.0/12"), 16},
+	{netip.MustParsePrefix("192.168.0.0/16"), 20},
+}
+
+// ErrNotFound and the others are the errors of this package, in the
+// engine's classes.
+var errNoSuchNetwork = errdefs.ErrNotFound
+
+// Manager owns the networks and their endpoints.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+	dns *dnsServer
+
+	mu        sync.Mutex
+	nets      map[string]*Network             // by ID
+	endpoints map[string]map[string]*Endpoint // network ID -> container ID -> endpoint
+	ipNext    map[string]netip.Addr           // where a network's next search starts
+}
+
+func (m *Manager) netDir() string   { return filepath.Join(m.cfg.Root, "networks") }
+func (m *Manager) leaseDir() string { return filepath.Join(m.cfg.Root, "leases") }
+
+// Open loads the networks, makes the predefined ones and sets up the
+// data path of each (bridges, the filter table). Containers' leases are
+// kept until Reconcile says which containers still run.
+func Open(cfg Config) (*Manager, error) {
+	if cfg.Bridge == "" {
+		cfg.Bridge = "tent0"
+	}
+	if cfg.Table == "" {
+		cfg.Table = "tent"
+	}
+	if cfg.Pools == nil {
+		cfg.Pools = DefaultPools
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	m := &Manager{cfg: cfg, log: cfg.Log, nets: map[string]*Network{}, endpoints: map[string]map[string]*Endpoint{}, ipNext: map[string]netip.Addr{}}
+	for _, d := range []string{m.netDir(), m.leaseDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.load(); err != nil {
+		return nil, err
+	}
+	for _, n := range m.nets {
+		if n.Removing {
+			if err := m.finishRemove(n); err != nil {
+				m.log.Warn("finish network removal", "network", n.Name, "err", err)
+			}
+		}
+	}
+	if err := m.predefine(); err != nil {
+		return nil, err
+	}
+	for _, n := range m.nets {
+		if n.Driver == DriverBridge {
+			if err := ensureBridge(n); err != nil {
+				return nil, fmt.Errorf("network %s: %w", n.Name, err)
+			}
+		}
+	}
+	if err := m.syncRules(); err != nil {
+		return nil, err
+	}
+	m.dns = newDNSServer(m)
+	for _, n := range m.nets {
+		if n.UserDefined() {
+			m.dns.listen(n)
+		}
+	}
+	return m, nil
+}
+
+// Close stops the DNS server; the data path stays (containers outlive
+// the daemon).
+func (m *Manager) Close() { m.dns.close() }
+
+func (m *Manager) load() error {
+	ents, err := os.ReadDir(m.netDir())
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(m.netDir(), e.Name()))
+		if err != nil {
+			return err
+		}
+		var n Network
+		if err := json.Unmarshal(b, &n); err != nil {
+			m.log.Warn("unreadable network record", "file", e.Name(), "err", err)
+			continue
+		}
+		m.nets[n.ID] = &n
+		m.endpoints[n.ID] = map[string]*Endpoint{}
+		leases, _ := os.ReadDir(filepath.Join(m.leaseDir(), n.ID))
+		for _, l := range leases {
+			p := filepath.Join(m.leaseDir(), n.ID, l.Name())
+			var ep Endpoint
+			if b, err := os.ReadFile(p); err != nil || json.Unmarshal(b, &ep) != nil {
+				os.Remove(p) // made but not written: never used
+				continue
+			}
+			m.endpoints[n.ID][ep.Container] = &ep
+		}
+	}
+	return nil
+}
+
+func (m *Manager) save(n *Network) error {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(m.netDir(), n.ID+".json")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+func (m *Manager) predefine() error {
+	have := map[string]bool{}
+	for _, n := range m.nets {
+		have[n.Name] = true
+	}
+	for _, p := range []struct{ name, driver string }{{NameBridge, DriverBridge}, {NameHost, DriverHost}, {NameNone, DriverNull}} {
+		if have[p.name] {
+			continue
+		}
+		n := &Network{ID: newID(), Name: p.name, Driver: p.driver, Created: time.Now().UTC()}
+		if p.driver == DriverBridge {
+			n.Bridge, n.MTU = m.cfg.Bridge, m.cfg.MTU
+			n.Options = map[string]string{OptBridgeName: m.cfg.Bridge, "com.docker.network.bridge.default_bridge": "true",
+				"com.docker.network.bridge.enable_icc": "true", "com.docker.network.bridge.enable_ip_masquerade": "true"}
+			if m.cfg.BIP.IsValid() {
+				n.Subnet, n.Gateway, n.UserSubnet = m.cfg.BIP.Masked(), m.cfg.BIP.Addr(), true
+			} else {
+				sub, err := m.freeSubnet()
+				if err != nil {
+					return err
+				}
+				n.Subnet, n.Gateway = sub, sub.Addr().Next()
+			}
+		}
+		if err := m.save(n); err != nil {
+			return err
+		}
+		m.nets[n.ID], m.endpoints[n.ID] = n, map[string]*Endpoint{}
+	}
+	return nil
+}
+
+// Get finds a network by ID, ID prefix or name, as dockerd: an exact ID,
+// then an exact name, then a unique ID prefix.
+func (m *Manager) Get(ref string) (*Network, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	c := *n
+	return &c, nil
+}
+
+func (m *Manager) get(ref string) (*Network, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("network name cannot be empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if n, ok := m.nets[ref]; ok && !n.Removing {
+		return n, nil
+	}
+	for _, n := range m.nets {
+		if n.Name == ref && !n.Removing {
+			return n, nil
+		}
+	}
+	var found *Network
+	for id, n := range m.nets {
+		if strings.HasPrefix(id, ref) && !n.Removing {
+			if found != nil {
+				return nil, fmt.Errorf("network %s is ambiguous (%d matches found based on ID prefix): %w", ref, 2, errdefs.ErrInvalidArgument)
+			}
+			found = n
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("network %s not found: %w", ref, errNoSuchNetwork)
+	}
+	return found, nil
+}
+
+// List returns every network, oldest first (the predefined ones first).
+func (m *Manager) List() []*Network {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Network
+	for _, n := range m.nets {
+		if !n.Removing {
+			c := *n
+			out = append(out, &c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Network) int { return a.Created.Compare(b.Created) })
+	return out
+}
+
+// Endpoints returns the endpoints on a network, by container ID.
+func (m *Manager) Endpoints(netID string) []Endpoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Endpoint
+	for _, ep := range m.endpoints[netID] {
+		out = append(out, *ep)
+	}
+	slices.SortFunc(out, func(a, b Endpoint) int { return strings.Compare(a.Container, b.Container) })
+	return out
+}
+
+// ContainerEndpoints returns a container's endpoints by network ID.
+func (m *Manager) ContainerEndpoints(containerID string) map[string]Endpoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]Endpoint{}
+	for id, eps := range m.endpoints {
+		if ep, ok := eps[containerID]; ok {
+			out[id] = *ep
+		}
+	}
+	return out
+}
+
+// Reconcile drops the endpoints of containers that no longer run (their
+// network namespaces are gone with them, and so their veths) and puts
+// the filter table in line with what is left.
+func (m *Manager) Reconcile(running func(containerID string) bool) error {
+	m.mu.Lock()
+	var gone []*Endpoint
+	for _, eps := range m.endpoints {
+		for _, ep := range eps {
+			if !running(ep.Container) {
+				gone = append(gone, ep)
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, ep := range gone {
+		m.release(ep, false)
+	}
+	return m.syncRules()
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	if _, err := randRead(b); err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf("%x", b)
+}
+
+// macFor is docker's classic MAC of an IPv4 address: 02:42 and the
+// address's four bytes.
+func macFor(ip netip.Addr) net.HardwareAddr {
+	a := ip.As4()
+	return net.HardwareAddr{0x02, 0x42, a[0], a[1], a[2], a[3]}
+}
+

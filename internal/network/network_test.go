@@ -1,0 +1,180 @@
+package network
+
+import (
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/tent-project/tent/internal/testutil"
+	"github.com/vishvananda/netlink"
+)
+
+// newManager is a manager with a table, bridge and pool of its own, torn
+// down (and checked gone) at the end.
+func newManager(t *testing.T) *Manager {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	cfg := Config{Root: t.TempDir(), Bridge: "tnt-test0", Table: "tent_test",
+		Pools: []Pool{{netip.MustParsePrefix("10.213.0.0/16"), 24}}}
+	m, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.Close()
+		for _, n := range m.List() {
+			if n.Driver == DriverBridge {
+				deleteBridge(n.Bridge)
+			}
+		}
+		DeleteTable(cfg.Table)
+		if TableExists(cfg.Table) {
+			t.Errorf("table %s left", cfg.Table)
+		}
+	})
+	return m
+}
+
+// sandbox is a process in a network namespace of its own, as a
+// container's init.
+func sandbox(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// in runs busybox in pid's network namespace.
+func in(t *testing.T, pid int, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(pid), "-n", testutil.Busybox(t)}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func attach(t *testing.T, m *Manager, netRef, name string, pid int) *Endpoint {
+	t.Helper()
+	ep, err := m.Allocate(netRef, EndpointOpts{Container: name + strings.Repeat("0", 64-len(name)), Name: name, Iface: "eth0", Gateway: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Wire(ep, pid); err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+func TestUserNetworkReachAndResolve(t *testing.T) {
+	m := newManager(t)
+	n, err := m.Create(CreateOpts{Name: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Subnet.String() == "" || !netip.MustParsePrefix("10.213.0.0/16").Contains(n.Subnet.Addr()) {
+		t.Fatalf("subnet %s not from the pool", n.Subnet)
+	}
+	p1, p2 := sandbox(t), sandbox(t)
+	e1, e2 := attach(t, m, "app", "db", p1), attach(t, m, "app", "web", p2)
+	if e1.IP == e2.IP {
+		t.Fatalf("one address twice: %s", e1.IP)
+	}
+	if out, err := in(t, p1, "ping", "-c1", "-W2", e2.IP.String()); err != nil {
+		t.Fatalf("db cannot reach web: %v\n%s", err, out)
+	}
+	out, err := in(t, p2, "nslookup", "db", n.Gateway.String())
+	if err != nil || !strings.Contains(out, e1.IP.String()) {
+		t.Fatalf("web cannot resolve db: %v\n%s", err, out)
+	}
+	if err := m.Remove("app"); err == nil || !strings.Contains(err.Error(), "active endpoints") {
+		t.Fatalf("remove of a network in use: %v", err)
+	}
+	m.Release(e1.Container, n.ID)
+	m.Release(e2.Container, n.ID)
+	if err := m.Remove("app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName(n.Bridge); err == nil {
+		t.Errorf("bridge %s left", n.Bridge)
+	}
+}
+
+func TestNetworksAreIsolated(t *testing.T) {
+	m := newManager(t)
+	for _, name := range []string{"a", "b"} {
+		if _, err := m.Create(CreateOpts{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pa, pb := sandbox(t), sandbox(t)
+	attach(t, m, "a", "x", pa)
+	eb := attach(t, m, "b", "y", pb)
+	if out, err := in(t, pa, "ping", "-c1", "-W1", eb.IP.String()); err == nil {
+		t.Fatalf("a container on network a reached one on b:\n%s", out)
+	}
+}
+
+func TestCreateRefusesBadInput(t *testing.T) {
+	m := newManager(t)
+	if _, err := m.Create(CreateOpts{Name: "one", Subnet: "10.214.0.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		o    CreateOpts
+		want string
+	}{
+		{CreateOpts{Name: "one"}, "already exists"},
+		{CreateOpts{Name: "two", Subnet: "10.214.0.0/25"}, "overlaps"},
+		{CreateOpts{Name: "two", Subnet: "10.215.0.1/24"}, "host bits"},
+		{CreateOpts{Name: "two", Subnet: "nonsense"}, "invalid subnet"},
+		{CreateOpts{Name: "two", Subnet: "10.215.0.0/24", Gateway: "10.216.0.1"}, "invalid gateway"},
+		{CreateOpts{Name: "two", Subnet: "10.215.0.0/24", IPRange: "10.215.1.0/28"}, "invalid IP range"},
+		{CreateOpts{Name: "bridge"}, "pre-defined"},
+		{CreateOpts{Name: "two", Driver: "overlay"}, "plugin not found"},
+		{CreateOpts{Name: "bad name"}, "invalid network name"},
+	} {
+		if _, err := m.Create(c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("create %+v: %v, want %q", c.o, err, c.want)
+		}
+	}
+	if got := len(m.List()); got != 4 {
+		t.Errorf("%d networks after refusals, want 4 (bridge, host, none, one)", got)
+	}
+}
+
+func TestLeasesSurviveReopen(t *testing.T) {
+	m := newManager(t)
+	if _, err := m.Create(CreateOpts{Name: "app", Subnet: "10.217.0.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := m.Allocate("app", EndpointOpts{Container: strings.Repeat("a", 64), Name: "a", Iface: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	m2, err := Open(m.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	ep2, err := m2.Allocate("app", EndpointOpts{Container: strings.Repeat("b", 64), Name: "b", Iface: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep2.IP == ep.IP {
+		t.Fatalf("address %s handed out twice across a restart", ep.IP)
+	}
+	if _, err := m2.Allocate("app", EndpointOpts{Container: strings.Repeat("c", 64), Name: "c", IP: ep.IP}); err == nil {
+		t.Fatal("a leased address was given again by --ip")
+	}
+	m2.Reconcile(func(id string) bool { return id == ep2.Container })
+	if got := m2.ContainerEndpoints(ep.Container); len(got) != 0 {
+		t.Fatalf("endpoint of a container that does not run kept: %v", got)
+	}
+}

@@ -1,0 +1,221 @@
+package network
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// The engine's packet filter rules live in one nftables table of its
+// own (Config.Table, family ip), rebuilt whole in one atomic transaction
+// whenever a network or a published port changes: the table is the
+// networks' and ports' function, so a restart after a crash makes it
+// right by building it again, and no rule is ever left behind.
+//
+//	forward     (filter): DNATed traffic passes; an internal network's
+//	            traffic stays on its bridge; one network's traffic does
+//	            not reach another's bridge (docker's isolation)
+//	prerouting,
+//	output      (nat): to a local address → ports
+//	ports       a DNAT per published port
+//	postrouting (nat): masquerade what leaves a network for elsewhere,
+//	            what reaches a bridge from 127.0.0.0/8 (ports published
+//	            on the loopback address) and hairpin traffic (a
+//	            container to its own network's published port)
+
+func (m *Manager) syncRules() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.syncRulesLocked()
+}
+
+// syncRulesLocked rebuilds the table; m.mu is held.
+func (m *Manager) syncRulesLocked() error {
+	var nets []*Network
+	for _, n := range m.nets {
+		if n.Driver == DriverBridge && !n.Removing {
+			nets = append(nets, n)
+		}
+	}
+	var ports []portRule
+	for _, eps := range m.endpoints {
+		for _, ep := range eps {
+			for _, p := range ep.Ports {
+				ports = append(ports, portRule{p, ep.IP})
+			}
+		}
+	}
+	if err := writeTable(m.cfg.Table, nets, ports); err != nil {
+		return fmt.Errorf("nftables table %s: %w", m.cfg.Table, err)
+	}
+	return nil
+}
+
+type portRule struct {
+	PortMapping
+	to netip.Addr
+}
+
+// DeleteTable removes the engine's table (for tests and clean-ups).
+func DeleteTable(name string) error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: name}
+	c.AddTable(t)
+	c.DelTable(t)
+	return c.Flush()
+}
+
+// TableExists reports whether the engine's table is there.
+func TableExists(name string) bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	_, err = c.ListTableOfFamily(name, nftables.TableFamilyIPv4)
+	return err == nil
+}
+
+func writeTable(name string, nets []*Network, ports []portRule) error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: name}
+	c.AddTable(t) // so that the delete finds one
+	c.DelTable(t)
+	c.AddTable(t)
+
+	bridges := &nftables.Set{Table: t, Name: "bridges", KeyType: nftables.TypeIFName}
+	var elems []nftables.SetElement
+	for _, n := range nets {
+		elems = append(elems, nftables.SetElement{Key: ifname(n.Bridge)})
+	}
+	if err := c.AddSet(bridges, elems); err != nil {
+		return err
+	}
+
+	accept := nftables.ChainPolicyAccept
+	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	// rule adds a rule made of the parts' expressions, in order.
+	rule := func(ch *nftables.Chain, parts ...[]expr.Any) {
+		var e []expr.Any
+		for _, p := range parts {
+			e = append(e, p...)
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
+	}
+	accepted, dropped := verdict(expr.VerdictAccept), verdict(expr.VerdictDrop)
+	rule(fwd, ctDNAT(), accepted)
+	for _, n := range nets {
+		if n.Internal {
+			rule(fwd, iif(n.Bridge, true), oif(n.Bridge, false), dropped)
+			rule(fwd, oif(n.Bridge, true), iif(n.Bridge, false), dropped)
+		}
+		rule(fwd, iif(n.Bridge, true), oif(n.Bridge, false), []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: bridges.Name, SetID: bridges.ID}}, dropped)
+	}
+
+	portsChain := c.AddChain(&nftables.Chain{Name: "ports", Table: t})
+	for _, hook := range []struct {
+		name string
+		num  *nftables.ChainHook
+	}{{"prerouting", nftables.ChainHookPrerouting}, {"output", nftables.ChainHookOutput}} {
+		ch := c.AddChain(&nftables.Chain{Name: hook.name, Table: t, Type: nftables.ChainTypeNAT,
+			Hooknum: hook.num, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
+		rule(ch, []expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: portsChain.Name}})
+	}
+	for _, p := range ports {
+		var e []expr.Any
+		if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
+			e = append(e, addrMatch(16, netip.PrefixFrom(p.HostIP, 32))...)
+		}
+		proto := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "sctp": unix.IPPROTO_SCTP}[p.Proto]
+		to := p.to.As4()
+		e = append(e,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, p.HostPort)},
+			&expr.Immediate{Register: 1, Data: to[:]},
+			&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, p.ContainerPort)},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+		)
+		rule(portsChain, e)
+	}
+
+	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
+	loopback := netip.MustParsePrefix("127.0.0.0/8")
+	for _, n := range nets {
+		masq := []expr.Any{&expr.Masq{}}
+		if !n.Internal {
+			rule(post, addrMatch(12, n.Subnet), oif(n.Bridge, false), masq)
+		}
+		rule(post, oif(n.Bridge, true), addrMatch(12, loopback), masq)
+		rule(post, oif(n.Bridge, true), addrMatch(12, n.Subnet), ctDNAT(), masq)
+	}
+	return c.Flush()
+}
+
+// ifname is an interface name as nftables compares it.
+func ifname(name string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b
+}
+
+// iif and oif match the input or output interface's name (or, with eq
+// false, any other name).
+func iif(name string, eq bool) []expr.Any { return ifMatch(expr.MetaKeyIIFNAME, name, eq) }
+func oif(name string, eq bool) []expr.Any { return ifMatch(expr.MetaKeyOIFNAME, name, eq) }
+
+func ifMatch(key expr.MetaKey, name string, eq bool) []expr.Any {
+	op := expr.CmpOpEq
+	if !eq {
+		op = expr.CmpOpNeq
+	}
+	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: ifname(name)}}
+}
+
+// addrMatch matches the IPv4 source (offset 12) or destination (16)
+// address against p.
+func addrMatch(offset uint32, p netip.Prefix) []expr.Any {
+	a := p.Masked().Addr().As4()
+	mask := netipMask(p.Bits())
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
+	}
+}
+
+func netipMask(bits int) []byte {
+	v := ^uint32(0) << (32 - bits)
+	if bits == 0 {
+		v = 0
+	}
+	return binary.BigEndian.AppendUint32(nil, v)
+}
+
+// ctDNAT matches connections whose destination was NATed (a published
+// port).
+func ctDNAT() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, 0x20), Xor: []byte{0, 0, 0, 0}}, // IPS_DST_NAT
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
+}
+
+func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
