@@ -17,6 +17,7 @@ import (
 	"context"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	netapi "github.com/moby/moby/api/types/network"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tent-project/tent/internal/errdefs"
@@ -48,6 +49,9 @@ type record struct {
 	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
 	// MountPoints are its binds and volumes, decided at create.
 	MountPoints []mountPoint `json:"mountPoints,omitempty"`
+	// Networks are the networks it is on, by name, with what it asked of
+	// each (networks.go).
+	Networks map[string]*netapi.EndpointSettings `json:"networks,omitempty"`
 }
 
 type state struct {
@@ -193,7 +197,7 @@ func newID() string {
 
 // Create makes a container from an image, as POST /containers/create;
 // platform (os[/arch[/variant]], optional) must be the image's.
-func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *container.HostConfig) (container.CreateResponse, error) {
+func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *container.HostConfig, nc *netapi.NetworkingConfig) (container.CreateResponse, error) {
 	var resp container.CreateResponse
 	if cfg == nil {
 		return resp, fmt.Errorf("config cannot be empty in order to create a container: %w", errdefs.ErrInvalidArgument)
@@ -239,6 +243,10 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 	if err != nil {
 		return resp, err
 	}
+	nets, err := d.createNetworks(merged, hc, nc)
+	if err != nil {
+		return resp, err
+	}
 	id := newID()
 	d.mu.Lock()
 	name, err = d.reserveName(name, id)
@@ -280,7 +288,7 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 	if err == nil {
 		c = newCtr(record{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID.String(),
 			Config: merged, HostConfig: hc, Path: cmd[0], Args: cmd[1:], State: state{Status: container.StateCreated},
-			MountPoints: mps})
+			MountPoints: mps, Networks: nets})
 		saved = d.saveAsync(c)
 	}
 	perr := <-prepared
@@ -335,16 +343,6 @@ func matchPlatform(ref, platform string, img *ocispec.Image) error {
 // validateHostConfig refuses what the engine cannot do yet, rather than
 // accepting and ignoring it.
 func validateHostConfig(hc *container.HostConfig) error {
-	// The default network is loopback only until networks exist; asking
-	// for the bridge by name, or for ports, is refused.
-	switch mode := string(hc.NetworkMode); {
-	case mode == "", mode == "default", mode == "none", mode == "host":
-	default:
-		return fmt.Errorf("network mode %q is not supported yet (use none or host): %w", mode, errdefs.ErrNotImplemented)
-	}
-	if len(hc.PortBindings) > 0 || hc.PublishAllPorts {
-		return fmt.Errorf("publishing ports is not supported yet (no networks: containers have loopback only, or --network host): %w", errdefs.ErrNotImplemented)
-	}
 	if err := validateLogConfig(hc.LogConfig); err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/eventbus"
 	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
@@ -57,6 +58,9 @@ type Config struct {
 	// docker-init); Init gives every container one unless it says no.
 	InitPath string
 	Init     bool
+	// Network configures the networks (its Root and Log are the
+	// daemon's: DataRoot/network).
+	Network network.Config
 }
 
 // Daemon is a running engine.
@@ -68,6 +72,7 @@ type Daemon struct {
 	driver  string // "overlay" or "native"
 	images  *images.Store
 	vols    *volume.Store
+	net     *network.Manager
 	// runtimes are the task backends by name (HostConfig.Runtime).
 	runtimes map[string]task.Runtime
 	events   *eventbus.Bus
@@ -168,9 +173,27 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.dist = distribution.New(d.images, reg, d.imageEvent)
+	netCfg := cfg.Network
+	netCfg.Root, netCfg.Log = filepath.Join(cfg.DataRoot, "network"), d.log
+	if d.net, err = network.Open(netCfg); err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
+	}
 	boot, err := d.restore()
 	if err != nil {
 		return nil, err
+	}
+	// Endpoints of containers that ended while no daemon ran go (their
+	// namespaces, and so their veths, went with them).
+	if err := d.net.Reconcile(func(id string) bool {
+		c, err := d.get(id)
+		if err != nil {
+			return false
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.running()
+	}); err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
 	}
 	ok = true
 	// Containers whose restart policy says so start with the daemon (one
@@ -216,6 +239,9 @@ func (d *Daemon) Close() error {
 		}
 	}
 	d.runtimes = nil
+	if d.net != nil {
+		d.net.Close()
+	}
 	if d.snap != nil {
 		errs = append(errs, d.snap.Close())
 	}

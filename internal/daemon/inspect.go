@@ -61,7 +61,7 @@ func (d *Daemon) Inspect(ref string) (*container.InspectResponse, error) {
 		GraphDriver:     &storage.DriverData{Name: d.driver, Data: map[string]string{"MergedDir": filepath.Join(d.execDir(c.ID), "rootfs")}}, // where the process backend mounts it,
 		Mounts:          d.mountPointsAPI(c.mounts()),
 		Config:          &cfg,
-		NetworkSettings: &container.NetworkSettings{},
+		NetworkSettings: d.networkSettings(c),
 		ExecIDs:         nil,
 	}
 	return r, nil
@@ -180,6 +180,17 @@ func (d *Daemon) summary(c *ctr) container.Summary {
 		s.HostConfig.NetworkMode = "default"
 	}
 	s.Status = humanStatus(c)
+	ns := d.networkSettings(c)
+	s.NetworkSettings = &container.NetworkSettingsSummary{Networks: ns.Networks}
+	for p, bindings := range ns.Ports {
+		if len(bindings) == 0 {
+			s.Ports = append(s.Ports, container.PortSummary{PrivatePort: p.Num(), Type: string(p.Proto())})
+		}
+		for _, b := range bindings {
+			n, _ := strconv.ParseUint(b.HostPort, 10, 16)
+			s.Ports = append(s.Ports, container.PortSummary{IP: b.HostIP, PrivatePort: p.Num(), PublicPort: uint16(n), Type: string(p.Proto())})
+		}
+	}
 	return s
 }
 

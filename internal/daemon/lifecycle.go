@@ -75,8 +75,13 @@ func (d *Daemon) start(c *ctr) (err error) {
 		ms = snapshot.Volatile(ms)
 	}
 	volumesUp := false
+	eps, err := d.allocateNetworks(c)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil {
+			d.releaseNetworks(c)
 			if volumesUp {
 				d.releaseVolumes(c)
 			}
@@ -102,7 +107,7 @@ func (d *Daemon) start(c *ctr) (err error) {
 			if err := d.copyUp(c, root); err != nil {
 				return nil, err
 			}
-			return d.spec(c, root)
+			return d.spec(c, root, eps)
 		},
 		IO:  task.IO{Terminal: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce},
 		Log: task.Log{Path: d.logPath(c.ID), MaxSize: maxSize, MaxFiles: maxFiles},
@@ -118,7 +123,10 @@ func (d *Daemon) start(c *ctr) (err error) {
 	// and restore adopts it.
 	saved := d.saveAsync(c)
 	d.connectPending(c)
-	err = t.Start(ctx)
+	err = d.wireNetworks(c, eps, t.Pid())
+	if err == nil {
+		err = t.Start(ctx)
+	}
 	if serr := <-saved; err == nil {
 		err = serr
 	}
@@ -204,6 +212,7 @@ func (d *Daemon) watch(c *ctr, exited chan struct{}, t task.Task) {
 		d.log.Warn("delete task", "container", c.ID, "err", err)
 	}
 	d.releaseVolumes(c)
+	d.releaseNetworks(c)
 	c.State.Status = container.StateExited
 	c.State.Pid = 0
 	c.State.ExitCode = exit.Code

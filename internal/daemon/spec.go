@@ -2,48 +2,64 @@ package daemon
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
+		"strings"
 
 	"github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/spec"
 )
 
 // spec makes the OCI runtime spec of a container whose root file system
 // is mounted at rootfs (internal/spec), with what is the engine's own:
-// its /etc files, volumes and binds, the init, a PID namespace to join.
-func (d *Daemon) spec(c *ctr, rootfs string) (*specs.Spec, error) {
+// its /etc files, volumes and binds, the init, namespaces to join; eps
+// are its endpoints, allocated for this run.
+func (d *Daemon) spec(c *ctr, rootfs string, eps []*network.Endpoint) (*specs.Spec, error) {
 	in := spec.Container{
 		ID: c.ID, Config: c.Config, Host: c.HostConfig, Args: append([]string{c.Path}, c.Args...),
 		Rootfs: rootfs, CgroupParent: d.cfg.CgroupParent,
 		Files: func(hostname string) ([][2]string, error) {
-			return d.writeEtcFiles(c, hostname, c.HostConfig.NetworkMode.IsHost())
+			return d.writeEtcFiles(c, hostname, eps)
 		},
 	}
 	if d.useInit(c.HostConfig) {
 		in.Init = d.cfg.InitPath
 	}
+	var err error
 	if other, ok := strings.CutPrefix(string(c.HostConfig.PidMode), "container:"); ok && other != "" {
-		donor, err := d.get(other)
-		if err != nil {
+		if in.PIDNamespace, err = d.donorNamespace(other, "pid", "PID"); err != nil {
 			return nil, err
 		}
-		donor.mu.Lock()
-		pid, running := donor.State.Pid, donor.running()
-		donor.mu.Unlock()
-		if !running {
-			return nil, fmt.Errorf("cannot join PID of a non running container: %s: %w", other, errdefs.ErrConflict)
-		}
-		in.PIDNamespace = fmt.Sprintf("/proc/%d/ns/pid", pid)
 	}
-	var err error
+	if c.HostConfig.NetworkMode.IsContainer() {
+		if in.NetNS, err = d.donorNamespace(c.HostConfig.NetworkMode.ConnectedContainer(), "net", "network"); err != nil {
+			return nil, err
+		}
+	}
 	if in.Mounts, err = d.specMounts(c); err != nil {
 		return nil, err
 	}
 	return spec.Build(in)
+}
+
+// donorNamespace is the namespace file (kind: pid, net) of a running
+// container that another shares.
+func (d *Daemon) donorNamespace(ref, kind, what string) (string, error) {
+	donor, err := d.get(ref)
+	if err != nil {
+		return "", err
+	}
+	donor.mu.Lock()
+	pid, running := donor.State.Pid, donor.running()
+	donor.mu.Unlock()
+	if !running {
+		return "", fmt.Errorf("cannot join %s of a non running container: %s: %w", what, ref, errdefs.ErrConflict)
+	}
+	return fmt.Sprintf("/proc/%d/ns/%s", pid, kind), nil
 }
 
 // useInit tells whether a container runs an init as PID 1: its own
@@ -56,25 +72,34 @@ func (d *Daemon) useInit(hc *container.HostConfig) bool {
 }
 
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
-// /etc/resolv.conf and returns (host path, container path) pairs.
-func (d *Daemon) writeEtcFiles(c *ctr, hostname string, hostNet bool) ([][2]string, error) {
-	dir := d.dataDir(c.ID)
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-	if hostname != "" {
-		hosts += "127.0.1.1\t" + hostname + "\n"
-	}
-	for _, h := range c.HostConfig.ExtraHosts {
-		name, ip, ok := strings.Cut(h, ":")
-		if !ok {
-			return nil, fmt.Errorf("invalid extra host %q: %w", h, errdefs.ErrInvalidArgument)
-		}
-		hosts += ip + "\t" + name + "\n"
-	}
-	resolv, err := os.ReadFile("/etc/resolv.conf")
+// /etc/resolv.conf as dockerd writes them and returns (host path,
+// container path) pairs.
+func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint) ([][2]string, error) {
+	hc := c.HostConfig
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+		"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+	extra, err := d.extraHosts(hc)
 	if err != nil {
-		resolv = nil
+		return nil, err
 	}
-	if hostNet {
+	for _, h := range extra {
+		hosts += h[1] + "\t" + h[0] + "\n"
+	}
+	links, err := d.linkHosts(c)
+	if err != nil {
+		return nil, err
+	}
+	hosts += links
+	if len(eps) > 0 && hostname != "" {
+		name := hostname
+		if c.Config.Domainname != "" {
+			name = hostname + "." + c.Config.Domainname + " " + hostname
+		}
+		hosts += eps[0].IP.String() + "\t" + name + "\n"
+	} else if hostname != "" && !hc.NetworkMode.IsHost() {
+		hosts += "127.0.1.1\t" + hostname + "\n" // loopback only: the name still resolves
+	}
+	if hc.NetworkMode.IsHost() {
 		if b, err := os.ReadFile("/etc/hosts"); err == nil {
 			hosts = string(b)
 		}
@@ -82,8 +107,9 @@ func (d *Daemon) writeEtcFiles(c *ctr, hostname string, hostNet bool) ([][2]stri
 	files := [][3]string{
 		{"hostname", "/etc/hostname", hostname + "\n"},
 		{"hosts", "/etc/hosts", hosts},
-		{"resolv.conf", "/etc/resolv.conf", string(resolv)},
+		{"resolv.conf", "/etc/resolv.conf", d.resolvConf(c, eps)},
 	}
+	dir := d.dataDir(c.ID)
 	var out [][2]string
 	for _, f := range files {
 		p := filepath.Join(dir, f[0])
@@ -93,4 +119,118 @@ func (d *Daemon) writeEtcFiles(c *ctr, hostname string, hostNet bool) ([][2]stri
 		out = append(out, [2]string{p, f[1]})
 	}
 	return out, nil
+}
+
+// linkHosts are the /etc/hosts lines of a container's --link targets
+// (NAME:ALIAS): each must run, and is named by its address on the
+// network the container's main endpoint is on.
+func (d *Daemon) linkHosts(c *ctr) (string, error) {
+	var out string
+	for _, l := range c.HostConfig.Links {
+		name, alias, _ := strings.Cut(l, ":")
+		name = strings.TrimPrefix(name, "/")
+		alias = strings.TrimPrefix(alias[strings.LastIndex(alias, "/")+1:], "/")
+		target, err := d.get(name)
+		if err != nil {
+			return "", fmt.Errorf("could not get container for %s: %w", name, err)
+		}
+		target.mu.Lock()
+		running, tname, tid := target.running(), target.Name, target.ID
+		target.mu.Unlock()
+		if !running {
+			return "", fmt.Errorf("cannot link to a non running container: /%s AS /%s/%s: %w", tname, c.Name, alias, errdefs.ErrInvalidArgument)
+		}
+		ip := ""
+		for _, ep := range d.net.ContainerEndpoints(tid) {
+			if ip == "" || ep.Gateway {
+				ip = ep.IP.String()
+			}
+		}
+		if ip == "" {
+			return "", fmt.Errorf("cannot link to /%s: it has no address on a network: %w", tname, errdefs.ErrInvalidArgument)
+		}
+		names := tname + " " + tid[:12]
+		if alias != "" && alias != tname {
+			names = alias + " " + names
+		}
+		out += ip + "\t" + names + "\n"
+	}
+	return out, nil
+}
+
+// resolvConf is a container's /etc/resolv.conf, as dockerd writes it:
+// on a user-defined network the engine's DNS server (the network's
+// gateway); elsewhere the --dns servers, or the host's without loopback
+// ones (unreachable from the container), or Google's if none is left;
+// --dns-search and --dns-option replace the host's.
+func (d *Daemon) resolvConf(c *ctr, eps []*network.Endpoint) string {
+	hc := c.HostConfig
+	host, _ := os.ReadFile("/etc/resolv.conf")
+	var servers, search, options []string
+	for _, line := range strings.Split(string(host), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			servers = append(servers, f[1])
+		case "search", "domain":
+			search = f[1:]
+		case "options":
+			options = append(options, f[1:]...)
+		}
+	}
+	if hc.NetworkMode.IsHost() && len(hc.DNS) == 0 && len(hc.DNSSearch) == 0 && len(hc.DNSOptions) == 0 {
+		return string(host)
+	}
+	if len(hc.DNSSearch) > 0 {
+		search = hc.DNSSearch
+		if len(search) == 1 && search[0] == "." {
+			search = nil
+		}
+	}
+	if len(hc.DNSOptions) > 0 {
+		options = hc.DNSOptions
+	}
+	switch {
+	case len(eps) > 0 && d.resolvesNames(eps[0]):
+		// The engine's server answers, and forwards to the --dns servers
+		// or the host's.
+		gw, _ := d.net.Get(eps[0].Network)
+		servers = []string{gw.Gateway.String()}
+	case len(hc.DNS) > 0:
+		servers = nil
+		for _, ip := range hc.DNS {
+			servers = append(servers, ip.String())
+		}
+	default:
+		kept := servers[:0]
+		for _, s := range servers {
+			if ip, err := netip.ParseAddr(s); err == nil && !ip.IsLoopback() {
+				kept = append(kept, s)
+			}
+		}
+		servers = kept
+		if len(servers) == 0 && !hc.NetworkMode.IsNone() {
+			servers = []string{"8.8.8.8", "8.8.4.4"}
+		}
+	}
+	var b strings.Builder
+	for _, s := range servers {
+		b.WriteString("nameserver " + s + "\n")
+	}
+	if len(search) > 0 {
+		b.WriteString("search " + strings.Join(search, " ") + "\n")
+	}
+	if len(options) > 0 {
+		b.WriteString("options " + strings.Join(options, " ") + "\n")
+	}
+	return b.String()
+}
+
+// resolvesNames reports whether ep is on a network with the engine's DNS.
+func (d *Daemon) resolvesNames(ep *network.Endpoint) bool {
+	n, err := d.net.Get(ep.Network)
+	return err == nil && n.UserDefined()
 }

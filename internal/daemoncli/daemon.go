@@ -14,9 +14,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +27,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tent-project/tent/internal/client"
 	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/server"
 	"github.com/tent-project/tent/internal/version"
 )
@@ -56,6 +59,13 @@ type daemonOpts struct {
 	Insecure     []string `json:"insecure-registries"`
 	Init         bool     `json:"init"`
 	InitPath     string   `json:"init-path"`
+	Bridge       string   `json:"bridge"`
+	BIP          string   `json:"bip"`
+	MTU          int      `json:"mtu"`
+	// Pools are dockerd's default-address-pools: base=CIDR,size=N on the
+	// command line, {"base": ..., "size": ...} in the file.
+	Pools     []addressPool `json:"default-address-pools"`
+	poolFlags []string
 	LogOpts      struct {
 		MaxSize string `json:"max-size"`
 		MaxFile int    `json:"max-file"`
@@ -94,6 +104,10 @@ func daemonCmd() *cobra.Command {
 	f.StringArrayVar(&o.Insecure, "insecure-registry", nil, "registry (host[:port] or CIDR) to reach over plain HTTP (repeatable; loopback ones always may)")
 	f.BoolVar(&o.Init, "init", false, "run an init inside every container (unless it asks --init=false)")
 	f.StringVar(&o.InitPath, "init-path", "", "the init binary for --init (default: docker-init or tini-static in $PATH)")
+	f.StringVarP(&o.Bridge, "bridge", "b", "tent0", "the default network's Linux bridge (made if missing)")
+	f.StringVar(&o.BIP, "bip", "", "the default bridge's address and prefix, as 172.20.0.1/16 (default: a free pool subnet)")
+	f.IntVar(&o.MTU, "mtu", 0, "MTU of the networks' interfaces (default: the kernel's, 1500)")
+	f.StringArrayVar(&o.poolFlags, "default-address-pool", nil, "where networks without a subnet get one: base=CIDR,size=BITS (repeatable)")
 	f.StringVar(&configFile, "config-file", "", "JSON file with the same settings as the flags (flags win)")
 	return cmd
 }
@@ -124,6 +138,14 @@ func loadDaemonConfig(path string, o *daemonOpts, cmd *cobra.Command) error {
 	set("tlskey", &o.TLSKey, fileOpts.TLSKey)
 	set("tlscacert", &o.TLSCACert, fileOpts.TLSCACert)
 	set("init-path", &o.InitPath, fileOpts.InitPath)
+	set("bridge", &o.Bridge, fileOpts.Bridge)
+	set("bip", &o.BIP, fileOpts.BIP)
+	if !cmd.Flags().Changed("mtu") && fileOpts.MTU != 0 {
+		o.MTU = fileOpts.MTU
+	}
+	if !cmd.Flags().Changed("default-address-pool") {
+		o.Pools = fileOpts.Pools
+	}
 	if !cmd.Flags().Changed("init") && fileOpts.Init {
 		o.Init = true
 	}
@@ -151,6 +173,10 @@ func runDaemon(o *daemonOpts) error {
 	}
 	cfg := daemon.Config{DataRoot: o.DataRoot, ExecRoot: o.ExecRoot, CgroupParent: o.CgroupParent, Logger: log,
 		LogMaxFiles: o.LogOpts.MaxFile, InsecureRegistries: o.Insecure, Init: o.Init, InitPath: o.InitPath}
+	var err error
+	if cfg.Network, err = o.networkConfig(); err != nil {
+		return err
+	}
 	if o.LogOpts.MaxSize != "" {
 		n, err := units.RAMInBytes(o.LogOpts.MaxSize)
 		if err != nil {
@@ -254,4 +280,48 @@ func tlsConfig(o *daemonOpts) (*tls.Config, error) {
 		conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return conf, nil
+}
+
+type addressPool struct {
+	Base string `json:"base"`
+	Size int    `json:"size"`
+}
+
+// networkConfig is the networks' part of the daemon's configuration.
+func (o *daemonOpts) networkConfig() (network.Config, error) {
+	c := network.Config{Bridge: o.Bridge, MTU: o.MTU, Table: network.TableFor(o.Bridge)}
+	if o.BIP != "" {
+		p, err := netip.ParsePrefix(o.BIP)
+		if err != nil || !p.Addr().Is4() || p.Bits() > 30 {
+			return c, fmt.Errorf("--bip %q: want an IPv4 address and prefix, as 172.20.0.1/16", o.BIP)
+		}
+		c.BIP = p
+	}
+	for _, f := range o.poolFlags {
+		var p addressPool
+		for _, kv := range strings.Split(f, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "base":
+				p.Base = v
+			case "size":
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return c, fmt.Errorf("--default-address-pool %q: bad size", f)
+				}
+				p.Size = n
+			default:
+				return c, fmt.Errorf("--default-address-pool %q: unknown key %q (base, size)", f, k)
+			}
+		}
+		o.Pools = append(o.Pools, p)
+	}
+	for _, p := range o.Pools {
+		base, err := netip.ParsePrefix(p.Base)
+		if err != nil || !base.Addr().Is4() || p.Size < base.Bits() || p.Size > 30 {
+			return c, fmt.Errorf("default address pool %s size %d: want an IPv4 CIDR and a size from its prefix to 30", p.Base, p.Size)
+		}
+		c.Pools = append(c.Pools, network.Pool{Base: base.Masked(), Size: p.Size})
+	}
+	return c, nil
 }

@@ -105,7 +105,18 @@ func (s *dnsServer) answer(netID string, w dns.ResponseWriter, q *dns.Msg) {
 			return
 		}
 	}
-	w.WriteMsg(s.forward(w, q))
+	upstream := s.upstream
+	if from, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
+		for _, ep := range s.m.Endpoints(netID) {
+			if ep.IP == from.Addr().Unmap() && len(ep.DNS) > 0 {
+				upstream = nil
+				for _, ip := range ep.DNS {
+					upstream = append(upstream, net.JoinHostPort(ip, "53"))
+				}
+			}
+		}
+	}
+	w.WriteMsg(forward(w, q, upstream))
 }
 
 // local answers a question about a container's name or address on the
@@ -167,13 +178,13 @@ func (ep *Endpoint) DNSNames() []string {
 	return out
 }
 
-// forward asks the host's resolvers, in order, over the protocol q came.
-func (s *dnsServer) forward(w dns.ResponseWriter, q *dns.Msg) *dns.Msg {
+// forward asks the upstream servers, in order, over the protocol q came.
+func forward(w dns.ResponseWriter, q *dns.Msg, upstream []string) *dns.Msg {
 	c := &dns.Client{Timeout: 3 * time.Second}
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		c.Net = "tcp"
 	}
-	for _, up := range s.upstream {
+	for _, up := range upstream {
 		r, _, err := c.Exchange(q, up)
 		if err == nil && r != nil {
 			return r

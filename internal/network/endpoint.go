@@ -25,6 +25,9 @@ type EndpointOpts struct {
 	Ports     []PortMapping
 	Gateway   bool
 	Iface     string // eth0, eth1...
+	// DNS are the servers the engine's DNS forwards the container's other
+	// questions to (--dns); nil: the host's.
+	DNS []string
 }
 
 // Allocate gives a container an endpoint on a network: its address
@@ -44,7 +47,7 @@ func (m *Manager) Allocate(netRef string, o EndpointOpts) (*Endpoint, error) {
 		return nil, fmt.Errorf("endpoint with name %s already exists in network %s: %w", o.Name, n.Name, errdefs.ErrForbidden)
 	}
 	ep := &Endpoint{ID: newID(), Network: n.ID, Container: o.Container, Name: o.Name, Aliases: o.Aliases,
-		Iface: o.Iface, Gateway: o.Gateway && !n.Internal, HostVeth: "veth" + newID()[:7]}
+		Iface: o.Iface, Gateway: o.Gateway && !n.Internal, HostVeth: "veth" + newID()[:7], DNS: o.DNS}
 	if ep.Ports, err = m.allocatePorts(o.Ports); err != nil {
 		return nil, err
 	}
@@ -237,22 +240,30 @@ func (m *Manager) allocatePorts(asked []PortMapping) ([]PortMapping, error) {
 	lo, hi := ephemeralRange()
 	out := make([]PortMapping, 0, len(asked))
 	for _, p := range asked {
-		if p.HostPort != 0 {
+		first, last, ephemeral := p.HostPort, p.HostPortEnd, p.HostPort == 0
+		if ephemeral {
+			first, last = uint16(lo), uint16(hi)
+		} else if last < first {
+			last = first
+		}
+		p.HostPortEnd = 0
+		var lastErr error
+		found := false
+		for port := int(first); port <= int(last) && !found; port++ {
+			p.HostPort = uint16(port)
 			if clash(p) {
-				return nil, fmt.Errorf("driver failed programming external connectivity: Bind for %s failed: port is already allocated: %w", hostPortString(p), errdefs.ErrConflict)
+				lastErr = fmt.Errorf("driver failed programming external connectivity: Bind for %s failed: port is already allocated: %w", hostPortString(p), errdefs.ErrConflict)
+			} else if err := probePort(p); err != nil {
+				lastErr = fmt.Errorf("driver failed programming external connectivity: %v: %w", err, errdefs.ErrConflict)
+			} else {
+				found = true
 			}
-			if err := probePort(p); err != nil {
-				return nil, fmt.Errorf("driver failed programming external connectivity: %v: %w", err, errdefs.ErrConflict)
+		}
+		if !found {
+			if ephemeral || first != last && lastErr == nil {
+				lastErr = fmt.Errorf("no free host port for %d/%s: %w", p.ContainerPort, p.Proto, errdefs.ErrUnavailable)
 			}
-		} else {
-			found := false
-			for port := lo; port <= hi && !found; port++ {
-				p.HostPort = uint16(port)
-				found = !clash(p) && probePort(p) == nil
-			}
-			if !found {
-				return nil, fmt.Errorf("no free host port for %d/%s: %w", p.ContainerPort, p.Proto, errdefs.ErrUnavailable)
-			}
+			return nil, lastErr
 		}
 		taken = append(taken, p)
 		out = append(out, p)

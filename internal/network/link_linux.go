@@ -46,6 +46,12 @@ func ensureBridge(n *Network) error {
 		if link, err = netlink.LinkByName(n.Bridge); err != nil {
 			return err
 		}
+		// A bridge without an address of its own takes its ports' lowest
+		// one, which changes as containers come and go: their ARP entry
+		// for the gateway goes stale and DNS and routing to it stall.
+		if err := netlink.LinkSetHardwareAddr(link, randomMAC()); err != nil {
+			return fmt.Errorf("MAC of %s: %w", n.Bridge, err)
+		}
 	} else if _, ok := link.(*netlink.Bridge); !ok {
 		return fmt.Errorf("%s exists and is not a bridge (%s)", n.Bridge, link.Type())
 	}
@@ -185,3 +191,11 @@ func unwire(ep *Endpoint, pid int) error {
 	return h.LinkDel(in)
 }
 
+
+// randomMAC is a random unicast, locally administered address.
+func randomMAC() net.HardwareAddr {
+	b := make([]byte, 6)
+	randRead(b)
+	b[0] = b[0]&0xfe | 0x02
+	return b
+}

@@ -87,6 +87,9 @@ type PortMapping struct {
 	ContainerPort uint16     //
 	HostIP        netip.Addr `json:",omitzero"` // unset: every address
 	HostPort      uint16
+	// HostPortEnd: HostPort is the first of a range, any free one of
+	// which will do (-p 8000-8010:80); 0: HostPort only.
+	HostPortEnd uint16 `json:",omitempty"`
 }
 
 // Endpoint is a container's attachment to a network.
@@ -103,6 +106,9 @@ type Endpoint struct {
 	Ports     []PortMapping `json:",omitempty"`
 	// Gateway: the container's default route goes through this network.
 	Gateway bool `json:",omitempty"`
+	// DNS: where the engine's DNS server forwards this container's
+	// questions about other names (--dns); nil: the host's resolvers.
+	DNS []string `json:",omitempty"`
 }
 
 // Config configures a Manager.
@@ -122,6 +128,22 @@ type Config struct {
 	Log   *slog.Logger
 }
 
+// TableFor is the nftables table of a daemon whose default bridge is
+// bridge: "tent" for tent0, else one of its own, so that two daemons on
+// one host keep apart.
+func TableFor(bridge string) string {
+	if bridge == "" || bridge == "tent0" {
+		return "tent"
+	}
+	b := []byte("tent_" + bridge)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
 // Pool is a base range cut into subnets of Size bits.
 type Pool struct {
 	Base netip.Prefix
@@ -129,10 +151,13 @@ type Pool struct {
 }
 
 // DefaultPools are docker's default address pools.
-var DefaultPools = []Pool{
-	{netip.MustParsePrefix("172.17.0.0/12"), 16},
-	{netip.MustParsePrefix("192.168.0.0/16"), 20},
-}
+var DefaultPools = func() []Pool {
+	var out []Pool
+	for i := 17; i <= 31; i++ {
+		out = append(out, Pool{netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(i), 0, 0}), 16), 16})
+	}
+	return append(out, Pool{netip.MustParsePrefix("192.168.0.0/16"), 20})
+}()
 
 // ErrNotFound and the others are the errors of this package, in the
 // engine's classes.

@@ -8,6 +8,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/tent-project/tent/internal/daemon"
@@ -24,12 +25,13 @@ type Backend interface {
 	Execs
 	Images
 	Volumes
+	Networks
 	System
 }
 
 // Containers are the container endpoints' operations.
 type Containers interface {
-	Create(name, platform string, cfg *container.Config, hc *container.HostConfig) (container.CreateResponse, error)
+	Create(name, platform string, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (container.CreateResponse, error)
 	List(o daemon.ListOpts) ([]container.Summary, error)
 	Inspect(ref string) (*container.InspectResponse, error)
 	Start(ref string) error
@@ -78,6 +80,17 @@ type Volumes interface {
 	VolumeList(f map[string][]string) (volume.ListResponse, error)
 	VolumeRemove(name string, force bool) error
 	VolumePrune(everything bool, f daemon.PruneFilter) (volume.PruneReport, error)
+}
+
+// Networks are the network endpoints' operations.
+type Networks interface {
+	NetworkCreate(req network.CreateRequest) (network.CreateResponse, error)
+	NetworkInspect(ref string) (network.Inspect, error)
+	NetworkList(f map[string][]string) ([]network.Inspect, error)
+	NetworkRemove(ref string) error
+	NetworkPrune(f daemon.PruneFilter) ([]string, error)
+	NetworkConnect(ref, container string, es *network.EndpointSettings) error
+	NetworkDisconnect(ref, container string, force bool) error
 }
 
 // System are /info and /events.

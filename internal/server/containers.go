@@ -10,18 +10,30 @@ import (
 	"strconv"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/tent-project/tent/internal/daemon"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/streams"
 )
 
 func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) {
-	var req container.CreateRequest
+	var req struct {
+		container.CreateRequest
+		// MacAddress is where API clients before 1.44 put the MAC of the
+		// container's main network (now in its endpoint settings).
+		MacAddress string `json:"MacAddress"`
+	}
 	if err := decode(r, &req, false); err != nil {
 		writeError(w, err)
 		return
 	}
-	resp, err := s.d.Create(r.URL.Query().Get("name"), r.URL.Query().Get("platform"), req.Config, req.HostConfig)
+	if req.MacAddress != "" && req.HostConfig != nil && req.Config != nil {
+		if err := legacyMAC(&req.CreateRequest, req.MacAddress); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	resp, err := s.d.Create(r.URL.Query().Get("name"), r.URL.Query().Get("platform"), req.Config, req.HostConfig, req.NetworkingConfig)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -50,7 +62,48 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if c.NetworkSettings != nil && versionLess(apiVersion(r), "1.52") {
+		writeJSON(w, http.StatusOK, legacyInspect{c, legacySettings(c.NetworkSettings)})
+		return
+	}
 	writeJSON(w, http.StatusOK, c)
+}
+
+// legacyInspect is inspect's answer before API 1.52, whose
+// NetworkSettings also had the default bridge's address at top level.
+type legacyInspect struct {
+	*container.InspectResponse
+	NetworkSettings legacyNetworkSettings
+}
+
+type legacyNetworkSettings struct {
+	*container.NetworkSettings
+	Bridge                 string
+	HairpinMode            bool
+	LinkLocalIPv6Address   string
+	LinkLocalIPv6PrefixLen int
+	SecondaryIPAddresses   []string
+	SecondaryIPv6Addresses []string
+	EndpointID             string
+	Gateway                string
+	GlobalIPv6Address      string
+	GlobalIPv6PrefixLen    int
+	IPAddress              string
+	IPPrefixLen            int
+	IPv6Gateway            string
+	MacAddress             string
+}
+
+func legacySettings(ns *container.NetworkSettings) legacyNetworkSettings {
+	out := legacyNetworkSettings{NetworkSettings: ns}
+	if ep := ns.Networks[network.NetworkBridge]; ep != nil && ep.IPAddress.IsValid() {
+		out.EndpointID, out.IPAddress, out.IPPrefixLen = ep.EndpointID, ep.IPAddress.String(), ep.IPPrefixLen
+		out.MacAddress = ep.MacAddress.String()
+		if ep.Gateway.IsValid() {
+			out.Gateway = ep.Gateway.String()
+		}
+	}
+	return out
 }
 
 func timeoutParam(r *http.Request) (*int, error) {
@@ -243,4 +296,32 @@ func (s *Server) containerTop(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, top)
+}
+
+// legacyMAC moves an old client's Config.MacAddress to the endpoint
+// settings of the container's main network, as dockerd does.
+func legacyMAC(req *container.CreateRequest, mac string) error {
+	var hw network.HardwareAddr
+	if err := hw.UnmarshalText([]byte(mac)); err != nil {
+		return fmt.Errorf("invalid MAC address %q: %w", mac, errdefs.ErrInvalidArgument)
+	}
+	name := string(req.HostConfig.NetworkMode)
+	if name == "" || name == "default" {
+		name = network.NetworkBridge
+	}
+	if req.NetworkingConfig == nil {
+		req.NetworkingConfig = &network.NetworkingConfig{}
+	}
+	if req.NetworkingConfig.EndpointsConfig == nil {
+		req.NetworkingConfig.EndpointsConfig = map[string]*network.EndpointSettings{}
+	}
+	es := req.NetworkingConfig.EndpointsConfig[name]
+	if es == nil {
+		es = &network.EndpointSettings{}
+		req.NetworkingConfig.EndpointsConfig[name] = es
+	}
+	if len(es.MacAddress) == 0 {
+		es.MacAddress = hw
+	}
+	return nil
 }

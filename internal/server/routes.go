@@ -54,6 +54,7 @@ func (s *Server) routes() {
 	m.HandleFunc("DELETE /containers/{id}", s.containerRemove)
 	m.HandleFunc("POST /containers/prune", s.containerPrune)
 	s.volumeRoutes()
+	s.networkRoutes()
 	m.HandleFunc("GET /containers/{id}/top", s.containerTop)
 	m.HandleFunc("POST /containers/{id}/exec", s.execCreate)
 	m.HandleFunc("POST /exec/{id}/start", s.execStart)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/tent-project/tent/internal/daemon"
 	"github.com/tent-project/tent/internal/errdefs"
@@ -34,7 +35,7 @@ func (f *fake) VolumePrune(everything bool, _ daemon.PruneFilter) (volume.PruneR
 
 func (f *fake) Inspect(ref string) (*container.InspectResponse, error) { return f.inspect(ref) }
 func (f *fake) Start(ref string) error                                 { return f.start(ref) }
-func (f *fake) Create(name, platform string, cfg *container.Config, _ *container.HostConfig) (container.CreateResponse, error) {
+func (f *fake) Create(name, platform string, cfg *container.Config, _ *container.HostConfig, _ *network.NetworkingConfig) (container.CreateResponse, error) {
 	return f.create(name, platform, cfg)
 }
 

@@ -69,9 +69,8 @@ func TestEngineBadInput(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"-p", "18080:80"}, "publishing ports is not supported yet"},
-		{[]string{"-P"}, "publishing ports is not supported yet"},
-		{[]string{"--network", "bridge"}, `network mode "bridge" is not supported yet`},
+		{[]string{"-p", "[::1]:18080:80"}, "publishing on IPv6 address ::1 is not supported yet"},
+		{[]string{"--network-alias", "x"}, "network-scoped alias is supported only for containers in user defined networks"},
 		{[]string{"--runtime", "runc"}, "unknown or invalid runtime name: runc"},
 		{[]string{"--security-opt", "apparmor=docker-default"}, "AppArmor is not enabled on this host"},
 		{[]string{"--security-opt", "label=type:container_t"}, "SELinux labels are not supported"},

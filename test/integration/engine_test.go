@@ -32,6 +32,9 @@ type tentEngine struct {
 	cmd      *exec.Cmd
 	waitExit chan struct{}
 	logf     *os.File
+	// links are the host's network interfaces before the daemon started
+	// (checkNetworksGone looks for new ones).
+	links map[string]bool
 }
 
 func tentBin() string { return filepath.Join(binDir, "tent") }
@@ -50,12 +53,15 @@ func startTent(t *testing.T) *tentEngine {
 	if e.logf, err = os.Create(filepath.Join(dir, "daemon.log")); err != nil {
 		t.Fatal(err)
 	}
+	e.links = linkNames()
 	e.start()
 	t.Cleanup(func() {
 		if ids := strings.Fields(e.out("ps", "-aq")); len(ids) > 0 {
 			e.run(append([]string{"rm", "-f"}, ids...)...)
 		}
+		e.run("network", "prune", "-f")
 		e.stop()
+		e.checkNetworksGone(t)
 		if cg, err := cgroups.New(engineCgroupParent); err == nil {
 			if err := cg.Destroy(); err != nil {
 				t.Errorf("cgroup parent left behind: %v", err)
@@ -79,7 +85,8 @@ func startTent(t *testing.T) *tentEngine {
 func (e *tentEngine) start() {
 	e.t.Helper()
 	e.cmd = exec.Command(tentBin(), "daemon", "--data-root", filepath.Join(e.dir, "data"),
-		"--exec-root", filepath.Join(e.dir, "exec"), "-H", e.host, "--cgroup-parent", engineCgroupParent)
+		"--exec-root", filepath.Join(e.dir, "exec"), "-H", e.host, "--cgroup-parent", engineCgroupParent,
+		"--bridge", testBridge)
 	e.cmd.Stdout, e.cmd.Stderr = e.logf, e.logf
 	if err := e.cmd.Start(); err != nil {
 		e.t.Fatal(err)
