@@ -509,6 +509,8 @@ func inspectKindCmd(a *app, kind string) *cobra.Command {
 		use, short = "inspect [OPTIONS] IMAGE [IMAGE...]", "Display detailed information on one or more images"
 	case "volume":
 		use, short = "inspect [OPTIONS] VOLUME [VOLUME...]", "Display detailed information on one or more volumes"
+	case "network":
+		use, short = "inspect [OPTIONS] NETWORK [NETWORK...]", "Display detailed information on one or more networks"
 	}
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.MinimumNArgs(1)}
 	cmd.RunE = a.runE(func(args []string) error {
@@ -520,6 +522,8 @@ func inspectKindCmd(a *app, kind string) *cobra.Command {
 			switch kind {
 			case "volume":
 				err = a.c.JSON(a.ctx, http.MethodGet, "/volumes/"+ref, nil, nil, &v)
+			case "network":
+				err = a.c.JSON(a.ctx, http.MethodGet, "/networks/"+ref, nil, nil, &v)
 			case "", "container":
 				err = a.c.JSON(a.ctx, http.MethodGet, "/containers/"+ref+"/json", nil, nil, &v)
 			}

@@ -3,12 +3,14 @@ package cli
 import (
 	"bufio"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -20,6 +22,10 @@ type ctrFlags struct {
 	detachKeys                                                          string
 	env, envFiles, labels, capAdd, capDrop, securityOpt, ulimits, tmpfs []string
 	volumes, mounts                                                     []string
+	publish, expose, aliases, addHosts, dns, dnsSearch, dnsOptions      []string
+	links                                                               []string
+	ip, mac                                                             string
+	publishAll                                                          bool
 	cpus                                                                float64
 	pidsLimit                                                           int64
 	readOnly, privileged, init, tty, interactive                        bool
@@ -48,7 +54,18 @@ func (f *ctrFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs directory (path[:options])")
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a volume or host path ([name|/host/path:]/container/path[:ro])")
 	fs.StringArrayVar(&f.mounts, "mount", nil, "attach a filesystem mount (type=volume|bind|tmpfs,source=...,target=...[,readonly])")
-	fs.StringVar(&f.network, "network", "", "network mode: none or host")
+	fs.StringVar(&f.network, "network", "", "connect a container to a network (bridge, none, host, container:NAME, or a network's name)")
+	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a container's port(s) to the host ([ip:][hostPort:]containerPort[/proto])")
+	fs.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish all exposed ports to random ports")
+	fs.StringArrayVar(&f.expose, "expose", nil, "expose a port or a range of ports")
+	fs.StringVar(&f.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	fs.StringVar(&f.mac, "mac-address", "", "container MAC address (e.g., 92:d0:c6:0a:29:33)")
+	fs.StringArrayVar(&f.aliases, "network-alias", nil, "add network-scoped alias for the container")
+	fs.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping (host:ip)")
+	fs.StringArrayVar(&f.dns, "dns", nil, "set custom DNS servers")
+	fs.StringArrayVar(&f.dnsSearch, "dns-search", nil, "set custom DNS search domains")
+	fs.StringArrayVar(&f.dnsOptions, "dns-option", nil, "set DNS options")
+	fs.StringArrayVar(&f.links, "link", nil, "add link to another container (name:alias)")
 	fs.StringVar(&f.pid, "pid", "", "PID namespace to use (host, or container:NAME)")
 	fs.StringVar(&f.ipc, "ipc", "", "IPC mode to use (private, shareable, none, host, or container:NAME)")
 	fs.StringVar(&f.uts, "uts", "", "UTS namespace to use (host)")
@@ -155,7 +172,151 @@ func (f *ctrFlags) config(cmd *cobra.Command, image string, args []string, attac
 		}
 		hc.RestartPolicy.MaximumRetryCount = n
 	}
-	return &container.CreateRequest{Config: cfg, HostConfig: hc}, nil
+	nc, err := f.networking(cfg, hc)
+	if err != nil {
+		return nil, err
+	}
+	return &container.CreateRequest{Config: cfg, HostConfig: hc, NetworkingConfig: nc}, nil
+}
+
+// networking puts the network flags into the request, as the docker CLI
+// does: ports in HostConfig, the endpoint's address, MAC and aliases
+// under the network mode's name.
+func (f *ctrFlags) networking(cfg *container.Config, hc *container.HostConfig) (*network.NetworkingConfig, error) {
+	hc.PublishAllPorts, hc.Links, hc.ExtraHosts, hc.DNSSearch, hc.DNSOptions = f.publishAll, f.links, f.addHosts, f.dnsSearch, f.dnsOptions
+	for _, d := range f.dns {
+		ip, err := netip.ParseAddr(d)
+		if err != nil {
+			return nil, fmt.Errorf("invalid argument %q for \"--dns\" flag: %s is not an ip address", d, d)
+		}
+		hc.DNS = append(hc.DNS, ip)
+	}
+	for _, e := range f.expose {
+		ports, err := parsePorts(e)
+		if err != nil {
+			return nil, fmt.Errorf("invalid range format for --expose: %s, error: %v", e, err)
+		}
+		for _, p := range ports {
+			if cfg.ExposedPorts == nil {
+				cfg.ExposedPorts = network.PortSet{}
+			}
+			cfg.ExposedPorts[p] = struct{}{}
+		}
+	}
+	for _, spec := range f.publish {
+		if err := publish(cfg, hc, spec); err != nil {
+			return nil, err
+		}
+	}
+	if f.ip == "" && f.mac == "" && len(f.aliases) == 0 {
+		return nil, nil
+	}
+	es := &network.EndpointSettings{Aliases: f.aliases}
+	if f.ip != "" {
+		ip, err := netip.ParseAddr(f.ip)
+		if err != nil || !ip.Is4() {
+			return nil, fmt.Errorf("invalid argument %q for \"--ip\" flag: invalid IPv4 address", f.ip)
+		}
+		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ip}
+	}
+	if f.mac != "" {
+		if err := es.MacAddress.UnmarshalText([]byte(f.mac)); err != nil {
+			return nil, fmt.Errorf("%s is not a valid mac address", f.mac)
+		}
+	}
+	name := f.network
+	if name == "" {
+		name = "default"
+	}
+	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{name: es}}, nil
+}
+
+// parsePorts reads PORT[-END][/proto].
+func parsePorts(s string) ([]network.Port, error) {
+	pr, err := network.ParsePortRange(s)
+	if err != nil {
+		return nil, err
+	}
+	var out []network.Port
+	for p := range pr.All() {
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// publish reads one -p: [ip:][hostPort[-end]:]containerPort[-end][/proto].
+func publish(cfg *container.Config, hc *container.HostConfig, spec string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("invalid argument %q for \"-p, --publish\" flag: %s", spec, why)
+	}
+	rest, proto, _ := strings.Cut(spec, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	var hostIP, hostPort, ctrPort string
+	if strings.HasPrefix(rest, "[") { // [v6]:host:ctr
+		end := strings.Index(rest, "]")
+		if end < 0 {
+			return bad("invalid IP address")
+		}
+		hostIP, rest = rest[1:end], strings.TrimPrefix(rest[end+1:], ":")
+	}
+	parts := strings.Split(rest, ":")
+	switch {
+	case len(parts) == 1:
+		ctrPort = parts[0]
+	case len(parts) == 2:
+		hostPort, ctrPort = parts[0], parts[1]
+	case len(parts) == 3 && hostIP == "":
+		hostIP, hostPort, ctrPort = parts[0], parts[1], parts[2]
+	default:
+		return bad("too many colons")
+	}
+	ports, err := parsePorts(ctrPort + "/" + proto)
+	if err != nil {
+		return bad(err.Error())
+	}
+	var ip netip.Addr
+	if hostIP != "" {
+		if ip, err = netip.ParseAddr(hostIP); err != nil {
+			return bad("invalid IP address: " + hostIP)
+		}
+	}
+	var hostPorts []string
+	if hostPort != "" {
+		lo, hi, isRange := strings.Cut(hostPort, "-")
+		l, err1 := strconv.Atoi(lo)
+		h, err2 := strconv.Atoi(hi)
+		switch {
+		case err1 != nil || isRange && err2 != nil:
+			return bad("invalid hostPort: " + hostPort)
+		case isRange && len(ports) > 1 && h-l+1 != len(ports):
+			return bad("invalid ranges specified for container and host Ports")
+		case isRange && len(ports) > 1:
+			for i := range ports {
+				hostPorts = append(hostPorts, strconv.Itoa(l+i))
+			}
+		default:
+			hostPorts = []string{hostPort}
+		}
+	}
+	if hc.PortBindings == nil {
+		hc.PortBindings = network.PortMap{}
+	}
+	if cfg.ExposedPorts == nil {
+		cfg.ExposedPorts = network.PortSet{}
+	}
+	for i, p := range ports {
+		b := network.PortBinding{HostIP: ip}
+		if len(hostPorts) == 1 {
+			b.HostPort = hostPorts[0]
+		} else if len(hostPorts) > 1 {
+			b.HostPort = hostPorts[i]
+		}
+		hc.PortBindings[p] = append(hc.PortBindings[p], b)
+		cfg.ExposedPorts[p] = struct{}{}
+	}
+	return nil
 }
 
 func readEnvFile(path string) ([]string, error) {

@@ -660,4 +660,3 @@ func (d *Daemon) NetworkDisconnect(ref, containerRef string, force bool) error {
 	d.networkEvent(n.ID, events.ActionDisconnect, c.ID)
 	return nil
 }
-

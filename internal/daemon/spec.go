@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-		"strings"
+	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"

@@ -66,7 +66,7 @@ type daemonOpts struct {
 	// command line, {"base": ..., "size": ...} in the file.
 	Pools     []addressPool `json:"default-address-pools"`
 	poolFlags []string
-	LogOpts      struct {
+	LogOpts   struct {
 		MaxSize string `json:"max-size"`
 		MaxFile int    `json:"max-file"`
 	} `json:"log-opts"`

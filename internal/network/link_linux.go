@@ -151,7 +151,7 @@ func wire(n *Network, ep *Endpoint, pid int) error {
 	if err != nil {
 		return err
 	}
-	defer h.Delete()
+	defer h.Close()
 	in, err := h.LinkByName(ep.Iface)
 	if err != nil {
 		return err
@@ -183,14 +183,13 @@ func unwire(ep *Endpoint, pid int) error {
 	if err != nil {
 		return err
 	}
-	defer h.Delete()
+	defer h.Close()
 	in, err := h.LinkByName(ep.Iface)
 	if err != nil {
 		return err
 	}
 	return h.LinkDel(in)
 }
-
 
 // randomMAC is a random unicast, locally administered address.
 func randomMAC() net.HardwareAddr {

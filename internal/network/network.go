@@ -95,9 +95,9 @@ type PortMapping struct {
 // Endpoint is a container's attachment to a network.
 type Endpoint struct {
 	ID        string
-	Network   string // its ID
-	Container string // its ID
-	Name      string // the container's name
+	Network   string   // its ID
+	Container string   // its ID
+	Name      string   // the container's name
 	Aliases   []string `json:",omitempty"`
 	IP        netip.Addr
 	MAC       string
@@ -426,4 +426,3 @@ func macFor(ip netip.Addr) net.HardwareAddr {
 	a := ip.As4()
 	return net.HardwareAddr{0x02, 0x42, a[0], a[1], a[2], a[3]}
 }
-

@@ -125,7 +125,9 @@ func TestNetworkDefaultBridge(t *testing.T) {
 	e := startTent(t)
 	var br struct {
 		ID   string `json:"Id"`
-		IPAM struct{ Config []struct{ Subnet, Gateway string } }
+		IPAM struct {
+			Config []struct{ Subnet, Gateway string }
+		}
 	}
 	if code := e.api(t, "GET", "/networks/bridge", "", &br); code != 200 || len(br.IPAM.Config) != 1 {
 		t.Fatalf("inspect bridge: %d %+v", code, br)
@@ -274,7 +276,9 @@ func TestNetworkDistributedSystem(t *testing.T) {
 	// An internal network has no way out (the bridge's gateway is the
 	// host's only address it could reach, and the default bridge's is not).
 	e.must(t, "network", "create", "--internal", "sealed")
-	var br struct{ IPAM struct{ Config []struct{ Gateway string } } }
+	var br struct {
+		IPAM struct{ Config []struct{ Gateway string } }
+	}
 	e.api(t, "GET", "/networks/bridge", "", &br)
 	if out, code := e.run("run", "--rm", "--network", "sealed", "busybox", "ping", "-c1", "-W1", br.IPAM.Config[0].Gateway); code == 0 {
 		t.Fatalf("an internal network reached the outside:\n%s", out)

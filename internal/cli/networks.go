@@ -1,0 +1,244 @@
+package cli
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/spf13/cobra"
+)
+
+// networkCmd is `tent network`: create, ls, inspect, rm, prune, connect,
+// disconnect.
+func networkCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "network", Short: "Manage networks"}
+	cmd.AddCommand(networkCreateCmd(a), networkLsCmd(a), inspectKindCmd(a, "network"), networkRmCmd(a),
+		networkPruneCmd(a), networkConnectCmd(a), networkDisconnectCmd(a))
+	return cmd
+}
+
+func networkCreateCmd(a *app) *cobra.Command {
+	var driver, subnet, ipRange, gateway string
+	var internal, attachable, ipv6 bool
+	var labels, opts []string
+	cmd := &cobra.Command{Use: "create [OPTIONS] NETWORK", Short: "Create a network", Args: cobra.ExactArgs(1)}
+	cmd.RunE = a.runE(func(args []string) error {
+		req := network.CreateRequest{Name: args[0], Driver: driver, Internal: internal, Attachable: attachable,
+			Labels: keyValues(labels), Options: keyValues(opts)}
+		if ipv6 {
+			req.EnableIPv6 = &ipv6
+		}
+		if subnet != "" || ipRange != "" || gateway != "" {
+			var c network.IPAMConfig
+			var err error
+			if subnet != "" {
+				if c.Subnet, err = netip.ParsePrefix(subnet); err != nil {
+					return fmt.Errorf("invalid argument %q for \"--subnet\" flag: %v", subnet, err)
+				}
+			}
+			if ipRange != "" {
+				if c.IPRange, err = netip.ParsePrefix(ipRange); err != nil {
+					return fmt.Errorf("invalid argument %q for \"--ip-range\" flag: %v", ipRange, err)
+				}
+			}
+			if gateway != "" {
+				if c.Gateway, err = netip.ParseAddr(gateway); err != nil {
+					return fmt.Errorf("invalid argument %q for \"--gateway\" flag: %v", gateway, err)
+				}
+			}
+			req.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{c}}
+		}
+		var resp network.CreateResponse
+		if err := a.c.JSON(a.ctx, http.MethodPost, "/networks/create", nil, req, &resp); err != nil {
+			return apiError(err, 1)
+		}
+		fmt.Println(resp.ID)
+		return nil
+	})
+	f := cmd.Flags()
+	f.StringVarP(&driver, "driver", "d", "bridge", "driver to manage the network")
+	f.StringVar(&subnet, "subnet", "", "subnet in CIDR format that represents a network segment")
+	f.StringVar(&ipRange, "ip-range", "", "allocate container IPs from a sub-range")
+	f.StringVar(&gateway, "gateway", "", "IPv4 gateway for the master subnet")
+	f.BoolVar(&internal, "internal", false, "restrict external access to the network")
+	f.BoolVar(&attachable, "attachable", false, "enable manual container attachment")
+	f.BoolVar(&ipv6, "ipv6", false, "enable IPv6 networking")
+	f.StringArrayVar(&labels, "label", nil, "set metadata on a network")
+	f.StringArrayVarP(&opts, "opt", "o", nil, "set driver specific options")
+	return cmd
+}
+
+func networkLsCmd(a *app) *cobra.Command {
+	var quiet bool
+	var format string
+	var filter []string
+	cmd := &cobra.Command{Use: "ls [OPTIONS]", Aliases: []string{"list"}, Short: "List networks", Args: cobra.NoArgs}
+	cmd.RunE = a.runE(func([]string) error {
+		q := url.Values{}
+		if fs, err := filtersParam(filter); err != nil {
+			return err
+		} else if fs != "" {
+			q.Set("filters", fs)
+		}
+		var list []network.Inspect
+		if err := a.c.JSON(a.ctx, http.MethodGet, "/networks", q, nil, &list); err != nil {
+			return apiError(err, 1)
+		}
+		slices.SortFunc(list, func(x, y network.Inspect) int { return strings.Compare(x.Name, y.Name) })
+		if quiet {
+			format = "{{.ID}}"
+		}
+		if format == "" {
+			format = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
+		}
+		type row struct{ ID, Name, Driver, Scope, Internal, Labels string }
+		var rows []any
+		for _, n := range list {
+			var labels []string
+			for k, v := range n.Labels {
+				labels = append(labels, k+"="+v)
+			}
+			rows = append(rows, row{ID: n.ID[:12], Name: n.Name, Driver: n.Driver, Scope: n.Scope,
+				Internal: fmt.Sprint(n.Internal), Labels: strings.Join(labels, ",")})
+		}
+		header := map[string]string{"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Internal": "INTERNAL", "Labels": "LABELS"}
+		return printRows(os.Stdout, format, header, rows)
+	})
+	f := cmd.Flags()
+	f.BoolVarP(&quiet, "quiet", "q", false, "only display network IDs")
+	f.StringVar(&format, "format", "", "format output using a Go template, 'table ...' or 'json'")
+	f.StringArrayVarP(&filter, "filter", "f", nil, "provide filter values (e.g. 'driver=bridge')")
+	return cmd
+}
+
+func networkRmCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "rm NETWORK [NETWORK...]", Aliases: []string{"remove"}, Short: "Remove one or more networks", Args: cobra.MinimumNArgs(1)}
+	cmd.RunE = a.runE(func(args []string) error {
+		return forEach(args, func(name string) error {
+			return a.c.JSON(a.ctx, http.MethodDelete, "/networks/"+name, nil, nil, nil)
+		})
+	})
+	return cmd
+}
+
+func networkPruneCmd(a *app) *cobra.Command {
+	var force bool
+	var filter []string
+	cmd := &cobra.Command{Use: "prune [OPTIONS]", Short: "Remove all unused networks", Args: cobra.NoArgs}
+	cmd.RunE = a.runE(func([]string) error {
+		if !force && !confirm("WARNING! This will remove all custom networks not used by at least one container.") {
+			return nil
+		}
+		q := url.Values{}
+		if fs, err := filtersParam(filter); err != nil {
+			return err
+		} else if fs != "" {
+			q.Set("filters", fs)
+		}
+		var r network.PruneReport
+		if err := a.c.JSON(a.ctx, http.MethodPost, "/networks/prune", q, nil, &r); err != nil {
+			return apiError(err, 1)
+		}
+		if len(r.NetworksDeleted) > 0 {
+			fmt.Println("Deleted Networks:")
+			for _, n := range r.NetworksDeleted {
+				fmt.Println(n)
+			}
+		}
+		return nil
+	})
+	f := cmd.Flags()
+	f.BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	f.StringArrayVar(&filter, "filter", nil, "provide filter values (e.g. 'until=<timestamp>')")
+	return cmd
+}
+
+func networkConnectCmd(a *app) *cobra.Command {
+	var ip string
+	var aliases []string
+	cmd := &cobra.Command{Use: "connect [OPTIONS] NETWORK CONTAINER", Short: "Connect a container to a network", Args: cobra.ExactArgs(2)}
+	cmd.RunE = a.runE(func(args []string) error {
+		es := &network.EndpointSettings{Aliases: aliases}
+		if ip != "" {
+			addr, err := netip.ParseAddr(ip)
+			if err != nil {
+				return fmt.Errorf("invalid argument %q for \"--ip\" flag: %v", ip, err)
+			}
+			es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: addr}
+		}
+		req := network.ConnectRequest{Container: args[1], EndpointConfig: es}
+		if err := a.c.JSON(a.ctx, http.MethodPost, "/networks/"+args[0]+"/connect", nil, req, nil); err != nil {
+			return apiError(err, 1)
+		}
+		return nil
+	})
+	f := cmd.Flags()
+	f.StringVar(&ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	f.StringArrayVar(&aliases, "alias", nil, "add network-scoped alias for the container")
+	return cmd
+}
+
+func networkDisconnectCmd(a *app) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{Use: "disconnect [OPTIONS] NETWORK CONTAINER", Short: "Disconnect a container from a network", Args: cobra.ExactArgs(2)}
+	cmd.RunE = a.runE(func(args []string) error {
+		req := network.DisconnectRequest{Container: args[1], Force: force}
+		if err := a.c.JSON(a.ctx, http.MethodPost, "/networks/"+args[0]+"/disconnect", nil, req, nil); err != nil {
+			return apiError(err, 1)
+		}
+		return nil
+	})
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "force the container to disconnect from a network")
+	return cmd
+}
+
+// portCmd is `tent port CONTAINER [PRIVATE_PORT[/PROTO]]`.
+func portCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "port CONTAINER [PRIVATE_PORT[/PROTO]]", Short: "List port mappings or a specific mapping for the container", Args: cobra.RangeArgs(1, 2)}
+	cmd.RunE = a.runE(func(args []string) error {
+		var c container.InspectResponse
+		if err := a.c.JSON(a.ctx, http.MethodGet, "/containers/"+args[0]+"/json", nil, nil, &c); err != nil {
+			return apiError(err, 1)
+		}
+		var ports network.PortMap
+		if c.NetworkSettings != nil {
+			ports = c.NetworkSettings.Ports
+		}
+		if len(args) == 2 {
+			want := args[1]
+			if !strings.Contains(want, "/") {
+				want += "/tcp"
+			}
+			p, err := network.ParsePort(want)
+			if err != nil {
+				return fmt.Errorf("invalid port %q: %v", args[1], err)
+			}
+			bindings, ok := ports[p]
+			if !ok || len(bindings) == 0 {
+				return statusError{code: 1, msg: fmt.Sprintf("Error: No public port '%s' published for %s", want, args[0])}
+			}
+			for _, b := range bindings {
+				fmt.Println(netip.AddrPortFrom(b.HostIP, 0).Addr().String() + ":" + b.HostPort)
+			}
+			return nil
+		}
+		var keys []network.Port
+		for p := range ports {
+			keys = append(keys, p)
+		}
+		slices.SortFunc(keys, func(x, y network.Port) int { return int(x.Num()) - int(y.Num()) })
+		for _, p := range keys {
+			for _, b := range ports[p] {
+				fmt.Printf("%s -> %s:%s\n", p, b.HostIP, b.HostPort)
+			}
+		}
+		return nil
+	})
+	return cmd
+}
