@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/network"
+	"github.com/vishvananda/netlink"
 )
 
 // An engine is a daemon started for the run (tent's, or dockerd with the
@@ -22,7 +24,10 @@ type engine struct {
 	host         string
 	dir          string
 	cgroupParent string
-	cmd          *exec.Cmd
+	// bridge is a tent daemon's default bridge, its own (removed with its
+	// table at the end: a daemon leaves them up by design).
+	bridge string
+	cmd    *exec.Cmd
 }
 
 func startEngine(name, cli, bin string, args ...string) *engine {
@@ -33,6 +38,13 @@ func startEngine(name, cli, bin string, args ...string) *engine {
 	e := &engine{name: name, cli: cli, dir: dir, host: "unix://" + filepath.Join(dir, "sock"), cgroupParent: "/" + name + "-bench"}
 	args = append(args, "--cgroup-parent", e.cgroupParent, "--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"), "-H", e.host)
+	if len(args) > 0 && args[0] == "daemon" { // tent: a bridge of its own, beside any tent0
+		e.bridge = "tb-" + name
+		if len(e.bridge) > 15 {
+			e.bridge = e.bridge[:15]
+		}
+		args = append(args, "--bridge", e.bridge)
+	}
 	e.cmd = exec.Command(bin, args...)
 	log, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {
@@ -130,6 +142,12 @@ func (e *engine) stop() {
 	}
 	// dockerd also makes it in a hybrid host's unified hierarchy.
 	os.Remove(filepath.Join("/sys/fs/cgroup/unified", e.cgroupParent))
+	if e.bridge != "" {
+		if l, err := netlink.LinkByName(e.bridge); err == nil {
+			netlink.LinkDel(l)
+		}
+		network.DeleteTable(network.TableFor(e.bridge))
+	}
 }
 
 // parallel runs f(0..n-1) on `workers` goroutines.

@@ -397,15 +397,21 @@ func (m *Manager) ContainerEndpoints(containerID string) map[string]Endpoint {
 // the filter table in line with what is left.
 func (m *Manager) Reconcile(running func(containerID string) bool) error {
 	m.mu.Lock()
-	var gone []*Endpoint
+	var all []*Endpoint
 	for _, eps := range m.endpoints {
 		for _, ep := range eps {
-			if !running(ep.Container) {
-				gone = append(gone, ep)
-			}
+			all = append(all, ep)
 		}
 	}
 	m.mu.Unlock()
+	// running is asked without m.mu: it takes the daemon's container
+	// locks, under which the daemon calls the manager.
+	var gone []*Endpoint
+	for _, ep := range all {
+		if !running(ep.Container) {
+			gone = append(gone, ep)
+		}
+	}
 	for _, ep := range gone {
 		m.release(ep, false)
 	}

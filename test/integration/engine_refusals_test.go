@@ -70,7 +70,6 @@ func TestEngineBadInput(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"-p", "[::1]:18080:80"}, "publishing on IPv6 address ::1 is not supported yet"},
-		{[]string{"--network-alias", "x"}, "network-scoped alias is supported only for containers in user defined networks"},
 		{[]string{"--runtime", "runc"}, "unknown or invalid runtime name: runc"},
 		{[]string{"--security-opt", "apparmor=docker-default"}, "AppArmor is not enabled on this host"},
 		{[]string{"--security-opt", "label=type:container_t"}, "SELinux labels are not supported"},

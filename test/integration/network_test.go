@@ -435,3 +435,41 @@ func TestNetworkOutlivesDaemon(t *testing.T) {
 		t.Fatal("the engine's table is missing")
 	}
 }
+
+// TestNetworkTentCLI drives the same through tent's own client.
+func TestNetworkTentCLI(t *testing.T) {
+	e := startTent(t)
+	id := strings.TrimSpace(e.tentOK(t, "network", "create", "--subnet", "10.131.0.0/24", "--label", "k=v", "backend"))
+	if len(id) != 64 {
+		t.Fatalf("network create printed %q", id)
+	}
+	if ls := e.tentOK(t, "network", "ls"); !strings.Contains(ls, "backend") || !strings.Contains(ls, "bridge") || !strings.Contains(ls, "NETWORK ID") {
+		t.Fatalf("network ls:\n%s", ls)
+	}
+	if got := e.tentOK(t, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Labels.k}}", "backend"); got != "10.131.0.0/24 v\n" {
+		t.Fatalf("network inspect: %q", got)
+	}
+	e.tentOK(t, "run", "-d", "--name", "api", "--network", "backend", "--ip", "10.131.0.10", "--network-alias", "svc",
+		"-p", "127.0.0.1:18097:80", "busybox", "sh", "-c", "while true; do echo api-ok | nc -l -p 80; done")
+	if out := e.tentOK(t, "run", "--rm", "--network", "backend", "busybox", "nslookup", "svc"); !strings.Contains(out, "10.131.0.10") {
+		t.Fatalf("nslookup svc:\n%s", out)
+	}
+	if out := e.tentOK(t, "port", "api"); out != "80/tcp -> 127.0.0.1:18097\n" {
+		t.Fatalf("tent port: %q", out)
+	}
+	eventually(t, "tent -p 127.0.0.1:18097:80", func() error {
+		got, err := dial("127.0.0.1:18097")
+		if err == nil && got != "api-ok" {
+			err = errString("got " + got)
+		}
+		return err
+	})
+	if _, errOut, code := e.tent(nil, "network", "rm", "backend"); code == 0 || !strings.Contains(errOut, "active endpoints") {
+		t.Fatalf("network rm in use: exit %d %s", code, errOut)
+	}
+	e.tentOK(t, "network", "disconnect", "backend", "api")
+	e.tentOK(t, "network", "rm", "backend")
+	if out := e.tentOK(t, "network", "ls", "-q"); strings.Count(out, "\n") != 3 {
+		t.Fatalf("networks after rm:\n%s", out)
+	}
+}
