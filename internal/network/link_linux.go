@@ -65,7 +65,97 @@ func ensureBridge(n *Network) error {
 	return netlink.LinkSetUp(link)
 }
 
-func deleteBridge(name string) error { return deleteLink(name) }
+// A Linux bridge takes at most 1023 ports (BR_MAX_PORTS), where dockerd
+// stops. A network outgrows that with overflow bridges: each is a port
+// of the network's bridge through a veth pair, one L2 segment with it;
+// only the network's bridge has an address, so routing and the filter
+// rules see its name alone.
+var (
+	portsPerBridge = 1000 // a margin for concurrent wiring
+	overflowMu     sync.Mutex
+)
+
+func overflowName(n *Network, k int) string { return fmt.Sprintf("tnx%s%d", n.ID[:8], k) }
+func uplinkName(n *Network, k int) string   { return fmt.Sprintf("tnl%s%da", n.ID[:8], k) }
+
+// bridgeFor is the bridge a new endpoint of n goes on: the network's,
+// or the first overflow bridge with room (made if none has).
+func bridgeFor(n *Network) (netlink.Link, error) {
+	ports := func(name string) int {
+		ents, _ := os.ReadDir("/sys/class/net/" + name + "/brif")
+		return len(ents)
+	}
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	}
+	if ports(n.Bridge) < portsPerBridge {
+		return br, nil
+	}
+	overflowMu.Lock()
+	defer overflowMu.Unlock()
+	for k := 1; ; k++ {
+		name := overflowName(n, k)
+		if l, err := netlink.LinkByName(name); err == nil {
+			if ports(name) < portsPerBridge {
+				return l, nil
+			}
+			continue
+		}
+		return addOverflow(n, br, k)
+	}
+}
+
+func addOverflow(n *Network, br netlink.Link, k int) (netlink.Link, error) {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.MTU = overflowName(n, k), br.Attrs().MTU
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+		return nil, fmt.Errorf("create overflow bridge %s: %w", attrs.Name, err)
+	}
+	ob, err := netlink.LinkByName(attrs.Name)
+	if err == nil {
+		err = netlink.LinkSetHardwareAddr(ob, randomMAC())
+	}
+	if err == nil {
+		up := netlink.NewLinkAttrs()
+		up.Name, up.MTU, up.MasterIndex = uplinkName(n, k), br.Attrs().MTU, br.Attrs().Index
+		peer := uplinkName(n, k)[:len(up.Name)-1] + "b"
+		err = netlink.LinkAdd(&netlink.Veth{LinkAttrs: up, PeerName: peer, PeerMTU: uint32(br.Attrs().MTU)})
+		var pl netlink.Link
+		if err == nil {
+			pl, err = netlink.LinkByName(peer)
+		}
+		if err == nil {
+			err = netlink.LinkSetMaster(pl, ob)
+		}
+		for _, name := range []string{up.Name, peer, attrs.Name} {
+			if err == nil {
+				var l netlink.Link
+				if l, err = netlink.LinkByName(name); err == nil {
+					err = netlink.LinkSetUp(l)
+				}
+			}
+		}
+	}
+	if err != nil {
+		deleteLink(uplinkName(n, k))
+		deleteLink(attrs.Name)
+		return nil, fmt.Errorf("overflow bridge %s: %w", attrs.Name, err)
+	}
+	return ob, nil
+}
+
+// deleteBridge removes a network's bridge and its overflow bridges.
+func deleteBridge(n *Network) error {
+	for k := 1; ; k++ {
+		if _, err := netlink.LinkByName(overflowName(n, k)); err != nil {
+			break
+		}
+		deleteLink(uplinkName(n, k))
+		deleteLink(overflowName(n, k))
+	}
+	return deleteLink(n.Bridge)
+}
 
 func deleteLink(name string) error {
 	if name == "" {
@@ -122,9 +212,9 @@ func wire(n *Network, ep *Endpoint, pid int) error {
 		return fmt.Errorf("network namespace of %d: %w", pid, err)
 	}
 	defer ns.Close()
-	br, err := netlink.LinkByName(n.Bridge)
+	br, err := bridgeFor(n)
 	if err != nil {
-		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
+		return err
 	}
 	mac, err := net.ParseMAC(ep.MAC)
 	if err != nil {

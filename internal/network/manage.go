@@ -91,7 +91,7 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 	undo := func() {
 		delete(m.nets, n.ID)
 		delete(m.endpoints, n.ID)
-		deleteBridge(n.Bridge)
+		deleteBridge(n)
 		os.Remove(filepath.Join(m.netDir(), n.ID+".json"))
 	}
 	if err := ensureBridge(n); err != nil {
@@ -251,7 +251,7 @@ func (m *Manager) finishRemove(n *Network) error {
 		m.mu.Unlock()
 		return err
 	}
-	if err := deleteBridge(n.Bridge); err != nil {
+	if err := deleteBridge(n); err != nil {
 		m.log.Warn("delete bridge", "bridge", n.Bridge, "err", err)
 	}
 	os.RemoveAll(filepath.Join(m.leaseDir(), n.ID))

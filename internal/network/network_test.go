@@ -1,6 +1,7 @@
 package network
 
 import (
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"strconv"
@@ -27,7 +28,7 @@ func newManager(t *testing.T) *Manager {
 		m.Close()
 		for _, n := range m.List() {
 			if n.Driver == DriverBridge {
-				deleteBridge(n.Bridge)
+				deleteBridge(n)
 			}
 		}
 		DeleteTable(cfg.Table)
@@ -176,5 +177,46 @@ func TestLeasesSurviveReopen(t *testing.T) {
 	m2.Reconcile(func(id string) bool { return id == ep2.Container })
 	if got := m2.ContainerEndpoints(ep.Container); len(got) != 0 {
 		t.Fatalf("endpoint of a container that does not run kept: %v", got)
+	}
+}
+
+// TestNetworkOutgrowsABridge: past a bridge's ports, endpoints go on an
+// overflow bridge of the same segment; all reach each other and the
+// gateway, and removing the network removes every bridge.
+func TestNetworkOutgrowsABridge(t *testing.T) {
+	defer func(n int) { portsPerBridge = n }(portsPerBridge)
+	portsPerBridge = 2
+	m := newManager(t)
+	n, err := m.Create(CreateOpts{Name: "big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	var eps []*Endpoint
+	for i := range 5 {
+		p := sandbox(t)
+		pids, eps = append(pids, p), append(eps, attach(t, m, "big", fmt.Sprintf("c%d", i), p))
+	}
+	if _, err := netlink.LinkByName(overflowName(n, 2)); err != nil {
+		t.Fatalf("no second overflow bridge for 5 endpoints at 2 ports a bridge (one is the uplink): %v", err)
+	}
+	for _, e := range eps[1:] {
+		if out, err := in(t, pids[0], "ping", "-c1", "-W2", e.IP.String()); err != nil {
+			t.Fatalf("%s unreachable across overflow bridges: %v\n%s", e.IP, err, out)
+		}
+	}
+	if out, err := in(t, pids[4], "ping", "-c1", "-W2", n.Gateway.String()); err != nil {
+		t.Fatalf("gateway unreachable from an overflow bridge: %v\n%s", err, out)
+	}
+	for _, e := range eps {
+		m.Release(e.Container, n.ID)
+	}
+	if err := m.Remove("big"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{n.Bridge, overflowName(n, 1), uplinkName(n, 1), overflowName(n, 2)} {
+		if _, err := netlink.LinkByName(name); err == nil {
+			t.Errorf("%s left", name)
+		}
 	}
 }

@@ -108,12 +108,13 @@ func TestEnginePrestartedInit(t *testing.T) {
 			t.Errorf("prestarted init: %s namespace %q, host's %q", ns, its, mine)
 		}
 	}
-	// One container from it: PID 1, its hostname, only lo (up, with
+	// One container from it: PID 1, its hostname, eth0 on the default
+	// bridge (wired into the prestarted namespace) and lo (up, with
 	// 127.0.0.1 serving), the normal scheduling class, a root of its own.
 	out := e.must(t, "run", "--rm", "busybox", "sh", "-c",
 		`echo $$; hostname; ls /sys/class/net; cut -d" " -f41 /proc/self/stat; ls /bin/busybox; `+
 			`(nc -l -p 8080 -e echo local &); sleep 0.2; nc 127.0.0.1 8080`)
-	if f := strings.Fields(out); len(f) != 6 || f[0] != "1" || len(f[1]) != 12 || f[2] != "lo" || f[3] != "0" || f[4] != "/bin/busybox" || f[5] != "local" {
+	if f := strings.Fields(out); len(f) != 7 || f[0] != "1" || len(f[1]) != 12 || f[2] != "eth0" || f[3] != "lo" || f[4] != "0" || f[5] != "/bin/busybox" || f[6] != "local" {
 		t.Errorf("container from a prestarted init: %q", out)
 	}
 	if syscall.Kill(init, 0) == nil {
