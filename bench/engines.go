@@ -38,6 +38,9 @@ func startEngine(name, cli, bin string, args ...string) *engine {
 	e := &engine{name: name, cli: cli, dir: dir, host: "unix://" + filepath.Join(dir, "sock"), cgroupParent: "/" + name + "-bench"}
 	args = append(args, "--cgroup-parent", e.cgroupParent, "--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"), "-H", e.host)
+	if bin == "dockerd" { // beside a dockerd of the host: a pid file of its own
+		args = append(args, "--pidfile", filepath.Join(dir, "docker.pid"))
+	}
 	if len(args) > 0 && args[0] == "daemon" { // tent: a bridge of its own, beside any tent0
 		e.bridge = "tb-" + name
 		if len(e.bridge) > 15 {

@@ -118,7 +118,8 @@ func (s *suite) startEngines() {
 		other := filepath.Join(s.against, "tent")
 		s.docker = startEngine("tent-against", other, other, "daemon")
 	} else {
-		s.docker = startEngine("docker", "docker", "dockerd", "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false")
+		makeDockerBridge()
+		s.docker = startEngine("docker", "docker", "dockerd", "-b", dockerBridge, "--iptables=false", "--ip-masq=false", "--ip6tables=false")
 	}
 	for _, e := range s.engines() {
 		e.docker("import", "--change", `CMD ["sh"]`, s.busybox, "busybox:bench")

@@ -34,7 +34,7 @@ func busyboxRootfs(dir string) error {
 	if err := os.WriteFile(filepath.Join(bin, "busybox"), data, 0o755); err != nil {
 		return err
 	}
-	for _, a := range []string{"sh", "true", "sleep"} {
+	for _, a := range []string{"sh", "true", "sleep", "ping", "nc"} {
 		if err := os.Symlink("busybox", filepath.Join(bin, a)); err != nil {
 			return err
 		}

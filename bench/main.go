@@ -37,18 +37,19 @@ type sizes struct {
 	sleepers  []int // idle containers for the memory figures
 	psN       int   // containers listed by the ps figure
 	imageMB   int   // size of the generated multi-layer image
+	netScale  int   // containers on one network for the scale figure
 }
 
 var (
-	fullSizes  = sizes{runs: 30, warmup: 3, heavyRuns: 3, batch: 100, sleepers: []int{20, 200}, psN: 1000, imageMB: 200}
-	quickSizes = sizes{runs: 3, warmup: 1, heavyRuns: 1, batch: 10, sleepers: []int{5, 10}, psN: 50, imageMB: 24}
+	fullSizes  = sizes{runs: 30, warmup: 3, heavyRuns: 3, batch: 100, sleepers: []int{20, 200}, psN: 1000, imageMB: 200, netScale: 2000}
+	quickSizes = sizes{runs: 3, warmup: 1, heavyRuns: 1, batch: 10, sleepers: []int{5, 10}, psN: 50, imageMB: 24, netScale: 20}
 )
 
 func main() {
 	bin := flag.String("bin", "bin", "directory holding tent, tent-runtime and tent-monitor")
 	out := flag.String("out", "", "write RESULTS.md and ratios.png into this directory (default: print the report only)")
 	quick := flag.Bool("quick", false, "small counts, for use while developing (under 2 minutes)")
-	only := flag.String("only", "", "comma-separated groups to run (runtime, daemon, run, batch, sleepers, ps, image; default all)")
+	only := flag.String("only", "", "comma-separated groups to run (runtime, daemon, run, batch, sleepers, ps, image, net; default all)")
 	writeImage := flag.String("write-image", "", "only write the generated image (docker-save archive) to this file")
 	against := flag.String("against", "", "compare with the tent build in this directory instead of docker (an A/B of a change, interleaved run by run)")
 	flag.Parse()
@@ -96,7 +97,7 @@ func main() {
 		run  func()
 	}{
 		{"runtime", s.runtimeFigure}, {"daemon", s.idleDaemonFigure}, {"run", s.runRmFigure}, {"batch", s.batchFigure},
-		{"sleepers", s.sleeperFigures}, {"ps", s.psFigure}, {"image", s.imageFigures},
+		{"sleepers", s.sleeperFigures}, {"ps", s.psFigure}, {"image", s.imageFigures}, {"net", s.netFigures},
 	}
 	selected := map[string]bool{}
 	for _, g := range groups {

@@ -80,8 +80,20 @@ func (s *dnsServer) unlisten(n *Network) {
 	srvs := s.servers[n.ID]
 	delete(s.servers, n.ID)
 	s.mu.Unlock()
+	stop(srvs)
+}
+
+// stop ends servers and closes their sockets (Shutdown alone leaves a
+// socket open when its server's goroutine has not begun serving yet).
+func stop(srvs []*dns.Server) {
 	for _, srv := range srvs {
 		srv.Shutdown()
+		if srv.PacketConn != nil {
+			srv.PacketConn.Close()
+		}
+		if srv.Listener != nil {
+			srv.Listener.Close()
+		}
 	}
 }
 
@@ -91,9 +103,7 @@ func (s *dnsServer) close() {
 	s.servers = map[string][]*dns.Server{}
 	s.mu.Unlock()
 	for _, srvs := range all {
-		for _, srv := range srvs {
-			srv.Shutdown()
-		}
+		stop(srvs)
 	}
 }
 

@@ -221,7 +221,7 @@ func wire(n *Network, ep *Endpoint, pid int) error {
 		return err
 	}
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.MasterIndex = ep.HostVeth, br.Attrs().Index
+	attrs.Name, attrs.MasterIndex, attrs.Flags = ep.HostVeth, br.Attrs().Index, net.FlagUp
 	mtu := br.Attrs().MTU
 	attrs.MTU = mtu
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: ep.Iface, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(int(ns)), PeerMTU: uint32(mtu)}
@@ -234,9 +234,6 @@ func wire(n *Network, ep *Endpoint, pid int) error {
 			netlink.LinkDel(veth)
 		}
 	}()
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return err
-	}
 	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return err

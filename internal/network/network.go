@@ -109,6 +109,8 @@ type Endpoint struct {
 	// DNS: where the engine's DNS server forwards this container's
 	// questions about other names (--dns); nil: the host's resolvers.
 	DNS []string `json:",omitempty"`
+
+	lease *leaseWrite // its lease file being written (Allocate)
 }
 
 // Config configures a Manager.
@@ -173,6 +175,7 @@ type Manager struct {
 	nets      map[string]*Network             // by ID
 	endpoints map[string]map[string]*Endpoint // network ID -> container ID -> endpoint
 	ipNext    map[string]netip.Addr           // where a network's next search starts
+	writes    sync.WaitGroup                  // lease files being written
 }
 
 func (m *Manager) netDir() string   { return filepath.Join(m.cfg.Root, "networks") }
@@ -232,9 +235,12 @@ func Open(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Close stops the DNS server; the data path stays (containers outlive
-// the daemon).
-func (m *Manager) Close() { m.dns.close() }
+// Close stops the DNS server and waits for lease files being written;
+// the data path stays (containers outlive the daemon).
+func (m *Manager) Close() {
+	m.dns.close()
+	m.writes.Wait()
+}
 
 func (m *Manager) load() error {
 	ents, err := os.ReadDir(m.netDir())

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tent-project/tent/internal/testutil"
 	"github.com/vishvananda/netlink"
@@ -219,4 +220,48 @@ func TestNetworkOutgrowsABridge(t *testing.T) {
 			t.Errorf("%s left", name)
 		}
 	}
+}
+
+// BenchmarkEndpoint: what a container start and end cost the network:
+// allocate, wire into a fresh namespace, release.
+func BenchmarkEndpoint(b *testing.B) {
+	testutil.RequiresRoot(b)
+	cfg := Config{Root: b.TempDir(), Bridge: "tnt-bench0", Table: "tent_bench",
+		Pools: []Pool{{netip.MustParsePrefix("10.214.0.0/16"), 24}}}
+	m, err := Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { m.Close(); deleteLink(cfg.Bridge); DeleteTable(cfg.Table) }()
+	var alloc, wireT, rel time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cmd := exec.Command("sleep", "60")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		ep, err := m.Allocate(NameBridge, EndpointOpts{Container: fmt.Sprintf("%064d", i), Name: "c", Iface: "eth0", Gateway: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := m.Wire(ep, cmd.Process.Pid); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		b.StopTimer()
+		cmd.Process.Kill() // the container ends, then the daemon releases
+		cmd.Wait()
+		b.StartTimer()
+		t3 := time.Now()
+		m.Release(ep.Container, ep.Network)
+		alloc, wireT, rel = alloc+t1.Sub(t0), wireT+t2.Sub(t1), rel+time.Since(t3)
+	}
+	n := time.Duration(b.N)
+	b.ReportMetric(float64((alloc / n).Microseconds()), "alloc-µs")
+	b.ReportMetric(float64((wireT / n).Microseconds()), "wire-µs")
+	b.ReportMetric(float64((rel / n).Microseconds()), "release-µs")
 }

@@ -37,7 +37,8 @@ func TestBenchQuick(t *testing.T) {
 	row := regexp.MustCompile(`(?m)^\| (.+) \| .+ \| (docker|runc): .+ \| \*\*[0-9]+\.[0-9]{2}\*\* \| .+ \|$`)
 	rows := row.FindAllStringSubmatch(string(report), -1)
 	for _, want := range []string{"create + start + delete", "daemon RSS, idle", "run --rm busybox true", "`run -d` of",
-		"host memory per idle container", "daemon RSS with", "`ps -a` with", "`load` of", "`save` of", "`push` of", "`pull` of"} {
+		"host memory per idle container", "daemon RSS with", "`ps -a` with", "`load` of", "`save` of", "`push` of", "`pull` of",
+		"on the default bridge", "network's share", "TCP throughput", "containers on one user network"} {
 		found := false
 		for _, r := range rows {
 			found = found || strings.Contains(r[1], want)
