@@ -2,6 +2,7 @@ package network
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"strconv"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/tent-project/tent/internal/testutil"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // newManager is a manager with a table, bridge and pool of its own, torn
@@ -264,4 +268,89 @@ func BenchmarkEndpoint(b *testing.B) {
 	b.ReportMetric(float64((alloc / n).Microseconds()), "alloc-µs")
 	b.ReportMetric(float64((wireT / n).Microseconds()), "wire-µs")
 	b.ReportMetric(float64((rel / n).Microseconds()), "release-µs")
+}
+
+// TestBesideDockersDropPolicy: a dockerd with its iptables sets the
+// FORWARD policy of iptables-nft's filter table to DROP; the engine's
+// accept rules in DOCKER-USER keep its networks' forwarded traffic
+// flowing, and go with the engine's table.
+func TestBesideDockersDropPolicy(t *testing.T) {
+	testutil.RequiresRoot(t)
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ListTableOfFamily("filter", nftables.TableFamilyIPv4); err == nil {
+		t.Skip("the host has an iptables filter table of its own: not touching it")
+	}
+	// docker's layout: FORWARD (policy drop) jumps to DOCKER-USER first.
+	filter := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"})
+	drop := nftables.ChainPolicyDrop
+	fwd := c.AddChain(&nftables.Chain{Name: "FORWARD", Table: filter, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &drop})
+	user := c.AddChain(&nftables.Chain{Name: "DOCKER-USER", Table: filter})
+	c.AddRule(&nftables.Rule{Table: filter, Chain: fwd, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: user.Name}}})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.DelTable(filter); c.Flush() })
+
+	// A host beyond this one: a namespace routed through a veth.
+	outside := sandbox(t)
+	ns, err := netns.GetFromPid(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.Flags = "tnt-out0", net.FlagUp
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns))}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netlink.LinkDel(veth) })
+	addr, _ := netlink.ParseAddr("10.250.0.1/30")
+	if err := netlink.AddrAdd(veth, addr); err != nil {
+		t.Fatal(err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	peer, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paddr, _ := netlink.ParseAddr("10.250.0.2/30")
+	if err := h.AddrAdd(peer, paddr); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(peer); err != nil {
+		t.Fatal(err)
+	}
+
+	m := newManager(t)
+	if _, err := m.Create(CreateOpts{Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	p := sandbox(t)
+	attach(t, m, "app", "web", p)
+	if out, err := in(t, p, "ping", "-c1", "-W2", "10.250.0.2"); err != nil {
+		t.Fatalf("forwarded traffic dropped beside docker's policy: %v\n%s", err, out)
+	}
+	// Without the engine's rules the same packet goes nowhere: the test
+	// can fail.
+	if err := syncDockerUser(m.cfg.Table, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := in(t, p, "ping", "-c1", "-W1", "10.250.0.2"); err == nil {
+		t.Fatalf("reached the outside with no accept rules: the test proves nothing\n%s", out)
+	}
+	m.syncRules()
+	DeleteTable(m.cfg.Table)
+	rules, _ := c.GetRules(filter, user)
+	if len(rules) != 0 {
+		t.Errorf("%d rules left in DOCKER-USER after the engine's table went", len(rules))
+	}
 }

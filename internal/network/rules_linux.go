@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,7 +53,50 @@ func (m *Manager) syncRulesLocked() error {
 	if err := writeTable(m.cfg.Table, nets, ports); err != nil {
 		return fmt.Errorf("nftables table %s: %w", m.cfg.Table, err)
 	}
+	if err := syncDockerUser(m.cfg.Table, nets); err != nil {
+		m.log.Warn("accept rules in docker's DOCKER-USER chain", "err", err)
+	}
 	return nil
+}
+
+// syncDockerUser keeps accept rules for the engine's bridges at the top
+// of docker's DOCKER-USER chain (iptables-nft's table ip filter) while
+// one exists. A dockerd with its iptables on sets the FORWARD chain's
+// policy to DROP, and a packet must pass every base chain of its hook:
+// without these, forwarded traffic of the engine's networks (bridged
+// traffic too, with the br_netfilter dockerd loads) would be dropped.
+// DOCKER-USER is where docker documents that others' rules go. The rules
+// carry the table's name as their comment, so that they are found again
+// and replaced, and removed with the last network.
+func syncDockerUser(table string, nets []*Network) error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	filter := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"}
+	chain, err := c.ListChain(filter, "DOCKER-USER")
+	if err != nil {
+		return nil // no docker here (or not iptables-nft's)
+	}
+	rules, err := c.GetRules(filter, chain)
+	if err != nil {
+		return err
+	}
+	tag := "tent:" + table
+	for _, r := range rules {
+		if comment, _ := userdata.GetString(r.UserData, userdata.TypeComment); comment == tag {
+			if err := c.DelRule(r); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range nets {
+		for _, match := range [][]expr.Any{iif(n.Bridge, true), oif(n.Bridge, true)} {
+			c.InsertRule(&nftables.Rule{Table: filter, Chain: chain, UserData: userdata.AppendString(nil, userdata.TypeComment, tag),
+				Exprs: append(append(match, &expr.Counter{}), verdict(expr.VerdictAccept)...)})
+		}
+	}
+	return c.Flush()
 }
 
 type portRule struct {
@@ -69,7 +113,10 @@ func DeleteTable(name string) error {
 	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: name}
 	c.AddTable(t)
 	c.DelTable(t)
-	return c.Flush()
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	return syncDockerUser(name, nil)
 }
 
 // TableExists reports whether the engine's table is there.
