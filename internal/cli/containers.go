@@ -400,6 +400,16 @@ func psCmd(a *app) *cobra.Command {
 }
 
 // filtersParam encodes key=value filters as the API's JSON.
+// filterQuery is the query of a list request with --filter values.
+func filterQuery(list []string) (url.Values, error) {
+	q := url.Values{}
+	fs, err := filtersParam(list)
+	if fs != "" {
+		q.Set("filters", fs)
+	}
+	return q, err
+}
+
 func filtersParam(list []string) (string, error) {
 	if len(list) == 0 {
 		return "", nil

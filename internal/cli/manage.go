@@ -233,11 +233,9 @@ func pruneCmd(a *app, what string) *cobra.Command {
 		if what == "images" {
 			filter = append(filter, "dangling="+strconv.FormatBool(!all))
 		}
-		q := url.Values{}
-		if fs, err := filtersParam(filter); err != nil {
+		q, err := filterQuery(filter)
+		if err != nil {
 			return err
-		} else if fs != "" {
-			q.Set("filters", fs)
 		}
 		var deleted []string
 		var reclaimed uint64

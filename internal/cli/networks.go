@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -80,11 +79,9 @@ func networkLsCmd(a *app) *cobra.Command {
 	var filter []string
 	cmd := &cobra.Command{Use: "ls [OPTIONS]", Aliases: []string{"list"}, Short: "List networks", Args: cobra.NoArgs}
 	cmd.RunE = a.runE(func([]string) error {
-		q := url.Values{}
-		if fs, err := filtersParam(filter); err != nil {
+		q, err := filterQuery(filter)
+		if err != nil {
 			return err
-		} else if fs != "" {
-			q.Set("filters", fs)
 		}
 		var list []network.Inspect
 		if err := a.c.JSON(a.ctx, http.MethodGet, "/networks", q, nil, &list); err != nil {
@@ -135,11 +132,9 @@ func networkPruneCmd(a *app) *cobra.Command {
 		if !force && !confirm("WARNING! This will remove all custom networks not used by at least one container.") {
 			return nil
 		}
-		q := url.Values{}
-		if fs, err := filtersParam(filter); err != nil {
+		q, err := filterQuery(filter)
+		if err != nil {
 			return err
-		} else if fs != "" {
-			q.Set("filters", fs)
 		}
 		var r network.PruneReport
 		if err := a.c.JSON(a.ctx, http.MethodPost, "/networks/prune", q, nil, &r); err != nil {

@@ -67,11 +67,9 @@ func volumeLsCmd(a *app) *cobra.Command {
 	var filter []string
 	cmd := &cobra.Command{Use: "ls [OPTIONS]", Aliases: []string{"list"}, Short: "List volumes", Args: cobra.NoArgs}
 	cmd.RunE = a.runE(func([]string) error {
-		q := url.Values{}
-		if fs, err := filtersParam(filter); err != nil {
+		q, err := filterQuery(filter)
+		if err != nil {
 			return err
-		} else if fs != "" {
-			q.Set("filters", fs)
 		}
 		var list volume.ListResponse
 		if err := a.c.JSON(a.ctx, http.MethodGet, "/volumes", q, nil, &list); err != nil {
@@ -128,11 +126,9 @@ func volumePruneCmd(a *app) *cobra.Command {
 		if !force && !confirm(warning) {
 			return nil
 		}
-		q := url.Values{}
-		if fs, err := filtersParam(filter); err != nil {
+		q, err := filterQuery(filter)
+		if err != nil {
 			return err
-		} else if fs != "" {
-			q.Set("filters", fs)
 		}
 		var r volume.PruneReport
 		if err := a.c.JSON(a.ctx, http.MethodPost, "/volumes/prune", q, nil, &r); err != nil {

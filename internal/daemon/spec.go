@@ -5,9 +5,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
+	netapi "github.com/moby/moby/api/types/network"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/network"
@@ -19,17 +22,25 @@ import (
 // its /etc files, volumes and binds, the init, namespaces to join; eps
 // are its endpoints, allocated for this run.
 func (d *Daemon) spec(c *ctr, rootfs string, eps []*network.Endpoint) (*specs.Spec, error) {
+	links, err := d.links(c)
+	if err != nil {
+		return nil, err
+	}
 	in := spec.Container{
 		ID: c.ID, Config: c.Config, Host: c.HostConfig, Args: append([]string{c.Path}, c.Args...),
 		Rootfs: rootfs, CgroupParent: d.cfg.CgroupParent,
 		Files: func(hostname string) ([][2]string, error) {
-			return d.writeEtcFiles(c, hostname, eps)
+			return d.writeEtcFiles(c, hostname, eps, links)
 		},
+	}
+	if len(links) > 0 { // docker's link variables, which the container's own override
+		cfg := *c.Config
+		cfg.Env = spec.MergeEnv(linkEnv(c, links), c.Config.Env)
+		in.Config = &cfg
 	}
 	if d.useInit(c.HostConfig) {
 		in.Init = d.cfg.InitPath
 	}
-	var err error
 	if other, ok := strings.CutPrefix(string(c.HostConfig.PidMode), "container:"); ok && other != "" {
 		if in.PIDNamespace, err = d.donorNamespace(other, "pid", "PID"); err != nil {
 			return nil, err
@@ -74,7 +85,7 @@ func (d *Daemon) useInit(hc *container.HostConfig) bool {
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
 // /etc/resolv.conf as dockerd writes them and returns (host path,
 // container path) pairs.
-func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint) ([][2]string, error) {
+func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint, links []link) ([][2]string, error) {
 	hc := c.HostConfig
 	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
 		"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
@@ -85,11 +96,13 @@ func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint)
 	for _, h := range extra {
 		hosts += h[1] + "\t" + h[0] + "\n"
 	}
-	links, err := d.linkHosts(c)
-	if err != nil {
-		return nil, err
+	for _, l := range links {
+		names := l.name + " " + l.id[:12]
+		if l.alias != l.name {
+			names = l.alias + " " + names
+		}
+		hosts += l.ip + "\t" + names + "\n"
 	}
-	hosts += links
 	if len(eps) > 0 && hostname != "" {
 		name := hostname
 		if c.Config.Domainname != "" {
@@ -121,24 +134,38 @@ func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint)
 	return out, nil
 }
 
-// linkHosts are the /etc/hosts lines of a container's --link targets
-// (NAME:ALIAS): each must run, and is named by its address on the
-// network the container's main endpoint is on.
-func (d *Daemon) linkHosts(c *ctr) (string, error) {
-	var out string
+// A link is a --link NAME:ALIAS target, running.
+type link struct {
+	alias, name, id, ip string
+	exposed             []netapi.Port
+	env                 []string
+}
+
+// links are a container's --link targets: each must run, and is known by
+// its address on the network its main endpoint is on.
+func (d *Daemon) links(c *ctr) ([]link, error) {
+	var out []link
 	for _, l := range c.HostConfig.Links {
 		name, alias, _ := strings.Cut(l, ":")
 		name = strings.TrimPrefix(name, "/")
-		alias = strings.TrimPrefix(alias[strings.LastIndex(alias, "/")+1:], "/")
+		alias = alias[strings.LastIndex(alias, "/")+1:]
 		target, err := d.get(name)
 		if err != nil {
-			return "", fmt.Errorf("could not get container for %s: %w", name, err)
+			return nil, fmt.Errorf("could not get container for %s: %w", name, err)
 		}
 		target.mu.Lock()
 		running, tname, tid := target.running(), target.Name, target.ID
+		env := slices.Clone(target.Config.Env)
+		var exposed []netapi.Port
+		for p := range target.Config.ExposedPorts {
+			exposed = append(exposed, p)
+		}
 		target.mu.Unlock()
+		if alias == "" {
+			alias = tname
+		}
 		if !running {
-			return "", fmt.Errorf("cannot link to a non running container: /%s AS /%s/%s: %w", tname, c.Name, alias, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("cannot link to a non running container: /%s AS /%s/%s: %w", tname, c.Name, alias, errdefs.ErrInvalidArgument)
 		}
 		ip := ""
 		for _, ep := range d.net.ContainerEndpoints(tid) {
@@ -147,15 +174,38 @@ func (d *Daemon) linkHosts(c *ctr) (string, error) {
 			}
 		}
 		if ip == "" {
-			return "", fmt.Errorf("cannot link to /%s: it has no address on a network: %w", tname, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("cannot link to /%s: it has no address on a network: %w", tname, errdefs.ErrInvalidArgument)
 		}
-		names := tname + " " + tid[:12]
-		if alias != "" && alias != tname {
-			names = alias + " " + names
-		}
-		out += ip + "\t" + names + "\n"
+		slices.SortFunc(exposed, func(a, b netapi.Port) int { return int(a.Num()) - int(b.Num()) })
+		out = append(out, link{alias: alias, name: tname, id: tid, ip: ip, exposed: exposed, env: env})
 	}
 	return out, nil
+}
+
+// linkEnv are docker's variables of a container's links: ALIAS_NAME,
+// ALIAS_PORT (the lowest exposed port), ALIAS_PORT_N_PROTO{,_ADDR,_PORT,
+// _PROTO} per exposed port, ALIAS_ENV_X per variable of the target.
+func linkEnv(c *ctr, links []link) []string {
+	var env []string
+	for _, l := range links {
+		p := strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(l.alias))
+		env = append(env, p+"_NAME=/"+c.Name+"/"+l.alias)
+		for i, port := range l.exposed {
+			proto, num := string(port.Proto()), strconv.Itoa(int(port.Num()))
+			url := proto + "://" + l.ip + ":" + num
+			if i == 0 {
+				env = append(env, p+"_PORT="+url)
+			}
+			k := p + "_PORT_" + num + "_" + strings.ToUpper(proto)
+			env = append(env, k+"="+url, k+"_ADDR="+l.ip, k+"_PORT="+num, k+"_PROTO="+proto)
+		}
+		for _, kv := range l.env {
+			if k, v, ok := strings.Cut(kv, "="); ok && k != "HOME" && k != "PATH" && k != "HOSTNAME" {
+				env = append(env, p+"_ENV_"+k+"="+v)
+			}
+		}
+	}
+	return env
 }
 
 // resolvConf is a container's /etc/resolv.conf, as dockerd writes it:

@@ -234,15 +234,11 @@ func wire(n *Network, ep *Endpoint, pid int) error {
 			netlink.LinkDel(veth)
 		}
 	}()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	h, in, err := linkIn(ns, ep.Iface)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	in, err := h.LinkByName(ep.Iface)
-	if err != nil {
-		return err
-	}
 	if err := h.AddrAdd(in, &netlink.Addr{IPNet: ipNet(ep.IP, n.Subnet.Bits())}); err != nil {
 		return fmt.Errorf("address %s: %w", ep.IP, err)
 	}
@@ -266,16 +262,27 @@ func unwire(ep *Endpoint, pid int) error {
 		return err
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	h, in, err := linkIn(ns, ep.Iface)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	in, err := h.LinkByName(ep.Iface)
-	if err != nil {
-		return err
-	}
 	return h.LinkDel(in)
+}
+
+// linkIn is a netlink handle in namespace ns and the interface name
+// there; the caller closes the handle.
+func linkIn(ns netns.NsHandle, name string) (*netlink.Handle, netlink.Link, error) {
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := h.LinkByName(name)
+	if err != nil {
+		h.Close()
+		return nil, nil, err
+	}
+	return h, l, nil
 }
 
 // randomMAC is a random unicast, locally administered address.

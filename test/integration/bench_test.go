@@ -34,7 +34,7 @@ func TestBenchQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every figure is a table row ending in a ratio and a goal column.
-	row := regexp.MustCompile(`(?m)^\| (.+) \| .+ \| (docker|runc): .+ \| \*\*[0-9]+\.[0-9]{2}\*\* \| .+ \|$`)
+	row := regexp.MustCompile(`(?m)^\| (.+) \| .+ \| (docker|runc): .+ \| \*\*-?[0-9]+\.[0-9]{2}\*\* \| .+ \|$`)
 	rows := row.FindAllStringSubmatch(string(report), -1)
 	for _, want := range []string{"create + start + delete", "daemon RSS, idle", "run --rm busybox true", "`run -d` of",
 		"host memory per idle container", "daemon RSS with", "`ps -a` with", "`load` of", "`save` of", "`push` of", "`pull` of",

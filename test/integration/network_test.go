@@ -152,7 +152,7 @@ func TestNetworkDefaultBridge(t *testing.T) {
 	if resolv := e.must(t, "exec", "one", "cat", "/etc/resolv.conf"); strings.Contains(resolv, "nameserver 127.") {
 		t.Fatalf("a loopback resolver, unreachable from the container:\n%s", resolv)
 	}
-	e.must(t, "run", "-d", "--name", "two", "busybox", "sleep", "60")
+	e.must(t, "run", "-d", "--name", "two", "--expose", "5432", "-e", "DBVAR=x", "busybox", "sleep", "60")
 	ip2 := e.ipIn(t, "two")
 	if ip2 == ip {
 		t.Fatalf("two containers got %s", ip)
@@ -168,6 +168,12 @@ func TestNetworkDefaultBridge(t *testing.T) {
 	e.must(t, "run", "-d", "--name", "three", "--link", "two:db", "busybox", "sleep", "60")
 	if out, code := e.run("exec", "three", "ping", "-c1", "-W2", "db"); code != 0 || !strings.Contains(out, ip2) {
 		t.Fatalf("--link two:db: %s", out)
+	}
+	env := e.must(t, "exec", "three", "env")
+	for _, want := range []string{"DB_NAME=/three/db", "DB_PORT=tcp://" + ip2 + ":5432", "DB_PORT_5432_TCP_ADDR=" + ip2, "DB_ENV_DBVAR=x"} {
+		if !strings.Contains(env, want+"\n") {
+			t.Fatalf("--link two:db: no %s in the environment:\n%s", want, env)
+		}
 	}
 	// --add-host, with host-gateway: the default bridge's gateway.
 	hosts := e.must(t, "run", "--rm", "--add-host", "myhost:10.1.2.3", "--add-host", "gw:host-gateway", "busybox", "cat", "/etc/hosts")
