@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/jsonlog"
 	"github.com/tent-project/tent/internal/streams"
@@ -46,14 +47,14 @@ func (d *Daemon) closePending(c *ctr) {
 	c.pending = nil
 }
 
-// Attachment is a client's view of a container's stdio, checked and ready
-// to be streamed once the HTTP connection is taken over.
-type Attachment struct {
-	// Tty tells whether the stream is raw (a terminal) or framed.
-	Tty bool
-	// DetachKeys end the attachment when the client types them (with a
+// attachment is a client's view of a container's stdio, checked and ready
+// to be streamed once the HTTP connection is taken over
+// (backend.Attachment).
+type attachment struct {
+	tty bool
+	// detachKeys end the attachment when the client types them (with a
 	// terminal only, as docker): the container goes on.
-	DetachKeys []byte
+	detachKeys []byte
 	d          *Daemon
 	c          *ctr
 	opts       task.AttachOpts
@@ -66,7 +67,7 @@ type Attachment struct {
 
 // Attach checks that the container can be attached to (it exists and is
 // not stopped) before the caller hijacks its connection.
-func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool) (*Attachment, error) {
+func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool, detachKeys []byte) (backend.Attachment, error) {
 	c, err := d.get(ref)
 	if err != nil {
 		return nil, err
@@ -79,7 +80,7 @@ func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool) (*Attachment, er
 	if c.State.Status == container.StatePaused {
 		return nil, fmt.Errorf("You cannot attach to a paused container, unpause it first: %w", errdefs.ErrConflict)
 	}
-	a := &Attachment{Tty: c.Config.Tty, d: d, c: c,
+	a := &attachment{tty: c.Config.Tty, detachKeys: detachKeys, d: d, c: c,
 		opts: task.AttachOpts{Stdin: stdin && c.Config.OpenStdin, Stdout: stdout, Stderr: stderr}}
 	if !c.running() {
 		a.pending = &pendingAttach{opts: a.opts, conn: make(chan task.Stream, 1)}
@@ -90,7 +91,9 @@ func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool) (*Attachment, er
 
 // Cancel gives up an attachment that will not be streamed (its client
 // went away before Stream).
-func (a *Attachment) Cancel() {
+func (a *attachment) Terminal() bool { return a.tty }
+
+func (a *attachment) Cancel() {
 	if a.pending == nil {
 		return
 	}
@@ -110,7 +113,7 @@ func (a *Attachment) Cancel() {
 // Stream relays between the client and the container until the container
 // ends (or the client goes away). in is what the client sends; out is
 // where its output goes; closeOut ends the client's stream.
-func (a *Attachment) Stream(ctx context.Context, in io.Reader, out io.Writer, closeOut func()) {
+func (a *attachment) Stream(ctx context.Context, in io.Reader, out io.Writer, closeOut func()) {
 	c := a.c
 	var conn task.Stream
 	if a.pending != nil {
@@ -132,8 +135,8 @@ func (a *Attachment) Stream(ctx context.Context, in io.Reader, out io.Writer, cl
 	}
 	defer conn.Close()
 	if a.opts.Stdin {
-		if a.Tty && len(a.DetachKeys) > 0 {
-			in = streams.NewEscapeReader(in, a.DetachKeys)
+		if a.tty && len(a.detachKeys) > 0 {
+			in = streams.NewEscapeReader(in, a.detachKeys)
 		}
 		go func() {
 			if _, err := io.Copy(conn, in); errors.Is(err, streams.ErrDetached) {
@@ -170,18 +173,12 @@ func (d *Daemon) Resize(ref string, height, width uint16) error {
 	return c.task.Resize(context.TODO(), height, width)
 }
 
-// LogOpts are the options of `logs`.
-type LogOpts struct {
-	Stdout, Stderr, Follow, Timestamps bool
-	Since, Until                       time.Time
-	Tail                               int // negative: all
-}
-
+// backend.LogOpts are the options of `logs`.
 // Logs writes the container's log to w (framed unless it has a terminal);
 // with Follow it keeps writing until the container stops, Until passes or
 // ctx ends.
 // ready is called with the stream kind once the container is found.
-func (d *Daemon) Logs(ctx context.Context, ref string, o LogOpts, ready func(tty bool) io.Writer) error {
+func (d *Daemon) Logs(ctx context.Context, ref string, o backend.LogOpts, ready func(tty bool) io.Writer) error {
 	c, err := d.get(ref)
 	if err != nil {
 		return err

@@ -243,7 +243,7 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 	if err != nil {
 		return resp, err
 	}
-	nets, err := d.createNetworks(merged, hc, nc)
+	nets, warnings, err := d.createNetworks(merged, hc, nc)
 	if err != nil {
 		return resp, err
 	}
@@ -317,7 +317,7 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 	d.mu.Unlock()
 	d.vols.Unlock()
 	d.containerEvent(c, events.ActionCreate, nil)
-	return container.CreateResponse{ID: id, Warnings: []string{}}, nil
+	return container.CreateResponse{ID: id, Warnings: warnings}, nil
 }
 
 // matchPlatform checks that an image asked for by platform is of it, as

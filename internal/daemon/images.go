@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/storage"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/spec"
@@ -307,7 +308,7 @@ func short(id digest.Digest) string { return id.Encoded()[:12] }
 
 // ImagePrune deletes dangling images (all unused ones with all) that no
 // container uses.
-func (d *Daemon) ImagePrune(all bool, f PruneFilter) ([]image.DeleteResponse, error) {
+func (d *Daemon) ImagePrune(all bool, f backend.PruneFilter) ([]image.DeleteResponse, error) {
 	list, err := d.images.List()
 	if err != nil {
 		return nil, err
@@ -321,7 +322,7 @@ func (d *Daemon) ImagePrune(all bool, f PruneFilter) ([]image.DeleteResponse, er
 		if cfg, err := d.images.Config(img.ID); err == nil {
 			labels = cfg.Config.Labels
 		}
-		if !f.matches(img.Created, labels) {
+		if !f.Matches(img.Created, labels) {
 			continue
 		}
 		if _, used := d.imageInUse(img.ID); used {

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/storage"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 )
 
@@ -67,15 +68,8 @@ func (d *Daemon) Inspect(ref string) (*container.InspectResponse, error) {
 	return r, nil
 }
 
-// ListOpts are the options of `ps`.
-type ListOpts struct {
-	All     bool
-	Limit   int
-	Filters map[string][]string
-}
-
 // List returns containers, newest first, as GET /containers/json.
-func (d *Daemon) List(o ListOpts) ([]container.Summary, error) {
+func (d *Daemon) List(o backend.ListOpts) ([]container.Summary, error) {
 	for k := range o.Filters {
 		switch k {
 		case "id", "name", "status", "label", "exited", "ancestor", "before", "since", "volume":
@@ -153,16 +147,7 @@ func (d *Daemon) matches(c *ctr, s container.Summary, f map[string][]string) boo
 }
 
 // allLabels reports whether labels has every "key" or "key=value" asked.
-func allLabels(labels map[string]string, want []string) bool {
-	for _, w := range want {
-		k, v, hasValue := strings.Cut(w, "=")
-		got, ok := labels[k]
-		if !ok || hasValue && got != v {
-			return false
-		}
-	}
-	return true
-}
+func allLabels(labels map[string]string, want []string) bool { return backend.AllLabels(labels, want) }
 
 // summary is the `ps` line of c; c.mu is held.
 func (d *Daemon) summary(c *ctr) container.Summary {

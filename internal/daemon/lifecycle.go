@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/signals"
 	"github.com/tent-project/tent/internal/snapshot"
@@ -33,7 +34,7 @@ func (d *Daemon) Start(ref string) error {
 	switch c.State.Status {
 	case container.StateRunning, container.StatePaused:
 		c.mu.Unlock()
-		return ErrNotModified
+		return errdefs.ErrNotModified
 	case container.StateRemoving, container.StateDead:
 		c.mu.Unlock()
 		return fmt.Errorf("container %s is marked for removal and cannot be started: %w", c.ID, errdefs.ErrConflict)
@@ -52,12 +53,9 @@ func (d *Daemon) Start(ref string) error {
 	return err
 }
 
-// ErrNotModified answers a start of a running container or a stop of a
-// stopped one (HTTP 304, as docker).
-var ErrNotModified = errors.New("not modified")
-
-// IsNotModified reports whether err means "nothing to do".
-func IsNotModified(err error) bool { return errors.Is(err, ErrNotModified) }
+// IsNotModified reports whether err means "nothing to do": a start of a
+// running container or a stop of a stopped one (HTTP 304, as docker).
+func IsNotModified(err error) bool { return errors.Is(err, errdefs.ErrNotModified) }
 
 // start does the work of Start; c.mu is held.
 func (d *Daemon) start(c *ctr) (err error) {
@@ -322,7 +320,7 @@ func (d *Daemon) Stop(ref string, sig string, timeout *int) error {
 	c.mu.Lock()
 	if !c.running() {
 		c.mu.Unlock()
-		return ErrNotModified
+		return errdefs.ErrNotModified
 	}
 	if sig == "" {
 		sig = c.Config.StopSignal
@@ -584,11 +582,11 @@ func (d *Daemon) Rename(ref, name string) error {
 
 // Prune removes every stopped container and returns their IDs and the
 // bytes their writable layers held (docker's SpaceReclaimed).
-func (d *Daemon) Prune(f PruneFilter) (ids []string, reclaimed uint64, err error) {
+func (d *Daemon) Prune(f backend.PruneFilter) (ids []string, reclaimed uint64, err error) {
 	for _, c := range d.all() {
 		c.mu.Lock()
 		stopped := c.State.Status == container.StateExited || c.State.Status == container.StateCreated || c.State.Status == container.StateDead
-		match := f.matches(c.Created, c.Config.Labels)
+		match := f.Matches(c.Created, c.Config.Labels)
 		c.mu.Unlock()
 		if !stopped || !match {
 			continue
@@ -600,23 +598,4 @@ func (d *Daemon) Prune(f PruneFilter) (ids []string, reclaimed uint64, err error
 		}
 	}
 	return ids, reclaimed, nil
-}
-
-// PruneFilter is what docker's prune filters ask: until (only what was
-// created before), label=KEY[=VALUE] and label!=KEY[=VALUE].
-type PruneFilter struct {
-	Until             time.Time
-	Labels, NotLabels []string
-}
-
-func (f PruneFilter) matches(created time.Time, labels map[string]string) bool {
-	if !f.Until.IsZero() && !created.Before(f.Until) {
-		return false
-	}
-	for _, l := range f.NotLabels {
-		if allLabels(labels, []string{l}) {
-			return false
-		}
-	}
-	return allLabels(labels, f.Labels)
 }

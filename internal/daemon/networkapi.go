@@ -9,6 +9,7 @@ import (
 
 	"github.com/moby/moby/api/types/events"
 	netapi "github.com/moby/moby/api/types/network"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/network"
 )
@@ -173,10 +174,10 @@ func (d *Daemon) NetworkRemove(ref string) error {
 }
 
 // NetworkPrune removes the user-defined networks no container uses.
-func (d *Daemon) NetworkPrune(f PruneFilter) ([]string, error) {
+func (d *Daemon) NetworkPrune(f backend.PruneFilter) ([]string, error) {
 	deleted := []string{}
 	for _, n := range d.net.List() {
-		if n.Predefined() || d.networkUsed(n) || !f.matches(n.Created, n.Labels) {
+		if n.Predefined() || d.networkUsed(n) || !f.Matches(n.Created, n.Labels) {
 			continue
 		}
 		if err := d.net.Remove(n.ID); err == nil {

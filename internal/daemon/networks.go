@@ -35,8 +35,14 @@ func modeNetwork(mode container.NetworkMode) string {
 }
 
 // createNetworks checks a new container's network settings as dockerd
-// does and returns what its record keeps of them.
-func (d *Daemon) createNetworks(cfg *container.Config, hc *container.HostConfig, nc *netapi.NetworkingConfig) (map[string]*netapi.EndpointSettings, error) {
+// does and returns what its record keeps of them, and dockerd's warnings.
+func (d *Daemon) createNetworks(cfg *container.Config, hc *container.HostConfig, nc *netapi.NetworkingConfig) (_ map[string]*netapi.EndpointSettings, warnings []string, err error) {
+	warnings = []string{}
+	out, err := d.checkNetworks(cfg, hc, nc, &warnings)
+	return out, warnings, err
+}
+
+func (d *Daemon) checkNetworks(cfg *container.Config, hc *container.HostConfig, nc *netapi.NetworkingConfig, warnings *[]string) (map[string]*netapi.EndpointSettings, error) {
 	mode := hc.NetworkMode
 	if mode.IsContainer() {
 		if mode.ConnectedContainer() == "" {
@@ -55,9 +61,11 @@ func (d *Daemon) createNetworks(cfg *container.Config, hc *container.HostConfig,
 			return nil, err
 		}
 	}
+	if mode.IsHost() && (len(hc.PortBindings) > 0 || hc.PublishAllPorts) {
+		// dockerd discards them, and says so.
+		*warnings = append(*warnings, "Published ports are discarded when using host network mode")
+	}
 	if mode.IsHost() || mode.IsNone() || mode.IsContainer() {
-		// docker discards published ports of a container on the host's
-		// network (with a warning); the same here.
 		hc.PortBindings, hc.PublishAllPorts = nil, false
 	}
 	if _, err := portMappings(cfg, hc); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/volume"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/snapshot"
 	vol "github.com/tent-project/tent/internal/volume"
@@ -110,14 +111,14 @@ func (d *Daemon) VolumeRemove(name string, force bool) error {
 // VolumePrune removes unused volumes: anonymous ones, or named ones too
 // with everything (the filter all=true of API 1.42 and later, as
 // docker), narrowed by f.
-func (d *Daemon) VolumePrune(everything bool, f PruneFilter) (volume.PruneReport, error) {
+func (d *Daemon) VolumePrune(everything bool, f backend.PruneFilter) (volume.PruneReport, error) {
 	report := volume.PruneReport{VolumesDeleted: []string{}}
 	all, err := d.vols.List()
 	if err != nil {
 		return report, err
 	}
 	for _, v := range all {
-		if !everything && !v.Anonymous() || !f.matches(v.CreatedAt, v.Labels) {
+		if !everything && !v.Anonymous() || !f.Matches(v.CreatedAt, v.Labels) {
 			continue
 		}
 		size := d.vols.Size(v.Name)

@@ -32,6 +32,9 @@ import (
 	"github.com/tent-project/tent/internal/version"
 )
 
+// The daemon is what the server serves.
+var _ server.Backend = (*daemon.Daemon)(nil)
+
 // Main runs tentd with args (without the program name) and returns the
 // exit status.
 func Main(args []string) int {

@@ -19,6 +19,9 @@ var (
 	// ErrForbidden: the operation is refused whatever the state (removing
 	// a predefined network, one with active endpoints; HTTP 403).
 	ErrForbidden = errors.New("forbidden")
+	// ErrNotModified: nothing to do (starting a running container,
+	// stopping a stopped one; HTTP 304).
+	ErrNotModified = errors.New("not modified")
 )
 
 // IsNotFound reports whether err is of class ErrNotFound.
@@ -40,7 +43,7 @@ var ErrPermission = errors.New("permission denied")
 // classes are every class, for errors that cross a process boundary as
 // text (ClassOf, WithClass), most specific first.
 var classes = []error{ErrPermission, ErrNotFound, ErrAlreadyExists, ErrInvalidArgument, ErrConflict,
-	ErrNotImplemented, ErrUnavailable, ErrUnauthorized, ErrForbidden}
+	ErrNotImplemented, ErrUnavailable, ErrUnauthorized, ErrForbidden, ErrNotModified}
 
 // ClassOf names the class of err ("" if it has none), for WithClass at
 // the other end of a pipe.

@@ -11,7 +11,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/api/types/volume"
-	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/distribution"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/registry"
@@ -19,7 +19,7 @@ import (
 
 // Backend is what the server serves: the engine (*daemon.Daemon), or a
 // test's fake. Errors carry an errdefs class, which the server maps to an
-// HTTP status (errorStatus); daemon.IsNotModified errors become 304.
+// HTTP status (errorStatus); errdefs.ErrNotModified becomes 304.
 type Backend interface {
 	Containers
 	Execs
@@ -32,7 +32,7 @@ type Backend interface {
 // Containers are the container endpoints' operations.
 type Containers interface {
 	Create(name, platform string, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (container.CreateResponse, error)
-	List(o daemon.ListOpts) ([]container.Summary, error)
+	List(o backend.ListOpts) ([]container.Summary, error)
 	Inspect(ref string) (*container.InspectResponse, error)
 	Start(ref string) error
 	Stop(ref string, sig string, timeout *int) error
@@ -42,10 +42,10 @@ type Containers interface {
 	Wait(ctx context.Context, ref string, cond container.WaitCondition, ready func()) (container.WaitResponse, error)
 	Remove(ref string, force, volumes bool) error
 	Rename(ref, name string) error
-	Prune(f daemon.PruneFilter) (ids []string, reclaimed uint64, err error)
+	Prune(f backend.PruneFilter) (ids []string, reclaimed uint64, err error)
 	Top(ref, psArgs string) (*container.TopResponse, error)
-	Logs(ctx context.Context, ref string, o daemon.LogOpts, ready func(tty bool) io.Writer) error
-	Attach(ref string, stdin, stdout, stderr bool) (*daemon.Attachment, error)
+	Logs(ctx context.Context, ref string, o backend.LogOpts, ready func(tty bool) io.Writer) error
+	Attach(ref string, stdin, stdout, stderr bool, detachKeys []byte) (backend.Attachment, error)
 	Resize(ref string, height, width uint16) error
 }
 
@@ -67,7 +67,7 @@ type Images interface {
 	ImageSave(w io.Writer, refs []string) error
 	ImageTag(ref, name string) error
 	ImageRemove(ref string, force bool) ([]image.DeleteResponse, error)
-	ImagePrune(all bool, f daemon.PruneFilter) ([]image.DeleteResponse, error)
+	ImagePrune(all bool, f backend.PruneFilter) ([]image.DeleteResponse, error)
 	ImagePull(ctx context.Context, ref, platform string, auth registry.Auth, out *distribution.Progress) error
 	ImagePush(ctx context.Context, name, tag string, auth registry.Auth, out *distribution.Progress) error
 	Login(ctx context.Context, auth registry.Auth) error
@@ -79,7 +79,7 @@ type Volumes interface {
 	VolumeInspect(name string) (volume.Volume, error)
 	VolumeList(f map[string][]string) (volume.ListResponse, error)
 	VolumeRemove(name string, force bool) error
-	VolumePrune(everything bool, f daemon.PruneFilter) (volume.PruneReport, error)
+	VolumePrune(everything bool, f backend.PruneFilter) (volume.PruneReport, error)
 }
 
 // Networks are the network endpoints' operations.
@@ -88,7 +88,7 @@ type Networks interface {
 	NetworkInspect(ref string) (network.Inspect, error)
 	NetworkList(f map[string][]string) ([]network.Inspect, error)
 	NetworkRemove(ref string) error
-	NetworkPrune(f daemon.PruneFilter) ([]string, error)
+	NetworkPrune(f backend.PruneFilter) ([]string, error)
 	NetworkConnect(ref, container string, es *network.EndpointSettings) error
 	NetworkDisconnect(ref, container string, force bool) error
 }
@@ -98,5 +98,3 @@ type System interface {
 	Info() (*system.Info, error)
 	Subscribe(since time.Time) (past []events.Message, ch <-chan events.Message, cancel func())
 }
-
-var _ Backend = (*daemon.Daemon)(nil)

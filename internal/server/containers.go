@@ -11,7 +11,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
-	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/streams"
 )
@@ -48,7 +48,7 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	list, err := s.d.List(daemon.ListOpts{All: boolValue(r, "all"), Limit: limit, Filters: f})
+	list, err := s.d.List(backend.ListOpts{All: boolValue(r, "all"), Limit: limit, Filters: f})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -200,7 +200,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	logs := daemon.LogOpts{Stdout: boolValue(r, "stdout"), Stderr: boolValue(r, "stderr"), Tail: -1}
+	logs := backend.LogOpts{Stdout: boolValue(r, "stdout"), Stderr: boolValue(r, "stderr"), Tail: -1}
 	if !boolValue(r, "stream") {
 		// The log only, of a container in any state (as dockerd).
 		var conn net.Conn
@@ -219,13 +219,12 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	a, err := s.d.Attach(id, boolValue(r, "stdin"), logs.Stdout, logs.Stderr)
+	a, err := s.d.Attach(id, boolValue(r, "stdin"), logs.Stdout, logs.Stderr, keys)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	a.DetachKeys = keys
-	conn, rw, err := hijack(w, r, streamType(a.Tty))
+	conn, rw, err := hijack(w, r, streamType(a.Terminal()))
 	if err != nil {
 		a.Cancel()
 		return
@@ -239,7 +238,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	o := daemon.LogOpts{Stdout: boolValue(r, "stdout"), Stderr: boolValue(r, "stderr"),
+	o := backend.LogOpts{Stdout: boolValue(r, "stdout"), Stderr: boolValue(r, "stderr"),
 		Follow: boolValue(r, "follow"), Timestamps: boolValue(r, "timestamps"), Tail: -1}
 	var err error
 	if o.Since, err = parseTime(q.Get("since")); err != nil {

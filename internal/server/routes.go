@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/events"
-	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/eventbus"
 	"golang.org/x/sys/unix"
@@ -173,8 +173,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 }
 
 // pruneFilter reads a prune's filters, refusing any but allowed ones.
-func pruneFilter(r *http.Request, allowed ...string) (daemon.PruneFilter, map[string][]string, error) {
-	var pf daemon.PruneFilter
+func pruneFilter(r *http.Request, allowed ...string) (backend.PruneFilter, map[string][]string, error) {
+	var pf backend.PruneFilter
 	f, err := filters(r)
 	if err != nil {
 		return pf, nil, err

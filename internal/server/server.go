@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tent-project/tent/internal/daemon"
 	"github.com/tent-project/tent/internal/errdefs"
 )
 
@@ -98,7 +97,7 @@ func versionLess(a, b string) bool {
 // errorStatus maps an error class to docker's status code.
 func errorStatus(err error) int {
 	switch {
-	case daemon.IsNotModified(err):
+	case errors.Is(err, errdefs.ErrNotModified):
 		return http.StatusNotModified
 	case errors.Is(err, errdefs.ErrNotFound):
 		return http.StatusNotFound

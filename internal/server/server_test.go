@@ -15,7 +15,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/volume"
-	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 )
 
@@ -29,7 +29,7 @@ type fake struct {
 	prune   func(everything bool) (volume.PruneReport, error)
 }
 
-func (f *fake) VolumePrune(everything bool, _ daemon.PruneFilter) (volume.PruneReport, error) {
+func (f *fake) VolumePrune(everything bool, _ backend.PruneFilter) (volume.PruneReport, error) {
 	return f.prune(everything)
 }
 
@@ -83,7 +83,7 @@ func TestErrorClassesMapToStatus(t *testing.T) {
 }
 
 func TestStartOfRunningContainerIsNotModified(t *testing.T) {
-	b := &fake{start: func(string) error { return daemon.ErrNotModified }}
+	b := &fake{start: func(string) error { return errdefs.ErrNotModified }}
 	if code, _, body := serve(t, b, "POST", "/containers/x/start", ""); code != http.StatusNotModified || body != "" {
 		t.Errorf("start of a running container: %d %q, want 304 and no body", code, body)
 	}

@@ -270,6 +270,16 @@ func TestNetworkDistributedSystem(t *testing.T) {
 		return nil
 	})
 
+	// A stopped container connected is on the network once it starts.
+	e.must(t, "create", "--name", "late", "busybox", "sleep", "300")
+	e.must(t, "network", "connect", "shop", "late")
+	e.must(t, "start", "late")
+	if out, code := e.run("exec", "web", "ping", "-c1", "-W2", "late"); code != 0 {
+		t.Fatalf("a container connected while stopped is not on the network after its start:\n%s", out)
+	}
+	if out := e.must(t, "exec", "late", "ip", "-o", "link"); !strings.Contains(out, "eth0") || !strings.Contains(out, "eth1") {
+		t.Fatalf("late should have eth0 (bridge) and eth1 (shop):\n%s", out)
+	}
 	// Another network: no way in.
 	e.must(t, "network", "create", "other")
 	e.must(t, "run", "-d", "--name", "outsider", "--network", "other", "busybox", "sleep", "300")
@@ -321,6 +331,21 @@ func TestNetworkPublishedPorts(t *testing.T) {
 	}
 	if st := strings.TrimSpace(e.must(t, "inspect", "-f", "{{.State.Status}} {{.NetworkSettings.IPAddress}}", "web2")); st != "created" {
 		t.Fatalf("the refused container: %q, want created with no address", st)
+	}
+	// A host process on the port: refused too.
+	l, err := net.Listen("tcp4", "127.0.0.1:18099")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if out, code := e.run("run", "--rm", "-p", "127.0.0.1:18099:80", "busybox", "true"); code == 0 || !strings.Contains(out, "address already in use") {
+		t.Fatalf("a port a host process holds: %d %s", code, out)
+	}
+	// On the host's network, published ports are discarded with dockerd's warning.
+	var created struct{ Warnings []string }
+	e.api(t, "POST", "/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":"host","PortBindings":{"80/tcp":[{"HostPort":"18098"}]}}}`, &created)
+	if len(created.Warnings) != 1 || !strings.Contains(created.Warnings[0], "discarded") {
+		t.Fatalf("create on the host network with ports: warnings %q", created.Warnings)
 	}
 	// -P: the image's EXPOSE, on ephemeral ports.
 	e.must(t, "run", "-d", "--name", "exposed", "-P", "--expose", "7000", "busybox", "sh", "-c", "while true; do echo seven | nc -l -p 7000; done")
