@@ -27,6 +27,9 @@ const (
 	// device, or the trusted.overlay.opaque xattr): the target is an
 	// overlay upper directory.
 	Overlay
+	// Plain keeps ".wh." entries as the files they are: the archive is
+	// not a layer (a build context, an ADDed tarball).
+	Plain
 )
 
 const (
@@ -122,7 +125,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		return nil // the root itself
 	}
 	base := filepath.Base(rel)
-	if strings.HasPrefix(base, whPrefix) {
+	if strings.HasPrefix(base, whPrefix) && a.wh != Plain {
 		return a.whiteout(rel, base)
 	}
 	path, err := a.resolve(rel)

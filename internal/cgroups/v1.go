@@ -157,8 +157,8 @@ func (m *v1) Set(r *specs.LinuxResources) error {
 	}
 	if r.Pids != nil {
 		v := "max"
-		if r.Pids.Limit > 0 {
-			v = itoa(r.Pids.Limit)
+		if r.Pids.Limit != nil && *r.Pids.Limit > 0 {
+			v = itoa(*r.Pids.Limit)
 		}
 		if err := m.writeTo("pids", "pids.max", v); err != nil {
 			return err

@@ -147,7 +147,7 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 		}
 	}
 	if r.Pids != nil {
-		if err := write(m.dir, "pids.max", maxOr(r.Pids.Limit)); err != nil {
+		if err := write(m.dir, "pids.max", maxOr(pidsLimit(r.Pids))); err != nil {
 			return err
 		}
 	}
@@ -201,6 +201,14 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 		return setDevicesBPF(m.dir, WithDefaultDevices(r.Devices))
 	}
 	return nil
+}
+
+// pidsLimit is a pids limit's number (0, no limit, when unset).
+func pidsLimit(p *specs.LinuxPids) int64 {
+	if p.Limit == nil {
+		return 0
+	}
+	return *p.Limit
 }
 
 func maxOr(n int64) string {

@@ -51,7 +51,7 @@ var clientCommands = map[string]func(*app) *cobra.Command{
 	"unpause": func(a *app) *cobra.Command { return pauseCmd(a, false) },
 	"rename":  renameCmd, "top": topCmd, "attach": attachCmd, "history": historyCmd,
 	"events": eventsCmd, "info": infoCmd, "version": versionCmd, "container": containerCmd, "volume": volumeCmd,
-	"network": networkCmd, "port": portCmd,
+	"network": networkCmd, "port": portCmd, "build": buildCmd, "builder": builderCmd,
 }
 
 // verb is the first argument that is neither a global flag nor its value.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/tent-project/tent/internal/builder"
 	"github.com/tent-project/tent/internal/content"
 	"github.com/tent-project/tent/internal/distribution"
 	"github.com/tent-project/tent/internal/errdefs"
@@ -58,6 +59,9 @@ type Config struct {
 	// docker-init); Init gives every container one unless it says no.
 	InitPath string
 	Init     bool
+	// BuildContextLimit is the largest build context taken (0:
+	// builder.DefaultContextLimit).
+	BuildContextLimit int64
 	// Network configures the networks (its Root and Log are the
 	// daemon's: DataRoot/network).
 	Network network.Config
@@ -73,6 +77,7 @@ type Daemon struct {
 	images  *images.Store
 	vols    *volume.Store
 	net     *network.Manager
+	builder *builder.Builder
 	// runtimes are the task backends by name (HostConfig.Runtime).
 	runtimes map[string]task.Runtime
 	events   *eventbus.Bus
@@ -173,6 +178,9 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.dist = distribution.New(d.images, reg, d.imageEvent)
+	if d.builder, err = builder.New(d.db, d.images, d.snap, buildSteps{d}, filepath.Join(cfg.DataRoot, "build")); err != nil {
+		return nil, err
+	}
 	netCfg := cfg.Network
 	netCfg.Root, netCfg.Log = filepath.Join(cfg.DataRoot, "network"), d.log
 	if d.net, err = network.Open(netCfg); err != nil {

@@ -71,6 +71,9 @@ func (d *Daemon) ImageList(all bool, filters map[string][]string) ([]image.Summa
 	}
 	out := []image.Summary{}
 	for _, img := range list {
+		if isCache(img) && !all {
+			continue
+		}
 		cfg, err := d.images.Config(img.ID)
 		if err != nil {
 			return nil, err
@@ -138,6 +141,9 @@ func (d *Daemon) ImageInspect(ref string) (*image.InspectResponse, error) {
 		Variant: cfg.Variant, Os: cfg.OS, Size: d.imageSize(img),
 		GraphDriver: &storage.DriverData{Name: "overlay", Data: map[string]string{}},
 		RootFS:      image.RootFS{Type: cfg.RootFS.Type},
+	}
+	if dc, err := d.images.DockerConfig(img.ID); err == nil {
+		r.Config = &dc.Config // with Healthcheck, OnBuild and Shell
 	}
 	if cfg.Created != nil {
 		r.Created = cfg.Created.Format(time.RFC3339Nano)
@@ -315,8 +321,8 @@ func (d *Daemon) ImagePrune(all bool, f backend.PruneFilter) ([]image.DeleteResp
 	}
 	out := []image.DeleteResponse{}
 	for _, img := range list {
-		if len(img.Names) > 0 && !all {
-			continue
+		if (len(img.Names) > 0 && !all) || isCache(img) {
+			continue // build cache goes with builder prune
 		}
 		var labels map[string]string
 		if cfg, err := d.images.Config(img.ID); err == nil {

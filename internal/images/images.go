@@ -33,6 +33,8 @@ type Image struct {
 	// ("127.0.0.1:5000/app@sha256:..."), from pulls and pushes.
 	RepoDigests []string  `json:"repoDigests,omitempty"`
 	Created     time.Time `json:"created"`
+	// Cache marks a build's intermediate state (see Create).
+	Cache bool `json:"buildCache,omitempty"`
 }
 
 // Store keeps images.

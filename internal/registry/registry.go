@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -58,6 +59,44 @@ func DecodeAuthHeader(h string) (Auth, error) {
 		return a, fmt.Errorf("invalid X-Registry-Auth header: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	return a, nil
+}
+
+// DecodeConfigHeader decodes X-Registry-Config (POST /build): base64url
+// JSON of credentials by registry ("https://index.docker.io/v1/",
+// "127.0.0.1:5000", ...).
+func DecodeConfigHeader(h string) (map[string]Auth, error) {
+	out := map[string]Auth{}
+	if h == "" {
+		return out, nil
+	}
+	b, err := base64.URLEncoding.DecodeString(h)
+	if err != nil {
+		if b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(h, "=")); err != nil {
+			return nil, fmt.Errorf("invalid X-Registry-Config header: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("invalid X-Registry-Config header: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return out, nil
+}
+
+// AuthFor picks the credentials of ref's registry from a set keyed as
+// X-Registry-Config keys them (none: anonymous).
+func AuthFor(auths map[string]Auth, ref string) Auth {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return Auth{}
+	}
+	domain := reference.Domain(named)
+	for key, a := range auths {
+		host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(key, "https://"), "http://"), "/")
+		host, _, _ = strings.Cut(host, "/")
+		if host == domain || (domain == "docker.io" && (host == "index.docker.io" || host == "registry-1.docker.io")) {
+			return a
+		}
+	}
+	return Auth{}
 }
 
 func (a Auth) authenticator() authn.Authenticator {

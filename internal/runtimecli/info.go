@@ -298,7 +298,7 @@ func updateCmd(g *globals) *cobra.Command {
 				cpu().Mems = mems
 			}
 			if f.Changed("pids-limit") {
-				r.Pids = &specs.LinuxPids{Limit: pids}
+				r.Pids = &specs.LinuxPids{Limit: &pids}
 			}
 			return c.Update(r)
 		},

@@ -5,13 +5,16 @@ import (
 	"io"
 	"time"
 
+	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/api/types/volume"
+	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/backend"
+	"github.com/tent-project/tent/internal/builder"
 	"github.com/tent-project/tent/internal/distribution"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/registry"
@@ -70,6 +73,8 @@ type Images interface {
 	ImagePrune(all bool, f backend.PruneFilter) ([]image.DeleteResponse, error)
 	ImagePull(ctx context.Context, ref, platform string, auth registry.Auth, out *distribution.Progress) error
 	ImagePush(ctx context.Context, name, tag string, auth registry.Auth, out *distribution.Progress) error
+	Build(ctx context.Context, o builder.Options, body io.Reader, out builder.Output) (digest.Digest, error)
+	BuildPrune() (*build.CachePruneReport, error)
 	Login(ctx context.Context, auth registry.Auth) error
 }
 

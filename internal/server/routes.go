@@ -61,6 +61,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /exec/{id}/json", s.execInspect)
 	m.HandleFunc("POST /exec/{id}/resize", s.execResize)
 
+	m.HandleFunc("POST /build", s.build)
+	m.HandleFunc("POST /build/prune", s.buildPrune)
 	m.HandleFunc("GET /images/json", s.imageList)
 	m.HandleFunc("POST /images/create", s.imageCreate)
 	m.HandleFunc("POST /images/load", s.imageLoad)
@@ -75,6 +77,8 @@ func (s *Server) routes() {
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")
 	w.Header().Set("Pragma", "no-cache")
+	// The legacy builder's protocol (POST /build); BuildKit's sessions are not served.
+	w.Header().Set("Builder-Version", "1")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if r.Method == http.MethodHead {
 		w.Header().Set("Content-Length", "0")

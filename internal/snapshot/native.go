@@ -1,9 +1,13 @@
 package snapshot
 
 import (
+	"fmt"
+	"io"
 	"path/filepath"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/archive"
+	"github.com/tent-project/tent/internal/errdefs"
 )
 
 // NewNative returns a snapshotter that copies: each snapshot is a full
@@ -24,6 +28,12 @@ func (nativeBackend) create(dir string, parents []string) error {
 }
 
 func (nativeBackend) whiteouts() archive.Whiteouts { return archive.Delete }
+
+// A full copy has no record of what changed: diffs (builds, commits)
+// need overlayfs.
+func (nativeBackend) diff(string, io.Writer, map[string]bool) (digest.Digest, error) {
+	return "", fmt.Errorf("the changes of a container need the overlay snapshotter (this host has no overlayfs): %w", errdefs.ErrNotImplemented)
+}
 
 func (nativeBackend) mounts(dir string, _ []string, readonly bool) []Mount {
 	opt := "rw"

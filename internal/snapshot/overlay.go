@@ -1,10 +1,12 @@
 package snapshot
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/archive"
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +25,11 @@ func (overlayBackend) create(dir string, parents []string) error {
 }
 
 func (overlayBackend) whiteouts() archive.Whiteouts { return archive.Overlay }
+
+// The upper directory holds exactly the snapshot's changes.
+func (overlayBackend) diff(dir string, w io.Writer, skip map[string]bool) (digest.Digest, error) {
+	return archive.WriteDiff(w, filepath.Join(dir, "fs"), skip)
+}
 
 func (overlayBackend) mounts(dir string, parents []string, readonly bool) []Mount {
 	fs := filepath.Join(dir, "fs")

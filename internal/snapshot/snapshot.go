@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/archive"
 	"github.com/tent-project/tent/internal/errdefs"
 	bolt "go.etcd.io/bbolt"
@@ -67,6 +68,10 @@ type Snapshotter interface {
 	// Unpack applies a layer to the active snapshot key, which must be
 	// freshly prepared, directly on disk (no mount needed).
 	Unpack(key string, layer io.Reader) (archive.Result, error)
+	// Diff writes the changes of an active snapshot over its parent as a
+	// layer tar (archive.WriteDiff's format, skip as there) and returns
+	// its diffID. The snapshot must not be mounted for writing meanwhile.
+	Diff(key string, w io.Writer, skip map[string]bool) (digest.Digest, error)
 	Close() error
 }
 
@@ -77,6 +82,8 @@ type backend interface {
 	create(dir string, parents []string) error
 	mounts(dir string, parents []string, readonly bool) []Mount
 	whiteouts() archive.Whiteouts
+	// diff writes the changes held in dir (see Snapshotter.Diff).
+	diff(dir string, w io.Writer, skip map[string]bool) (digest.Digest, error)
 }
 
 // store is the common part: metadata in bbolt, a directory per snapshot.
@@ -345,6 +352,17 @@ func (s *store) Unpack(key string, layer io.Reader) (archive.Result, error) {
 
 // removeTree removes a snapshot directory, including immutable-looking
 // leftovers: it first makes sure nothing is still mounted below it.
+func (s *store) Diff(key string, w io.Writer, skip map[string]bool) (digest.Digest, error) {
+	i, err := s.Stat(key)
+	if err != nil {
+		return "", err
+	}
+	if i.Kind != Active {
+		return "", fmt.Errorf("snapshot %q is %s, not active: %w", key, i.Kind, errdefs.ErrInvalidArgument)
+	}
+	return s.b.diff(s.dir(i.ID), w, skip)
+}
+
 func removeTree(dir string) error {
 	_ = unix.Unmount(dir, unix.MNT_DETACH)
 	return os.RemoveAll(dir)

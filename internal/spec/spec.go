@@ -263,7 +263,8 @@ func resources(hc *container.HostConfig) *specs.LinuxResources {
 		r.CPU = cpu
 	}
 	if hc.PidsLimit != nil && *hc.PidsLimit != 0 {
-		r.Pids = &specs.LinuxPids{Limit: *hc.PidsLimit}
+		limit := *hc.PidsLimit
+		r.Pids = &specs.LinuxPids{Limit: &limit}
 	}
 	return r
 }

@@ -37,7 +37,8 @@ func TestCgroupLimits(t *testing.T) {
 		s.Linux.CgroupsPath = cgPath
 		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(64 << 20), Reservation: i64(32 << 20)}
 		s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: u64(512), Quota: i64(50000), Period: u64(100000), Cpus: "0"}
-		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: 20}
+		pids := int64(20)
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
 		s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: u16(300)}
 	})
 	t.Cleanup(func() {

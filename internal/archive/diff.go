@@ -1,0 +1,237 @@
+package archive
+
+import (
+	"archive/tar"
+	"bufio"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// WriteDiff writes the changes held in an overlayfs upper directory as an
+// image layer: the upper directory's entries in lexical order, a 0:0
+// character device as a ".wh.<name>" whiteout and an opaque directory
+// (trusted.overlay.opaque=y) followed by ".wh..wh..opq"; hard links
+// inside the layer stay links; extended attributes other than overlay's
+// own go along (security.capability, user.*). Paths of skip (relative,
+// "run/secrets/x") are left out when they are empty files or directories
+// holding nothing but other skipped paths: mount points a step's mounts
+// made; they are removed from upper as well. It returns the layer's
+// diffID, the digest of what was written.
+func WriteDiff(w io.Writer, upper string, skip map[string]bool) (digest.Digest, error) {
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 256<<10)
+	d := &differ{upper: upper, tw: tar.NewWriter(bw), links: map[inode]string{}, skip: skip}
+	if err := d.dir(""); err != nil {
+		return "", err
+	}
+	if err := d.tw.Close(); err != nil {
+		return "", err
+	}
+	if err := bw.Flush(); err != nil {
+		return "", err
+	}
+	return digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)), nil
+}
+
+type inode struct{ dev, ino uint64 }
+
+type differ struct {
+	upper string
+	tw    *tar.Writer
+	// links are the layer's paths of inodes seen with more than one link.
+	links map[inode]string
+	skip  map[string]bool
+}
+
+// skipped tells whether rel is a mount point to leave out (see WriteDiff).
+func (d *differ) skipped(rel string) bool {
+	if !d.skip[rel] {
+		return false
+	}
+	path := filepath.Join(d.upper, rel)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return false
+	}
+	if fi.Mode().IsRegular() {
+		return fi.Size() == 0
+	}
+	if !fi.IsDir() {
+		return false
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if !d.skipped(filepath.Join(rel, e.Name())) {
+			return false
+		}
+	}
+	return true
+}
+
+// dir writes the entries of directory rel (relative to upper), sorted.
+func (d *differ) dir(rel string) error {
+	entries, err := os.ReadDir(filepath.Join(d.upper, rel))
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := d.entry(filepath.Join(rel, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *differ) entry(rel string) error {
+	if d.skipped(rel) {
+		// Gone from the upper directory too: it becomes the layer's
+		// snapshot, which must hold what the layer holds.
+		return os.RemoveAll(filepath.Join(d.upper, rel))
+	}
+	path := filepath.Join(d.upper, rel)
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return err
+	}
+	mode := st.Mode & unix.S_IFMT
+	if mode == unix.S_IFCHR && st.Rdev == 0 {
+		return d.marker(filepath.Join(filepath.Dir(rel), whPrefix+filepath.Base(rel)))
+	}
+	hdr := &tar.Header{
+		Name:    rel,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
+		Format:  tar.FormatPAX,
+	}
+	if err := d.xattrs(path, hdr); err != nil {
+		return err
+	}
+	opaque := false
+	switch mode {
+	case unix.S_IFDIR:
+		hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"
+		if v, err := getxattr(path, "trusted.overlay.opaque"); err == nil && string(v) == "y" {
+			opaque = true
+		}
+	case unix.S_IFREG:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+		if st.Nlink > 1 {
+			key := inode{st.Dev, st.Ino}
+			if first, ok := d.links[key]; ok {
+				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+			} else {
+				d.links[key] = rel
+			}
+		}
+	case unix.S_IFLNK:
+		target, err := os.Readlink(path)
+		if err != nil {
+			return err
+		}
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if mode == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return nil // sockets have no place in a layer
+	}
+	if err := d.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(d.tw, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if n != hdr.Size {
+			return fmt.Errorf("%s changed while it was written to the layer", rel)
+		}
+	}
+	if mode != unix.S_IFDIR {
+		return nil
+	}
+	if opaque {
+		if err := d.marker(filepath.Join(rel, whOpaque)); err != nil {
+			return err
+		}
+	}
+	return d.dir(rel)
+}
+
+// marker writes an empty whiteout file.
+func (d *differ) marker(name string) error {
+	return d.tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o600, Format: tar.FormatPAX,
+		ModTime: time.Unix(0, 0).UTC()})
+}
+
+// xattrs copies the path's extended attributes into the header, but
+// overlayfs' own (trusted.overlay.*), which describe the upper directory.
+func (d *differ) xattrs(path string, hdr *tar.Header) error {
+	size, err := unix.Llistxattr(path, nil)
+	if err != nil || size == 0 {
+		return nil // none, or a file system without them
+	}
+	buf := make([]byte, size)
+	size, err = unix.Llistxattr(path, buf)
+	if err != nil {
+		return nil
+	}
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
+		if name == "" || strings.HasPrefix(name, "trusted.overlay.") {
+			continue
+		}
+		v, err := getxattr(path, name)
+		if err != nil {
+			continue
+		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords["SCHILY.xattr."+name] = string(v)
+	}
+	return nil
+}
+
+func getxattr(path, name string) ([]byte, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Lgetxattr(path, name, buf)
+		if err == unix.ERANGE {
+			buf = make([]byte, len(buf)*4)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}

@@ -1,0 +1,101 @@
+package builder
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tent-project/tent/internal/errdefs"
+)
+
+func contextTar(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+func TestUnpackContext(t *testing.T) {
+	files := map[string]string{
+		"Dockerfile": "FROM scratch\n", "keep.txt": "k", "logs/a.log": "a", "logs/important.log": "i",
+		"build.log": "b", ".dockerignore": "*.log\nlogs\n!logs/important.log\n", ".wh.plain": "not a whiteout",
+	}
+	dir := filepath.Join(t.TempDir(), "ctx")
+	c, err := unpackContext(bytes.NewReader(contextTar(t, files)), dir, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.dockerfile) != "FROM scratch\n" || c.dockerfileName != "Dockerfile" {
+		t.Errorf("Dockerfile %q (%s)", c.dockerfile, c.dockerfileName)
+	}
+	for name, want := range map[string]bool{"keep.txt": true, "build.log": false, "logs/a.log": false,
+		"logs/important.log": true, "Dockerfile": true, ".dockerignore": true, ".wh.plain": true} {
+		if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {
+			t.Errorf("%s: present %v, want %v", name, err == nil, want)
+		}
+	}
+	// A body that is no tar is the Dockerfile itself.
+	c, err = unpackContext(strings.NewReader("FROM busybox\nRUN true\n"), filepath.Join(t.TempDir(), "ctx"), "", 0)
+	if err != nil || !strings.HasPrefix(string(c.dockerfile), "FROM busybox") || c.dockerfileName != "-" {
+		t.Errorf("bare Dockerfile: %v %q", err, c.dockerfile)
+	}
+	// Limits and a missing Dockerfile are the client's mistakes.
+	big := contextTar(t, map[string]string{"Dockerfile": "FROM scratch\n", "big": strings.Repeat("x", 64<<10)})
+	if _, err := unpackContext(bytes.NewReader(big), filepath.Join(t.TempDir(), "ctx"), "", 32<<10); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "larger") {
+		t.Errorf("over the limit: %v", err)
+	}
+	if _, err := unpackContext(bytes.NewReader(contextTar(t, map[string]string{"x": "y"})), filepath.Join(t.TempDir(), "ctx"), "Other", 0); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("missing Dockerfile: %v", err)
+	}
+}
+
+func TestExpandPorts(t *testing.T) {
+	for in, want := range map[string][]string{"80": {"80/tcp"}, "53/UDP": {"53/udp"}, "8000-8002": {"8000/tcp", "8001/tcp", "8002/tcp"}} {
+		if got, err := expandPorts(in); err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"0", "http", "80/icmp", "90-80", "70000"} {
+		if _, err := expandPorts(bad); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%s: %v, want an invalid-argument error", bad, err)
+		}
+	}
+}
+
+// A step's key changes with each of its inputs, and only with them.
+func TestCacheKey(t *testing.T) {
+	base := cacheKey("sha256:aa", "run", []string{"sh", "-c", "true"}, []string{"A=1"})
+	if base != cacheKey("sha256:aa", "run", []string{"sh", "-c", "true"}, []string{"A=1"}) {
+		t.Error("the same step got two keys")
+	}
+	for _, other := range []string{
+		cacheKey("sha256:bb", "run", []string{"sh", "-c", "true"}, []string{"A=1"}),
+		cacheKey("sha256:aa", "run", []string{"sh", "-c", "false"}, []string{"A=1"}),
+		cacheKey("sha256:aa", "run", []string{"sh", "-c", "true"}, []string{"A=2"}),
+	} {
+		if other == base {
+			t.Error("a different step got the same key")
+		}
+	}
+}
+
+func TestCheckPlatform(t *testing.T) {
+	if err := checkPlatform(""); err != nil {
+		t.Error(err)
+	}
+	if err := checkPlatform("linux/s390x"); !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Errorf("a foreign platform: %v, want not implemented", err)
+	}
+}

@@ -1,0 +1,577 @@
+package builder
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/patternmatcher"
+	"github.com/opencontainers/go-digest"
+	"github.com/tent-project/tent/internal/archive"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/spec"
+	"golang.org/x/sys/unix"
+)
+
+// copyRequest is a COPY or an ADD.
+type copyRequest struct {
+	src      instructions.SourcesAndDest
+	add      bool
+	from     string
+	chown    string
+	chmod    string
+	link     bool
+	exclude  []string
+	parents  bool
+	checksum string
+	unpack   *bool
+}
+
+// source is one thing to copy, found on the host.
+type source struct {
+	name string // as the Dockerfile says it (a match of its pattern)
+	path string // where it is
+	// base names a copied file in a destination directory.
+	base string
+	// fromImage: owners are kept (COPY --from); context files become root's.
+	fromImage bool
+	// mode, when set, is the file's mode (downloads, heredocs).
+	mode    os.FileMode
+	extract bool // ADD of a local archive: unpacked into the destination
+}
+
+func (r *copyRequest) verb() string {
+	if r.add {
+		return "ADD"
+	}
+	return "COPY"
+}
+
+// copy runs a COPY or ADD: its sources are found (in the context, an
+// earlier stage or an image, downloaded, or written from a heredoc), the
+// step's cache key digests their content and metadata, and they are
+// written into a layer of their own.
+func (sr *stageRun) copy(r copyRequest) error {
+	if r.parents {
+		return fmt.Errorf("%s --parents is not supported yet: %w", r.verb(), errdefs.ErrNotImplemented)
+	}
+	var mode os.FileMode
+	if r.chmod != "" {
+		m, err := strconv.ParseUint(r.chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return fmt.Errorf("%s --chmod=%s: not an octal mode: %w", r.verb(), r.chmod, errdefs.ErrInvalidArgument)
+		}
+		mode = os.FileMode(m) | modeSet
+	}
+	var from *state
+	if r.from != "" {
+		if j, ok := sr.stageRef(r.from, sr.index); ok {
+			from = sr.results[j]
+		} else {
+			id, conf, err := sr.image(r.from)
+			if err != nil {
+				return err
+			}
+			from = &state{id: id, conf: *conf}
+		}
+	}
+	do := func(srcRoot string) error {
+		sources, err := sr.sources(srcRoot, &r, from != nil)
+		if err != nil {
+			return err
+		}
+		dest := r.src.DestPath
+		destDir := strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
+		if len(sources) > 1 && !destDir {
+			return fmt.Errorf("When using %s with more than one source file, the destination must be a directory and end with a /: %w", r.verb(), errdefs.ErrInvalidArgument)
+		}
+		if !path.IsAbs(dest) {
+			dest = path.Join(orRoot(sr.cur.conf.Config.WorkingDir), dest)
+		}
+		dest = path.Clean(dest)
+		var sums []string
+		for _, s := range sources {
+			sum, err := treeDigest(s.path, s.fromImage)
+			if err != nil {
+				return err
+			}
+			sums = append(sums, s.base+"="+sum)
+		}
+		fromID := ""
+		if from != nil {
+			fromID = from.id.String()
+		}
+		key := cacheKey(sr.cur.id, r.verb(), dest, destDir, r.chown, r.chmod, r.exclude, fromID, sums, r.unpack)
+		createdBy := fmt.Sprintf("%s %s %s # buildkit", r.verb(), strings.Join(names(sources), " "), r.src.DestPath)
+		return sr.commitOrReuse(key, func() (string, bool, error) {
+			_, err := sr.changeFS(func(root string) (bool, error) {
+				c, err := newCopier(root, r.chown, mode, r.exclude)
+				if err != nil {
+					return false, err
+				}
+				for _, s := range sources {
+					if err := c.copySource(s, dest, destDir); err != nil {
+						return false, fmt.Errorf("%s %s: %w", r.verb(), s.name, err)
+					}
+				}
+				return true, c.finish()
+			})
+			return createdBy, false, err
+		})
+	}
+	if from != nil {
+		return sr.withView(from, do)
+	}
+	return do(sr.bc.dir)
+}
+
+func names(ss []source) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.name
+	}
+	return out
+}
+
+// modeSet marks a --chmod mode as given (a mode of 0 is a valid one).
+const modeSet = os.ModeSticky << 1
+
+// sources finds what a COPY or ADD copies, in root (the context or the
+// view of a stage or image).
+func (sr *stageRun) sources(root string, r *copyRequest, fromImage bool) ([]source, error) {
+	var out []source
+	for _, c := range r.src.SourceContents {
+		f, err := os.CreateTemp(sr.work, "heredoc-")
+		if err != nil {
+			return nil, err
+		}
+		_, err = f.WriteString(c.Data)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, source{name: "<<" + c.Path, path: f.Name(), base: path.Base(c.Path), mode: 0o644})
+	}
+	for _, name := range r.src.SourcePaths {
+		if r.add && isURL(name) {
+			s, err := sr.download(name, r.checksum)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+			continue
+		}
+		if r.checksum != "" {
+			return nil, fmt.Errorf("ADD --checksum is only for URLs: %w", errdefs.ErrInvalidArgument)
+		}
+		rel := path.Clean(name)
+		if !fromImage && (rel == ".." || strings.HasPrefix(rel, "../")) {
+			return nil, fmt.Errorf("%s failed: forbidden path outside the build context: %s: %w", r.verb(), name, errdefs.ErrInvalidArgument)
+		}
+		rel = strings.TrimPrefix(path.Clean("/"+rel), "/")
+		matches := []string{rel}
+		if strings.ContainsAny(rel, "*?[") {
+			found, err := filepath.Glob(filepath.Join(root, rel))
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w: %w", r.verb(), name, err, errdefs.ErrInvalidArgument)
+			}
+			matches = matches[:0]
+			for _, m := range found {
+				mrel, _ := filepath.Rel(root, m)
+				matches = append(matches, mrel)
+			}
+			if len(matches) == 0 {
+				return nil, fmt.Errorf("%s failed: no source files were specified (%s matches nothing): %w", r.verb(), name, errdefs.ErrInvalidArgument)
+			}
+		}
+		for _, m := range matches {
+			p, err := secureJoin(root, m)
+			if err != nil {
+				return nil, err
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				where := "build context or excluded by .dockerignore"
+				if fromImage {
+					where = "source image or stage"
+				}
+				return nil, fmt.Errorf("%s failed: file not found in %s: stat %s: file does not exist: %w", r.verb(), where, m, errdefs.ErrInvalidArgument)
+			}
+			s := source{name: m, path: p, base: path.Base("/" + m), fromImage: fromImage}
+			if r.add && fi.Mode().IsRegular() && (r.unpack == nil || *r.unpack) {
+				if s.extract, err = isArchive(p); err != nil {
+					return nil, fmt.Errorf("ADD %s: %w: %w", m, err, errdefs.ErrNotImplemented)
+				}
+			}
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s failed: no source files were specified: %w", r.verb(), errdefs.ErrInvalidArgument)
+	}
+	return out, nil
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// isArchive tells whether a file is a tar, plain or compressed; an xz
+// archive is an error (it cannot be unpacked here yet, and copying it
+// as a file instead would be a surprise).
+func isArchive(p string) (bool, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return false, nil
+	}
+	defer f.Close()
+	plain, err := archive.Decompress(f)
+	if err != nil {
+		if errors.Is(err, archive.ErrXZ) {
+			return false, err
+		}
+		return false, nil
+	}
+	defer plain.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(plain, head)
+	return isTar(head[:n]), nil
+}
+
+// download fetches an ADD URL into the build's work directory (mode 0600
+// and the server's Last-Modified time, as docker).
+func (sr *stageRun) download(rawURL, checksum string) (source, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return source{}, fmt.Errorf("ADD %s: %w: %w", rawURL, err, errdefs.ErrInvalidArgument)
+	}
+	if strings.HasSuffix(u.Path, ".git") {
+		return source{}, fmt.Errorf("ADD of a git repository (%s) is not supported yet: %w", rawURL, errdefs.ErrNotImplemented)
+	}
+	req, err := http.NewRequestWithContext(sr.ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return source{}, err
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Minute}).Do(req)
+	if err != nil {
+		return source{}, fmt.Errorf("ADD %s: %w", rawURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return source{}, fmt.Errorf("failed to GET %s with status %s: %w", rawURL, resp.Status, errdefs.ErrInvalidArgument)
+	}
+	f, err := os.CreateTemp(sr.work, "download-")
+	if err != nil {
+		return source{}, err
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), resp.Body)
+	f.Close()
+	if err != nil {
+		return source{}, fmt.Errorf("ADD %s: %w", rawURL, err)
+	}
+	if checksum != "" {
+		want, err := digest.Parse(checksum)
+		if err != nil {
+			return source{}, fmt.Errorf("ADD --checksum=%s: %w: %w", checksum, err, errdefs.ErrInvalidArgument)
+		}
+		if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != want {
+			return source{}, fmt.Errorf("ADD %s: the checksum is %s, not %s: %w", rawURL, got, want, errdefs.ErrInvalidArgument)
+		}
+	}
+	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		os.Chtimes(f.Name(), t, t)
+	}
+	base := path.Base(u.Path)
+	if base == "/" || base == "." || base == "" {
+		base = "index.html"
+	}
+	return source{name: rawURL, path: f.Name(), base: base, mode: 0o600}, nil
+}
+
+// treeDigest digests a file or tree for the cache: names, types, modes,
+// sizes, content and link targets (owners only where they are copied
+// along); times do not count, as in docker's cache.
+func treeDigest(p string, owners bool) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(p, q)
+		fmt.Fprintf(h, "%s\x00%o\x00%d\x00", rel, fi.Mode(), fi.Size())
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && owners {
+			fmt.Fprintf(h, "%d:%d\x00", st.Uid, st.Gid)
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(q)
+			if err != nil {
+				return err
+			}
+			h.Write([]byte(t))
+		case fi.Mode().IsRegular():
+			f, err := os.Open(q)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil)), err
+}
+
+// copier writes sources into a root file system.
+type copier struct {
+	root     string
+	uid, gid int // -1: keep the source's (or root's, for the context)
+	mode     os.FileMode
+	excludes *patternmatcher.PatternMatcher
+	dirTimes []dirTime
+}
+
+type dirTime struct {
+	path  string
+	mtime time.Time
+}
+
+func newCopier(root, chown string, mode os.FileMode, exclude []string) (*copier, error) {
+	c := &copier{root: root, uid: -1, gid: -1, mode: mode}
+	if chown != "" {
+		u, err := spec.ResolveUser(root, chown)
+		if err != nil {
+			return nil, fmt.Errorf("--chown=%s: %w", chown, err)
+		}
+		c.uid, c.gid = int(u.UID), int(u.GID)
+		if !strings.Contains(chown, ":") {
+			c.gid = c.uid // a user alone: its ID is the group's too, as docker
+		}
+	}
+	if len(exclude) > 0 {
+		pm, err := patternmatcher.New(exclude)
+		if err != nil {
+			return nil, fmt.Errorf("--exclude: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		c.excludes = pm
+	}
+	return c, nil
+}
+
+// owner is who owns a copied entry.
+func (c *copier) owner(s source, st *syscall.Stat_t) (int, int) {
+	if c.uid >= 0 {
+		return c.uid, c.gid
+	}
+	if s.fromImage && st != nil {
+		return int(st.Uid), int(st.Gid)
+	}
+	return 0, 0
+}
+
+// copySource copies one source to dest (a directory when destDir).
+func (c *copier) copySource(s source, dest string, destDir bool) error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return err
+	}
+	dirUID, dirGID := c.uid, c.gid
+	if dirUID < 0 {
+		dirUID, dirGID = 0, 0
+	}
+	switch {
+	case fi.IsDir():
+		if _, err := mkdirAllIn(c.root, dest, dirUID, dirGID); err != nil {
+			return err
+		}
+		return c.tree(s, s.path, dest)
+	case s.extract:
+		if _, err := mkdirAllIn(c.root, dest, dirUID, dirGID); err != nil {
+			return err
+		}
+		target, err := secureJoin(c.root, dest)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(s.path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = archive.Apply(target, f, archive.Plain)
+		return err
+	}
+	target := dest
+	if destDir || c.isDir(dest) {
+		target = path.Join(dest, s.base)
+	}
+	if _, err := mkdirAllIn(c.root, path.Dir(target), dirUID, dirGID); err != nil {
+		return err
+	}
+	var st *syscall.Stat_t
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st = sys
+	}
+	return c.entry(s, s.path, fi, st, target)
+}
+
+func (c *copier) isDir(p string) bool {
+	host, err := secureJoin(c.root, p)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(host)
+	return err == nil && fi.IsDir()
+}
+
+// tree copies the content of directory src into dest.
+func (c *copier) tree(s source, src, dest string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "." {
+			return nil
+		}
+		if c.excludes != nil {
+			if skip, err := c.excludes.MatchesOrParentMatches(rel); err != nil {
+				return err
+			} else if skip {
+				if d.IsDir() && !c.excludes.Exclusions() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		return c.entry(s, p, fi, st, path.Join(dest, filepath.ToSlash(rel)))
+	})
+}
+
+// entry writes one file, directory, link or device at target (a path in
+// the root, whose parent exists), replacing what is there but a
+// directory by a directory.
+func (c *copier) entry(s source, src string, fi fs.FileInfo, st *syscall.Stat_t, target string) error {
+	parent, err := secureJoin(c.root, path.Dir(target))
+	if err != nil {
+		return err
+	}
+	host := filepath.Join(parent, path.Base(target))
+	uid, gid := c.owner(s, st)
+	mode := fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
+	if s.mode != 0 {
+		mode = s.mode
+	}
+	if c.mode&modeSet != 0 {
+		mode = c.mode &^ modeSet
+	}
+	if old, err := os.Lstat(host); err == nil {
+		switch {
+		case old.IsDir() && fi.IsDir():
+			return nil // merged into: the directory keeps its metadata
+		case old.IsDir():
+			return fmt.Errorf("cannot overwrite directory %s with non-directory", target)
+		default:
+			if err := os.Remove(host); err != nil {
+				return err
+			}
+		}
+	}
+	switch {
+	case fi.IsDir():
+		if err := os.Mkdir(host, 0o700); err != nil {
+			return err
+		}
+		c.dirTimes = append(c.dirTimes, dirTime{host, fi.ModTime()})
+	case fi.Mode().IsRegular():
+		if err := copyFile(src, host); err != nil {
+			return err
+		}
+	case fi.Mode()&fs.ModeSymlink != 0:
+		link, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(link, host); err != nil {
+			return err
+		}
+		return lchownTimes(host, uid, gid, fi.ModTime())
+	default:
+		if st == nil || !s.fromImage {
+			return nil // sockets and the like: not copied
+		}
+		if err := unix.Mknod(host, st.Mode, int(st.Rdev)); err != nil {
+			return err
+		}
+	}
+	if err := os.Lchown(host, uid, gid); err != nil {
+		return err
+	}
+	if err := os.Chmod(host, mode); err != nil {
+		return err
+	}
+	return os.Chtimes(host, fi.ModTime(), fi.ModTime())
+}
+
+func lchownTimes(p string, uid, gid int, t time.Time) error {
+	if err := os.Lchown(p, uid, gid); err != nil {
+		return err
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// finish sets the copied directories' times, deepest first (writing
+// into a directory changes its time).
+func (c *copier) finish() error {
+	for i := len(c.dirTimes) - 1; i >= 0; i-- {
+		d := c.dirTimes[i]
+		if err := os.Chtimes(d.path, d.mtime, d.mtime); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}

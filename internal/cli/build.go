@@ -1,0 +1,371 @@
+package cli
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+	"github.com/spf13/cobra"
+)
+
+type buildFlags struct {
+	tags, buildArgs, labels, secrets []string
+	file, target, network, platform  string
+	iidfile, progress                string
+	noCache, pull, quiet             bool
+}
+
+func buildCmd(a *app) *cobra.Command {
+	var f buildFlags
+	cmd := &cobra.Command{Use: "build [OPTIONS] PATH | -", Short: "Build an image from a Dockerfile", Args: cobra.ExactArgs(1)}
+	cmd.RunE = a.runE(func(args []string) error { return a.build(args[0], &f) })
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&f.tags, "tag", "t", nil, `name and optionally a tag ("name:tag")`)
+	fl.StringVarP(&f.file, "file", "f", "", `name of the Dockerfile (default "PATH/Dockerfile"; "-" reads it from STDIN)`)
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set build-time variables (NAME=value, or NAME to take it from the environment)")
+	fl.StringArrayVar(&f.labels, "label", nil, "set metadata for the image (key=value)")
+	fl.StringVar(&f.target, "target", "", "set the target build stage to build")
+	fl.BoolVar(&f.noCache, "no-cache", false, "do not use cache when building the image")
+	fl.BoolVar(&f.pull, "pull", false, "always attempt to pull a newer version of the base images")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "suppress the build output and print the image ID on success")
+	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to the file")
+	fl.StringVar(&f.network, "network", "", "networking mode for the RUN instructions (default, none, host)")
+	fl.StringVar(&f.platform, "platform", "", "set the platform (the host's only, for now)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "secret to expose to RUN --mount=type=secret (id=ID,src=FILE or id=ID,env=VAR)")
+	fl.StringVar(&f.progress, "progress", "auto", "type of progress output (auto, plain, quiet)")
+	return cmd
+}
+
+func (a *app) build(ctxPath string, f *buildFlags) error {
+	q := url.Values{"t": f.tags}
+	switch f.progress {
+	case "auto", "plain":
+	case "quiet":
+		f.quiet = true
+	case "tty":
+		return statusError{code: 1, msg: "--progress tty: the live display is not there yet; use --progress plain"}
+	default:
+		return statusError{code: 1, msg: fmt.Sprintf("--progress %s: use auto, plain or quiet", f.progress)}
+	}
+	for name, v := range map[string]string{"target": f.target, "networkmode": f.network, "platform": f.platform} {
+		if v != "" {
+			q.Set(name, v)
+		}
+	}
+	for name, v := range map[string]bool{"nocache": f.noCache, "pull": f.pull, "q": f.quiet} {
+		if v {
+			q.Set(name, "1")
+		}
+	}
+	args := map[string]*string{}
+	for _, kv := range f.buildArgs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			env, set := os.LookupEnv(k)
+			if !set {
+				continue // as docker: an unset NAME is not passed
+			}
+			v = env
+		}
+		args[k] = &v
+	}
+	labels := map[string]string{}
+	for _, kv := range f.labels {
+		k, v, _ := strings.Cut(kv, "=")
+		labels[k] = v
+	}
+	secrets, err := readSecrets(f.secrets)
+	if err != nil {
+		return statusError{code: 1, msg: err.Error()}
+	}
+	for name, v := range map[string]any{"buildargs": args, "labels": labels, "secrets": secrets} {
+		b, _ := json.Marshal(v)
+		q.Set(name, string(b))
+	}
+	body, dockerfile, err := buildContext(ctxPath, f.file)
+	if err != nil {
+		return statusError{code: 1, msg: err.Error()}
+	}
+	defer body.Close()
+	if dockerfile != "" {
+		q.Set("dockerfile", dockerfile)
+	}
+	resp, err := a.c.Do(a.ctx, http.MethodPost, "/build", q, body, "application/x-tar")
+	if err != nil {
+		return apiError(err, 1)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var m struct {
+			Stream      string
+			Error       string
+			ErrorDetail struct{ Code int }
+			Aux         struct{ ID string }
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return statusError{code: 1, msg: "reading the build's answer: " + err.Error()}
+		}
+		if m.Error != "" {
+			code := m.ErrorDetail.Code
+			if code == 0 {
+				code = 1
+			}
+			return statusError{code: code, msg: m.Error}
+		}
+		if m.Aux.ID != "" && f.iidfile != "" {
+			if err := os.WriteFile(f.iidfile, []byte(m.Aux.ID), 0o644); err != nil {
+				return statusError{code: 1, msg: err.Error()}
+			}
+		}
+		fmt.Print(m.Stream)
+	}
+}
+
+// readSecrets reads --secret id=ID,src=FILE (or env=VAR) values.
+func readSecrets(specs []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, s := range specs {
+		var id, src, env string
+		for _, field := range strings.Split(s, ",") {
+			k, v, _ := strings.Cut(field, "=")
+			switch k {
+			case "id":
+				id = v
+			case "src", "source":
+				src = v
+			case "env":
+				env = v
+			case "type":
+				if v != "file" && v != "env" {
+					return nil, fmt.Errorf("--secret %s: unknown type %q", s, v)
+				}
+			default:
+				return nil, fmt.Errorf("--secret %s: unknown field %q", s, k)
+			}
+		}
+		if id == "" {
+			return nil, fmt.Errorf("--secret %s: an id is needed", s)
+		}
+		switch {
+		case src != "":
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return nil, fmt.Errorf("--secret %s: %w", s, err)
+			}
+			out[id] = b
+		case env != "" || src == "":
+			if env == "" {
+				env = id
+			}
+			v, ok := os.LookupEnv(env)
+			if !ok {
+				return nil, fmt.Errorf("--secret %s: $%s is not set", s, env)
+			}
+			out[id] = []byte(v)
+		}
+	}
+	return out, nil
+}
+
+// buildContext is the request's body: a directory's tar (what
+// .dockerignore excludes left out), a tarball as it is, or STDIN ("-":
+// a tar or a Dockerfile). A Dockerfile from elsewhere (-f outside the
+// context, -f -) goes into the tar under a name of its own, returned.
+func buildContext(ctxPath, file string) (io.ReadCloser, string, error) {
+	if strings.Contains(ctxPath, "://") || strings.HasPrefix(ctxPath, "git@") {
+		return nil, "", fmt.Errorf("remote build contexts (%s) are not supported yet", ctxPath)
+	}
+	if ctxPath == "-" {
+		if file == "-" {
+			return nil, "", errors.New("invalid argument: can't use stdin for both build context and dockerfile")
+		}
+		return io.NopCloser(os.Stdin), file, nil
+	}
+	fi, err := os.Stat(ctxPath)
+	if err != nil {
+		return nil, "", fmt.Errorf("unable to prepare context: %w", err)
+	}
+	if fi.Mode().IsRegular() {
+		f, err := os.Open(ctxPath) // a tarball, compressed or not
+		return f, file, err
+	}
+	var extra []byte
+	name := file
+	switch {
+	case file == "-":
+		if extra, err = io.ReadAll(os.Stdin); err != nil {
+			return nil, "", err
+		}
+		name = ".dockerfile." + randomHex()
+	case file != "":
+		abs, _ := filepath.Abs(file)
+		root, _ := filepath.Abs(ctxPath)
+		if rel, err := filepath.Rel(root, abs); err == nil && !strings.HasPrefix(rel, "..") {
+			name = rel
+		} else {
+			if extra, err = os.ReadFile(file); err != nil {
+				return nil, "", fmt.Errorf("unable to read the Dockerfile: %w", err)
+			}
+			name = ".dockerfile." + randomHex()
+		}
+	}
+	pats, err := readIgnore(ctxPath, name)
+	if err != nil {
+		return nil, "", err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeContext(pw, ctxPath, pats, name, extra)) }()
+	return pr, name, nil
+}
+
+func randomHex() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// readIgnore reads <Dockerfile>.dockerignore, else .dockerignore.
+func readIgnore(dir, dockerfile string) ([]string, error) {
+	names := []string{".dockerignore"}
+	if dockerfile != "" {
+		names = append([]string{dockerfile + ".dockerignore"}, names...)
+	} else {
+		names = append([]string{"Dockerfile.dockerignore"}, names...)
+	}
+	for _, n := range names {
+		f, err := os.Open(filepath.Join(dir, n))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return ignorefile.ReadAll(f)
+	}
+	return nil, nil
+}
+
+// writeContext tars dir (owners as root, as the docker CLI sends them),
+// leaving out what pats exclude but the Dockerfile and the ignore files;
+// extra, when set, is added as the Dockerfile named dockerfile.
+func writeContext(w io.Writer, dir string, pats []string, dockerfile string, extra []byte) error {
+	pm, err := patternmatcher.New(pats)
+	if err != nil {
+		return fmt.Errorf(".dockerignore: %w", err)
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	tw := tar.NewWriter(bw)
+	keep := map[string]bool{".dockerignore": true, dockerfile: true, "Dockerfile": dockerfile == "", dockerfile + ".dockerignore": true}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		if !keep[rel] && len(pats) > 0 {
+			skip, err := pm.MatchesOrParentMatches(rel)
+			if err != nil {
+				return err
+			}
+			if skip {
+				if d.IsDir() && !pm.Exclusions() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		link := ""
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		hdr, err := tar.FileInfoHeader(fi, link)
+		if err != nil {
+			return nil // sockets and the like are not sent
+		}
+		hdr.Name = filepath.ToSlash(rel)
+		if fi.IsDir() {
+			hdr.Name += "/"
+		}
+		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+		hdr.Format = tar.FormatPAX
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if fi.Mode().IsRegular() {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, f)
+			f.Close()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if extra != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: dockerfile, Mode: 0o644, Size: int64(len(extra)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, bytes.NewReader(extra)); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func builderCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "builder", Short: "Manage builds"}
+	var force, all bool
+	prune := &cobra.Command{Use: "prune [OPTIONS]", Short: "Remove build cache", Args: cobra.NoArgs}
+	prune.RunE = a.runE(func([]string) error {
+		if !force && !confirm("WARNING! This will remove all dangling build cache.") {
+			return nil
+		}
+		var rep struct {
+			CachesDeleted  []string
+			SpaceReclaimed uint64
+		}
+		if err := a.c.JSON(a.ctx, http.MethodPost, "/build/prune", nil, nil, &rep); err != nil {
+			return apiError(err, 1)
+		}
+		printPruned("Deleted build cache objects:", rep.CachesDeleted, rep.SpaceReclaimed)
+		return nil
+	})
+	prune.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	// tent's cache is only ever the builds' own: --all removes the same.
+	prune.Flags().BoolVarP(&all, "all", "a", false, "remove all unused build cache, not just dangling ones")
+	cmd.AddCommand(prune)
+	return cmd
+}

@@ -1,0 +1,128 @@
+package images
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
+	"github.com/tent-project/tent/internal/errdefs"
+	bolt "go.etcd.io/bbolt"
+)
+
+// CommitLayer makes a layer of the active snapshot key, which was
+// prepared on the chain of the layers parent (diffIDs, bottom first):
+// its changes are stored as an uncompressed blob (its digest is the
+// diffID), and the snapshot itself becomes the layer's committed
+// snapshot, keyed by its chain ID, without being unpacked again. When
+// that chain exists already (the same change made before), key is
+// removed instead. skip are mount points to leave out of the layer (see
+// archive.WriteDiff). The caller owns key until CommitLayer returns; on
+// error key is left to it.
+func (s *Store) CommitLayer(key string, parent []digest.Digest, skip map[string]bool) (digest.Digest, error) {
+	pr, pw := io.Pipe()
+	type ingested struct {
+		blob digest.Digest
+		err  error
+	}
+	done := make(chan ingested, 1)
+	go func() {
+		blob, _, err := s.cs.Ingest(pr, "")
+		pr.CloseWithError(err)
+		done <- ingested{blob, err}
+	}()
+	diffID, err := s.snap.Diff(key, pw, skip)
+	pw.CloseWithError(err)
+	in := <-done
+	if err == nil {
+		err = in.err
+	}
+	if err != nil {
+		return "", fmt.Errorf("layer of %s: %w", key, err)
+	}
+	if in.blob != diffID {
+		return "", fmt.Errorf("layer of %s: stored as %s, written as %s", key, in.blob, diffID)
+	}
+	s.unpackMu.Lock()
+	defer s.unpackMu.Unlock()
+	chain := identity.ChainID(append(append([]digest.Digest(nil), parent...), diffID)).String()
+	if _, err := s.snap.Stat(chain); err == nil {
+		return diffID, s.snap.Remove(key)
+	}
+	return diffID, s.snap.Commit(chain, key)
+}
+
+// Create records an image made of conf, whose layers (conf.RootFS) are
+// stored as uncompressed blobs and unpacked (by CommitLayer, a pull or a
+// load). A cache image is a build's intermediate state: listed only on
+// request, left alone by image prune; an image that is both (a build's
+// result reused as another's step) is not a cache image.
+func (s *Store) Create(conf *dockerspec.DockerOCIImage, cache bool) (*Image, error) {
+	raw, err := json.Marshal(conf)
+	if err != nil {
+		return nil, err
+	}
+	if !s.Unpacked(conf.RootFS.DiffIDs) {
+		return nil, fmt.Errorf("a layer of the image is not unpacked: %w", errdefs.ErrNotFound)
+	}
+	id, err := s.cs.IngestBytes(raw, "")
+	if err != nil {
+		return nil, err
+	}
+	created := conf.Created
+	if created == nil {
+		return nil, fmt.Errorf("image config without a creation time: %w", errdefs.ErrInvalidArgument)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		img := &Image{ID: id, Layers: append([]digest.Digest(nil), conf.RootFS.DiffIDs...), Created: *created, Cache: cache}
+		if old := tx.Bucket(imagesBucket).Get([]byte(id.String())); old != nil {
+			var prev Image
+			if json.Unmarshal(old, &prev) == nil {
+				img.Cache = prev.Cache && cache
+				img.RepoDigests = prev.RepoDigests
+				img.Created = prev.Created
+			}
+		}
+		return putImage(tx, img)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(id.String())
+}
+
+// DockerConfig reads an image's config with docker's fields beyond the
+// OCI ones (Healthcheck, OnBuild, Shell).
+func (s *Store) DockerConfig(id digest.Digest) (*dockerspec.DockerOCIImage, error) {
+	f, err := s.cs.Open(id)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", id.Encoded()[:12], err)
+	}
+	defer f.Close()
+	var c dockerspec.DockerOCIImage
+	if err := json.NewDecoder(f).Decode(&c); err != nil {
+		return nil, fmt.Errorf("image %s: corrupt config: %w", id, err)
+	}
+	return &c, nil
+}
+
+// Unpacked tells whether the snapshots of every layer of diffIDs exist.
+func (s *Store) Unpacked(diffIDs []digest.Digest) bool {
+	for i := range diffIDs {
+		if !s.hasChain(diffIDs, i) {
+			return false
+		}
+	}
+	return true
+}
+
+// ChainKey returns the snapshot key of the layers diffIDs (bottom first),
+// the parent of a snapshot made on top of them ("" for none).
+func ChainKey(diffIDs []digest.Digest) string {
+	if len(diffIDs) == 0 {
+		return ""
+	}
+	return identity.ChainID(diffIDs).String()
+}
