@@ -54,19 +54,23 @@ func (s *suite) buildFigures() {
 	if err := buildContextDir(ctx); err != nil {
 		fail(err)
 	}
-	build := func(e *engine, noCache bool) float64 {
+	buildWith := func(e *engine, client string, noCache bool) float64 {
 		args := []string{"build", "-q", "--network", "none", "-t", "bench-build"}
 		if noCache {
 			args = append(args, "--no-cache")
 		}
-		return ms(e.timed(append(args, ctx)...))
+		return ms(e.timedWith(client, append(args, ctx)...))
 	}
+	build := func(e *engine, noCache bool) float64 { return buildWith(e, "docker", noCache) }
 	cold := &figure{name: "`build` of a 9-step Dockerfile, no cache", label: "build (cold)", unit: "ms", ref: "docker", goal: atMostRatio(0.5)}
 	cold.tent, cold.other = interleave(s.heavyRuns*3, 1, func() float64 { return build(s.tent, true) }, func() float64 { return build(s.docker, true) })
 	s.add(cold)
 	cached := &figure{name: "`build` again, nothing changed (all cached)", label: "build (cached)", unit: "ms", ref: "docker", goal: atMostRatio(0.1)}
 	cached.tent, cached.other = interleave(s.runs, 1, func() float64 { return build(s.tent, false) }, func() float64 { return build(s.docker, false) })
 	s.add(cached)
+	own := &figure{name: "`build` again, nothing changed, each engine's own CLI", label: "build (cached, own CLI)", unit: "ms", ref: "docker", goal: atMostRatio(0.1)}
+	own.tent, own.other = interleave(s.runs, 1, func() float64 { return buildWith(s.tent, s.tent.cli, false) }, func() float64 { return buildWith(s.docker, s.docker.cli, false) })
+	s.add(own)
 	n := 0
 	change := func(e *engine) float64 {
 		n++

@@ -27,12 +27,23 @@ func contextTar(t *testing.T, files map[string]string) []byte {
 	return buf.Bytes()
 }
 
+// ctxDir is a context directory that is unmounted (the in-memory
+// context is a tmpfs) and removed after the test.
+func ctxDir(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "ctx")
+	t.Cleanup(func() { removeAll(filepath.Dir(dir)) })
+	return dir
+}
+
 func TestUnpackContext(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root (the context's tmpfs)")
+	}
 	files := map[string]string{
 		"Dockerfile": "FROM scratch\n", "keep.txt": "k", "logs/a.log": "a", "logs/important.log": "i",
 		"build.log": "b", ".dockerignore": "*.log\nlogs\n!logs/important.log\n", ".wh.plain": "not a whiteout",
 	}
-	dir := filepath.Join(t.TempDir(), "ctx")
+	dir := ctxDir(t)
 	c, err := unpackContext(bytes.NewReader(contextTar(t, files)), dir, "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -47,16 +58,16 @@ func TestUnpackContext(t *testing.T) {
 		}
 	}
 	// A body that is no tar is the Dockerfile itself.
-	c, err = unpackContext(strings.NewReader("FROM busybox\nRUN true\n"), filepath.Join(t.TempDir(), "ctx"), "", 0)
+	c, err = unpackContext(strings.NewReader("FROM busybox\nRUN true\n"), ctxDir(t), "", 0)
 	if err != nil || !strings.HasPrefix(string(c.dockerfile), "FROM busybox") || c.dockerfileName != "-" {
 		t.Errorf("bare Dockerfile: %v %q", err, c.dockerfile)
 	}
 	// Limits and a missing Dockerfile are the client's mistakes.
 	big := contextTar(t, map[string]string{"Dockerfile": "FROM scratch\n", "big": strings.Repeat("x", 64<<10)})
-	if _, err := unpackContext(bytes.NewReader(big), filepath.Join(t.TempDir(), "ctx"), "", 32<<10); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "larger") {
+	if _, err := unpackContext(bytes.NewReader(big), ctxDir(t), "", 32<<10); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "larger") {
 		t.Errorf("over the limit: %v", err)
 	}
-	if _, err := unpackContext(bytes.NewReader(contextTar(t, map[string]string{"x": "y"})), filepath.Join(t.TempDir(), "ctx"), "Other", 0); !errdefs.IsInvalidArgument(err) {
+	if _, err := unpackContext(bytes.NewReader(contextTar(t, map[string]string{"x": "y"})), ctxDir(t), "Other", 0); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("missing Dockerfile: %v", err)
 	}
 }

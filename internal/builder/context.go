@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/tent-project/tent/internal/archive"
 	"github.com/tent-project/tent/internal/errdefs"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultContextLimit is the largest build context the engine takes
@@ -46,6 +46,12 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// memoryContext is the largest context unpacked into memory (a tmpfs of
+// the build's): file creation on a disk costs ten times a tmpfs's, and a
+// rebuild from cache is mostly the context's unpacking. Larger contexts
+// go to the disk.
+const memoryContext = 128 << 20
+
 // unpackContext reads a build context (a tar, compressed or not, or a
 // bare Dockerfile, as dockerd takes them) into dir and finds its
 // Dockerfile: name, else "Dockerfile" (or "dockerfile").
@@ -53,22 +59,38 @@ func unpackContext(body io.Reader, dir, name string, limit int64) (*buildContext
 	if limit <= 0 {
 		limit = DefaultContextLimit
 	}
-	plain, err := archive.Decompress(&limitReader{r: body, limit: limit})
+	plain, err := archive.Decompress(body)
 	if err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
 	defer plain.Close()
-	br := bufio.NewReaderSize(plain, 1024)
-	head, _ := br.Peek(512)
-	if !isTar(head) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	// The context is read (up to memoryContext into memory, the rest into
+	// a file) before it is unpacked, to choose where it goes.
+	sp, err := readSpool(&limitReader{r: plain, limit: limit}, filepath.Dir(dir))
+	if err != nil {
+		return nil, fmt.Errorf("build context: %w", err)
+	}
+	defer sp.close()
+	if !isTar(sp.head(512)) {
 		// The whole body is the Dockerfile (docker build - < Dockerfile).
-		df, err := io.ReadAll(br)
+		df, err := io.ReadAll(sp.reader())
 		if err != nil {
 			return nil, fmt.Errorf("build context: %w", err)
 		}
 		return &buildContext{dir: dir, dockerfile: df, dockerfileName: "-"}, nil
 	}
-	if _, err := archive.Apply(dir, br, archive.Plain); err != nil {
+	if sp.file == nil {
+		// Room for the files and their metadata: the tar's size is an
+		// upper bound of its content, doubled for small files' blocks.
+		opts := fmt.Sprintf("size=%d,mode=0700", 2*int64(len(sp.mem))+16<<20)
+		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+			return nil, fmt.Errorf("build context: %w", err)
+		}
+	}
+	if _, err := archive.Apply(dir, sp.reader(), archive.Plain); err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
 	c := &buildContext{dir: dir}
@@ -79,6 +101,50 @@ func unpackContext(body io.Reader, dir, name string, limit int64) (*buildContext
 		return nil, err
 	}
 	return c, nil
+}
+
+// spool holds a stream read in full: its start in memory, the rest (past
+// memoryContext) in a file.
+type spool struct {
+	mem  []byte
+	file *os.File
+}
+
+func readSpool(r io.Reader, dir string) (*spool, error) {
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(r, memoryContext+1))
+	if err != nil {
+		return nil, err
+	}
+	sp := &spool{mem: buf.Bytes()}
+	if n <= memoryContext {
+		return sp, nil
+	}
+	if sp.file, err = os.CreateTemp(dir, "context-"); err != nil {
+		return nil, err
+	}
+	os.Remove(sp.file.Name()) // open only
+	if _, err := io.Copy(sp.file, r); err != nil {
+		sp.close()
+		return nil, err
+	}
+	_, err = sp.file.Seek(0, io.SeekStart)
+	return sp, err
+}
+
+func (s *spool) head(n int) []byte { return s.mem[:min(n, len(s.mem))] }
+
+func (s *spool) reader() io.Reader {
+	if s.file == nil {
+		return bytes.NewReader(s.mem)
+	}
+	return io.MultiReader(bytes.NewReader(s.mem), s.file)
+}
+
+func (s *spool) close() {
+	if s.file != nil {
+		s.file.Close()
+	}
 }
 
 // isTar tells a tar header from anything else by its magic (ustar or GNU).

@@ -316,7 +316,11 @@ func treeDigest(p string, owners bool) (string, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(p, q)
-		fmt.Fprintf(h, "%s\x00%o\x00%d\x00", rel, fi.Mode(), fi.Size())
+		size := int64(0) // a directory's size is its file system's business
+		if fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
+		fmt.Fprintf(h, "%s\x00%o\x00%d\x00", rel, fi.Mode(), size)
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && owners {
 			fmt.Fprintf(h, "%d:%d\x00", st.Uid, st.Gid)
 		}

@@ -137,8 +137,17 @@ func (s *Store) Ingest(r io.Reader, expected digest.Digest) (digest.Digest, int6
 	return d, n, syncDir(filepath.Dir(p))
 }
 
-// IngestBytes stores b.
+// IngestBytes stores b; a blob already stored is not written again.
 func (s *Store) IngestBytes(b []byte, expected digest.Digest) (digest.Digest, error) {
+	d := digest.FromBytes(b)
+	if expected != "" && d != expected {
+		return "", fmt.Errorf("blob digest %s does not match the expected %s: %w", d, expected, errdefs.ErrInvalidArgument)
+	}
+	if p, err := s.Path(d); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return d, nil
+		}
+	}
 	d, _, err := s.Ingest(bytes.NewReader(b), expected)
 	return d, err
 }

@@ -75,6 +75,9 @@ func (s *Store) Create(conf *dockerspec.DockerOCIImage, cache bool) (*Image, err
 	if created == nil {
 		return nil, fmt.Errorf("image config without a creation time: %w", errdefs.ErrInvalidArgument)
 	}
+	if old, err := s.Get(id.String()); err == nil && (old.Cache == cache || !old.Cache) {
+		return old, nil // made before (a rebuild): nothing to write
+	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		img := &Image{ID: id, Layers: append([]digest.Digest(nil), conf.RootFS.DiffIDs...), Created: *created, Cache: cache}
 		if old := tx.Bucket(imagesBucket).Get([]byte(id.String())); old != nil {

@@ -159,6 +159,14 @@ func (s *Store) Tag(id digest.Digest, name string) error {
 	if err != nil {
 		return err
 	}
+	var already bool
+	s.db.View(func(tx *bolt.Tx) error {
+		already = string(tx.Bucket(namesBucket).Get([]byte(full))) == id.String()
+		return nil
+	})
+	if already {
+		return nil // no write (and no sync) for a name that is in place
+	}
 	return s.db.Update(func(tx *bolt.Tx) error { return tag(tx, id, full) })
 }
 
