@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -23,8 +24,8 @@ import (
 // inside the layer stay links; extended attributes other than overlay's
 // own go along (security.capability, user.*). Paths of skip (relative,
 // "run/secrets/x") are left out when they are empty files or directories
-// holding nothing but other skipped paths: mount points a step's mounts
-// made; they are removed from upper as well. It returns the layer's
+// holding nothing but other skipped paths: mount points made for a
+// container, not by it (see RemoveLeftOut). It returns the layer's
 // diffID, the digest of what was written.
 func WriteDiff(w io.Writer, upper string, skip map[string]bool) (digest.Digest, error) {
 	h := sha256.New()
@@ -52,12 +53,33 @@ type differ struct {
 	skip  map[string]bool
 }
 
-// skipped tells whether rel is a mount point to leave out (see WriteDiff).
-func (d *differ) skipped(rel string) bool {
-	if !d.skip[rel] {
+// RemoveLeftOut removes from upper what WriteDiff leaves out of its
+// layer for skip: an upper directory that becomes a layer's snapshot must
+// hold what the layer holds.
+func RemoveLeftOut(upper string, skip map[string]bool) error {
+	paths := make([]string, 0, len(skip))
+	for p := range skip {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths) // parents first: a parent left out takes its children along
+	for _, p := range paths {
+		if leftOut(upper, p, skip) {
+			if err := os.RemoveAll(filepath.Join(upper, p)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *differ) skipped(rel string) bool { return leftOut(d.upper, rel, d.skip) }
+
+// leftOut tells whether rel is a mount point to leave out (see WriteDiff).
+func leftOut(upper, rel string, skip map[string]bool) bool {
+	if !skip[rel] {
 		return false
 	}
-	path := filepath.Join(d.upper, rel)
+	path := filepath.Join(upper, rel)
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return false
@@ -73,7 +95,7 @@ func (d *differ) skipped(rel string) bool {
 		return false
 	}
 	for _, e := range entries {
-		if !d.skipped(filepath.Join(rel, e.Name())) {
+		if !leftOut(upper, filepath.Join(rel, e.Name()), skip) {
 			return false
 		}
 	}
@@ -101,9 +123,7 @@ func (d *differ) dir(rel string) error {
 
 func (d *differ) entry(rel string) error {
 	if d.skipped(rel) {
-		// Gone from the upper directory too: it becomes the layer's
-		// snapshot, which must hold what the layer holds.
-		return os.RemoveAll(filepath.Join(d.upper, rel))
+		return nil
 	}
 	path := filepath.Join(d.upper, rel)
 	var st unix.Stat_t
@@ -234,4 +254,60 @@ func getxattr(path, name string) ([]byte, error) {
 		}
 		return buf[:n], nil
 	}
+}
+
+// Change is one entry of docker diff: a path of the container and its
+// kind (ChangeModify, ChangeAdd, ChangeDelete, the API's numbers).
+type Change struct {
+	Path string
+	Kind int
+}
+
+// The kinds of a Change.
+const (
+	ChangeModify = 0
+	ChangeAdd    = 1
+	ChangeDelete = 2
+)
+
+// Changes lists what an overlay upper directory changes over lower (the
+// content below it, mounted): whiteouts are deletions, paths lower has
+// are modifications, the others additions; skip as in WriteDiff. Paths
+// are absolute, in lexical order.
+func Changes(upper, lower string, skip map[string]bool) ([]Change, error) {
+	var out []Change
+	err := filepath.WalkDir(upper, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(upper, p)
+		if rel == "." {
+			return nil
+		}
+		if leftOut(upper, rel, skip) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+			out = append(out, Change{Path: "/" + rel, Kind: ChangeDelete})
+			return nil
+		}
+		kind := ChangeAdd
+		// The lower path is resolved inside lower: an image's symlink
+		// must not lead the lookup to the host's files.
+		if parent, err := securejoin.SecureJoin(lower, filepath.Dir(rel)); err == nil {
+			if _, err := os.Lstat(filepath.Join(parent, filepath.Base(rel))); err == nil {
+				kind = ChangeModify
+			}
+		}
+		out = append(out, Change{Path: "/" + rel, Kind: kind})
+		return nil
+	})
+	return out, err
 }

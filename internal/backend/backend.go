@@ -9,6 +9,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/moby/moby/api/types/container"
 )
 
 // ListOpts are the options of `ps`.
@@ -78,4 +80,15 @@ type Attachment interface {
 	Stream(ctx context.Context, in io.Reader, out io.Writer, closeOut func())
 	// Cancel gives up an attachment that will not be streamed.
 	Cancel()
+}
+
+// CommitOptions are POST /commit's settings.
+type CommitOptions struct {
+	Repo, Tag, Comment, Author string
+	// Pause freezes a running container while its layer is written.
+	Pause bool
+	// Changes are Dockerfile instructions applied to the image's config.
+	Changes []string
+	// Config's fields, where set, override the container's in the image.
+	Config *container.Config
 }

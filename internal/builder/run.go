@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/spec"
 )
 
 // run runs a RUN step as a container of the engine's and takes its
@@ -106,7 +107,7 @@ func (sr *stageRun) runStep(argv, env []string, network string, mounts []*instru
 	}
 	// Mount points made for the step (the engine's /etc files, a mount's
 	// target) are no part of its layer, where the image had none.
-	targets := append([]string(nil), engineMountpoints...)
+	targets := append([]string(nil), spec.EngineMountpoints...)
 	for _, m := range hc.Mounts {
 		targets = append(targets, m.Target)
 	}
@@ -142,10 +143,6 @@ func (sr *stageRun) runStep(argv, env []string, network string, mounts []*instru
 	sr.out.Stream(fmt.Sprintf("Removing intermediate container %s\n", ran.ID[:12]))
 	return nil
 }
-
-// engineMountpoints are where every container gets a mount of the
-// engine's (the runtime makes them when the image has none).
-var engineMountpoints = []string{"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc", "/sys", "/dev"}
 
 // mountInputs digests what a step's bind mounts bring from the context
 // or another stage (a changed file there must rerun the step).

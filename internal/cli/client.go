@@ -52,6 +52,7 @@ var clientCommands = map[string]func(*app) *cobra.Command{
 	"rename":  renameCmd, "top": topCmd, "attach": attachCmd, "history": historyCmd,
 	"events": eventsCmd, "info": infoCmd, "version": versionCmd, "container": containerCmd, "volume": volumeCmd,
 	"network": networkCmd, "port": portCmd, "build": buildCmd, "builder": builderCmd,
+	"diff": diffCmd, "export": exportCmd, "commit": commitCmd,
 }
 
 // verb is the first argument that is neither a global flag nor its value.

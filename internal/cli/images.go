@@ -198,29 +198,7 @@ func saveCmd(a *app) *cobra.Command {
 			return apiError(err, 1)
 		}
 		defer resp.Body.Close()
-		if output == "" {
-			_, err = io.Copy(os.Stdout, resp.Body)
-			return err
-		}
-		// Write next to the target and rename, so a failure leaves no
-		// half archive under the asked name.
-		tmp := output + ".tmp"
-		f, err := os.Create(tmp)
-		if err != nil {
-			return statusError{code: 1, msg: err.Error()}
-		}
-		_, err = io.Copy(f, resp.Body)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp, output)
-		}
-		if err != nil {
-			os.Remove(tmp)
-			return statusError{code: 1, msg: err.Error()}
-		}
-		return nil
+		return writeOutput(output, resp.Body)
 	})
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to a file, instead of STDOUT")
 	return cmd

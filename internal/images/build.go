@@ -9,6 +9,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/snapshot"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -22,6 +23,38 @@ import (
 // archive.WriteDiff). The caller owns key until CommitLayer returns; on
 // error key is left to it.
 func (s *Store) CommitLayer(key string, parent []digest.Digest, skip map[string]bool) (digest.Digest, error) {
+	diffID, err := s.ingestWritten(func(w io.Writer) (digest.Digest, error) {
+		return s.snap.Diff(key, w, snapshot.DiffOpts{Skip: skip, Prune: true})
+	})
+	if err != nil {
+		return "", fmt.Errorf("layer of %s: %w", key, err)
+	}
+	s.unpackMu.Lock()
+	defer s.unpackMu.Unlock()
+	chain := ChainKey(append(append([]digest.Digest(nil), parent...), diffID))
+	if _, err := s.snap.Stat(chain); err == nil {
+		return diffID, s.snap.Remove(key)
+	}
+	return diffID, s.snap.Commit(chain, key)
+}
+
+// AddLayer makes a layer of a snapshot that stays in use (a running
+// container's, for commit): its changes are stored as a blob and
+// unpacked into a snapshot of their own on the chain of parent.
+func (s *Store) AddLayer(key string, parent []digest.Digest, skip map[string]bool) (digest.Digest, error) {
+	diffID, err := s.ingestWritten(func(w io.Writer) (digest.Digest, error) {
+		return s.snap.Diff(key, w, snapshot.DiffOpts{Skip: skip})
+	})
+	if err != nil {
+		return "", fmt.Errorf("layer of %s: %w", key, err)
+	}
+	diffIDs := append(append([]digest.Digest(nil), parent...), diffID)
+	return diffID, s.unpack(diffID, diffIDs, len(parent))
+}
+
+// ingestWritten stores what write writes as an uncompressed layer blob
+// and checks that its digest is the diffID write returns.
+func (s *Store) ingestWritten(write func(io.Writer) (digest.Digest, error)) (digest.Digest, error) {
 	pr, pw := io.Pipe()
 	type ingested struct {
 		blob digest.Digest
@@ -33,25 +66,19 @@ func (s *Store) CommitLayer(key string, parent []digest.Digest, skip map[string]
 		pr.CloseWithError(err)
 		done <- ingested{blob, err}
 	}()
-	diffID, err := s.snap.Diff(key, pw, skip)
+	diffID, err := write(pw)
 	pw.CloseWithError(err)
 	in := <-done
 	if err == nil {
 		err = in.err
 	}
 	if err != nil {
-		return "", fmt.Errorf("layer of %s: %w", key, err)
+		return "", err
 	}
 	if in.blob != diffID {
-		return "", fmt.Errorf("layer of %s: stored as %s, written as %s", key, in.blob, diffID)
+		return "", fmt.Errorf("stored as %s, written as %s", in.blob, diffID)
 	}
-	s.unpackMu.Lock()
-	defer s.unpackMu.Unlock()
-	chain := identity.ChainID(append(append([]digest.Digest(nil), parent...), diffID)).String()
-	if _, err := s.snap.Stat(chain); err == nil {
-		return diffID, s.snap.Remove(key)
-	}
-	return diffID, s.snap.Commit(chain, key)
+	return diffID, nil
 }
 
 // Create records an image made of conf, whose layers (conf.RootFS) are

@@ -50,6 +50,9 @@ type Containers interface {
 	Logs(ctx context.Context, ref string, o backend.LogOpts, ready func(tty bool) io.Writer) error
 	Attach(ref string, stdin, stdout, stderr bool, detachKeys []byte) (backend.Attachment, error)
 	Resize(ref string, height, width uint16) error
+	Changes(ref string) ([]container.FilesystemChange, error)
+	Export(ref string, w io.Writer) error
+	Commit(ref string, o backend.CommitOptions) (digest.Digest, error)
 }
 
 // Execs are the exec endpoints' operations.

@@ -31,8 +31,18 @@ func (nativeBackend) whiteouts() archive.Whiteouts { return archive.Delete }
 
 // A full copy has no record of what changed: diffs (builds, commits)
 // need overlayfs.
-func (nativeBackend) diff(string, io.Writer, map[string]bool) (digest.Digest, error) {
-	return "", fmt.Errorf("the changes of a container need the overlay snapshotter (this host has no overlayfs): %w", errdefs.ErrNotImplemented)
+func (nativeBackend) diff(string, io.Writer, DiffOpts) (digest.Digest, error) {
+	return "", errNoDiff
+}
+
+func (nativeBackend) changes(string, string, map[string]bool) ([]archive.Change, error) {
+	return nil, errNoDiff
+}
+
+var errNoDiff = fmt.Errorf("the changes of a container need the overlay snapshotter (this host has no overlayfs): %w", errdefs.ErrNotImplemented)
+
+func (nativeBackend) merged(dir string, _ []string) []Mount {
+	return []Mount{{Type: "bind", Source: filepath.Join(dir, "fs"), Options: []string{"ro", "rbind"}}}
 }
 
 func (nativeBackend) mounts(dir string, _ []string, readonly bool) []Mount {

@@ -27,8 +27,28 @@ func (overlayBackend) create(dir string, parents []string) error {
 func (overlayBackend) whiteouts() archive.Whiteouts { return archive.Overlay }
 
 // The upper directory holds exactly the snapshot's changes.
-func (overlayBackend) diff(dir string, w io.Writer, skip map[string]bool) (digest.Digest, error) {
-	return archive.WriteDiff(w, filepath.Join(dir, "fs"), skip)
+func (overlayBackend) diff(dir string, w io.Writer, o DiffOpts) (digest.Digest, error) {
+	upper := filepath.Join(dir, "fs")
+	if o.Prune {
+		if err := archive.RemoveLeftOut(upper, o.Skip); err != nil {
+			return "", err
+		}
+	}
+	return archive.WriteDiff(w, upper, o.Skip)
+}
+
+func (overlayBackend) changes(dir, lower string, skip map[string]bool) ([]archive.Change, error) {
+	return archive.Changes(filepath.Join(dir, "fs"), lower, skip)
+}
+
+// The upper directory as the top lower one: a read-only overlay, which
+// may share its directories with the snapshot's own mount.
+func (overlayBackend) merged(dir string, parents []string) []Mount {
+	layers := append([]string{filepath.Join(dir, "fs")}, parents...)
+	if len(layers) == 1 {
+		return []Mount{{Type: "bind", Source: layers[0], Options: []string{"ro", "rbind"}}}
+	}
+	return []Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + strings.Join(layers, ":")}}}
 }
 
 func (overlayBackend) mounts(dir string, parents []string, readonly bool) []Mount {

@@ -69,13 +69,28 @@ type Snapshotter interface {
 	// freshly prepared, directly on disk (no mount needed).
 	Unpack(key string, layer io.Reader) (archive.Result, error)
 	// Diff writes the changes of an active snapshot over its parent as a
-	// layer tar (archive.WriteDiff's format, skip as there) and returns
-	// its diffID. The snapshot must not be mounted for writing meanwhile.
-	Diff(key string, w io.Writer, skip map[string]bool) (digest.Digest, error)
+	// layer tar (archive.WriteDiff's format) and returns its diffID.
+	Diff(key string, w io.Writer, o DiffOpts) (digest.Digest, error)
+	// Changes lists an active snapshot's changes over its parent, whose
+	// content is mounted at lower (docker diff), skip as in DiffOpts.
+	Changes(key, lower string, skip map[string]bool) ([]archive.Change, error)
+	// Merged returns read-only mounts of an active snapshot's content as
+	// it is now, which may be made while the snapshot is in use.
+	Merged(key string) ([]Mount, error)
 	Close() error
 }
 
 // backend is what differs between overlay and native.
+// DiffOpts choose what Diff leaves out of a layer.
+type DiffOpts struct {
+	// Skip are mount points made for a container, left out where they
+	// are empty (archive.WriteDiff).
+	Skip map[string]bool
+	// Prune removes the skipped paths from the snapshot too: it is about
+	// to become the layer's snapshot (it must not be in use).
+	Prune bool
+}
+
 type backend interface {
 	// create fills the new snapshot directory dir given its parent chain
 	// (nearest first).
@@ -83,7 +98,10 @@ type backend interface {
 	mounts(dir string, parents []string, readonly bool) []Mount
 	whiteouts() archive.Whiteouts
 	// diff writes the changes held in dir (see Snapshotter.Diff).
-	diff(dir string, w io.Writer, skip map[string]bool) (digest.Digest, error)
+	diff(dir string, w io.Writer, o DiffOpts) (digest.Digest, error)
+	changes(dir, lower string, skip map[string]bool) ([]archive.Change, error)
+	// merged is the read-only view of dir's content over parents.
+	merged(dir string, parents []string) []Mount
 }
 
 // store is the common part: metadata in bbolt, a directory per snapshot.
@@ -352,15 +370,49 @@ func (s *store) Unpack(key string, layer io.Reader) (archive.Result, error) {
 
 // removeTree removes a snapshot directory, including immutable-looking
 // leftovers: it first makes sure nothing is still mounted below it.
-func (s *store) Diff(key string, w io.Writer, skip map[string]bool) (digest.Digest, error) {
-	i, err := s.Stat(key)
+func (s *store) Diff(key string, w io.Writer, o DiffOpts) (digest.Digest, error) {
+	i, err := s.active(key)
 	if err != nil {
 		return "", err
 	}
-	if i.Kind != Active {
-		return "", fmt.Errorf("snapshot %q is %s, not active: %w", key, i.Kind, errdefs.ErrInvalidArgument)
+	return s.b.diff(s.dir(i.ID), w, o)
+}
+
+func (s *store) Changes(key, lower string, skip map[string]bool) ([]archive.Change, error) {
+	i, err := s.active(key)
+	if err != nil {
+		return nil, err
 	}
-	return s.b.diff(s.dir(i.ID), w, skip)
+	return s.b.changes(s.dir(i.ID), lower, skip)
+}
+
+func (s *store) Merged(key string) ([]Mount, error) {
+	var m []Mount
+	err := s.db.View(func(tx *bolt.Tx) error {
+		i, err := get(tx, key)
+		if err != nil {
+			return err
+		}
+		if i.Kind != Active {
+			return fmt.Errorf("snapshot %q is %s, not active: %w", key, i.Kind, errdefs.ErrInvalidArgument)
+		}
+		parents, err := s.chain(tx, i.Parent)
+		if err != nil {
+			return err
+		}
+		m = s.b.merged(s.dir(i.ID), parents)
+		return nil
+	})
+	return m, err
+}
+
+// active returns the record of active snapshot key.
+func (s *store) active(key string) (Info, error) {
+	i, err := s.Stat(key)
+	if err == nil && i.Kind != Active {
+		err = fmt.Errorf("snapshot %q is %s, not active: %w", key, i.Kind, errdefs.ErrInvalidArgument)
+	}
+	return i, err
 }
 
 func removeTree(dir string) error {

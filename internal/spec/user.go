@@ -138,3 +138,9 @@ func ResolveGroups(rootfs string, names []string) ([]uint32, error) {
 	}
 	return out, nil
 }
+
+// EngineMountpoints are where every container gets a mount of the
+// engine's (the runtime makes them in the root when the image has none):
+// no part of what the container changed (docker diff, commit, a build
+// step's layer).
+var EngineMountpoints = []string{"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc", "/sys", "/dev"}

@@ -1,0 +1,241 @@
+package daemon
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/tent-project/tent/internal/archive"
+	"github.com/tent-project/tent/internal/backend"
+	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/spec"
+	"golang.org/x/sys/unix"
+)
+
+// withMounted mounts ms read-only on a fresh directory of the daemon's
+// for fn, and unmounts it after.
+func (d *Daemon) withMounted(ms []snapshot.Mount, fn func(root string) error) error {
+	dir := filepath.Join(d.cfg.ExecRoot, "views")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	mnt, err := os.MkdirTemp(dir, "view-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(mnt)
+	if err := snapshot.MountAll(ms, mnt); err != nil {
+		return err
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	return fn(mnt)
+}
+
+// withImageRoot mounts the root file system of c's image, read-only.
+func (d *Daemon) withImageRoot(c *ctr, fn func(root string) error) error {
+	conf, err := d.images.Config(digest.Digest(c.Image))
+	if err != nil {
+		return err
+	}
+	key := "view-" + newID()
+	ms, err := d.snap.View(key, images.ChainKey(conf.RootFS.DiffIDs))
+	if err != nil {
+		return err
+	}
+	defer d.snap.Remove(key)
+	return d.withMounted(ms, fn)
+}
+
+// engineSkip are the engine's mount points that c's image does not have
+// (made for the container, not by it), relative to the root.
+func engineSkip(imageRoot string) map[string]bool {
+	skip := map[string]bool{}
+	for _, t := range spec.EngineMountpoints {
+		for p := t; p != "/"; p = path.Dir(p) {
+			if _, err := os.Lstat(filepath.Join(imageRoot, p)); errors.Is(err, fs.ErrNotExist) {
+				skip[strings.TrimPrefix(p, "/")] = true
+			}
+		}
+	}
+	return skip
+}
+
+// Changes lists what a container changed in its file system (docker
+// diff): paths added, modified and deleted over its image.
+func (d *Daemon) Changes(ref string) ([]container.FilesystemChange, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	var list []archive.Change
+	err = d.withImageRoot(c, func(root string) error {
+		var err error
+		list, err = d.snap.Changes(d.snapshotKey(c.ID), root, engineSkip(root))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]container.FilesystemChange, 0, len(list))
+	for _, ch := range list {
+		out = append(out, container.FilesystemChange{Path: ch.Path, Kind: container.ChangeType(ch.Kind)})
+	}
+	return out, nil
+}
+
+// Export writes a container's file system, flattened, as a tar (docker
+// export).
+func (d *Daemon) Export(ref string, w io.Writer) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	ms, err := d.snap.Merged(d.snapshotKey(c.ID))
+	if err != nil {
+		return err
+	}
+	err = d.withMounted(ms, func(root string) error {
+		_, err := archive.WriteDiff(w, root, nil)
+		return err
+	})
+	if err == nil {
+		d.containerEvent(c, events.ActionExport, nil)
+	}
+	return err
+}
+
+// Commit makes an image of a container: its image's layers and one more
+// of what it changed, its config (with changes applied), and a history
+// entry of its command (docker commit).
+func (d *Daemon) Commit(ref string, o backend.CommitOptions) (digest.Digest, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return "", err
+	}
+	if o.Pause {
+		c.mu.Lock()
+		running := c.State.Status == container.StateRunning
+		c.mu.Unlock()
+		if running {
+			if err := d.Pause(c.ID, true); err == nil {
+				defer d.Pause(c.ID, false)
+			}
+		}
+	}
+	base, err := d.images.DockerConfig(digest.Digest(c.Image))
+	if err != nil {
+		return "", err
+	}
+	var diffID digest.Digest
+	err = d.withImageRoot(c, func(root string) error {
+		var err error
+		diffID, err = d.images.AddLayer(d.snapshotKey(c.ID), base.RootFS.DiffIDs, engineSkip(root))
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	conf := *base
+	conf.RootFS.DiffIDs = append(append([]digest.Digest(nil), base.RootFS.DiffIDs...), diffID)
+	cc := *c.Config
+	if u := o.Config; u != nil { // the request's fields over the container's
+		if u.Cmd != nil {
+			cc.Cmd = u.Cmd
+		}
+		if u.Entrypoint != nil {
+			cc.Entrypoint = u.Entrypoint
+		}
+		if len(u.Env) > 0 {
+			cc.Env = spec.MergeEnv(cc.Env, u.Env)
+		}
+		if u.User != "" {
+			cc.User = u.User
+		}
+		if u.WorkingDir != "" {
+			cc.WorkingDir = u.WorkingDir
+		}
+		cc.Labels = mapsMerged(cc.Labels, u.Labels)
+		cc.ExposedPorts = mapsMerged(cc.ExposedPorts, u.ExposedPorts)
+		cc.Volumes = mapsMerged(cc.Volumes, u.Volumes)
+	}
+	commitConfig(&conf.Config, &cc)
+	for _, ch := range o.Changes {
+		if err := applyChange(&conf.Config.ImageConfig, ch); err != nil {
+			return "", err
+		}
+	}
+	created := time.Now().UTC()
+	conf.Created = &created
+	if o.Author != "" {
+		conf.Author = o.Author
+	}
+	conf.History = append(conf.History, ocispec.History{Created: &created, Author: o.Author, Comment: o.Comment,
+		CreatedBy: strings.Join(append([]string{c.Path}, c.Args...), " ")})
+	img, err := d.images.Create(&conf, false)
+	if err != nil {
+		return "", err
+	}
+	if o.Repo != "" {
+		name := o.Repo
+		if o.Tag != "" {
+			name += ":" + o.Tag
+		}
+		if err := d.images.Tag(img.ID, name); err != nil {
+			return "", err
+		}
+	}
+	d.containerEvent(c, events.ActionCommit, map[string]string{"comment": o.Comment})
+	return img.ID, nil
+}
+
+// mapsMerged is a with b's entries over it (a new map when b has any).
+func mapsMerged[K comparable, V any](a, b map[K]V) map[K]V {
+	if len(b) == 0 {
+		return a
+	}
+	out := make(map[K]V, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// commitConfig takes a container's config into its image's, as docker
+// commit does.
+func commitConfig(ic *dockerspec.DockerOCIImageConfig, cc *container.Config) {
+	ic.Cmd, ic.Entrypoint = cc.Cmd, cc.Entrypoint
+	ic.Env, ic.User, ic.WorkingDir, ic.StopSignal = cc.Env, cc.User, cc.WorkingDir, cc.StopSignal
+	ic.Labels = cc.Labels
+	if len(cc.ExposedPorts) > 0 {
+		ic.ExposedPorts = map[string]struct{}{}
+		for p := range cc.ExposedPorts {
+			ic.ExposedPorts[p.String()] = struct{}{}
+		}
+	}
+	if len(cc.Volumes) > 0 {
+		ic.Volumes = cc.Volumes
+	}
+	if cc.Healthcheck != nil {
+		h := dockerspec.HealthcheckConfig{Test: cc.Healthcheck.Test, Interval: cc.Healthcheck.Interval,
+			Timeout: cc.Healthcheck.Timeout, StartPeriod: cc.Healthcheck.StartPeriod,
+			StartInterval: cc.Healthcheck.StartInterval, Retries: cc.Healthcheck.Retries}
+		ic.Healthcheck = &h
+	}
+	if len(cc.Shell) > 0 {
+		ic.Shell = cc.Shell
+	}
+}
