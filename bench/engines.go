@@ -104,10 +104,17 @@ func (e *engine) timedWith(client string, args ...string) time.Duration {
 
 // removeAll removes every container of the engine (not timed).
 func (e *engine) removeAll() {
-	ids := strings.Fields(e.docker("ps", "-aq"))
+	out, err := e.try("ps", "-aq")
+	ids := strings.Fields(out)
+	if err != nil {
+		logf("%v", err)
+		return
+	}
 	for len(ids) > 0 {
 		n := min(len(ids), 200)
-		e.docker(append([]string{"rm", "-f"}, ids[:n]...)...)
+		if _, err := e.try(append([]string{"rm", "-f"}, ids[:n]...)...); err != nil {
+			logf("%v", err) // not fail: this also runs in the clean-up at exit
+		}
 		ids = ids[n:]
 	}
 }
@@ -127,6 +134,9 @@ func (e *engine) daemonPids() []int {
 }
 
 func (e *engine) stop() {
+	// Containers outlive their daemon (tent's by design): an interrupted
+	// run removes what the figure in progress made first.
+	e.removeAll()
 	e.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { e.cmd.Wait(); close(done) }()

@@ -8,6 +8,7 @@ package main
 import (
 	"os"
 
+	"github.com/tent-project/tent/internal/copier"
 	"github.com/tent-project/tent/internal/daemoncli"
 	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/runtime"
@@ -16,6 +17,9 @@ import (
 func main() {
 	if runtime.IsChild() {
 		runtime.ChildMain()
+	}
+	if len(os.Args) > 1 && os.Args[1] == "copier" {
+		os.Exit(copier.Main(os.Args[2:])) // docker cp's helper, see internal/copier
 	}
 	if len(os.Args) == 3 && os.Args[1] == "monitor" {
 		os.Exit(monitor.Main(os.Args[2]))

@@ -49,6 +49,10 @@ type Result struct {
 // Apply unpacks the layer r into dir. It fails on a malformed or truncated
 // stream; the caller then discards dir, which may hold part of the layer.
 func Apply(dir string, r io.Reader, wh Whiteouts) (Result, error) {
+	return (&applier{root: dir, wh: wh, written: map[string]bool{}}).apply(r)
+}
+
+func (a *applier) apply(r io.Reader) (Result, error) {
 	plain, err := Decompress(r)
 	if err != nil {
 		return Result{}, err
@@ -56,7 +60,6 @@ func Apply(dir string, r io.Reader, wh Whiteouts) (Result, error) {
 	defer plain.Close()
 	h := sha256.New()
 	counter := &countingReader{r: io.TeeReader(plain, h)}
-	a := &applier{root: dir, wh: wh, written: map[string]bool{}}
 	tr := tar.NewReader(counter)
 	for {
 		hdr, err := tr.Next()
@@ -94,6 +97,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 type applier struct {
 	root    string
 	wh      Whiteouts
+	x       *ExtractOptions // nil for a layer
 	written map[string]bool // paths (relative) this layer wrote
 	dirs    []dirTimes      // directory times, set once their content is written
 }
@@ -119,10 +123,27 @@ func (a *applier) resolve(rel string) (string, error) {
 	return filepath.Join(parent, filepath.Base(rel)), nil
 }
 
+// name is where an entry name lives, relative to the root: for a layer
+// cleaned of any "..", for an extraction under its directory (and an
+// error where ".." would leave it).
+func (a *applier) name(name string) (string, error) {
+	if a.x == nil {
+		return clean(name), nil
+	}
+	rel := filepath.Clean(strings.TrimPrefix(name, "/"))
+	if rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("%q is outside of the extraction directory: %w", name, ErrBreakout)
+	}
+	return clean(filepath.Join(a.x.Under, rel)), nil
+}
+
 func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
-	rel := clean(hdr.Name)
-	if rel == "" {
-		return nil // the root itself
+	rel, err := a.name(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if rel == "" || a.x != nil && rel == clean(a.x.Under) {
+		return nil // the root itself, or the directory extracted into
 	}
 	base := filepath.Base(rel)
 	if strings.HasPrefix(base, whPrefix) && a.wh != Plain {
@@ -138,6 +159,9 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	// Whatever is there (from a lower layer) is replaced, except that a
 	// directory stays a directory when the entry is one.
 	if fi, err := os.Lstat(path); err == nil {
+		if err := a.x.mayReplace(fi, hdr); err != nil {
+			return err
+		}
 		if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
 			if err := os.RemoveAll(path); err != nil {
 				return err
@@ -165,11 +189,18 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeSymlink:
 		// The link is stored as written: it is only dangerous if followed
 		// while unpacking, which resolve never does outside the root.
+		if err := a.x.checkSymlink(rel, hdr.Linkname); err != nil {
+			return err
+		}
 		if err := os.Symlink(hdr.Linkname, path); err != nil {
 			return err
 		}
 	case tar.TypeLink:
-		target, err := securejoin.SecureJoin(a.root, clean(hdr.Linkname))
+		linkRel, err := a.name(hdr.Linkname)
+		if err != nil {
+			return err
+		}
+		target, err := securejoin.SecureJoin(a.root, linkRel)
 		if err != nil {
 			return err
 		}
@@ -205,7 +236,11 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 
 // attributes sets owner, mode, extended attributes and times.
 func (a *applier) attributes(path string, hdr *tar.Header, mode uint32) error {
-	if err := os.Lchown(path, hdr.Uid, hdr.Gid); err != nil {
+	uid, gid := hdr.Uid, hdr.Gid
+	if a.x != nil && a.x.Owner != nil {
+		uid, gid = a.x.Owner[0], a.x.Owner[1]
+	}
+	if err := os.Lchown(path, uid, gid); err != nil {
 		return err
 	}
 	for k, v := range hdr.PAXRecords {

@@ -48,6 +48,11 @@ type inode struct{ dev, ino uint64 }
 type differ struct {
 	upper string
 	tw    *tar.Writer
+	// top, for WriteTree, names the tree's own entry; the others are
+	// top/rel. A layer's (WriteDiff) are rel, whiteouts converted.
+	top   string
+	plain bool
+	prune map[string]bool
 	// links are the layer's paths of inodes seen with more than one link.
 	links map[inode]string
 	skip  map[string]bool
@@ -121,6 +126,38 @@ func (d *differ) dir(rel string) error {
 	return nil
 }
 
+// WriteTree writes the file or directory at path as a plain tar: its own
+// entry named top, those below it top/rel (what docker's archive endpoint
+// sends for `docker cp`), modes with their file type bits as docker's.
+// Nothing is converted (no whiteouts), hard links inside the tree stay
+// links, sockets are left out; symlinks are written as links, never
+// followed. The directories of prune (relative to path) are written
+// without what they hold.
+func WriteTree(w io.Writer, path, top string, prune map[string]bool) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	d := &differ{upper: path, tw: tar.NewWriter(bw), links: map[inode]string{}, top: top, plain: true, prune: prune}
+	if err := d.entry(""); err != nil {
+		return err
+	}
+	if err := d.tw.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// tarName is the name of rel's entry.
+func (d *differ) tarName(rel string) string {
+	switch {
+	case !d.plain:
+		return rel
+	case rel == "":
+		return d.top
+	case strings.HasSuffix(d.top, "/"):
+		return d.top + rel
+	}
+	return d.top + "/" + rel
+}
+
 func (d *differ) entry(rel string) error {
 	if d.skipped(rel) {
 		return nil
@@ -131,11 +168,12 @@ func (d *differ) entry(rel string) error {
 		return err
 	}
 	mode := st.Mode & unix.S_IFMT
-	if mode == unix.S_IFCHR && st.Rdev == 0 {
+	if mode == unix.S_IFCHR && st.Rdev == 0 && !d.plain {
 		return d.marker(filepath.Join(filepath.Dir(rel), whPrefix+filepath.Base(rel)))
 	}
+	name := d.tarName(rel)
 	hdr := &tar.Header{
-		Name:    rel,
+		Name:    name,
 		Mode:    int64(st.Mode & 0o7777),
 		Uid:     int(st.Uid),
 		Gid:     int(st.Gid),
@@ -148,8 +186,8 @@ func (d *differ) entry(rel string) error {
 	opaque := false
 	switch mode {
 	case unix.S_IFDIR:
-		hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"
-		if v, err := getxattr(path, "trusted.overlay.opaque"); err == nil && string(v) == "y" {
+		hdr.Typeflag, hdr.Name = tar.TypeDir, strings.TrimSuffix(name, "/")+"/"
+		if v, err := getxattr(path, "trusted.overlay.opaque"); err == nil && string(v) == "y" && !d.plain {
 			opaque = true
 		}
 	case unix.S_IFREG:
@@ -159,7 +197,7 @@ func (d *differ) entry(rel string) error {
 			if first, ok := d.links[key]; ok {
 				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
 			} else {
-				d.links[key] = rel
+				d.links[key] = name
 			}
 		}
 	case unix.S_IFLNK:
@@ -179,6 +217,9 @@ func (d *differ) entry(rel string) error {
 	default:
 		return nil // sockets have no place in a layer
 	}
+	if d.plain {
+		hdr.Mode |= int64(mode) // the type bits, as Go's and docker's archivers write them
+	}
 	if err := d.tw.WriteHeader(hdr); err != nil {
 		return err
 	}
@@ -196,7 +237,7 @@ func (d *differ) entry(rel string) error {
 			return fmt.Errorf("%s changed while it was written to the layer", rel)
 		}
 	}
-	if mode != unix.S_IFDIR {
+	if mode != unix.S_IFDIR || d.prune[rel] {
 		return nil
 	}
 	if opaque {

@@ -10,7 +10,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/volume"
 )
 
 // ListOpts are the options of `ps`.
@@ -18,6 +21,8 @@ type ListOpts struct {
 	All     bool
 	Limit   int
 	Filters map[string][]string
+	// Size: each container's SizeRw and SizeRootFs (ps -s).
+	Size bool
 }
 
 // LogOpts are the options of `logs`.
@@ -91,4 +96,18 @@ type CommitOptions struct {
 	Changes []string
 	// Config's fields, where set, override the container's in the image.
 	Config *container.Config
+}
+
+// DiskUsage is GET /system/df in the form the API had up to 1.51 (the
+// one the docker CLI reads): every image with its size, the part of it
+// other images share and its containers; every container with its
+// writable layer's size; every volume with its size and users; the
+// build cache's records (the step cache images). Images and the build
+// cache count their layers' stored (compressed) bytes, as dockerd does.
+type DiskUsage struct {
+	LayersSize int64
+	Images     []image.Summary
+	Containers []container.Summary
+	Volumes    []volume.Volume
+	BuildCache []build.CacheRecord
 }

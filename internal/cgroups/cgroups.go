@@ -33,6 +33,8 @@ type Manager interface {
 	Destroy() error
 	// OOMKills counts the processes the kernel's OOM killer ended in it.
 	OOMKills() (uint64, error)
+	// Stats reads the cgroup's counters.
+	Stats() (*Stats, error)
 	// Dir returns the cgroup's directory in the hierarchy of controller
 	// (v1), or its unified directory (v2, controller ignored).
 	Dir(controller string) string

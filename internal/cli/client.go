@@ -52,7 +52,8 @@ var clientCommands = map[string]func(*app) *cobra.Command{
 	"rename":  renameCmd, "top": topCmd, "attach": attachCmd, "history": historyCmd,
 	"events": eventsCmd, "info": infoCmd, "version": versionCmd, "container": containerCmd, "volume": volumeCmd,
 	"network": networkCmd, "port": portCmd, "build": buildCmd, "builder": builderCmd,
-	"diff": diffCmd, "export": exportCmd, "commit": commitCmd,
+	"diff": diffCmd, "export": exportCmd, "commit": commitCmd, "cp": cpCmd,
+	"stats": statsCmd, "update": updateCmd, "system": systemCmd,
 }
 
 // verb is the first argument that is neither a global flag nor its value.

@@ -188,7 +188,11 @@ func (d *Daemon) Logs(ctx context.Context, ref string, o backend.LogOpts, ready 
 	}
 	c.mu.Lock()
 	tty, exited, running := c.Config.Tty, c.exited, c.running()
+	noLog := c.HostConfig.LogConfig.Type == noLogDriver
 	c.mu.Unlock()
+	if noLog {
+		return fmt.Errorf("configured logging driver does not support reading: %w", errdefs.ErrNotImplemented)
+	}
 	w := streams.NewWriter(ready(tty), tty)
 	path := d.logPath(c.ID)
 	send := func(entries []jsonlog.Entry) error {

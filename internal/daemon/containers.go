@@ -55,13 +55,15 @@ type record struct {
 }
 
 type state struct {
-	Status     container.ContainerState `json:"status"`
-	Pid        int                      `json:"pid,omitempty"`
-	ExitCode   int                      `json:"exitCode"`
-	Error      string                   `json:"error,omitempty"`
-	OOMKilled  bool                     `json:"oomKilled,omitempty"`
-	StartedAt  time.Time                `json:"startedAt"`
-	FinishedAt time.Time                `json:"finishedAt"`
+	Status    container.ContainerState `json:"status"`
+	Pid       int                      `json:"pid,omitempty"`
+	ExitCode  int                      `json:"exitCode"`
+	Error     string                   `json:"error,omitempty"`
+	OOMKilled bool                     `json:"oomKilled,omitempty"`
+	// Health is the health check's state, for a container with one.
+	Health     *container.Health `json:"health,omitempty"`
+	StartedAt  time.Time         `json:"startedAt"`
+	FinishedAt time.Time         `json:"finishedAt"`
 }
 
 // ctr is a container in memory. mu serializes its lifecycle operations.
@@ -226,14 +228,20 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 		}
 		return resp, err
 	}
-	icfg, err := d.images.Config(img.ID)
+	dcfg, err := d.images.DockerConfig(img.ID)
 	if err != nil {
 		return resp, err
 	}
+	icfg := &dcfg.Image
+	icfg.Config = dcfg.Config.ImageConfig
 	if err := matchPlatform(cfg.Image, platform, icfg); err != nil {
 		return resp, err
 	}
 	merged := mergeConfig(cfg, icfg)
+	merged.Healthcheck = mergeHealthcheck(cfg.Healthcheck, dcfg.Config.Healthcheck)
+	if len(merged.Shell) == 0 {
+		merged.Shell = dcfg.Config.Shell
+	}
 	path, args := merged.Entrypoint, merged.Cmd
 	cmd := append(append([]string(nil), path...), args...)
 	if len(cmd) == 0 {
@@ -485,13 +493,23 @@ func (d *Daemon) restore() (boot []string, err error) {
 			if err != nil {
 				return nil, err
 			}
-			if st, _ := t.State(ctx); st.Status == task.Created {
+			st, _ := t.State(ctx)
+			switch st.Status {
+			case task.Created:
 				// The daemon died between creating and starting it.
 				t.Kill(ctx, syscall.SIGKILL, true)
+			case task.Stopped:
+				// It ended while no daemon ran (its monitor gone too after
+				// a reboot): not running from now on; watch records how
+				// it ended and applies its restart policy.
+				c.State.Status, c.State.Pid = container.StateExited, 0
 			}
 			c.task = t
 			d.restoreExecs(c, t)
 			go d.watch(c, c.exited, t)
+			if st.Status != task.Stopped {
+				d.startHealth(c, t, true)
+			}
 		case container.StateRemoving:
 			c.State.Status = container.StateDead
 		default:

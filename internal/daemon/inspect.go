@@ -48,12 +48,13 @@ func (d *Daemon) Inspect(ref string) (*container.InspectResponse, error) {
 			Status: st.Status, Running: c.running(), Paused: st.Status == container.StatePaused,
 			Dead: st.Status == container.StateDead, OOMKilled: st.OOMKilled, Pid: st.Pid, ExitCode: st.ExitCode,
 			Error: st.Error, StartedAt: timeString(st.StartedAt), FinishedAt: timeString(st.FinishedAt),
+			Health: st.Health,
 		},
 		Image:           c.Image,
 		ResolvConfPath:  d.dataDir(c.ID) + "/resolv.conf",
 		HostnamePath:    d.dataDir(c.ID) + "/hostname",
 		HostsPath:       d.dataDir(c.ID) + "/hosts",
-		LogPath:         d.logPath(c.ID),
+		LogPath:         d.logFile(c),
 		Name:            "/" + c.Name,
 		RestartCount:    c.RestartCount,
 		Driver:          "overlay",
@@ -73,6 +74,12 @@ func (d *Daemon) List(o backend.ListOpts) ([]container.Summary, error) {
 	for k := range o.Filters {
 		switch k {
 		case "id", "name", "status", "label", "exited", "ancestor", "before", "since", "volume":
+		case "health":
+			for _, v := range o.Filters[k] {
+				if container.ValidateHealthStatus(container.HealthStatus(v)) != nil {
+					return nil, fmt.Errorf("Unrecognised filter value for health: %s: %w", v, errdefs.ErrInvalidArgument)
+				}
+			}
 		default:
 			return nil, fmt.Errorf("invalid filter '%s': %w", k, errdefs.ErrInvalidArgument)
 		}
@@ -115,6 +122,9 @@ func (d *Daemon) List(o backend.ListOpts) ([]container.Summary, error) {
 			keep = false
 		}
 		if keep {
+			if o.Size {
+				s.SizeRw, s.SizeRootFs = d.containerSizes(c)
+			}
 			out = append(out, s)
 			if o.Limit > 0 && len(out) == o.Limit {
 				break
@@ -132,6 +142,12 @@ func (d *Daemon) matches(c *ctr, s container.Summary, f map[string][]string) boo
 	return any("id", func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
 		any("name", func(v string) bool { return strings.Contains(c.Name, strings.TrimPrefix(v, "/")) }) &&
 		any("status", func(v string) bool { return string(s.State) == v }) &&
+		any("health", func(v string) bool {
+			if c.State.Health == nil {
+				return v == string(container.NoHealthcheck)
+			}
+			return string(c.State.Health.Status) == v
+		}) &&
 		any("exited", func(v string) bool {
 			n, err := strconv.Atoi(v)
 			return err == nil && s.State == container.StateExited && c.State.ExitCode == n
@@ -148,6 +164,17 @@ func (d *Daemon) matches(c *ctr, s container.Summary, f map[string][]string) boo
 
 // allLabels reports whether labels has every "key" or "key=value" asked.
 func allLabels(labels map[string]string, want []string) bool { return backend.AllLabels(labels, want) }
+
+// containerSizes are the bytes of c's writable layer, and those with its
+// image's layers (as stored).
+func (d *Daemon) containerSizes(c *ctr) (rw, rootfs int64) {
+	rw, _ = d.snap.Usage(d.snapshotKey(c.ID))
+	rootfs = rw
+	if img, err := d.images.Get(c.Image); err == nil {
+		rootfs += d.imageSize(img)
+	}
+	return rw, rootfs
+}
 
 // summary is the `ps` line of c; c.mu is held.
 func (d *Daemon) summary(c *ctr) container.Summary {
@@ -183,7 +210,7 @@ func humanStatus(c *ctr) string {
 	st := c.State
 	switch st.Status {
 	case container.StateRunning:
-		return "Up " + units.HumanDuration(time.Since(st.StartedAt))
+		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + healthSuffix(st.Health)
 	case container.StatePaused:
 		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + " (Paused)"
 	case container.StateExited:

@@ -108,7 +108,7 @@ func (d *Daemon) start(c *ctr) (err error) {
 			return d.spec(c, root, eps)
 		},
 		IO:  task.IO{Terminal: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce},
-		Log: task.Log{Path: d.logPath(c.ID), MaxSize: maxSize, MaxFiles: maxFiles},
+		Log: task.Log{Path: d.logFile(c), MaxSize: maxSize, MaxFiles: maxFiles},
 	})
 	if err != nil {
 		return err
@@ -139,6 +139,7 @@ func (d *Daemon) start(c *ctr) (err error) {
 	}
 	exited := c.exited
 	go d.watch(c, exited, t)
+	d.startHealth(c, t, false)
 	d.containerEvent(c, events.ActionStart, nil)
 	return nil
 }
@@ -166,12 +167,27 @@ func (d *Daemon) logLimits(hc *container.HostConfig) (int64, int) {
 	return size, files
 }
 
-// jsonFileDriver is the one log driver: docker's default.
-const jsonFileDriver = "json-file"
+// The log drivers: docker's default json-file, and none (no log kept:
+// output goes to attached clients only, `logs` refuses).
+const (
+	jsonFileDriver = "json-file"
+	noLogDriver    = "none"
+)
+
+// logFile is where c's output is logged, "" for none.
+func (d *Daemon) logFile(c *ctr) string {
+	if c.HostConfig.LogConfig.Type == noLogDriver {
+		return ""
+	}
+	return d.logPath(c.ID)
+}
 
 // validateLogConfig refuses log drivers and options that the engine
 // does not have, as dockerd refuses unknown ones.
 func validateLogConfig(lc container.LogConfig) error {
+	if lc.Type == noLogDriver {
+		return nil // takes no options, and ignores them as dockerd does
+	}
 	if lc.Type != "" && lc.Type != jsonFileDriver {
 		return fmt.Errorf("logger: no log driver named '%s' is registered: %w", lc.Type, errdefs.ErrInvalidArgument)
 	}

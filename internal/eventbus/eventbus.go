@@ -100,7 +100,10 @@ func Matches(m events.Message, f map[string][]string) bool {
 			return false
 		}
 	}
-	return exact("type", string(m.Type)) && exact("event", string(m.Action)) && exact("scope", m.Scope)
+	// An action with a detail ("health_status: healthy", "exec_start: sh")
+	// matches its bare name too, as dockerd's filter does.
+	action, _, _ := strings.Cut(string(m.Action), ":")
+	return exact("type", string(m.Type)) && (exact("event", string(m.Action)) || exact("event", action)) && exact("scope", m.Scope)
 }
 
 // stripTag drops the tag of an image name (not a registry's port).

@@ -79,3 +79,12 @@ func TestBusKeepsAndFansOut(t *testing.T) {
 		c()
 	}
 }
+
+func TestEventMatchesActionWithDetail(t *testing.T) {
+	m := events.Message{Type: events.ContainerEventType, Action: "health_status: healthy", Actor: events.Actor{ID: "4f2c"}}
+	for f, want := range map[string]bool{"health_status": true, "health_status: healthy": true, "health": false, "start": false} {
+		if got := Matches(m, map[string][]string{"event": {f}}); got != want {
+			t.Errorf("event=%s: %v, want %v", f, got, want)
+		}
+	}
+}

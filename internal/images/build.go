@@ -126,16 +126,8 @@ func (s *Store) Create(conf *dockerspec.DockerOCIImage, cache bool) (*Image, err
 // DockerConfig reads an image's config with docker's fields beyond the
 // OCI ones (Healthcheck, OnBuild, Shell).
 func (s *Store) DockerConfig(id digest.Digest) (*dockerspec.DockerOCIImage, error) {
-	f, err := s.cs.Open(id)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", id.Encoded()[:12], err)
-	}
-	defer f.Close()
 	var c dockerspec.DockerOCIImage
-	if err := json.NewDecoder(f).Decode(&c); err != nil {
-		return nil, fmt.Errorf("image %s: corrupt config: %w", id, err)
-	}
-	return &c, nil
+	return &c, s.readConfig(id, &c)
 }
 
 // Unpacked tells whether the snapshots of every layer of diffIDs exist.

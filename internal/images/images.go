@@ -87,16 +87,21 @@ func FamiliarName(full string) string {
 
 // Config returns the image's config.
 func (s *Store) Config(id digest.Digest) (*ocispec.Image, error) {
+	var c ocispec.Image
+	return &c, s.readConfig(id, &c)
+}
+
+// readConfig decodes the config blob of image id into v.
+func (s *Store) readConfig(id digest.Digest, v any) error {
 	f, err := s.cs.Open(id)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", id.Encoded()[:12], err)
+		return fmt.Errorf("image %s: %w", id.Encoded()[:12], err)
 	}
 	defer f.Close()
-	var c ocispec.Image
-	if err := json.NewDecoder(f).Decode(&c); err != nil {
-		return nil, fmt.Errorf("image %s: corrupt config: %w", id, err)
+	if err := json.NewDecoder(f).Decode(v); err != nil {
+		return fmt.Errorf("image %s: corrupt config: %w", id, err)
 	}
-	return &c, nil
+	return nil
 }
 
 // Get finds an image by name, full or short ID ("sha256:abc..", "abc1").

@@ -26,6 +26,9 @@ type ExecRequest struct {
 	Stdin bool `json:"stdin,omitempty"`
 	// Meta is kept with the exec's record, for the daemon.
 	Meta json.RawMessage `json:"meta,omitempty"`
+	// Ephemeral: no record on disk, and none in memory once ExecWait has
+	// answered.
+	Ephemeral bool `json:"ephemeral,omitempty"`
 }
 
 // ExecRecord is what a monitor keeps of an exec: in memory, and in

@@ -24,6 +24,8 @@ type execState struct {
 	rec    ExecRecord // guarded by monitor.mu
 	master *os.File   // with a terminal
 	done   chan struct{}
+	// ephemeral: not saved, and forgotten once waited for.
+	ephemeral bool
 }
 
 // exec runs req's process and relays its stdio over conn until it ends;
@@ -73,7 +75,8 @@ func (m *monitor) exec(conn net.Conn, br *bufio.Reader, req ExecRequest) {
 		fail(err)
 		return
 	}
-	e := &execState{rec: ExecRecord{ID: req.ID, Pid: p.Pid(), Running: true, Meta: req.Meta}, master: st.master, done: make(chan struct{})}
+	e := &execState{rec: ExecRecord{ID: req.ID, Pid: p.Pid(), Running: true, Meta: req.Meta}, master: st.master, done: make(chan struct{}),
+		ephemeral: req.Ephemeral}
 	m.mu.Lock()
 	m.execs[req.ID] = e
 	m.mu.Unlock()
@@ -140,6 +143,9 @@ func (d *dropWriter) Write(p []byte) (int, error) {
 // saveExec writes e's record, for a daemon that asks once the monitor
 // has gone.
 func (m *monitor) saveExec(e *execState) {
+	if e.ephemeral {
+		return
+	}
 	m.mu.Lock()
 	b, _ := json.Marshal(e.rec)
 	m.mu.Unlock()
@@ -162,6 +168,9 @@ func (m *monitor) execWait(conn net.Conn, id string) {
 	<-e.done
 	m.mu.Lock()
 	b, _ := json.Marshal(e.rec)
+	if e.ephemeral {
+		delete(m.execs, id)
+	}
 	m.mu.Unlock()
 	conn.Write(b)
 }

@@ -155,8 +155,10 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, *runtime.Process, er
 		return nil, nil, err
 	}
 	opts.Stdio, opts.ConsoleConn = st.child, st.console
-	if m.log, err = jsonlog.NewWriter(m.cfg.LogPath, m.cfg.LogMaxSize, m.cfg.LogMaxFiles); err != nil {
-		return nil, nil, err
+	if m.cfg.LogPath != "" { // else the log driver is none
+		if m.log, err = jsonlog.NewWriter(m.cfg.LogPath, m.cfg.LogMaxSize, m.cfg.LogMaxFiles); err != nil {
+			return nil, nil, err
+		}
 	}
 	sock := filepath.Join(dir, socketName)
 	os.Remove(sock)
@@ -196,8 +198,10 @@ func (m *monitor) pump(outputs []*os.File) {
 
 // output logs a chunk and relays it to the attached clients.
 func (m *monitor) output(kind byte, p []byte) {
-	if err := m.log.Write(streams.Name(kind), p); err != nil {
-		fmt.Fprintf(os.Stderr, "log: %v\n", err)
+	if m.log != nil {
+		if err := m.log.Write(streams.Name(kind), p); err != nil {
+			fmt.Fprintf(os.Stderr, "log: %v\n", err)
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -222,7 +226,9 @@ func (m *monitor) run(proc *runtime.Process) error {
 	case <-m.finished:
 	case <-time.After(2 * time.Second): // something outside still holds the pipes
 	}
-	m.log.Close()
+	if m.log != nil {
+		m.log.Close()
+	}
 	exit := Exit{Code: code, At: time.Now().UTC()}
 	rt, rerr := runtime.New(m.cfg.RuntimeRoot)
 	var c *runtime.Container

@@ -280,6 +280,15 @@ func (c *Container) Pids() ([]int, error) {
 	return cg.Pids()
 }
 
+// Stats reads the counters of the container's cgroup.
+func (c *Container) Stats() (*cgroups.Stats, error) {
+	cg, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	return cg.Stats()
+}
+
 // OOMKills counts the container's processes killed for lack of memory.
 func (c *Container) OOMKills() (uint64, error) {
 	cg, err := c.cgroup()

@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/builder"
+	"github.com/tent-project/tent/internal/copier"
 	"github.com/tent-project/tent/internal/distribution"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/registry"
@@ -53,6 +54,12 @@ type Containers interface {
 	Changes(ref string) ([]container.FilesystemChange, error)
 	Export(ref string, w io.Writer) error
 	Commit(ref string, o backend.CommitOptions) (digest.Digest, error)
+	Stats(ctx context.Context, ref string, stream, oneShot bool, send func(*container.StatsResponse) error) error
+	Update(ref string, u container.UpdateConfig) ([]string, error)
+	SystemDF(types []string) (*backend.DiskUsage, error)
+	ArchiveStat(ref, path string) (container.PathStat, error)
+	ArchiveGet(ref, path string) (container.PathStat, io.ReadCloser, error)
+	ArchivePut(ref, path string, r io.Reader, o copier.PutOptions) error
 }
 
 // Execs are the exec endpoints' operations.

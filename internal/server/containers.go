@@ -48,7 +48,7 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	list, err := s.d.List(backend.ListOpts{All: boolValue(r, "all"), Limit: limit, Filters: f})
+	list, err := s.d.List(backend.ListOpts{All: boolValue(r, "all"), Limit: limit, Filters: f, Size: boolValue(r, "size")})
 	if err != nil {
 		writeError(w, err)
 		return

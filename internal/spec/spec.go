@@ -266,6 +266,23 @@ func resources(hc *container.HostConfig) *specs.LinuxResources {
 		limit := *hc.PidsLimit
 		r.Pids = &specs.LinuxPids{Limit: &limit}
 	}
+	if hc.BlkioWeight > 0 {
+		w := hc.BlkioWeight
+		r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+	}
+	return r
+}
+
+// UpdateResources are the limits of hc for a running container's cgroup
+// (docker update): its devices left alone, a pids limit taken off as
+// "max".
+func UpdateResources(hc *container.HostConfig) *specs.LinuxResources {
+	r := resources(hc)
+	r.Devices = nil
+	if hc.PidsLimit != nil && *hc.PidsLimit <= 0 {
+		unlimited := int64(-1)
+		r.Pids = &specs.LinuxPids{Limit: &unlimited}
+	}
 	return r
 }
 

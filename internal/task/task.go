@@ -22,6 +22,7 @@ package task
 
 import (
 	"context"
+	"github.com/tent-project/tent/internal/cgroups"
 	"io"
 	"syscall"
 	"time"
@@ -134,6 +135,9 @@ type ExecOpts struct {
 	// Meta (JSON) is kept with the exec (the engine's own record of it) and
 	// returned by Execs, for an engine that restarts.
 	Meta []byte
+	// Ephemeral: the task forgets the exec once ExecWait has answered
+	// (a health probe, run every few seconds for the container's life).
+	Ephemeral bool
 }
 
 // ExecStream is a running exec's stdio, as Stream is a container's; it
@@ -175,6 +179,8 @@ type Task interface {
 	Resume(ctx context.Context) error
 	// Pids lists the host PIDs of the task's processes.
 	Pids(ctx context.Context) ([]int, error)
+	// Stats reads the task's resource counters (CPU, memory, pids, I/O).
+	Stats(ctx context.Context) (*cgroups.Stats, error)
 	// Update changes the resource limits of a running task.
 	Update(ctx context.Context, r *specs.LinuxResources) error
 	// Exec starts p (its ID is id) in the running container, as a

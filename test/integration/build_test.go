@@ -8,14 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/tent-project/tent/internal/archive"
@@ -409,27 +407,7 @@ func imageTree(t *testing.T, d *dockerEngine, ref string) map[string]string {
 			t.Fatalf("layer %s: %v", l, err)
 		}
 	}
-	tree := map[string]string{}
-	filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, _ := de.Info()
-		st := fi.Sys().(*syscall.Stat_t)
-		desc := fmt.Sprintf("%s %d:%d", fi.Mode(), st.Uid, st.Gid)
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			l, _ := os.Readlink(p)
-			desc += " -> " + l
-		case fi.Mode().IsRegular():
-			c, _ := os.ReadFile(p)
-			desc += fmt.Sprintf(" %x", sha256.Sum256(c))
-		}
-		rel, _ := filepath.Rel(root, p)
-		tree[rel] = desc
-		return nil
-	})
-	return tree
+	return hostTree(t, root)
 }
 
 // TestBuildCompose: docker-compose (1.29) builds a service's image.

@@ -102,6 +102,13 @@ func startDocker(t *testing.T) *dockerEngine {
 	return d
 }
 
+// startPair starts dockerd and a tent daemon for a test that holds one to
+// the other: both by name ("docker", "tent"), and each one's busybox image.
+func startPair(t *testing.T) (d *dockerEngine, e *tentEngine, engines map[string]*dockerEngine, images map[string]string) {
+	d, e = startDocker(t), startTent(t)
+	return d, e, map[string]*dockerEngine{"docker": d, "tent": &e.dockerEngine}, map[string]string{"docker": "busybox:tent", "tent": "busybox:latest"}
+}
+
 // newImageStore makes an image store (bbolt, content store, overlay or
 // native snapshots) in a temporary directory.
 func newImageStore(t *testing.T) *images.Store {

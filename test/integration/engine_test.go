@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -602,5 +605,118 @@ func TestEngineSharedNamespaces(t *testing.T) {
 	e.must(t, "rm", "-f", "donor")
 	if _, _, code := e.runIn(nil, "run", "--rm", "--pid", "container:donor", "busybox", "true"); code == 0 {
 		t.Errorf("--pid of a removed container worked")
+	}
+}
+
+// rebootHost does to e what a reboot does: the daemon, every monitor and
+// every container process die at once, the mounts go, and the exec root
+// (a tmpfs such as /run) comes back empty; the data root stays.
+func (e *tentEngine) rebootHost(t *testing.T) {
+	t.Helper()
+	e.kill9()
+	var pids []int
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == os.Getpid() { // the test holds the daemon's log open
+			continue
+		}
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); strings.HasPrefix(l, e.dir) {
+				pids = append(pids, pid) // a monitor (or a spare) of this daemon's
+				break
+			}
+		}
+	}
+	if cg, err := cgroups.New(engineCgroupParent); err == nil {
+		filepath.WalkDir(cg.Dir("pids"), func(p string, de fs.DirEntry, err error) error {
+			if err == nil && de.Name() == "cgroup.procs" {
+				b, _ := os.ReadFile(p)
+				for _, f := range strings.Fields(string(b)) {
+					pid, _ := strconv.Atoi(f)
+					pids = append(pids, pid)
+				}
+			}
+			return nil
+		})
+	}
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	testutil.Eventually(t, func() bool {
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	// The containers' cgroups go with the host's cgroup file systems.
+	if hs, err := cgroups.V1Hierarchies(); err == nil && !cgroups.Unified() {
+		for _, h := range hs {
+			removeCgroupsBelow(filepath.Join(h.Mount, engineCgroupParent))
+		}
+	} else if cg, err := cgroups.New(engineCgroupParent); err == nil {
+		removeCgroupsBelow(cg.Dir(""))
+	}
+	execRoot := filepath.Join(e.dir, "exec")
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var mounts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], execRoot) {
+			mounts = append(mounts, f[4])
+		}
+	}
+	slices.Sort(mounts)
+	for i := len(mounts) - 1; i >= 0; i-- {
+		syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
+	if err := os.RemoveAll(execRoot); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// removeCgroupsBelow removes the (empty) cgroups under dir, deepest first.
+func removeCgroupsBelow(dir string) {
+	var dirs []string
+	filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err == nil && de.IsDir() && p != dir {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		syscall.Rmdir(dirs[i])
+	}
+}
+
+// TestEngineRestartAfterReboot: after a host reboot (simulated), the
+// daemon starts "always" and "unless-stopped" containers that were
+// running, leaves one stopped by hand and one without a policy stopped,
+// and records how the others ended.
+func TestEngineRestartAfterReboot(t *testing.T) {
+	e := startTent(t)
+	for _, c := range [][]string{{"always1", "always"}, {"unless1", "unless-stopped"}, {"stopped1", "unless-stopped"}, {"plain", "no"}} {
+		e.must(t, "run", "-d", "--name", c[0], "--network", "none", "--restart", c[1], "-v", c[0]+":/data", "busybox", "sh", "-c", "echo run >> /data/runs; exec sleep 1000")
+	}
+	e.must(t, "stop", "-t", "1", "stopped1")
+	e.rebootHost(t)
+	e.start()
+	status := func(name string) string {
+		return strings.TrimSpace(e.out("inspect", "--format", "{{.State.Status}}", name))
+	}
+	if st := status("plain"); st == "running" {
+		t.Errorf("right after the reboot, a container whose processes are gone shows %s", st)
+	}
+	runs := func(name string) string { return e.out("exec", name, "cat", "/data/runs") }
+	testutil.Eventually(t, func() bool { return runs("always1") == "run\nrun\n" && runs("unless1") == "run\nrun\n" })
+	for _, name := range []string{"stopped1", "plain"} {
+		if st := status(name); st != "exited" {
+			t.Errorf("%s after the reboot: %s, want exited", name, st)
+		}
+	}
+	if out := e.must(t, "start", "plain"); strings.TrimSpace(out) != "plain" {
+		t.Errorf("start after the reboot: %q", out)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tent-project/tent/internal/cgroups"
 	"sync"
 	"syscall"
 	"time"
@@ -141,6 +142,14 @@ func (t *Task) Pids(ctx context.Context) ([]int, error) {
 	return c.Pids()
 }
 
+func (t *Task) Stats(ctx context.Context) (*cgroups.Stats, error) {
+	c, err := t.container()
+	if err != nil {
+		return nil, err
+	}
+	return c.Stats()
+}
+
 func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
 	c, err := t.container()
 	if err != nil {
@@ -150,7 +159,7 @@ func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
 }
 
 func (t *Task) Exec(ctx context.Context, id string, p *specs.Process, o task.ExecOpts) (task.ExecStream, error) {
-	conn, err := monitor.Exec(t.paths.Dir, monitor.ExecRequest{ID: id, Process: p, Stdin: o.Stdin, Meta: o.Meta})
+	conn, err := monitor.Exec(t.paths.Dir, monitor.ExecRequest{ID: id, Process: p, Stdin: o.Stdin, Meta: o.Meta, Ephemeral: o.Ephemeral})
 	if err != nil {
 		if errors.Is(err, monitor.ErrGone) {
 			return nil, fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)

@@ -222,6 +222,10 @@ func testKillAndState(t *testing.T, rt task.Runtime) {
 	if err != nil || len(pids) != 1 || pids[0] != st.Pid {
 		t.Errorf("pids %v (%v), want [%d]", pids, err, st.Pid)
 	}
+	stats, err := tk.Stats(context.Background())
+	if err != nil || stats.Pids.Current != 1 || stats.Memory.Usage == 0 || stats.CPU.Total == 0 {
+		t.Errorf("stats of a running sleep: %+v (%v); want 1 pid, memory and CPU time used", stats, err)
+	}
 	if err := tk.Kill(context.Background(), syscall.SIGKILL, false); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+)
+
+// lifecycleFigures: `stats --no-stream` over 100 running containers, and
+// `cp` of a 100 MB tree into a container and out of it, through the
+// docker CLI for both engines (issue 17's goals: 1/5 and 1/2 of docker's
+// time).
+func (s *suite) lifecycleFigures() {
+	n := s.batch
+	for _, e := range []*engine{s.tent, s.docker} {
+		parallel(n, clients, func(int) { e.docker("run", "-d", "--network", "none", "busybox:bench", "sleep", "100000") })
+	}
+	stats := &figure{name: fmt.Sprintf("`stats --no-stream` of %d running containers", n), label: "stats --no-stream", unit: "ms",
+		ref: "docker", goal: atMostRatio(0.2)}
+	stats.tent, stats.other = interleave(s.heavyRuns*3, 1,
+		func() float64 { return ms(s.tent.timed("stats", "--no-stream")) },
+		func() float64 { return ms(s.docker.timed("stats", "--no-stream")) })
+	s.add(stats)
+	s.tent.removeAll()
+	s.docker.removeAll()
+
+	tree := filepath.Join(s.work, "cp-tree")
+	if err := cpTree(tree, s.imageMB/2); err != nil {
+		fail(err)
+	}
+	for _, e := range []*engine{s.tent, s.docker} {
+		e.docker("run", "-d", "--name", "cp-target", "--network", "none", "busybox:bench", "sleep", "100000")
+	}
+	in := &figure{name: fmt.Sprintf("`cp` of a %d MB tree into a running container", s.imageMB/2), label: "cp in", unit: "ms",
+		ref: "docker", goal: atMostRatio(0.5)}
+	copies := map[*engine]int{}
+	copyIn := func(e *engine) float64 {
+		copies[e]++ // a new directory each time: the same work for both
+		return ms(e.timed("cp", tree, fmt.Sprintf("cp-target:/in%d", copies[e])))
+	}
+	in.tent, in.other = interleave(s.heavyRuns, 1, func() float64 { return copyIn(s.tent) }, func() float64 { return copyIn(s.docker) })
+	s.add(in)
+	out := &figure{name: fmt.Sprintf("`cp` of a %d MB tree out of a running container", s.imageMB/2), label: "cp out", unit: "ms",
+		ref: "docker", goal: atMostRatio(0.5)}
+	dst := filepath.Join(s.work, "cp-out")
+	copyOut := func(e *engine) float64 {
+		os.RemoveAll(dst)
+		return ms(e.timed("cp", "cp-target:/in1", dst))
+	}
+	out.tent, out.other = interleave(s.heavyRuns, 1, func() float64 { return copyOut(s.tent) }, func() float64 { return copyOut(s.docker) })
+	s.add(out)
+	os.RemoveAll(dst)
+	os.RemoveAll(tree)
+	s.tent.removeAll()
+	s.docker.removeAll()
+}
+
+// cpTree writes mb megabytes of files: 100 directories of 10 files.
+func cpTree(dir string, mb int) error {
+	r := rand.New(rand.NewPCG(1, 2))
+	size := mb << 20 / 1000
+	buf := make([]byte, size)
+	for d := range 100 {
+		sub := filepath.Join(dir, fmt.Sprintf("d%02d", d))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			return err
+		}
+		for f := range 10 {
+			for i := range buf {
+				buf[i] = byte(r.Uint32())
+			}
+			if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%d", f)), buf, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+// Package copier copies files out of and into a container's file system
+// (docker cp, the /containers/{id}/archive endpoints).
+//
+// The container is not trusted: while a copy runs it may swap any
+// directory of the path for a symlink to "/" (CVE-2018-15664). So no path
+// of the container's is ever resolved by the daemon. The daemon opens the
+// container's root (its init's /proc/PID/root while it runs, which has its
+// volumes and binds) and hands that descriptor to a helper process, which
+// chroots into it before it reads a path: from then on every symlink and
+// ".." resolves inside the container's root, whatever the container does.
+// The helper is the daemon's binary (`tentd copier OP PATH`): one process
+// start per copy.
+package copier
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/tent-project/tent/internal/errdefs"
+)
+
+// Copier runs copies with the helper binary Bin (which calls Main for its
+// "copier" command).
+type Copier struct{ Bin string }
+
+// PutOptions are the query parameters of PUT /containers/{id}/archive.
+type PutOptions struct {
+	// NoOverwriteDirNonDir: an error rather than a directory replaced by
+	// a file or the reverse.
+	NoOverwriteDirNonDir bool
+	// CopyUIDGID: the container's user (Config.User, resolved in its
+	// /etc/passwd and /etc/group) owns what is copied in, else the
+	// archive's owners stay.
+	CopyUIDGID bool
+	User       string
+}
+
+// reply is the helper's first line on stdout.
+type reply struct {
+	Stat  *container.PathStat `json:"stat,omitempty"`
+	Error string              `json:"error,omitempty"`
+	Class string              `json:"class,omitempty"`
+}
+
+func (r reply) err() error {
+	if r.Error == "" {
+		return nil
+	}
+	return errdefs.WithClass(errors.New(r.Error), r.Class)
+}
+
+// helper is a running helper process.
+type helper struct {
+	cmd    *exec.Cmd
+	out    *bufio.Reader
+	stderr strings.Builder
+}
+
+func (c Copier) start(root *os.File, stdin io.Reader, args ...string) (*helper, error) {
+	h := &helper{cmd: exec.Command(c.Bin, append([]string{"copier"}, args...)...)}
+	h.cmd.ExtraFiles = []*os.File{root}
+	h.cmd.Stdin, h.cmd.Stderr = stdin, &h.stderr
+	out, err := h.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := h.cmd.Start(); err != nil {
+		return nil, err
+	}
+	h.out = bufio.NewReaderSize(out, 64<<10)
+	return h, nil
+}
+
+// reply reads the helper's first line.
+func (h *helper) reply() (reply, error) {
+	var r reply
+	line, err := h.out.ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &r)
+	}
+	if err != nil {
+		return r, h.wait(fmt.Errorf("copy helper: %w", err))
+	}
+	return r, nil
+}
+
+// wait reaps the helper; a failure after a good reply is its stderr.
+func (h *helper) wait(err error) error {
+	werr := h.cmd.Wait()
+	if err == nil && werr != nil {
+		err = fmt.Errorf("copy: %v: %s", werr, strings.TrimSpace(h.stderr.String()))
+	}
+	return err
+}
+
+// Stat describes path in root (HEAD /containers/{id}/archive).
+func (c Copier) Stat(root *os.File, path string) (container.PathStat, error) {
+	h, err := c.start(root, nil, "stat", path)
+	if err != nil {
+		return container.PathStat{}, err
+	}
+	r, err := h.reply()
+	if err != nil {
+		return container.PathStat{}, err
+	}
+	if err := h.wait(r.err()); err != nil {
+		return container.PathStat{}, err
+	}
+	return *r.Stat, nil
+}
+
+// Get describes path in root and streams it as a tar (GET
+// /containers/{id}/archive). Close the stream to reap the helper; its
+// error is a failure half-way.
+func (c Copier) Get(root *os.File, path string) (container.PathStat, io.ReadCloser, error) {
+	h, err := c.start(root, nil, "get", path)
+	if err != nil {
+		return container.PathStat{}, nil, err
+	}
+	r, err := h.reply()
+	if err != nil {
+		return container.PathStat{}, nil, err
+	}
+	if err := r.err(); err != nil {
+		return container.PathStat{}, nil, h.wait(err)
+	}
+	return *r.Stat, &stream{h: h}, nil
+}
+
+type stream struct{ h *helper }
+
+func (s *stream) Read(p []byte) (int, error) { return s.h.out.Read(p) }
+
+func (s *stream) Close() error {
+	_, _ = io.Copy(io.Discard, s.h.out) // a reader that stops early
+	return s.h.wait(nil)
+}
+
+// Put extracts the tar r into the directory dir of root (PUT
+// /containers/{id}/archive).
+func (c Copier) Put(root *os.File, dir string, r io.Reader, o PutOptions) error {
+	args := []string{"put", dir}
+	if o.NoOverwriteDirNonDir {
+		args = append(args, "--no-overwrite-dir-non-dir")
+	}
+	if o.CopyUIDGID && o.User != "" {
+		args = append(args, "--owner", o.User)
+	}
+	h, err := c.start(root, r, args...)
+	if err != nil {
+		return err
+	}
+	rep, err := h.reply()
+	if err != nil {
+		return err
+	}
+	return h.wait(rep.err())
+}

@@ -1,0 +1,234 @@
+package daemon
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/tent-project/tent/internal/copier"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/snapshot"
+	"golang.org/x/sys/unix"
+)
+
+// The archive endpoints (docker cp). The container's paths are resolved
+// by a helper chrooted into its root, never here: see internal/copier.
+
+// copier runs the helper from the daemon's own binary (tentd copier ...):
+// not the monitor's, which every container start runs and which must stay
+// free of the archive code's dependencies (and their init costs).
+func (d *Daemon) copier() copier.Copier {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	return copier.Copier{Bin: exe}
+}
+
+// ArchiveStat is HEAD /containers/{id}/archive.
+func (d *Daemon) ArchiveStat(ref, path string) (container.PathStat, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return container.PathStat{}, err
+	}
+	var st container.PathStat
+	err = d.withRoot(c, func(root *os.File) error {
+		st, err = d.copier().Stat(root, path)
+		return err
+	})
+	return st, d.copyError(c, path, err)
+}
+
+// ArchiveGet is GET /containers/{id}/archive: the path's stat and a tar
+// of it, to be closed.
+func (d *Daemon) ArchiveGet(ref, path string) (container.PathStat, io.ReadCloser, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return container.PathStat{}, nil, err
+	}
+	root, release, err := d.openRoot(c)
+	if err != nil {
+		return container.PathStat{}, nil, err
+	}
+	st, tr, err := d.copier().Get(root, path)
+	root.Close()
+	if err != nil {
+		release()
+		return st, nil, d.copyError(c, path, err)
+	}
+	d.containerEvent(c, events.ActionArchivePath, map[string]string{"path": path})
+	return st, &releasing{ReadCloser: tr, release: release}, nil
+}
+
+type releasing struct {
+	io.ReadCloser
+	release func()
+}
+
+func (r *releasing) Close() error {
+	err := r.ReadCloser.Close()
+	r.release()
+	return err
+}
+
+// ArchivePut is PUT /containers/{id}/archive: the tar r extracted into
+// the directory path.
+func (d *Daemon) ArchivePut(ref, path string, r io.Reader, o copier.PutOptions) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	o.User = c.Config.User
+	c.mu.Unlock()
+	err = d.withRoot(c, func(root *os.File) error {
+		return d.copier().Put(root, path, r, o)
+	})
+	if err != nil {
+		return d.copyError(c, path, err)
+	}
+	d.containerEvent(c, events.ActionExtractToDir, map[string]string{"path": path})
+	return nil
+}
+
+// copyError names the container in a missing path's error, as dockerd.
+func (d *Daemon) copyError(c *ctr, path string, err error) error {
+	if err != nil && errdefs.IsNotFound(err) {
+		return fmt.Errorf("Could not find the file %s in container %s: %w", path, c.Name, errdefs.ErrNotFound)
+	}
+	return err
+}
+
+func (d *Daemon) withRoot(c *ctr, fn func(root *os.File) error) error {
+	root, release, err := d.openRoot(c)
+	if err != nil {
+		return err
+	}
+	defer release()
+	defer root.Close()
+	return fn(root)
+}
+
+// openRoot opens what c's processes see as "/": its init's root while it
+// runs (volumes, binds and tmpfs mounts included), else its file system
+// mounted with its volumes and binds on a view of the daemon's, which
+// release unmounts. A stopped container's lock is held until release, so
+// that it does not start on a half-copied file system (docker holds it
+// for any copy).
+func (d *Daemon) openRoot(c *ctr) (*os.File, func(), error) {
+	c.mu.Lock()
+	if pid := c.State.Pid; c.State.Status == container.StateRunning || c.State.Status == container.StatePaused {
+		root, err := os.OpenFile(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		// The pid is the container's only while it runs: checked again
+		// with the root open (an init that died in between is a stopped
+		// container now).
+		still := c.State.Pid == pid && (c.State.Status == container.StateRunning || c.State.Status == container.StatePaused)
+		c.mu.Unlock()
+		if err != nil || !still {
+			if root != nil {
+				root.Close()
+			}
+			return nil, nil, fmt.Errorf("container %s stopped during the copy: %w", c.ID, errdefs.ErrConflict)
+		}
+		return root, func() {}, nil
+	}
+	if c.State.Status == container.StateRemoving || c.State.Status == container.StateDead {
+		c.mu.Unlock()
+		return nil, nil, fmt.Errorf("container %s is being removed: %w", c.ID, errdefs.ErrConflict)
+	}
+	root, release, err := d.mountStopped(c)
+	if err != nil {
+		c.mu.Unlock()
+		return nil, nil, err
+	}
+	return root, func() { release(); c.mu.Unlock() }, nil
+}
+
+// mountStopped mounts c's file system and its volumes and binds on a
+// fresh directory; c.mu is held.
+func (d *Daemon) mountStopped(c *ctr) (*os.File, func(), error) {
+	ms, err := d.snap.Mounts(d.snapshotKey(c.ID))
+	if err != nil {
+		return nil, nil, err
+	}
+	dir := filepath.Join(d.cfg.ExecRoot, "views")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	mnt, err := os.MkdirTemp(dir, "copy-")
+	if err != nil {
+		return nil, nil, err
+	}
+	volumesUp := false
+	release := func() {
+		unix.Unmount(mnt, unix.MNT_DETACH) // the root and every mount below it
+		os.Remove(mnt)
+		if volumesUp {
+			d.releaseVolumes(c)
+		}
+	}
+	fail := func(err error) (*os.File, func(), error) {
+		release()
+		return nil, nil, err
+	}
+	if err := snapshot.MountAll(ms, mnt); err != nil {
+		os.Remove(mnt)
+		return nil, nil, err
+	}
+	if err := d.mountVolumes(c); err != nil {
+		return fail(err)
+	}
+	volumesUp = true
+	binds, err := d.specMounts(c)
+	if err != nil {
+		return fail(err)
+	}
+	for _, m := range binds {
+		if err := bindInto(mnt, m.Source, m.Destination, m.Options); err != nil {
+			return fail(fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err))
+		}
+	}
+	root, err := os.OpenFile(mnt, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	return root, release, nil
+}
+
+// bindInto binds src at dest inside root (dest resolved in root, made if
+// missing), read-only if opts say so. Nothing of the container's runs
+// while it is stopped, so the resolution cannot race it.
+func bindInto(root, src, dest string, opts []string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	target, err := securejoin.SecureJoin(root, dest)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		err = os.MkdirAll(target, 0o755)
+	} else if err = os.MkdirAll(filepath.Dir(target), 0o755); err == nil {
+		var f *os.File
+		if f, err = os.OpenFile(target, os.O_CREATE|unix.O_NOFOLLOW, 0o644); err == nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	for _, o := range opts {
+		if o == "ro" {
+			return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package daemon
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/volume"
+	"github.com/opencontainers/go-digest"
+	"github.com/tent-project/tent/internal/backend"
+	"github.com/tent-project/tent/internal/errdefs"
+)
+
+// SystemDF answers what is asked (types: "container", "image",
+// "volume", "build-cache"; all when empty).
+func (d *Daemon) SystemDF(types []string) (*backend.DiskUsage, error) {
+	for _, t := range types {
+		if !slices.Contains([]string{"container", "image", "volume", "build-cache"}, t) {
+			return nil, fmt.Errorf("invalid type: %s: %w", t, errdefs.ErrInvalidArgument)
+		}
+	}
+	want := func(t string) bool { return len(types) == 0 || slices.Contains(types, t) }
+	du := &backend.DiskUsage{Images: []image.Summary{}, Containers: []container.Summary{}, Volumes: []volume.Volume{}, BuildCache: []build.CacheRecord{}}
+	if want("image") || want("build-cache") {
+		if err := d.imageUsage(du, want("image"), want("build-cache")); err != nil {
+			return nil, err
+		}
+	}
+	if want("container") {
+		list, err := d.List(backend.ListOpts{All: true, Size: true})
+		if err != nil {
+			return nil, err
+		}
+		du.Containers = list
+	}
+	if want("volume") {
+		vols, err := d.VolumeList(nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vols.Volumes {
+			v.UsageData = &volume.UsageData{Size: d.vols.Size(v.Name), RefCount: int64(len(d.volumeUsers(v.Name)))}
+			du.Volumes = append(du.Volumes, v)
+		}
+	}
+	return du, nil
+}
+
+// imageUsage fills in the images and the build cache.
+func (d *Daemon) imageUsage(du *backend.DiskUsage, imgs, cache bool) error {
+	all, err := d.images.List()
+	if err != nil {
+		return err
+	}
+	users := map[digest.Digest]int{} // images per layer
+	for _, img := range all {
+		for _, l := range img.Layers {
+			users[l]++
+		}
+	}
+	size := func(l digest.Digest) int64 { n, _ := d.content.Size(l); return n }
+	for l := range users {
+		du.LayersSize += size(l)
+	}
+	if !imgs {
+		du.LayersSize = 0
+	}
+	list, err := d.ImageList(true, nil)
+	if err != nil {
+		return err
+	}
+	byID := map[string]image.Summary{}
+	for _, s := range list {
+		byID[s.ID] = s
+	}
+	for _, img := range all {
+		var shared int64
+		for _, l := range img.Layers {
+			if users[l] > 1 {
+				shared += size(l)
+			}
+		}
+		s := byID[img.ID.String()]
+		s.SharedSize = shared
+		switch {
+		case isCache(img) && cache:
+			_, used := d.imageInUse(img.ID)
+			du.BuildCache = append(du.BuildCache, build.CacheRecord{ID: img.ID.Encoded()[:12], Type: "regular",
+				Description: "build step", InUse: used, Shared: shared > 0, Size: s.Size - shared, CreatedAt: img.Created})
+		case !isCache(img) && imgs:
+			du.Images = append(du.Images, s)
+		}
+	}
+	return nil
+}

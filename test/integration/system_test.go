@@ -1,0 +1,97 @@
+package integration
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tent-project/tent/internal/testutil"
+)
+
+// dfCounts is `system df` without its sizes: type, total, active.
+func dfCounts(t *testing.T, d *dockerEngine) []string {
+	t.Helper()
+	return strings.Split(strings.TrimSpace(d.must(t, "system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}")), "\n")
+}
+
+// TestSystemDFAndPrune: the same containers, images and volumes on
+// dockerd and tent give the same counts in `system df`, and `system
+// prune` removes the same things.
+func TestSystemDFAndPrune(t *testing.T) {
+	d, e, engines, images := startPair(t)
+	extra := filepath.Join(t.TempDir(), "extra.tar")
+	root := filepath.Join(t.TempDir(), "root")
+	testutil.BusyboxRootfs(t, root)
+	if out, err := exec.Command("sh", "-c", "echo extra > "+root+"/extra && tar -C "+root+" -cf "+extra+" .").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	for name, en := range engines {
+		en.must(t, "import", extra, "extra:1")
+		en.must(t, "run", "-d", "--name", "keep", "--network", "none", "-v", "kept:/kept", images[name], "sleep", "1000")
+		en.must(t, "run", "--name", "gone", "--network", "none", images[name], "dd", "if=/dev/zero", "of=/f", "bs=1k", "count=1024")
+		en.must(t, "run", "--name", "anon", "--network", "none", "-v", "/data", images[name], "true")
+		en.must(t, "rm", "anon") // its anonymous volume stays
+	}
+	if got, want := dfCounts(t, &e.dockerEngine), dfCounts(t, d); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("system df:\ntent   %q\ndocker %q", got, want)
+	}
+	if out := e.must(t, "system", "df", "--format", "{{.Type}} {{.Size}}"); !strings.Contains(out, "Containers 1.04") && !strings.Contains(out, "Containers 1.05") {
+		t.Errorf("a container that wrote 1 MiB: %s", out)
+	}
+	if out := e.must(t, "system", "df", "-v"); !strings.Contains(out, "Images space usage") || !strings.Contains(out, "kept") || !strings.Contains(out, "gone") {
+		t.Errorf("system df -v:\n%s", out)
+	}
+
+	for name, en := range engines {
+		out := en.must(t, "system", "prune", "-f")
+		if !strings.Contains(out, "Deleted Containers:") || !strings.Contains(out, "Total reclaimed space:") {
+			t.Errorf("%s: system prune:\n%s", name, out)
+		}
+		if ps := strings.Fields(en.must(t, "ps", "-a", "--format", "{{.Names}}")); len(ps) != 1 || ps[0] != "keep" {
+			t.Errorf("%s: after system prune: %v", name, ps)
+		}
+		en.must(t, "system", "prune", "-f", "-a", "--volumes")
+		if imgs := en.must(t, "images", "--format", "{{.Repository}}"); strings.Contains(imgs, "extra") {
+			t.Errorf("%s: prune -a left an unused image:\n%s", name, imgs)
+		}
+		if vols := strings.Fields(en.must(t, "volume", "ls", "-q")); len(vols) != 1 || vols[0] != "kept" {
+			t.Errorf("%s: prune --volumes left %v, want the used volume only", name, vols)
+		}
+	}
+	if got, want := dfCounts(t, &e.dockerEngine), dfCounts(t, d); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("system df after the prunes:\ntent   %q\ndocker %q", got, want)
+	}
+
+	t.Run("tent CLI", func(t *testing.T) {
+		tent := func(args ...string) (string, string, int) {
+			return capture(t, exec.Command(tentBin(), append([]string{"-H", e.host}, args...)...), nil)
+		}
+		out, errOut, code := tent("system", "df")
+		if code != 0 || !strings.HasPrefix(out, "TYPE") || !strings.Contains(out, "Local Volumes") {
+			t.Errorf("tent system df: %d %q %s", code, out, errOut)
+		}
+		e.must(t, "run", "--name", "gone2", "--network", "none", "busybox", "true")
+		out, errOut, code = tent("system", "prune", "-f")
+		if code != 0 || !strings.Contains(out, "Deleted Containers:") {
+			t.Errorf("tent system prune: %d %q %s", code, out, errOut)
+		}
+	})
+}
+
+// TestLogDriverNone: output reaches an attached client, nothing is kept,
+// and logs says so, as with dockerd.
+func TestLogDriverNone(t *testing.T) {
+	_, _, engines, images := startPair(t)
+	for name, en := range engines {
+		if out := en.must(t, "run", "--name", "quiet", "--network", "none", "--log-driver", "none", images[name], "echo", "hi"); out != "hi\n" {
+			t.Errorf("%s: attached output %q", name, out)
+		}
+		if out, code := en.run("logs", "quiet"); code == 0 || !strings.Contains(out, "configured logging driver does not support reading") {
+			t.Errorf("%s: logs of a none-driver container: %d %q", name, code, out)
+		}
+		if out := en.must(t, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}|{{.LogPath}}", "quiet"); out != "none|\n" {
+			t.Errorf("%s: inspect %q", name, out)
+		}
+	}
+}
