@@ -134,9 +134,11 @@ func (e *engine) daemonPids() []int {
 }
 
 func (e *engine) stop() {
-	// Containers outlive their daemon (tent's by design): an interrupted
-	// run removes what the figure in progress made first.
+	// Containers outlive their daemon (tent's by design), and networks'
+	// bridges too: an interrupted run removes what the figure in progress
+	// made first.
 	e.removeAll()
+	e.try("network", "prune", "-f")
 	e.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { e.cmd.Wait(); close(done) }()

@@ -4,8 +4,9 @@
 // The container is not trusted: while a copy runs it may swap any
 // directory of the path for a symlink to "/" (CVE-2018-15664). So no path
 // of the container's is ever resolved by the daemon. The daemon opens the
-// container's root (its init's /proc/PID/root while it runs, which has its
-// volumes and binds) and hands that descriptor to a helper process, which
+// container's root (through its task, task.RootOpener, while it runs: the
+// init's root, with its volumes and binds) and hands that descriptor to a
+// helper process, which
 // chroots into it before it reads a path: from then on every symlink and
 // ".." resolves inside the container's root, whatever the container does.
 // The helper is the daemon's binary (`tentd copier OP PATH`): one process

@@ -368,10 +368,7 @@ func validateHostConfig(hc *container.HostConfig) error {
 	}
 	for _, m := range []struct{ what, mode string }{{"PID", string(hc.PidMode)}, {"IPC", string(hc.IpcMode)}, {"UTS", string(hc.UTSMode)}} {
 		other, isContainer := strings.CutPrefix(m.mode, "container:")
-		if m.what == "IPC" && isContainer && other != "" {
-			return fmt.Errorf("--ipc container:NAME is not supported yet: %w", errdefs.ErrNotImplemented)
-		}
-		ok := m.mode == "" || m.mode == "host" || isContainer && other != "" && m.what == "PID" ||
+		ok := m.mode == "" || m.mode == "host" || isContainer && other != "" && m.what != "UTS" ||
 			m.what == "IPC" && (m.mode == "private" || m.mode == "shareable" || m.mode == "none")
 		if !ok {
 			return fmt.Errorf("invalid %s mode: %s: %w", m.what, m.mode, errdefs.ErrInvalidArgument)
@@ -529,6 +526,7 @@ func (d *Daemon) restore() (boot []string, err error) {
 			}
 			// Never started, or ended: what is left of its task goes.
 			rt.Cleanup(ctx, r.ID, d.paths(r.ID))
+			d.releaseShm(c)
 			if restartOnBoot(c) {
 				boot = append(boot, r.ID)
 			}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/tent-project/tent/internal/copier"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/task"
 	"golang.org/x/sys/unix"
 )
 
@@ -121,18 +123,15 @@ func (d *Daemon) withRoot(c *ctr, fn func(root *os.File) error) error {
 // for any copy).
 func (d *Daemon) openRoot(c *ctr) (*os.File, func(), error) {
 	c.mu.Lock()
-	if pid := c.State.Pid; c.State.Status == container.StateRunning || c.State.Status == container.StatePaused {
-		root, err := os.OpenFile(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		// The pid is the container's only while it runs: checked again
-		// with the root open (an init that died in between is a stopped
-		// container now).
-		still := c.State.Pid == pid && (c.State.Status == container.StateRunning || c.State.Status == container.StatePaused)
+	if c.State.Status == container.StateRunning || c.State.Status == container.StatePaused {
+		ro, ok := c.task.(task.RootOpener)
 		c.mu.Unlock()
-		if err != nil || !still {
-			if root != nil {
-				root.Close()
-			}
-			return nil, nil, fmt.Errorf("container %s stopped during the copy: %w", c.ID, errdefs.ErrConflict)
+		if !ok {
+			return nil, nil, fmt.Errorf("copying into or out of a running container of this runtime: %w", errdefs.ErrNotImplemented)
+		}
+		root, err := ro.OpenRoot(context.TODO())
+		if err != nil {
+			return nil, nil, err
 		}
 		return root, func() {}, nil
 	}

@@ -80,6 +80,7 @@ func (d *Daemon) start(c *ctr) (err error) {
 	defer func() {
 		if err != nil {
 			d.releaseNetworks(c)
+			d.releaseShm(c)
 			if volumesUp {
 				d.releaseVolumes(c)
 			}
@@ -227,6 +228,7 @@ func (d *Daemon) watch(c *ctr, exited chan struct{}, t task.Task) {
 	}
 	d.releaseVolumes(c)
 	d.releaseNetworks(c)
+	d.releaseShm(c)
 	c.State.Status = container.StateExited
 	c.State.Pid = 0
 	c.State.ExitCode = exit.Code

@@ -15,6 +15,7 @@ import (
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/spec"
+	"golang.org/x/sys/unix"
 )
 
 // spec makes the OCI runtime spec of a container whose root file system
@@ -46,6 +47,9 @@ func (d *Daemon) spec(c *ctr, rootfs string, eps []*network.Endpoint) (*specs.Sp
 			return nil, err
 		}
 	}
+	if in.IPCNamespace, in.Shm, err = d.ipcShare(c); err != nil {
+		return nil, err
+	}
 	if c.HostConfig.NetworkMode.IsContainer() {
 		if in.NetNS, err = d.donorNamespace(c.HostConfig.NetworkMode.ConnectedContainer(), "net", "network"); err != nil {
 			return nil, err
@@ -71,6 +75,60 @@ func (d *Daemon) donorNamespace(ref, kind, what string) (string, error) {
 		return "", fmt.Errorf("cannot join %s of a non running container: %s: %w", what, ref, errdefs.ErrConflict)
 	}
 	return fmt.Sprintf("/proc/%d/ns/%s", pid, kind), nil
+}
+
+// shmDir is where the /dev/shm of a shareable IPC container is mounted:
+// a tmpfs of the daemon's, outside the container, which the containers
+// that join its IPC namespace bind too (a mount of the container's own
+// namespace could not be bound into another's).
+func (d *Daemon) shmDir(id string) string { return filepath.Join(d.execDir(id), "shm") }
+
+// ipcShare is the IPC namespace to join and the /dev/shm to bind for c:
+// a donor's for --ipc container:NAME (which must run, and be shareable,
+// as dockerd asks), its own tmpfs (mounted here) when shareable.
+func (d *Daemon) ipcShare(c *ctr) (ns, shm string, err error) {
+	mode := c.HostConfig.IpcMode
+	if other, ok := strings.CutPrefix(string(mode), "container:"); ok && other != "" {
+		donor, err := d.get(other)
+		if err != nil {
+			return "", "", err
+		}
+		donor.mu.Lock()
+		shareable, running, pid := donor.HostConfig.IpcMode == "shareable", donor.running(), donor.State.Pid
+		donor.mu.Unlock()
+		if !running {
+			return "", "", fmt.Errorf("can't join IPC of container %s: container %s is not running: %w", donor.ID, donor.ID, errdefs.ErrConflict)
+		}
+		ns = fmt.Sprintf("/proc/%d/ns/ipc", pid)
+		if !shareable {
+			return "", "", fmt.Errorf("cannot join IPC of container %s: non-shareable IPC (hint: use IpcMode:shareable for the donor container): %w", other, errdefs.ErrInvalidArgument)
+		}
+		return ns, d.shmDir(donor.ID), nil
+	}
+	if mode != "shareable" {
+		return "", "", nil
+	}
+	dir := d.shmDir(c.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	size := c.HostConfig.ShmSize
+	if size <= 0 {
+		size = 64 << 20
+	}
+	unix.Unmount(dir, unix.MNT_DETACH) // a last run's, if any
+	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, fmt.Sprintf("mode=1777,size=%d", size)); err != nil {
+		return "", "", fmt.Errorf("shareable /dev/shm: %w", err)
+	}
+	return "", dir, nil
+}
+
+// releaseShm unmounts a shareable container's /dev/shm once it has
+// stopped (joined containers keep it alive for as long as they hold it).
+func (d *Daemon) releaseShm(c *ctr) {
+	if c.HostConfig.IpcMode == "shareable" {
+		unix.Unmount(d.shmDir(c.ID), unix.MNT_DETACH)
+	}
 }
 
 // useInit tells whether a container runs an init as PID 1: its own

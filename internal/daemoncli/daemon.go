@@ -192,7 +192,10 @@ func runDaemon(o *daemonOpts) error {
 		return err
 	}
 	defer d.Close()
-	srv := &http.Server{Handler: server.New(d, version.Version, log), ReadHeaderTimeout: 30 * time.Second}
+	// IdleTimeout: a client that keeps connections open without using them
+	// (one http.Client per request, say) does not pile up descriptors in
+	// the daemon; streams (attach, logs -f, events) are requests, not idle.
+	srv := &http.Server{Handler: server.New(d, version.Version, log), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute}
 	var listeners []net.Listener
 	for _, h := range o.Hosts {
 		l, err := listen(h, o)

@@ -36,8 +36,11 @@ type Container struct {
 	// Init is an init binary to run as PID 1 ("": none).
 	Init string
 	// PIDNamespace is the namespace file of --pid container:NAME's
-	// container.
-	PIDNamespace string
+	// container; IPCNamespace the same for --ipc container:NAME.
+	PIDNamespace, IPCNamespace string
+	// Shm is a host directory (a tmpfs the engine keeps) bound at
+	// /dev/shm: a shareable IPC container's own, or its donor's.
+	Shm string
 	// NetNS is a network namespace the engine made and wired for the
 	// container (its networks), to join instead of making a new one;
 	// "": a new one (loopback only), unless the network mode is host.
@@ -134,7 +137,7 @@ func Build(c Container) (*specs.Spec, error) {
 			}
 		}
 	}
-	if err := shareNamespaces(s, hc, c.PIDNamespace); err != nil {
+	if err := shareNamespaces(s, hc, c); err != nil {
 		return nil, err
 	}
 	lx.Sysctl = hc.Sysctls
@@ -152,7 +155,7 @@ func Build(c Container) (*specs.Spec, error) {
 
 	if hc.ShmSize > 0 {
 		for i, m := range s.Mounts {
-			if m.Destination == "/dev/shm" {
+			if m.Destination == "/dev/shm" && m.Type == "tmpfs" { // a shared one has its size already
 				s.Mounts[i].Options = append(slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return strings.HasPrefix(o, "size=") }),
 					"size="+strconv.FormatInt(hc.ShmSize, 10))
 			}
@@ -300,12 +303,12 @@ func nofileLimit() specs.POSIXRlimit {
 
 // shareNamespaces applies --pid, --ipc and --uts as docker does: "host"
 // leaves the namespace to the host's (with the host's IPC namespace the
-// container gets the host's /dev/shm too), --pid container:NAME joins a
-// running container's (pidNS, its namespace file, found by the engine),
-// --ipc none has no /dev/shm. (--ipc container:NAME
-// is refused at create: sharing /dev/shm needs a tmpfs the daemon keeps
-// outside the donor, docker's "shareable", which tent does not make yet.)
-func shareNamespaces(s *specs.Spec, hc *container.HostConfig, pidNS string) error {
+// container gets the host's /dev/shm too), --pid container:NAME and --ipc
+// container:NAME join a running container's namespace (its namespace
+// file, found by the engine; with the donor's /dev/shm), "shareable" has
+// a /dev/shm the engine keeps outside the container (c.Shm) for others to
+// share, --ipc none has no /dev/shm.
+func shareNamespaces(s *specs.Spec, hc *container.HostConfig, c Container) error {
 	for _, m := range []struct {
 		typ  specs.LinuxNamespaceType
 		what string // docker's word in errors
@@ -317,6 +320,8 @@ func shareNamespaces(s *specs.Spec, hc *container.HostConfig, pidNS string) erro
 	} {
 		other, isContainer := strings.CutPrefix(m.mode, "container:")
 		switch {
+		case m.typ == specs.IPCNamespace && m.mode == "shareable" && c.Shm != "":
+			bindShm(s, c.Shm)
 		case m.mode == "" || m.typ == specs.IPCNamespace && (m.mode == "private" || m.mode == "shareable"):
 		case m.typ == specs.IPCNamespace && m.mode == "none":
 			s.Mounts = slices.DeleteFunc(s.Mounts, func(mt specs.Mount) bool { return mt.Destination == "/dev/shm" })
@@ -328,13 +333,20 @@ func shareNamespaces(s *specs.Spec, hc *container.HostConfig, pidNS string) erro
 			case specs.IPCNamespace:
 				bindShm(s, "/dev/shm")
 			}
-		case isContainer && other != "" && m.typ == specs.PIDNamespace:
-			if pidNS == "" {
-				return fmt.Errorf("--pid container:%s: no namespace to join: %w", other, errdefs.ErrInvalidArgument)
+		case isContainer && other != "" && (m.typ == specs.PIDNamespace || m.typ == specs.IPCNamespace):
+			ns := c.PIDNamespace
+			if m.typ == specs.IPCNamespace {
+				ns = c.IPCNamespace
+				if c.Shm != "" {
+					bindShm(s, c.Shm)
+				}
+			}
+			if ns == "" {
+				return fmt.Errorf("--%s container:%s: no namespace to join: %w", strings.ToLower(m.what), other, errdefs.ErrInvalidArgument)
 			}
 			for i, n := range s.Linux.Namespaces {
 				if n.Type == m.typ {
-					s.Linux.Namespaces[i].Path = pidNS
+					s.Linux.Namespaces[i].Path = ns
 				}
 			}
 		default:

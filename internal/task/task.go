@@ -22,12 +22,13 @@ package task
 
 import (
 	"context"
-	"github.com/tent-project/tent/internal/cgroups"
 	"io"
+	"os"
 	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/snapshot"
 )
 
@@ -154,6 +155,12 @@ type ExecState struct {
 	Running  bool
 	ExitCode int
 	Meta     []byte
+}
+
+// RootOpener is a Task whose processes' root the engine can open, with
+// every mount of theirs below it (docker cp; see internal/copier).
+type RootOpener interface {
+	OpenRoot(ctx context.Context) (*os.File, error)
 }
 
 // Task is one run of a container.

@@ -608,6 +608,42 @@ func TestEngineSharedNamespaces(t *testing.T) {
 	}
 }
 
+// TestEngineShareableIPC: --ipc shareable and --ipc container:NAME as
+// dockerd has them: the joiner is in the donor's IPC namespace and sees
+// its /dev/shm; a private donor or a stopped one is refused with
+// dockerd's words; the donor's /dev/shm goes when it stops.
+func TestEngineShareableIPC(t *testing.T) {
+	_, e, engines, images := startPair(t)
+	for name, en := range engines {
+		en.must(t, "run", "-d", "--name", "donor", "--network", "none", "--ipc", "shareable", "--shm-size", "8m", images[name], "sh", "-c",
+			"echo shared > /dev/shm/x; exec sleep 1000")
+		en.must(t, "run", "-d", "--name", "private", "--network", "none", images[name], "sleep", "1000")
+		waitFile(t, en, "donor", "/dev/shm/x")
+		donorNS := strings.TrimSpace(en.must(t, "exec", "donor", "readlink", "/proc/self/ns/ipc"))
+		out := en.must(t, "run", "--rm", "--network", "none", "--ipc", "container:donor", images[name], "sh", "-c",
+			"readlink /proc/self/ns/ipc; cat /dev/shm/x; echo back > /dev/shm/y; df -k /dev/shm | tail -1 | awk '{print $2}'")
+		if want := donorNS + "\nshared\n8192\n"; out != want {
+			t.Errorf("%s: --ipc container:donor: %q, want %q", name, out, want)
+		}
+		if got := en.must(t, "exec", "donor", "cat", "/dev/shm/y"); got != "back\n" {
+			t.Errorf("%s: the donor sees the joiner's file: %q", name, got)
+		}
+		if _, errOut, code := en.runIn(nil, "run", "--rm", "--network", "none", "--ipc", "container:private", images[name], "true"); code == 0 ||
+			!strings.Contains(errOut, "non-shareable IPC") {
+			t.Errorf("%s: joining a private donor: %d %s", name, code, errOut)
+		}
+		en.must(t, "stop", "-t", "1", "donor")
+		if _, errOut, code := en.runIn(nil, "run", "--rm", "--network", "none", "--ipc", "container:donor", images[name], "true"); code == 0 ||
+			!strings.Contains(errOut, "is not running") {
+			t.Errorf("%s: joining a stopped donor: %d %s", name, code, errOut)
+		}
+	}
+	id := strings.TrimSpace(e.must(t, "inspect", "-f", "{{.Id}}", "donor"))
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), filepath.Join(e.dir, "exec", "containers", id, "shm")+" ") {
+		t.Error("the stopped donor's /dev/shm is still mounted")
+	}
+}
+
 // rebootHost does to e what a reboot does: the daemon, every monitor and
 // every container process die at once, the mounts go, and the exec root
 // (a tmpfs such as /run) comes back empty; the data root stays.

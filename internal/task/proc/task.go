@@ -4,17 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tent-project/tent/internal/cgroups"
+	"os"
 	"sync"
 	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
+	"golang.org/x/sys/unix"
 )
 
 // Task is a container under its monitor.
@@ -140,6 +142,21 @@ func (t *Task) Pids(ctx context.Context) ([]int, error) {
 		return nil, err
 	}
 	return c.Pids()
+}
+
+// OpenRoot implements task.RootOpener: the init's root, checked to be
+// the task's own (a pid reused after the init died would be another's).
+func (t *Task) OpenRoot(ctx context.Context) (*os.File, error) {
+	root, err := os.OpenFile(fmt.Sprintf("/proc/%d/root", t.pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
+	}
+	var got, want unix.Stat_t
+	if unix.Fstat(int(root.Fd()), &got) != nil || unix.Stat(rootOf(t.paths), &want) != nil || got.Dev != want.Dev || got.Ino != want.Ino {
+		root.Close()
+		return nil, fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
+	}
+	return root, nil
 }
 
 func (t *Task) Stats(ctx context.Context) (*cgroups.Stats, error) {

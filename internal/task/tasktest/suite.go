@@ -226,11 +226,29 @@ func testKillAndState(t *testing.T, rt task.Runtime) {
 	if err != nil || stats.Pids.Current != 1 || stats.Memory.Usage == 0 || stats.CPU.Total == 0 {
 		t.Errorf("stats of a running sleep: %+v (%v); want 1 pid, memory and CPU time used", stats, err)
 	}
+	ro, canOpen := tk.(task.RootOpener)
+	if canOpen {
+		root, err := ro.OpenRoot(context.Background())
+		if err != nil {
+			t.Fatalf("open the root of a running task: %v", err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(root.Fd()), "bin/sleep", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Errorf("the opened root lacks the fixture's bin/sleep: %v", err)
+		}
+		root.Close()
+	}
 	if err := tk.Kill(context.Background(), syscall.SIGKILL, false); err != nil {
 		t.Fatal(err)
 	}
 	if e := wait(t, tk); e.Code != 137 {
 		t.Errorf("exit code of a killed task %d, want 137", e.Code)
+	}
+	if canOpen {
+		if root, err := ro.OpenRoot(context.Background()); err == nil {
+			root.Close()
+			t.Error("the root of an ended task opened")
+		}
 	}
 }
 

@@ -1,3 +1,5 @@
+// Resources: what containers use (stats, system df) and may use (update).
+
 package server
 
 import (
