@@ -230,7 +230,8 @@ func (d *Daemon) Logs(ctx context.Context, ref string, o backend.LogOpts, ready 
 		defer t.Stop()
 		until = t.C
 	}
-	ro.Tail = -1
+	fl := jsonlog.NewFollower(path, offset, ro)
+	defer fl.Close()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -244,7 +245,7 @@ func (d *Daemon) Logs(ctx context.Context, ref string, o backend.LogOpts, ready 
 			done = true
 		case <-tick.C:
 		}
-		entries, offset, err = jsonlog.ReadFrom(path, offset, ro)
+		entries, err := fl.Next()
 		if err != nil {
 			return err
 		}

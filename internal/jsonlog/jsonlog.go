@@ -180,28 +180,6 @@ func Read(path string, o ReadOpts) ([]Entry, int64, error) {
 	return all, offset, nil
 }
 
-// ReadFrom returns the entries appended to the current file after offset
-// and the new offset; a partially written last line is left for later. If
-// the file shrank (it was rotated), reading starts again at its top.
-func ReadFrom(path string, offset int64, o ReadOpts) ([]Entry, int64, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, offset, err
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() < offset {
-		offset = 0
-	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return nil, offset, err
-	}
-	entries, n, err := decode(f, o)
-	return entries, offset + n, err
-}
-
 // decode reads complete lines and reports how many bytes they took.
 func decode(r io.Reader, o ReadOpts) ([]Entry, int64, error) {
 	br := bufio.NewReaderSize(r, 64*1024)

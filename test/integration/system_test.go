@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -93,5 +94,28 @@ func TestLogDriverNone(t *testing.T) {
 		if out := en.must(t, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}|{{.LogPath}}", "quiet"); out != "none|\n" {
 			t.Errorf("%s: inspect %q", name, out)
 		}
+	}
+}
+
+// TestLogsFollowAcrossRotation: `logs -f` from the start of a container
+// whose log rotates every few hundred lines sees every line once, in
+// order.
+func TestLogsFollowAcrossRotation(t *testing.T) {
+	e := startTent(t)
+	const lines = 3000
+	e.must(t, "run", "-d", "--name", "chatty", "--network", "none", "--log-opt", "max-size=20k", "--log-opt", "max-file=5", "busybox", "sh", "-c",
+		fmt.Sprintf("sleep 1; i=0; while [ $i -lt %d ]; do echo line $i; i=$((i+1)); [ $((i %% 20)) -eq 0 ] && usleep 5000; done", lines))
+	out := e.must(t, "logs", "-f", "chatty")
+	got := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(got) != lines {
+		t.Fatalf("logs -f gave %d lines of %d", len(got), lines)
+	}
+	for i, l := range got {
+		if l != fmt.Sprintf("line %d", i) {
+			t.Fatalf("line %d is %q", i, l)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(e.dir, "data", "containers", "*", "*-json.log*")); len(files) < 2 {
+		t.Errorf("the log did not rotate (%v): the test tested nothing", files)
 	}
 }
