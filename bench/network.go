@@ -202,7 +202,21 @@ func (s *suite) scaleFigure() {
 	reach := func(e *engine) func() float64 {
 		return func() float64 {
 			e.docker("network", "create", "--subnet", "10.230.0.0/16", "scale")
-			defer func() { e.removeAll(); e.docker("network", "rm", "scale") }()
+			defer func() {
+				e.removeAll()
+				// dockerd drops a removed container's endpoint a moment
+				// after the removal answers ("has active endpoints").
+				for try := 0; ; try++ {
+					_, err := e.try("network", "rm", "scale")
+					if err == nil {
+						break
+					}
+					if try == 20 {
+						fail(err)
+					}
+					time.Sleep(500 * time.Millisecond)
+				}
+			}()
 			var started atomic.Int64
 			parallel(n, clients, func(int) {
 				if _, err := e.try("run", "-d", "--network", "scale", "busybox:bench", "sleep", "100000"); err == nil {

@@ -61,11 +61,10 @@ func (d *Daemon) imageUsage(du *backend.DiskUsage, imgs, cache bool) error {
 		}
 	}
 	size := func(l digest.Digest) int64 { n, _ := d.content.Size(l); return n }
-	for l := range users {
-		du.LayersSize += size(l)
-	}
-	if !imgs {
-		du.LayersSize = 0
+	if imgs {
+		for l := range users {
+			du.LayersSize += size(l)
+		}
 	}
 	list, err := d.ImageList(true, nil)
 	if err != nil {
