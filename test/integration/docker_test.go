@@ -75,6 +75,10 @@ func startDocker(t *testing.T) *dockerEngine {
 				t.Errorf("docker's cgroup parent left behind: %v", err)
 			}
 		}
+		// dockerd makes it in a hybrid host's unified hierarchy too.
+		if err := os.Remove(filepath.Join("/sys/fs/cgroup/unified", dockerCgroupParent)); err != nil && !os.IsNotExist(err) {
+			t.Errorf("docker's unified cgroup parent left behind: %v", err)
+		}
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("dockerd log (tail):\n%s", tail(string(b), 30))
