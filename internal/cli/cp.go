@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/moby/go-archive"
+	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -20,14 +21,6 @@ import (
 // cp follows the docker CLI's client side of a copy (which decides, from
 // the stats of both ends, what to rename and where to extract) with the
 // same library, moby/go-archive, so that paths behave as with docker.
-
-// pathStat is the X-Docker-Container-Path-Stat header.
-type pathStat struct {
-	Name       string      `json:"name"`
-	Size       int64       `json:"size"`
-	Mode       os.FileMode `json:"mode"`
-	LinkTarget string      `json:"linkTarget"`
-}
 
 func cpCmd(a *app) *cobra.Command {
 	var follow, archiveMode, quiet bool
@@ -85,17 +78,17 @@ func localPath(path string) (string, error) {
 }
 
 // statPath is HEAD /containers/{id}/archive.
-func (a *app) statPath(ctr, path string) (pathStat, error) {
+func (a *app) statPath(ctr, path string) (container.PathStat, error) {
 	resp, err := a.c.Do(a.ctx, http.MethodHead, "/containers/"+ctr+"/archive", url.Values{"path": {path}}, nil, "")
 	if err != nil {
-		return pathStat{}, err
+		return container.PathStat{}, err
 	}
 	resp.Body.Close()
 	return decodePathStat(resp.Header)
 }
 
-func decodePathStat(h http.Header) (pathStat, error) {
-	var st pathStat
+func decodePathStat(h http.Header) (container.PathStat, error) {
+	var st container.PathStat
 	b, err := base64.StdEncoding.DecodeString(h.Get("X-Docker-Container-Path-Stat"))
 	if err == nil {
 		err = json.Unmarshal(b, &st)

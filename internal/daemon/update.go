@@ -58,6 +58,14 @@ func applyUpdate(hc *container.HostConfig, u container.UpdateConfig) error {
 	if r.CPURealtimePeriod != 0 || r.CPURealtimeRuntime != 0 {
 		return fmt.Errorf("real-time CPU limits (--cpu-rt-period, --cpu-rt-runtime) are not supported: %w", errdefs.ErrNotImplemented)
 	}
+	// What an update could carry but does not change here: refused, not
+	// taken and dropped.
+	if r.MemorySwappiness != nil || r.OomKillDisable != nil ||
+		len(r.BlkioWeightDevice) > 0 || len(r.BlkioDeviceReadBps) > 0 || len(r.BlkioDeviceWriteBps) > 0 ||
+		len(r.BlkioDeviceReadIOps) > 0 || len(r.BlkioDeviceWriteIOps) > 0 || len(r.Devices) > 0 ||
+		len(r.DeviceCgroupRules) > 0 || len(r.Ulimits) > 0 || r.CPUCount != 0 || r.CPUPercent != 0 {
+		return fmt.Errorf("update can change memory, swap, reservation, cpus, cpu shares, period and quota, cpusets, pids, blkio weight and the restart policy only: %w", errdefs.ErrNotImplemented)
+	}
 	if r.BlkioWeight != 0 {
 		hc.BlkioWeight = r.BlkioWeight
 	}

@@ -104,6 +104,10 @@ func TestUpdate(t *testing.T) {
 				}
 			}
 		}
+		// A field the update would not apply is refused, not dropped.
+		if code := e.api(t, "POST", "/containers/live/update", `{"MemorySwappiness": 10}`, nil); code != 501 {
+			t.Errorf("an update of memory swappiness: %d, want 501", code)
+		}
 		if got, want := e.must(t, "inspect", "-f", f, "live"), strings.Replace(got["tent"][0], " 50 ", " -1 ", 1); got != want {
 			t.Errorf("failed updates changed the record: %s, want %s", got, want)
 		}
