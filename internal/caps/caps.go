@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // names lists every capability the kernel headers define, indexed by number.
@@ -25,6 +27,23 @@ var names = []string{
 
 // All returns every capability name known to tent, in kernel order.
 func All() []string { return append([]string(nil), names...) }
+
+// Bounding returns the capabilities of this process's bounding set: all
+// that a process it starts can have. A privileged container gets these
+// rather than All, which fails to start on a host that withholds one
+// (runc's "unable to apply caps": dockerd asks for them all).
+func Bounding() []string {
+	var out []string
+	for i, n := range names {
+		if i > Last() {
+			break
+		}
+		if r, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(i), 0, 0, 0); err == nil && r == 1 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // Parse returns the number of a capability. It accepts "CAP_NET_ADMIN",
 // "NET_ADMIN" and any letter case, as docker does.

@@ -377,6 +377,45 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if hc.Memory > 0 && hc.Memory < 6*1024*1024 {
 		return fmt.Errorf("Minimum memory limit allowed is 6MB: %w", errdefs.ErrInvalidArgument)
 	}
+	return validateResources(hc)
+}
+
+// validateResources checks the limits spec.Build applies and refuses the
+// ones the engine has no way to honour on Linux; the wording is dockerd's
+// where it has one.
+func validateResources(hc *container.HostConfig) error {
+	if s := hc.MemorySwappiness; s != nil && (*s < -1 || *s > 100) {
+		return fmt.Errorf("Invalid value: %v, valid memory swappiness range is 0-100: %w", *s, errdefs.ErrInvalidArgument)
+	}
+	if hc.CPURealtimePeriod < 0 || hc.CPURealtimeRuntime < 0 {
+		return fmt.Errorf("real-time CPU limits cannot be negative: %w", errdefs.ErrInvalidArgument)
+	}
+	if hc.CPURealtimePeriod > 0 && hc.CPURealtimeRuntime > hc.CPURealtimePeriod {
+		return fmt.Errorf("cpu real-time runtime cannot be higher than cpu real-time period: %w", errdefs.ErrInvalidArgument)
+	}
+	if hc.CPUCount != 0 || hc.CPUPercent != 0 || hc.IOMaximumIOps != 0 || hc.IOMaximumBandwidth != 0 {
+		return fmt.Errorf("CPU count, CPU percent and IO maximums are options of Windows containers, not of Linux: %w", errdefs.ErrInvalidArgument)
+	}
+	for _, r := range hc.DeviceRequests {
+		return fmt.Errorf("could not select device driver %q with capabilities: %v: %w", r.Driver, r.Capabilities, errdefs.ErrInvalidArgument)
+	}
+	if err := spec.ValidateDevices(hc); err != nil {
+		return err
+	}
+	switch {
+	case hc.CgroupnsMode != "" && !hc.CgroupnsMode.IsHost() && !hc.CgroupnsMode.IsPrivate():
+		return fmt.Errorf("invalid cgroup namespace mode: %v: %w", hc.CgroupnsMode, errdefs.ErrInvalidArgument)
+	case hc.Cgroup != "":
+		return fmt.Errorf("--cgroup %s: joining another container's cgroup is not supported: %w", hc.Cgroup, errdefs.ErrNotImplemented)
+	case hc.UsernsMode != "" && !hc.UsernsMode.IsHost():
+		return fmt.Errorf("invalid user namespace mode: %s (the engine has no user namespace remapping): %w", hc.UsernsMode, errdefs.ErrInvalidArgument)
+	case len(hc.StorageOpt) > 0:
+		return fmt.Errorf("--storage-opt is supported only for overlay over xfs with 'pquota' mount option: %w", errdefs.ErrInvalidArgument)
+	case hc.VolumeDriver != "" && hc.VolumeDriver != "local":
+		return fmt.Errorf("volume driver %q is not supported: %w", hc.VolumeDriver, errdefs.ErrNotImplemented)
+	case hc.Isolation != "" && !hc.Isolation.IsDefault():
+		return fmt.Errorf("Invalid isolation: %q - linux only supports 'default': %w", hc.Isolation, errdefs.ErrInvalidArgument)
+	}
 	return nil
 }
 

@@ -332,7 +332,7 @@ func (d *Daemon) execSpec(t task.Task, pid int, cfg container.ExecCreateRequest)
 		p.User = u
 	}
 	if cfg.Privileged {
-		all := caps.All()
+		all := caps.Bounding() // as a privileged container's
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
 	}
 	return &p, nil

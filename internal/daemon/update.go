@@ -29,7 +29,11 @@ func (d *Daemon) Update(ref string, u container.UpdateConfig) ([]string, error) 
 	}
 	running := c.State.Status == container.StateRunning || c.State.Status == container.StatePaused
 	if running && c.task != nil {
-		if err := c.task.Update(context.TODO(), spec.UpdateResources(&hc)); err != nil {
+		r, err := spec.UpdateResources(&hc)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.task.Update(context.TODO(), r); err != nil {
 			return nil, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
 		}
 	}

@@ -26,7 +26,7 @@ var defaultCaps = []string{
 // default set. Names may omit CAP_ and may be "ALL".
 func capabilities(hc *container.HostConfig) ([]string, error) {
 	if hc.Privileged {
-		return caps.All(), nil
+		return caps.Bounding(), nil
 	}
 	norm := func(list []string) ([]string, error) {
 		var out []string
@@ -60,7 +60,7 @@ func capabilities(hc *container.HostConfig) ([]string, error) {
 	}
 	set = slices.DeleteFunc(set, func(c string) bool { return slices.Contains(drop, c) })
 	if slices.Contains(add, "ALL") {
-		return caps.All(), nil
+		return caps.Bounding(), nil
 	}
 	for _, c := range add {
 		if !slices.Contains(set, c) {

@@ -140,11 +140,23 @@ func Build(c Container) (*specs.Spec, error) {
 	if err := shareNamespaces(s, hc, c); err != nil {
 		return nil, err
 	}
+	if hc.CgroupnsMode.IsHost() {
+		lx.Namespaces = slices.DeleteFunc(lx.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.CgroupNamespace })
+	}
+	if len(hc.Annotations) > 0 {
+		s.Annotations = hc.Annotations
+	}
 	lx.Sysctl = hc.Sysctls
-	lx.Resources = resources(hc)
+	if lx.Resources, err = resources(hc); err != nil {
+		return nil, err
+	}
+	if err := devices(lx, hc); err != nil {
+		return nil, err
+	}
 	if hc.Privileged {
 		lx.MaskedPaths, lx.ReadonlyPaths, lx.Seccomp = nil, nil, nil
 		lx.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+		lx.Devices = hostDevTree()
 		s.Mounts = slices.DeleteFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup" })
 		s.Mounts = append(s.Mounts,
 			specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev"}},
@@ -228,9 +240,11 @@ func setRlimit(list []specs.POSIXRlimit, r specs.POSIXRlimit) []specs.POSIXRlimi
 }
 
 // resources turns the host config's limits into OCI resources.
-func resources(hc *container.HostConfig) *specs.LinuxResources {
+func resources(hc *container.HostConfig) (*specs.LinuxResources, error) {
 	r := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
-	if hc.Memory > 0 || hc.MemorySwap != 0 || hc.MemoryReservation > 0 {
+	swappiness := hc.MemorySwappiness != nil && *hc.MemorySwappiness >= 0
+	noOOMKill := hc.OomKillDisable != nil && *hc.OomKillDisable
+	if hc.Memory > 0 || hc.MemorySwap != 0 || hc.MemoryReservation > 0 || swappiness || noOOMKill {
 		r.Memory = &specs.LinuxMemory{}
 		if hc.Memory > 0 {
 			r.Memory.Limit = &hc.Memory
@@ -242,6 +256,13 @@ func resources(hc *container.HostConfig) *specs.LinuxResources {
 		}
 		if hc.MemoryReservation > 0 {
 			r.Memory.Reservation = &hc.MemoryReservation
+		}
+		if swappiness {
+			v := uint64(*hc.MemorySwappiness)
+			r.Memory.Swappiness = &v
+		}
+		if noOOMKill {
+			r.Memory.DisableOOMKiller = &noOOMKill
 		}
 	}
 	cpu := &specs.LinuxCPU{}
@@ -261,6 +282,13 @@ func resources(hc *container.HostConfig) *specs.LinuxResources {
 		sh := uint64(hc.CPUShares)
 		cpu.Shares = &sh
 	}
+	if hc.CPURealtimePeriod > 0 {
+		p := uint64(hc.CPURealtimePeriod)
+		cpu.RealtimePeriod = &p
+	}
+	if hc.CPURealtimeRuntime > 0 {
+		cpu.RealtimeRuntime = &hc.CPURealtimeRuntime
+	}
 	cpu.Cpus, cpu.Mems = hc.CpusetCpus, hc.CpusetMems
 	if *cpu != (specs.LinuxCPU{}) {
 		r.CPU = cpu
@@ -269,24 +297,35 @@ func resources(hc *container.HostConfig) *specs.LinuxResources {
 		limit := *hc.PidsLimit
 		r.Pids = &specs.LinuxPids{Limit: &limit}
 	}
+	b := &specs.LinuxBlockIO{}
 	if hc.BlkioWeight > 0 {
 		w := hc.BlkioWeight
-		r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+		b.Weight = &w
 	}
-	return r
+	if err := blkioDevices(b, hc); err != nil {
+		return nil, err
+	}
+	if b.Weight != nil || len(b.WeightDevice)+len(b.ThrottleReadBpsDevice)+len(b.ThrottleWriteBpsDevice)+
+		len(b.ThrottleReadIOPSDevice)+len(b.ThrottleWriteIOPSDevice) > 0 {
+		r.BlockIO = b
+	}
+	return r, nil
 }
 
 // UpdateResources are the limits of hc for a running container's cgroup
 // (docker update): its devices left alone, a pids limit taken off as
 // "max".
-func UpdateResources(hc *container.HostConfig) *specs.LinuxResources {
-	r := resources(hc)
+func UpdateResources(hc *container.HostConfig) (*specs.LinuxResources, error) {
+	r, err := resources(hc)
+	if err != nil {
+		return nil, err
+	}
 	r.Devices = nil
 	if hc.PidsLimit != nil && *hc.PidsLimit <= 0 {
 		unlimited := int64(-1)
 		r.Pids = &specs.LinuxPids{Limit: &unlimited}
 	}
-	return r
+	return r, nil
 }
 
 // nofileLimit is the containers' default open-file limit: the daemon's own

@@ -96,6 +96,28 @@ func TestBuildModes(t *testing.T) {
 	}
 }
 
+func TestBuildDevicesAndAnnotations(t *testing.T) {
+	hc := &container.HostConfig{CgroupnsMode: "host", Annotations: map[string]string{"org.example/a": "1"},
+		Resources: container.Resources{Devices: []container.DeviceMapping{{PathOnHost: "/dev/null", PathInContainer: "/dev/n2", CgroupPermissions: "rw"}},
+			DeviceCgroupRules: []string{"b *:* m"}}}
+	s := build(t, &container.Config{}, hc, nil)
+	if hasNS(s, specs.CgroupNamespace) || s.Annotations["org.example/a"] != "1" {
+		t.Errorf("cgroupns host: %v, annotations %v", s.Linux.Namespaces, s.Annotations)
+	}
+	if d := s.Linux.Devices; len(d) != 1 || d[0].Path != "/dev/n2" || d[0].Type != "c" || d[0].Major != 1 || d[0].Minor != 3 {
+		t.Errorf("devices: %+v", s.Linux.Devices)
+	}
+	rules := s.Linux.Resources.Devices
+	if n := len(rules); n != 3 || rules[0].Allow || !rules[1].Allow || *rules[1].Major != 1 || rules[1].Access != "rw" ||
+		rules[2].Type != "b" || rules[2].Major != nil || rules[2].Access != "m" {
+		t.Errorf("device rules: %+v", rules)
+	}
+	hc.Devices[0].PathOnHost = "/etc/passwd"
+	if _, err := Build(Container{ID: id, Config: &container.Config{}, Host: hc, Args: []string{"true"}, Rootfs: root(t)}); err == nil || !strings.Contains(err.Error(), "not a device node") {
+		t.Errorf("a regular file as a device: %v", err)
+	}
+}
+
 func TestBuildMountOrder(t *testing.T) {
 	s := build(t, &container.Config{Tty: true}, &container.HostConfig{Tmpfs: map[string]string{"/scratch": "size=1m"}}, func(c *Container) {
 		c.Init = "/usr/bin/tini"

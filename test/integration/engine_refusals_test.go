@@ -55,6 +55,11 @@ func TestEngineBadInput(t *testing.T) {
 		{"/containers/create?name=bad/name", `{"Image":"busybox"}`, 400, "Invalid container name"},
 		{"/containers/nosuch/start", "", 404, "No such container: nosuch"},
 		{"/containers/create", `{"Image":"busybox","HostConfig":{"Memory":1024}}`, 400, "Minimum memory limit"},
+		{"/containers/create", `{"Image":"busybox","HostConfig":{"MemorySwappiness":200}}`, 400, "valid memory swappiness range is 0-100"},
+		{"/containers/create", `{"Image":"busybox","HostConfig":{"DeviceCgroupRules":["c 1:3"]}}`, 400, "invalid device cgroup rule format"},
+		{"/containers/create", `{"Image":"busybox","HostConfig":{"Devices":[{"PathOnHost":"/dev/null","CgroupPermissions":"rwx"}]}}`, 400, "invalid device mode: rwx"},
+		{"/containers/create", `{"Image":"busybox","HostConfig":{"CpuCount":2}}`, 400, "options of Windows containers"},
+		{"/containers/create", `{"Image":"busybox","HostConfig":{"CgroupnsMode":"other"}}`, 400, "invalid cgroup namespace mode"},
 		// As dockerd: a 404, on which the docker CLI tries a pull of that platform.
 		{"/containers/create?platform=linux/arm64", `{"Image":"busybox"}`, 404, "does not match the specified platform: wanted linux/arm64, actual: linux/amd64"},
 	} {
@@ -78,6 +83,9 @@ func TestEngineBadInput(t *testing.T) {
 		{[]string{"--log-opt", "compress=true"}, "unknown log opt 'compress' for json-file log driver"},
 		{[]string{"--log-opt", "max-size=lots"}, `invalid max-size "lots"`},
 		{[]string{"--group-add", "nosuchgroup"}, "unable to find group nosuchgroup"},
+		{[]string{"--gpus", "all"}, `could not select device driver ""`},
+		{[]string{"--storage-opt", "size=1G"}, "--storage-opt is supported only for overlay over xfs"},
+		{[]string{"--isolation", "hyperv"}, "Invalid isolation"},
 	} {
 		if b, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled"); strings.HasPrefix(string(b), "Y") && strings.Contains(tc.msg, "AppArmor") {
 			continue // a host with AppArmor applies the profile
