@@ -21,9 +21,11 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tentd ./cmd/tentd
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tent-runtime ./cmd/tent-runtime
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tent-monitor ./cmd/tent-monitor
+	$(GO) build -trimpath -ldflags '$(CLIFLAGS)' -o $(BIN)/tent-agent ./cmd/tent-agent
 
 install: build
 	install -m 0755 $(BIN)/tent $(BIN)/tentd $(BIN)/tent-runtime $(BIN)/tent-monitor /usr/local/bin/
+	install -D -m 0755 $(BIN)/tent-agent /usr/local/lib/tent/vm/tent-agent
 
 # The whole suite: unit tests, then the root integration tests against the
 # freshly built binaries (a real docker engine too, where installed).

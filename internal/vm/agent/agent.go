@@ -1,0 +1,401 @@
+//go:build linux
+
+// Package agent is the init of a tent VM's guest: tent-agent, the only
+// program of the VM's initramfs. It loads the kernel modules the
+// initramfs carries (virtio transport, disk and serial port), mounts the
+// container's disk as the root, takes the workload's configuration from
+// the host over the virtio-serial port named tent.agent (package wire),
+// and runs the workload: its stdio, terminal, signals and exit are relayed
+// over the same port. When the workload ends the agent syncs the disk,
+// reports the exit and powers the VM off.
+package agent
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tent-project/tent/internal/vm/wire"
+	"golang.org/x/sys/unix"
+)
+
+// PortName is the name of the agent's virtio-serial port.
+const PortName = "tent.agent"
+
+// ModulesList is the initramfs file that lists the modules to load, in
+// order, one path per line.
+const ModulesList = "/modules"
+
+const newRoot = "/root"
+
+// Main is PID 1 of the guest. It never returns: the VM powers off.
+func Main() {
+	err := run()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tent-agent: %v\n", err)
+	}
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	select {}
+}
+
+func run() error {
+	for _, m := range []struct{ fs, dir string }{{"devtmpfs", "/dev"}, {"proc", "/proc"}, {"sysfs", "/sys"}} {
+		os.MkdirAll(m.dir, 0o755)
+		if err := unix.Mount(m.fs, m.dir, m.fs, 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s: %w", m.dir, err)
+		}
+	}
+	if err := loadModules(); err != nil {
+		return err
+	}
+	port, err := openPort()
+	if err != nil {
+		return err
+	}
+	w := wire.NewWriter(port)
+	in := bufio.NewReader(port)
+	fail := func(err error) error {
+		w.Write(wire.Error, []byte(err.Error()))
+		return err
+	}
+	kind, b, err := wire.Read(in)
+	if err != nil || kind != wire.Config {
+		return fail(fmt.Errorf("no configuration from the host (%c): %v", kind, err))
+	}
+	var p wire.Process
+	if err := json.Unmarshal(b, &p); err != nil {
+		return fail(fmt.Errorf("configuration: %w", err))
+	}
+	if err := mountRoot(&p); err != nil {
+		return fail(err)
+	}
+	cmd, st, err := prepare(&p)
+	if err != nil {
+		return fail(err)
+	}
+	w.Write(wire.Ready, nil)
+	for {
+		kind, _, err := wire.Read(in)
+		if err != nil {
+			return err
+		}
+		if kind == wire.Start {
+			break
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		// The engine has said ready: the failure is the workload's exit,
+		// as a runtime's exec failure is (docker's 127 for "not found").
+		fmt.Fprintf(st.stderr(), "exec %s: %v\n", p.Args[0], err)
+		st.closeChild()
+		relayOutput(w, st)
+		st.drain()
+		return report(w, 127)
+	}
+	st.closeChild()
+	relayOutput(w, st)
+	go relayInput(in, cmd, st)
+	werr := cmd.Wait()
+	st.drain()
+	code := 0
+	if ee, ok := werr.(*exec.ExitError); ok {
+		ws := ee.Sys().(syscall.WaitStatus)
+		code = ws.ExitStatus()
+		if ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	} else if werr != nil {
+		code = 255
+	}
+	return report(w, code)
+}
+
+// report syncs the disk, then tells the host how the workload ended.
+func report(w *wire.Writer, code int) error {
+	unix.Kill(-1, unix.SIGKILL) // what the workload left running
+	unix.Sync()
+	b, _ := json.Marshal(wire.ExitStatus{Code: code})
+	return w.Write(wire.Exit, b)
+}
+
+func loadModules() error {
+	list, err := os.ReadFile(ModulesList)
+	if err != nil {
+		return nil // a kernel with the drivers built in
+	}
+	for _, m := range strings.Fields(string(list)) {
+		f, err := os.Open(m)
+		if err != nil {
+			return err
+		}
+		err = unix.FinitModule(int(f.Fd()), "", 0)
+		f.Close()
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("load %s: %w", filepath.Base(m), err)
+		}
+	}
+	return nil
+}
+
+// openPort finds the agent's virtio-serial port by its name.
+func openPort() (*os.File, error) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
+		for _, n := range names {
+			if b, err := os.ReadFile(n); err == nil && strings.TrimSpace(string(b)) == PortName {
+				dev := "/dev/" + filepath.Base(filepath.Dir(n))
+				if f, err := os.OpenFile(dev, os.O_RDWR, 0); err == nil {
+					return f, nil
+				}
+			}
+		}
+	}
+	return nil, fmt.Errorf("no virtio-serial port named %s", PortName)
+}
+
+// mountRoot mounts the container's disk at /root with what a container
+// has below its root, writes the engine's files, and makes it the root.
+func mountRoot(p *wire.Process) error {
+	os.MkdirAll(newRoot, 0o755)
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if err = unix.Mount("/dev/vda", newRoot, "ext4", 0, ""); err == nil || !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENXIO) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mount the root disk: %w", err)
+	}
+	for path, content := range p.Files {
+		dst := filepath.Join(newRoot, filepath.Clean("/"+path))
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		os.Remove(dst) // a symbolic link in the image is replaced, not followed
+		if err := os.WriteFile(dst, content, 0o644); err != nil {
+			return err
+		}
+	}
+	mounts := []struct {
+		fs, dir, opts string
+		flags         uintptr
+	}{
+		{"proc", "proc", "", unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV},
+		{"sysfs", "sys", "", unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV | unix.MS_RDONLY},
+		{"devtmpfs", "dev", "", unix.MS_NOSUID},
+		{"devpts", "dev/pts", "newinstance,ptmxmode=0666,mode=0620,gid=5", unix.MS_NOSUID | unix.MS_NOEXEC},
+		{"tmpfs", "dev/shm", "mode=1777,size=65536k", unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV},
+		{"mqueue", "dev/mqueue", "", unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV},
+	}
+	for _, m := range mounts {
+		dir := filepath.Join(newRoot, m.dir)
+		os.MkdirAll(dir, 0o755)
+		if err := unix.Mount(m.fs, dir, m.fs, m.flags, m.opts); err != nil {
+			return fmt.Errorf("mount %s: %w", m.dir, err)
+		}
+	}
+	ptmx := filepath.Join(newRoot, "dev/ptmx")
+	os.Remove(ptmx)
+	os.Symlink("pts/ptmx", ptmx)
+	if p.ReadonlyRootfs {
+		if err := unix.Mount("", newRoot, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("read-only root: %w", err)
+		}
+	}
+	if err := unix.Chroot(newRoot); err != nil {
+		return err
+	}
+	if p.Hostname != "" {
+		unix.Sethostname([]byte(p.Hostname))
+	}
+	return os.Chdir("/")
+}
+
+// stdio is the workload's standard streams as the agent holds them.
+type stdio struct {
+	pty             *os.File // the master, with a terminal
+	stdin           io.WriteCloser
+	child           []*os.File
+	outputs         []*os.File
+	kinds           []byte
+	done            chan struct{}
+	pending         int
+	stderrForErrors *os.File
+}
+
+func (s *stdio) stderr() io.Writer { return s.stderrForErrors }
+
+func (s *stdio) closeChild() {
+	for _, f := range s.child {
+		f.Close()
+	}
+}
+
+// drain waits until the workload's output has all been relayed.
+func (s *stdio) drain() {
+	for i := 0; i < s.pending; i++ {
+		<-s.done
+	}
+}
+
+func prepare(p *wire.Process) (*exec.Cmd, *stdio, error) {
+	if len(p.Args) == 0 {
+		return nil, nil, errors.New("no command")
+	}
+	cmd := &exec.Cmd{Path: p.Args[0], Args: p.Args, Env: p.Env, Dir: p.Cwd}
+	if !strings.Contains(p.Args[0], "/") {
+		if lp, err := lookPath(p.Args[0], p.Env); err == nil {
+			cmd.Path = lp
+		}
+	}
+	if cmd.Dir == "" {
+		cmd.Dir = "/"
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true,
+		Credential: &syscall.Credential{Uid: p.UID, Gid: p.GID, Groups: p.AdditionalGids}}
+	for _, r := range p.Rlimits {
+		if n, ok := rlimits[r.Type]; ok {
+			unix.Setrlimit(n, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}) // inherited by the workload
+		}
+	}
+	st := &stdio{done: make(chan struct{}, 2)}
+	if p.Terminal {
+		master, slave, err := openPty()
+		if err != nil {
+			return nil, nil, err
+		}
+		st.pty, st.stdin = master, master
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr.Setctty = true
+		st.child = []*os.File{slave}
+		st.outputs, st.kinds = []*os.File{master}, []byte{wire.Stdout}
+		st.stderrForErrors = slave
+		return cmd, st, nil
+	}
+	for _, kind := range []byte{wire.Stdout, wire.Stderr} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		if kind == wire.Stdout {
+			cmd.Stdout = w
+		} else {
+			cmd.Stderr = w
+			st.stderrForErrors = w
+		}
+		st.child = append(st.child, w)
+		st.outputs, st.kinds = append(st.outputs, r), append(st.kinds, kind)
+	}
+	if p.OpenStdin {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		cmd.Stdin, st.stdin = r, w
+		st.child = append(st.child, r)
+	}
+	return cmd, st, nil
+}
+
+var rlimits = map[string]int{"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC,
+	"RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_STACK": unix.RLIMIT_STACK, "RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK}
+
+func lookPath(name string, env []string) (string, error) {
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in $PATH", name)
+}
+
+func openPty() (master, slave *os.File, err error) {
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
+}
+
+// relayOutput starts relaying the workload's output to the host.
+func relayOutput(w *wire.Writer, st *stdio) {
+	for i, f := range st.outputs {
+		st.pending++
+		go func(f *os.File, kind byte) {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := f.Read(buf)
+				if n > 0 {
+					w.Write(kind, buf[:n])
+				}
+				if err != nil {
+					st.done <- struct{}{}
+					return
+				}
+			}
+		}(f, st.kinds[i])
+	}
+}
+
+// relayInput applies what the host sends while the workload runs.
+func relayInput(in io.Reader, cmd *exec.Cmd, st *stdio) {
+	for {
+		kind, p, err := wire.Read(in)
+		if err != nil {
+			return
+		}
+		switch kind {
+		case wire.Stdin:
+			if st.stdin != nil {
+				st.stdin.Write(p)
+			}
+		case wire.EOF:
+			if st.stdin != nil && st.pty == nil {
+				st.stdin.Close()
+			} else if st.pty != nil {
+				st.pty.Write([]byte{4}) // ^D: end of input on a terminal
+			}
+		case wire.Signal:
+			if len(p) >= 1 {
+				if len(p) >= 2 && p[1] == 1 {
+					unix.Kill(-1, unix.Signal(p[0]))
+				} else {
+					cmd.Process.Signal(unix.Signal(p[0]))
+				}
+			}
+		case wire.Resize:
+			if st.pty != nil && len(p) == 4 {
+				ws := &unix.Winsize{Row: uint16(p[0])<<8 | uint16(p[1]), Col: uint16(p[2])<<8 | uint16(p[3])}
+				unix.IoctlSetWinsize(int(st.pty.Fd()), unix.TIOCSWINSZ, ws)
+			}
+		}
+	}
+}

@@ -1,0 +1,195 @@
+// Package vm runs a container as a lightweight virtual machine: QEMU's
+// microvm machine with a guest kernel from Debian's packages, an
+// initramfs whose init is tent's agent (package agent), the image as a
+// read-only base disk shared by every VM of that image and a qcow2 overlay
+// per container (docs/vm.md). Package task/vm is the engine's backend on
+// top of it; the VM monitor (package monitor) owns the QEMU process.
+package vm
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// DefaultGuestDir is where scripts/guest-kernel.sh puts the guest kernel
+// and its modules.
+const DefaultGuestDir = "/usr/local/lib/tent/vm"
+
+// Host is what VMs need from the host: QEMU, the guest's kernel and
+// agent, and a directory of its own for the disks and initramfs it makes.
+type Host struct {
+	Qemu, QemuImg, Mkfs string
+	Kernel              string // the guest kernel (a bzImage)
+	Modules             string // the modules the initramfs carries, with their "order" file
+	Agent               string // the static tent-agent binary
+	State               string
+
+	mu     sync.Mutex
+	initrd string
+}
+
+// NewHost finds what VMs need, or says what is missing: guestDir holds
+// the kernel and modules, agent is tent-agent, state the directory for
+// disks.
+func NewHost(guestDir, agent, state string) (*Host, error) {
+	h := &Host{Kernel: filepath.Join(guestDir, "vmlinuz"), Modules: filepath.Join(guestDir, "modules"), Agent: agent, State: state}
+	var missing []string
+	for _, t := range []struct {
+		dst  *string
+		name string
+	}{{&h.Qemu, "qemu-system-x86_64"}, {&h.QemuImg, "qemu-img"}, {&h.Mkfs, "mkfs.ext4"}} {
+		p, err := exec.LookPath(t.name)
+		if err != nil {
+			missing = append(missing, t.name+" (apt-get install qemu-system-x86 qemu-utils e2fsprogs)")
+		}
+		*t.dst = p
+	}
+	if _, err := os.Stat(h.Kernel); err != nil {
+		missing = append(missing, "the guest kernel "+h.Kernel+" (scripts/guest-kernel.sh)")
+	}
+	if _, err := os.Stat(agent); err != nil {
+		missing = append(missing, "the guest agent "+agent)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("VM isolation needs %s", strings.Join(missing, ", "))
+	}
+	if err := os.MkdirAll(filepath.Join(state, "disks"), 0o700); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Initrd is the guest's initramfs, made once per agent and module set.
+func (h *Host) Initrd() (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.initrd != "" {
+		return h.initrd, nil
+	}
+	sum := sha256.New()
+	for _, f := range []string{h.Agent, filepath.Join(h.Modules, "order")} {
+		if b, err := os.ReadFile(f); err == nil {
+			sum.Write(b)
+		}
+	}
+	p := filepath.Join(h.State, "initrd-"+hex.EncodeToString(sum.Sum(nil))[:16]+".cpio")
+	if _, err := os.Stat(p); err != nil {
+		tmp, err := os.CreateTemp(h.State, "initrd-*")
+		if err != nil {
+			return "", err
+		}
+		err = writeInitramfs(tmp, h.Agent, h.Modules)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), p)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+			return "", fmt.Errorf("make the guest's initramfs: %w", err)
+		}
+	}
+	h.initrd = p
+	return p, nil
+}
+
+// BaseSize is the size of a base disk's file system: sparse, so only
+// what the image holds uses the host's disk; it bounds what a container
+// can write, as a container's disk would.
+const BaseSize = 8 << 30
+
+// BaseDisk is the read-only base disk of an image whose root file system
+// is the directory src; key names the image's layers. It is made once
+// (an ext4 file system written from src without mounting it) and shared.
+func (h *Host) BaseDisk(key, src string) (string, error) {
+	sum := sha256.Sum256([]byte(key))
+	p := filepath.Join(h.State, "disks", hex.EncodeToString(sum[:])[:32]+".ext4")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	tmp := p + ".tmp"
+	os.Remove(tmp)
+	out, err := exec.Command(h.Mkfs, "-q", "-F", "-t", "ext4", "-L", "root", "-d", src, tmp, strconv.Itoa(BaseSize>>10)+"k").CombinedOutput()
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("make the image's disk: %v: %s", err, out)
+	}
+	os.Chmod(p, 0o444)
+	return p, nil
+}
+
+// Overlay makes the container's copy-on-write disk at path over base.
+func (h *Host) Overlay(base, path string) error {
+	os.Remove(path)
+	out, err := exec.Command(h.QemuImg, "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("make the container's disk: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Machine is one VM to boot.
+type Machine struct {
+	Disk    string // the container's overlay
+	Agent   string // the unix socket QEMU listens on for the agent's port
+	Console string // the guest's console output, a file
+	MemMiB  int
+	CPUs    int
+}
+
+// Command is the QEMU command that boots m: microvm under TCG (this
+// host's KVM runs only PVM guests), no firmware, PVH-less bzImage boot
+// through the option ROM, virtio-mmio disk and serial port.
+func (h *Host) Command(m Machine) (*exec.Cmd, error) {
+	initrd, err := h.Initrd()
+	if err != nil {
+		return nil, err
+	}
+	mem, cpus := max(m.MemMiB, 64), max(m.CPUs, 1)
+	append_ := "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init " + tscFlag()
+	args := []string{
+		"-M", "microvm,rtc=on", "-accel", "tcg,thread=multi", "-cpu", "max",
+		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+		"-kernel", h.Kernel, "-initrd", initrd, "-append", append_,
+		"-serial", "file:" + m.Console,
+		"-drive", "id=root,file=" + m.Disk + ",format=qcow2,if=none,cache=writeback,discard=unmap",
+		"-device", "virtio-blk-device,drive=root",
+		"-chardev", "socket,id=agent,path=" + m.Agent + ",server=on,wait=off",
+		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent",
+	}
+	return exec.Command(h.Qemu, args...), nil
+}
+
+// tscFlag gives the guest the host's TSC frequency: under TCG the
+// guest's early calibration can take long enough to hang a boot.
+func tscFlag() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "cpu MHz" {
+			if mhz, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && mhz > 0 {
+				return "tsc_early_khz=" + strconv.Itoa(int(mhz*1000))
+			}
+		}
+	}
+	return ""
+}
