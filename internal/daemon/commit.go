@@ -78,6 +78,9 @@ func (d *Daemon) Changes(ref string) ([]container.FilesystemChange, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := onDisk(c, "diff"); err != nil {
+		return nil, err
+	}
 	var list []archive.Change
 	err = d.withImageRoot(c, func(root string) error {
 		var err error
@@ -101,6 +104,9 @@ func (d *Daemon) Export(ref string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := onDisk(c, "export"); err != nil {
+		return err
+	}
 	ms, err := d.snap.Merged(d.snapshotKey(c.ID))
 	if err != nil {
 		return err
@@ -121,6 +127,9 @@ func (d *Daemon) Export(ref string, w io.Writer) error {
 func (d *Daemon) Commit(ref string, o backend.CommitOptions) (digest.Digest, error) {
 	c, err := d.get(ref)
 	if err != nil {
+		return "", err
+	}
+	if err := onDisk(c, "commit"); err != nil {
 		return "", err
 	}
 	if o.Pause {

@@ -14,6 +14,7 @@ import (
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
+	"github.com/tent-project/tent/internal/task/vmtask"
 	"golang.org/x/sys/unix"
 )
 
@@ -121,7 +122,19 @@ func (d *Daemon) withRoot(c *ctr, fn func(root *os.File) error) error {
 // release unmounts. A stopped container's lock is held until release, so
 // that it does not start on a half-copied file system (docker holds it
 // for any copy).
+// onDisk refuses what reads a container's file system through its
+// snapshot for a VM container, whose file system is its own disk.
+func onDisk(c *ctr, what string) error {
+	if c.HostConfig.Runtime == vmtask.Name {
+		return fmt.Errorf("%s of a VM container's disk is not supported yet: %w", what, errdefs.ErrNotImplemented)
+	}
+	return nil
+}
+
 func (d *Daemon) openRoot(c *ctr) (*os.File, func(), error) {
+	if err := onDisk(c, "copying files"); err != nil {
+		return nil, nil, err
+	}
 	c.mu.Lock()
 	if c.State.Status == container.StateRunning || c.State.Status == container.StatePaused {
 		ro, ok := c.task.(task.RootOpener)

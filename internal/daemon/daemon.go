@@ -34,6 +34,8 @@ import (
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/proc"
+	"github.com/tent-project/tent/internal/task/vmtask"
+	"github.com/tent-project/tent/internal/vm"
 	"github.com/tent-project/tent/internal/volume"
 	bolt "go.etcd.io/bbolt"
 )
@@ -65,6 +67,10 @@ type Config struct {
 	// Network configures the networks (its Root and Log are the
 	// daemon's: DataRoot/network).
 	Network network.Config
+	// VMGuest is the directory of the VM isolation mode's guest kernel
+	// (default vm.DefaultGuestDir); its agent is tent-agent next to Exe,
+	// else in that directory.
+	VMGuest string
 }
 
 // Daemon is a running engine.
@@ -80,6 +86,7 @@ type Daemon struct {
 	builder *builder.Builder
 	// runtimes are the task backends by name (HostConfig.Runtime).
 	runtimes map[string]task.Runtime
+	vmErr    error // why there is no VM runtime
 	events   *eventbus.Bus
 	log      *slog.Logger
 	started  time.Time
@@ -173,6 +180,12 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.runtimes = map[string]task.Runtime{defaultRuntime: procRT}
+	if host, err := d.vmHost(); err != nil {
+		d.vmErr = err
+		d.log.Info("VM isolation is not available", "reason", err)
+	} else {
+		d.runtimes[vmtask.Name] = vmtask.New(cfg.Exe, host)
+	}
 	reg, err := registry.New(cfg.InsecureRegistries)
 	if err != nil {
 		return nil, err
@@ -281,9 +294,22 @@ func (d *Daemon) runtime(hc *container.HostConfig) (task.Runtime, error) {
 	return rt, nil
 }
 
+// vmHost finds what the VM isolation mode needs on this host.
+func (d *Daemon) vmHost() (*vm.Host, error) {
+	guest := d.cfg.VMGuest
+	if guest == "" {
+		guest = vm.DefaultGuestDir
+	}
+	agent := filepath.Join(filepath.Dir(d.cfg.Exe), "tent-agent")
+	if _, err := os.Stat(agent); err != nil {
+		agent = filepath.Join(guest, "tent-agent")
+	}
+	return vm.NewHost(guest, agent, filepath.Join(d.cfg.DataRoot, "vm"))
+}
+
 // paths are where a container's task keeps its files.
 func (d *Daemon) paths(id string) task.Paths {
-	return task.Paths{Dir: d.execDir(id), ExitFile: d.exitFile(id)}
+	return task.Paths{Dir: d.execDir(id), ExitFile: d.exitFile(id), Data: d.dataDir(id)}
 }
 
 func (d *Daemon) dataDir(id string) string {

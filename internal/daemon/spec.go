@@ -15,6 +15,7 @@ import (
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/spec"
+	"github.com/tent-project/tent/internal/task/vmtask"
 	"golang.org/x/sys/unix"
 )
 
@@ -134,6 +135,9 @@ func (d *Daemon) releaseShm(c *ctr) {
 // useInit tells whether a container runs an init as PID 1: its own
 // choice (--init, --init=false), else the daemon's --init.
 func (d *Daemon) useInit(hc *container.HostConfig) bool {
+	if hc.Runtime == vmtask.Name {
+		return false // a VM's agent is its init: it reaps and passes signals
+	}
 	if hc.Init != nil {
 		return *hc.Init
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	// StdinOnce closes the container's stdin when the first attached
 	// client that writes to it finishes (not a terminal's: see attach).
 	StdinOnce bool `json:"stdinOnce,omitempty"`
+	// VM: the container is a VM this monitor boots (vm_linux.go), not a
+	// process of the runtime.
+	VM *VMConfig `json:"vm,omitempty"`
 }
 
 // Exit is how a container ended.
@@ -76,6 +79,15 @@ type request struct {
 	ExecWait   string       `json:"execWait,omitempty"`
 	ExecResize *execResize  `json:"execResize,omitempty"`
 	Execs      bool         `json:"execs,omitempty"`
+	// Start and Signal are a VM's (its runtime does them for a process
+	// container).
+	Start  bool        `json:"start,omitempty"`
+	Signal *signalReq  `json:"signal,omitempty"`
+}
+
+type signalReq struct {
+	Signal int  `json:"signal"`
+	All    bool `json:"all,omitempty"`
 }
 
 type execResize struct {
@@ -337,7 +349,21 @@ func AttachBeforeStart(dir string, o AttachOpts) (*net.UnixConn, error) {
 
 // Resize sets the size of the container's terminal.
 func Resize(dir string, height, width uint16) error {
-	conn, err := dial(dir, request{Resize: &[2]uint16{height, width}})
+	return simpleRequest(dir, request{Resize: &[2]uint16{height, width}})
+}
+
+// Start starts a VM's workload (see Config.VM).
+func Start(dir string) error {
+	return simpleRequest(dir, request{Start: true})
+}
+
+// Signal sends sig to a VM's workload, with all to every process of it.
+func Signal(dir string, sig syscall.Signal, all bool) error {
+	return simpleRequest(dir, request{Signal: &signalReq{Signal: int(sig), All: all}})
+}
+
+func simpleRequest(dir string, req request) error {
+	conn, err := dial(dir, req)
 	if err != nil {
 		return err
 	}

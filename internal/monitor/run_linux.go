@@ -27,8 +27,10 @@ type monitor struct {
 	cfg    Config
 	dir    string
 	log    *jsonlog.Writer
-	master *os.File // the pty master, with a terminal
 	stdin  io.WriteCloser
+	// resize sets the terminal's size (nil: no terminal).
+	resize func(height, width uint16) error
+	work   workload
 
 	mu        sync.Mutex
 	attached  map[*attachment]struct{}
@@ -87,13 +89,13 @@ func Main(dir string) int {
 			setIdle(pre.Pid(), false)
 		}
 	}
-	m, proc, err := create(dir, pre)
+	m, work, err := create(dir, pre)
 	if err != nil {
 		report(ready{Error: err.Error(), Class: errdefs.ClassOf(err)})
 		return 1
 	}
-	report(ready{Pid: proc.Pid()})
-	if err := m.run(proc); err != nil {
+	report(ready{Pid: work.Pid()})
+	if err := m.run(work); err != nil {
 		fmt.Fprintf(os.Stderr, "monitor %s: %v\n", m.cfg.ID, err)
 		return 1
 	}
@@ -128,9 +130,29 @@ func awaitDir() (string, bool) {
 	return dir, true
 }
 
+// workload is what a monitor supervises: a container's init under the
+// runtime, or a VM (vm_linux.go).
+type workload interface {
+	// Pid is the host process of the workload.
+	Pid() int
+	// Wait returns the workload's exit code once it has ended.
+	Wait() (int, error)
+	// oomKilled tells, after the end, whether the OOM killer ended it.
+	oomKilled() bool
+	// finish cleans up after the end.
+	finish()
+}
+
+// controlled is a workload whose start and signals go through its
+// monitor (a VM's; a runtime container's go through the runtime).
+type controlled interface {
+	start() error
+	signal(sig syscall.Signal, all bool) error
+}
+
 // create makes the container with stdio this process holds, and listens.
 // pre (if not nil) is an init started ahead, which create uses or ends.
-func create(dir string, pre *runtime.Prestarted) (*monitor, *runtime.Process, error) {
+func create(dir string, pre *runtime.Prestarted) (*monitor, workload, error) {
 	opts := runtime.CreateOpts{Prestarted: pre}
 	defer func() {
 		if opts.Prestarted != nil { // not handed to Create
@@ -145,16 +167,6 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, *runtime.Process, er
 	if err := json.Unmarshal(b, &m.cfg); err != nil {
 		return nil, nil, fmt.Errorf("monitor config: %w", err)
 	}
-	rt, err := runtime.New(m.cfg.RuntimeRoot)
-	if err != nil {
-		return nil, nil, err
-	}
-	opts.Bundle = m.cfg.Bundle
-	st, err := newStdio(m.cfg.Tty, m.cfg.OpenStdin)
-	if err != nil {
-		return nil, nil, err
-	}
-	opts.Stdio, opts.ConsoleConn = st.child, st.console
 	if m.cfg.LogPath != "" { // else the log driver is none
 		if m.log, err = jsonlog.NewWriter(m.cfg.LogPath, m.cfg.LogMaxSize, m.cfg.LogMaxFiles); err != nil {
 			return nil, nil, err
@@ -166,6 +178,28 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, *runtime.Process, er
 	if err != nil {
 		return nil, nil, err
 	}
+	if m.cfg.VM != nil {
+		w, err := m.createVM()
+		if err != nil {
+			l.Close()
+			return nil, nil, err
+		}
+		m.work = w
+		go m.serve(l)
+		return m, w, nil
+	}
+	rt, err := runtime.New(m.cfg.RuntimeRoot)
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	opts.Bundle = m.cfg.Bundle
+	st, err := newStdio(m.cfg.Tty, m.cfg.OpenStdin)
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	opts.Stdio, opts.ConsoleConn = st.child, st.console
 	_, proc, err := rt.Create(m.cfg.ID, opts)
 	opts.Prestarted = nil // Create's now
 	if err != nil {
@@ -180,10 +214,45 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, *runtime.Process, er
 		l.Close()
 		return nil, nil, err
 	}
-	m.master, m.stdin = st.master, st.stdin
+	m.stdin = st.stdin
+	if master := st.master; master != nil {
+		m.resize = func(height, width uint16) error {
+			return unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
+		}
+	}
+	w := &initWorkload{proc: proc, cfg: m.cfg}
+	m.work = w
 	go m.serve(l)
 	m.pump(st.outputs)
-	return m, proc, nil
+	return m, w, nil
+}
+
+// initWorkload is a container's init under the runtime.
+type initWorkload struct {
+	proc *runtime.Process
+	cfg  Config
+	c    *runtime.Container // loaded at the end
+}
+
+func (w *initWorkload) Pid() int           { return w.proc.Pid() }
+func (w *initWorkload) Wait() (int, error) { return w.proc.Wait() }
+
+func (w *initWorkload) oomKilled() bool {
+	if rt, err := runtime.New(w.cfg.RuntimeRoot); err == nil {
+		if w.c, err = rt.Load(w.cfg.ID); err == nil {
+			return oomKilled(w.c)
+		}
+	}
+	return false
+}
+
+// finish deletes the container from the runtime.
+func (w *initWorkload) finish() {
+	if w.c != nil {
+		if err := w.c.Delete(true); err != nil {
+			fmt.Fprintf(os.Stderr, "delete: %v\n", err)
+		}
+	}
 }
 
 // pump starts copying the container's output; finished closes once all of
@@ -217,8 +286,8 @@ func (m *monitor) output(kind byte, p []byte) {
 }
 
 // run waits for the container to end, then records how it ended.
-func (m *monitor) run(proc *runtime.Process) error {
-	code, err := proc.Wait()
+func (m *monitor) run(work workload) error {
+	code, err := work.Wait()
 	if err != nil {
 		code = 255
 	}
@@ -229,14 +298,7 @@ func (m *monitor) run(proc *runtime.Process) error {
 	if m.log != nil {
 		m.log.Close()
 	}
-	exit := Exit{Code: code, At: time.Now().UTC()}
-	rt, rerr := runtime.New(m.cfg.RuntimeRoot)
-	var c *runtime.Container
-	if rerr == nil {
-		if c, rerr = rt.Load(m.cfg.ID); rerr == nil {
-			exit.OOMKilled = oomKilled(c)
-		}
-	}
+	exit := Exit{Code: code, At: time.Now().UTC(), OOMKilled: work.oomKilled()}
 	b, _ := json.Marshal(exit)
 	// The socket goes first: a restarted container's new monitor makes
 	// its own at the same path once the daemon hears of this end.
@@ -254,11 +316,7 @@ func (m *monitor) run(proc *runtime.Process) error {
 		w.Write(m.exit)
 	}
 	m.mu.Unlock()
-	if c != nil {
-		if derr := c.Delete(true); derr != nil {
-			fmt.Fprintf(os.Stderr, "delete: %v\n", derr)
-		}
-	}
+	work.finish()
 	m.awaitExecs()
 	werr := writeFileAtomic(m.cfg.ExitFile, b)
 	return errors.Join(err, werr)
@@ -293,15 +351,22 @@ func (m *monitor) handle(conn net.Conn) {
 		m.attach(conn, br, *req.Attach)
 	case req.Resize != nil:
 		err := errors.New("the container has no terminal")
-		if m.master != nil {
-			err = unix.IoctlSetWinsize(int(m.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: req.Resize[0], Col: req.Resize[1]})
+		if m.resize != nil {
+			err = m.resize(req.Resize[0], req.Resize[1])
 		}
-		resp := struct{ Error string }{}
-		if err != nil {
-			resp.Error = err.Error()
+		answer(conn, err)
+	case req.Start || req.Signal != nil:
+		c, ok := m.work.(controlled)
+		var err error
+		switch {
+		case !ok:
+			err = errors.New("this container is started and signalled through its runtime")
+		case req.Start:
+			err = c.start()
+		default:
+			err = c.signal(syscall.Signal(req.Signal.Signal), req.Signal.All)
 		}
-		json.NewEncoder(conn).Encode(resp)
-		conn.Close()
+		answer(conn, err)
 	case req.Exec != nil:
 		m.exec(conn, br, *req.Exec)
 	case req.ExecWait != "":
@@ -323,6 +388,16 @@ func (m *monitor) handle(conn net.Conn) {
 	default:
 		conn.Close()
 	}
+}
+
+// answer replies to a request that has no stream: its error, if any.
+func answer(conn net.Conn, err error) {
+	resp := struct{ Error string }{}
+	if err != nil {
+		resp.Error = err.Error()
+	}
+	json.NewEncoder(conn).Encode(resp)
+	conn.Close()
 }
 
 func (m *monitor) attach(conn net.Conn, br *bufio.Reader, o AttachOpts) {

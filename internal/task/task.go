@@ -50,10 +50,13 @@ type Runtime interface {
 
 // Paths are where a task keeps its files, chosen by the engine: Dir lives
 // while the host is up (sockets, state, the mounted root), ExitFile
-// outlives a reboot (how the task ended).
+// outlives a reboot (how the task ended), and so does Data.
 type Paths struct {
 	Dir      string
 	ExitFile string
+	// Data lives as long as the container, across reboots: what a task
+	// keeps between runs (a VM's disk).
+	Data string
 }
 
 // Mount is one mount of a root file system, in order (as snapshots give them).

@@ -83,19 +83,23 @@ func run() error {
 		return fail(err)
 	}
 	w.Write(wire.Ready, nil)
+	// What comes before the start (an attached client's stdin, a
+	// terminal's size) is applied once the workload runs.
+	var early []frame
 	for {
-		kind, _, err := wire.Read(in)
+		kind, p, err := wire.Read(in)
 		if err != nil {
 			return err
 		}
 		if kind == wire.Start {
 			break
 		}
+		early = append(early, frame{kind, p})
 	}
 	if err := cmd.Start(); err != nil {
 		// The engine has said ready: the failure is the workload's exit,
 		// as a runtime's exec failure is (docker's 127 for "not found").
-		fmt.Fprintf(st.stderr(), "exec %s: %v\n", p.Args[0], err)
+		fmt.Fprintln(st.stderr(), err)
 		st.closeChild()
 		relayOutput(w, st)
 		st.drain()
@@ -103,7 +107,7 @@ func run() error {
 	}
 	st.closeChild()
 	relayOutput(w, st)
-	go relayInput(in, cmd, st)
+	go relayInput(in, early, cmd, st)
 	werr := cmd.Wait()
 	st.drain()
 	code := 0
@@ -251,9 +255,11 @@ func prepare(p *wire.Process) (*exec.Cmd, *stdio, error) {
 	}
 	cmd := &exec.Cmd{Path: p.Args[0], Args: p.Args, Env: p.Env, Dir: p.Cwd}
 	if !strings.Contains(p.Args[0], "/") {
-		if lp, err := lookPath(p.Args[0], p.Env); err == nil {
-			cmd.Path = lp
+		lp, err := lookPath(p.Args[0], p.Env)
+		if err != nil {
+			cmd.Err = err // as the runtime says it, at the start
 		}
+		cmd.Path = lp
 	}
 	if cmd.Dir == "" {
 		cmd.Dir = "/"
@@ -320,7 +326,7 @@ func lookPath(name string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s: not found in $PATH", name)
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
 }
 
 func openPty() (master, slave *os.File, err error) {
@@ -365,12 +371,24 @@ func relayOutput(w *wire.Writer, st *stdio) {
 	}
 }
 
-// relayInput applies what the host sends while the workload runs.
-func relayInput(in io.Reader, cmd *exec.Cmd, st *stdio) {
+type frame struct {
+	kind byte
+	p    []byte
+}
+
+// relayInput applies what the host sent before the start (early), then
+// what it sends while the workload runs.
+func relayInput(in io.Reader, early []frame, cmd *exec.Cmd, st *stdio) {
 	for {
-		kind, p, err := wire.Read(in)
-		if err != nil {
-			return
+		var kind byte
+		var p []byte
+		if len(early) > 0 {
+			kind, p, early = early[0].kind, early[0].p, early[1:]
+		} else {
+			var err error
+			if kind, p, err = wire.Read(in); err != nil {
+				return
+			}
 		}
 		switch kind {
 		case wire.Stdin:

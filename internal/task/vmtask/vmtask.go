@@ -1,0 +1,359 @@
+// Package vmtask is the VM backend of package task: each task boots the
+// container's image as a lightweight VM (package vm) under a monitor
+// process (package monitor, its VM mode) that owns QEMU, holds the
+// workload's stdio through the guest's agent, writes its log and records
+// its exit, so that VMs outlive the engine as containers do. The image is
+// a shared read-only base disk; the container's writes go to a qcow2
+// overlay kept in the container's data directory across runs.
+package vmtask
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/monitor"
+	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/task"
+	"github.com/tent-project/tent/internal/vm"
+	"github.com/tent-project/tent/internal/vm/wire"
+	"golang.org/x/sys/unix"
+)
+
+// Name is the runtime's name, as --runtime takes it.
+const Name = "tent-vm"
+
+// DefaultMemory is a VM's memory when the container has no limit
+// (guest pages are only backed once touched).
+const DefaultMemory = 512 << 20
+
+// Runtime is the VM backend.
+type Runtime struct {
+	host *vm.Host
+	exe  string // the monitor binary
+}
+
+// New makes the backend: monitors run from exe, VMs on host.
+func New(exe string, host *vm.Host) *Runtime { return &Runtime{host: host, exe: exe} }
+
+func rootOf(p task.Paths) string { return filepath.Join(p.Dir, "rootfs") }
+
+// diskOf is the container's overlay: it lives with the container.
+func diskOf(p task.Paths) string {
+	data := p.Data
+	if data == "" {
+		data = filepath.Dir(p.ExitFile)
+	}
+	return filepath.Join(data, "vm-disk.qcow2")
+}
+
+// record is what Connect needs of a task: the monitor's QEMU and whether
+// it was started.
+type record struct {
+	Pid     int       `json:"pid"`
+	Created time.Time `json:"created"`
+}
+
+func recordPath(p task.Paths) string { return filepath.Join(p.Dir, "vm.json") }
+
+// Create implements task.Runtime.
+func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ task.Task, err error) {
+	root := rootOf(o.Paths)
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	r.Cleanup(ctx, id, o.Paths)
+	if err := snapshot.MountAll(o.Rootfs, root); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			snapshot.Unmount(root)
+		}
+	}()
+	spec, err := o.Prepare(root)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := workload(spec)
+	if err != nil {
+		return nil, err
+	}
+	disk := diskOf(o.Paths)
+	if _, serr := os.Stat(disk); serr != nil { // a container's first run; later runs keep its disk
+		base, err := r.baseDisk(id, o.Rootfs, root)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.host.Overlay(base, disk); err != nil {
+			return nil, err
+		}
+	}
+	mem, cpus := machineSize(spec)
+	agentSock := filepath.Join(o.Dir, "agent.sock")
+	console := filepath.Join(o.Dir, "console.log")
+	cmd, err := r.host.Command(vm.Machine{Disk: disk, Agent: agentSock, Console: console, MemMiB: mem, CPUs: cpus})
+	if err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(spec)
+	if err := os.WriteFile(filepath.Join(o.Dir, "config.json"), b, 0o600); err != nil {
+		return nil, err
+	}
+	os.Remove(o.ExitFile)
+	pid, reap, err := monitor.Spawn(r.exe, o.Dir, monitor.Config{
+		ID: id, LogPath: o.Log.Path, LogMaxSize: o.Log.MaxSize, LogMaxFiles: o.Log.MaxFiles, ExitFile: o.ExitFile,
+		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
+		VM: &monitor.VMConfig{Argv: cmd.Args, AgentSocket: agentSock, Console: console, Process: proc},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create task for container: %w", err)
+	}
+	go reap()
+	rec := record{Pid: pid, Created: time.Now().UTC()}
+	rb, _ := json.Marshal(rec)
+	os.WriteFile(recordPath(o.Paths), rb, 0o600)
+	return &Task{id: id, paths: o.Paths, rec: rec, spec: spec}, nil
+}
+
+// baseDisk is the image's shared disk: made from the read-only layers of
+// an overlay root (keyed by them), or else from the container's root.
+func (r *Runtime) baseDisk(id string, mounts []task.Mount, root string) (string, error) {
+	if len(mounts) == 1 && mounts[0].Type == "overlay" {
+		for _, opt := range mounts[0].Options {
+			lower, ok := strings.CutPrefix(opt, "lowerdir=")
+			if !ok {
+				continue
+			}
+			lowers := strings.Split(lower, ":")
+			if len(lowers) == 1 {
+				return r.host.BaseDisk(lower, lowers[0])
+			}
+			view, err := os.MkdirTemp(filepath.Dir(root), "layers-")
+			if err != nil {
+				return "", err
+			}
+			defer os.Remove(view)
+			if err := unix.Mount("overlay", view, "overlay", unix.MS_RDONLY, "lowerdir="+lower); err != nil {
+				return "", fmt.Errorf("mount the image's layers: %w", err)
+			}
+			defer unix.Unmount(view, unix.MNT_DETACH)
+			return r.host.BaseDisk(lower, view)
+		}
+	}
+	return r.host.BaseDisk("container:"+id, root)
+}
+
+// workload is the guest's process from the spec, with the engine's files
+// (bind mounts of single files: /etc/hosts and the like) carried over as
+// content. Other binds, the volumes, cannot reach a VM yet.
+func workload(s *specs.Spec) (wire.Process, error) {
+	p := s.Process
+	if p == nil || len(p.Args) == 0 {
+		return wire.Process{}, fmt.Errorf("no command: %w", errdefs.ErrInvalidArgument)
+	}
+	w := wire.Process{Args: p.Args, Env: p.Env, Cwd: p.Cwd, UID: p.User.UID, GID: p.User.GID,
+		AdditionalGids: p.User.AdditionalGids, Hostname: s.Hostname, Files: map[string][]byte{}}
+	if s.Root != nil {
+		w.ReadonlyRootfs = s.Root.Readonly
+	}
+	for _, rl := range p.Rlimits {
+		w.Rlimits = append(w.Rlimits, wire.Rlimit{Type: rl.Type, Soft: rl.Soft, Hard: rl.Hard})
+	}
+	for _, m := range s.Mounts {
+		if m.Type != "bind" && !hasOption(m.Options, "bind") && !hasOption(m.Options, "rbind") {
+			continue // the guest mounts its own proc, sys, dev, shm
+		}
+		if m.Destination == "/dev/shm" {
+			continue // the guest's own
+		}
+		fi, err := os.Stat(m.Source)
+		if err != nil || fi.IsDir() || fi.Size() > 1<<20 {
+			return wire.Process{}, fmt.Errorf("%s: volumes and bind mounts do not reach a VM yet: %w", m.Destination, errdefs.ErrNotImplemented)
+		}
+		b, err := os.ReadFile(m.Source)
+		if err != nil {
+			return wire.Process{}, err
+		}
+		w.Files[m.Destination] = b
+	}
+	return w, nil
+}
+
+func hasOption(opts []string, o string) bool {
+	for _, x := range opts {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}
+
+// machineSize is the VM's memory (MiB) and vCPUs: --memory plus the
+// agent's small share, and --cpus rounded up.
+func machineSize(s *specs.Spec) (mem, cpus int) {
+	mem, cpus = DefaultMemory>>20, 1
+	if s.Linux == nil || s.Linux.Resources == nil {
+		return mem, cpus
+	}
+	res := s.Linux.Resources
+	if res.Memory != nil && res.Memory.Limit != nil && *res.Memory.Limit > 0 {
+		mem = int(*res.Memory.Limit>>20) + 16
+	}
+	if c := res.CPU; c != nil && c.Quota != nil && c.Period != nil && *c.Quota > 0 && *c.Period > 0 {
+		cpus = int((uint64(*c.Quota) + *c.Period - 1) / *c.Period)
+	}
+	return mem, cpus
+}
+
+// Connect implements task.Runtime.
+func (r *Runtime) Connect(ctx context.Context, id string, paths task.Paths) (task.Task, error) {
+	t := &Task{id: id, paths: paths}
+	if b, err := os.ReadFile(recordPath(paths)); err == nil {
+		json.Unmarshal(b, &t.rec)
+	}
+	if b, err := os.ReadFile(filepath.Join(paths.Dir, "config.json")); err == nil {
+		var s specs.Spec
+		if json.Unmarshal(b, &s) == nil {
+			t.spec = &s
+		}
+	}
+	return t, nil
+}
+
+// Cleanup implements task.Runtime.
+func (r *Runtime) Cleanup(ctx context.Context, id string, paths task.Paths) error {
+	return snapshot.Unmount(rootOf(paths))
+}
+
+// Task is a VM under its monitor.
+type Task struct {
+	id    string
+	paths task.Paths
+	rec   record
+	spec  *specs.Spec
+
+	waiter *monitor.Waiter
+}
+
+func (t *Task) ID() string { return t.id }
+
+// Pid is QEMU's.
+func (t *Task) Pid() int { return t.rec.Pid }
+
+func notInVM(what string) error {
+	return fmt.Errorf("%s is not supported for VM containers yet: %w", what, errdefs.ErrNotImplemented)
+}
+
+func (t *Task) alive() bool { return t.rec.Pid > 0 && syscall.Kill(t.rec.Pid, 0) == nil }
+
+func (t *Task) State(ctx context.Context) (task.State, error) {
+	if _, err := os.Stat(filepath.Join(t.paths.Dir, "started")); err == nil && t.alive() {
+		return task.State{Status: task.Running, Pid: t.rec.Pid, Created: t.rec.Created}, nil
+	}
+	if t.alive() {
+		return task.State{Status: task.Created, Pid: t.rec.Pid, Created: t.rec.Created}, nil
+	}
+	return task.State{Status: task.Stopped}, nil
+}
+
+func (t *Task) Spec(ctx context.Context) (*specs.Spec, error) {
+	if t.spec == nil {
+		return nil, fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
+	}
+	return t.spec, nil
+}
+
+func (t *Task) Start(ctx context.Context) error {
+	t.waiter = monitor.NewWaiter(t.paths.Dir, t.paths.ExitFile)
+	if err := monitor.Start(t.paths.Dir); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(t.paths.Dir, "started"), nil, 0o600)
+}
+
+func (t *Task) Wait(ctx context.Context) (task.Exit, <-chan struct{}, error) {
+	w := t.waiter
+	if w == nil {
+		w = monitor.NewWaiter(t.paths.Dir, t.paths.ExitFile)
+	}
+	e, gone, err := w.Wait()
+	if err != nil {
+		if t.alive() { // the monitor died: nothing holds the VM any more
+			syscall.Kill(t.rec.Pid, syscall.SIGKILL)
+		}
+		e = monitor.Exit{Code: 255, At: time.Now().UTC()}
+	}
+	return task.Exit{Code: e.Code, At: e.At}, gone, err
+}
+
+func (t *Task) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
+	err := monitor.Signal(t.paths.Dir, sig, all)
+	if errors.Is(err, monitor.ErrGone) {
+		return fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
+	}
+	return err
+}
+
+func (t *Task) Pause(ctx context.Context) error  { return notInVM("pause") }
+func (t *Task) Resume(ctx context.Context) error { return notInVM("unpause") }
+
+func (t *Task) Pids(ctx context.Context) ([]int, error) {
+	if !t.alive() {
+		return nil, nil
+	}
+	return []int{t.rec.Pid}, nil
+}
+
+func (t *Task) Stats(ctx context.Context) (*cgroups.Stats, error) { return nil, notInVM("stats") }
+
+func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
+	return notInVM("updating a running VM's resources")
+}
+
+func (t *Task) Exec(ctx context.Context, id string, p *specs.Process, o task.ExecOpts) (task.ExecStream, error) {
+	return nil, notInVM("exec")
+}
+
+func (t *Task) ExecWait(ctx context.Context, id string) (task.ExecState, error) {
+	return task.ExecState{}, notInVM("exec")
+}
+
+func (t *Task) ExecResize(ctx context.Context, id string, height, width uint16) error {
+	return notInVM("exec")
+}
+
+func (t *Task) Execs(ctx context.Context) ([]task.ExecState, error) { return nil, nil }
+
+func (t *Task) Attach(ctx context.Context, o task.AttachOpts) (task.Stream, error) {
+	mo := monitor.AttachOpts{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr}
+	attach := monitor.Attach
+	if o.BeforeStart {
+		attach = monitor.AttachBeforeStart
+	}
+	conn, err := attach(t.paths.Dir, mo)
+	if err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (t *Task) Resize(ctx context.Context, height, width uint16) error {
+	return monitor.Resize(t.paths.Dir, height, width)
+}
+
+// Delete unmounts the root the engine's Prepare read; the container's
+// disk stays for its next run.
+func (t *Task) Delete(ctx context.Context) error {
+	os.Remove(filepath.Join(t.paths.Dir, "started"))
+	return snapshot.Unmount(rootOf(t.paths))
+}
