@@ -18,7 +18,7 @@ import (
 // ctrFlags are the flags of create and run.
 type ctrFlags struct {
 	name, workdir, user, entrypoint, hostname, memory, network, restart string
-	pid, ipc, uts                                                       string
+	pid, ipc, uts, isolation, runtime                                   string
 	detachKeys                                                          string
 	env, envFiles, labels, capAdd, capDrop, securityOpt, ulimits, tmpfs []string
 	volumes, mounts                                                     []string
@@ -69,6 +69,8 @@ func (f *ctrFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.pid, "pid", "", "PID namespace to use (host, or container:NAME)")
 	fs.StringVar(&f.ipc, "ipc", "", "IPC mode to use (private, shareable, none, host, or container:NAME)")
 	fs.StringVar(&f.uts, "uts", "", "UTS namespace to use (host)")
+	fs.StringVar(&f.isolation, "isolation", "", "container isolation technology (default, or vm: the image booted as a VM)")
+	fs.StringVar(&f.runtime, "runtime", "", "runtime to use for this container (tent, or tent-vm)")
 	fs.StringVar(&f.restart, "restart", "no", "restart policy: no, always, unless-stopped, on-failure[:n]")
 	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
 	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open even if not attached")
@@ -107,6 +109,7 @@ func (f *ctrFlags) config(cmd *cobra.Command, image string, args []string, attac
 		ReadonlyRootfs: f.readOnly, CapAdd: f.capAdd, CapDrop: f.capDrop, Privileged: f.privileged,
 		NetworkMode: container.NetworkMode(f.network), Tmpfs: map[string]string{},
 		PidMode: container.PidMode(f.pid), IpcMode: container.IpcMode(f.ipc), UTSMode: container.UTSMode(f.uts),
+		Isolation: container.Isolation(f.isolation), Runtime: f.runtime,
 		AutoRemove: cmd.Flags().Lookup("rm") != nil && cmd.Flags().Lookup("rm").Value.String() == "true",
 	}
 	if cmd.Flags().Changed("init") {

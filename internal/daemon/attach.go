@@ -66,7 +66,7 @@ type attachment struct {
 }
 
 // Attach checks that the container can be attached to (it exists and is
-// not stopped) before the caller hijacks its connection.
+// not paused or going) before the caller hijacks its connection.
 func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool, detachKeys []byte) (backend.Attachment, error) {
 	c, err := d.get(ref)
 	if err != nil {
@@ -74,7 +74,9 @@ func (d *Daemon) Attach(ref string, stdin, stdout, stderr bool, detachKeys []byt
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.State.Status == container.StateExited || c.State.Status == container.StateDead || c.State.Status == container.StateRemoving {
+	// A stopped container may be attached to, as dockerd allows: the
+	// attachment waits for the next start (docker start -a).
+	if c.State.Status == container.StateDead || c.State.Status == container.StateRemoving {
 		return nil, fmt.Errorf("You cannot attach to a stopped container, start it first: %w", errdefs.ErrConflict)
 	}
 	if c.State.Status == container.StatePaused {

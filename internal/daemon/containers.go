@@ -24,8 +24,8 @@ import (
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/spec"
-	"github.com/tent-project/tent/internal/task/vmtask"
 	"github.com/tent-project/tent/internal/task"
+	"github.com/tent-project/tent/internal/task/vmtask"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -465,8 +465,6 @@ func validateVM(cfg *container.Config, hc *container.HostConfig) error {
 		return no("--privileged and devices")
 	case hc.PidMode != "" || hc.UTSMode != "" || hc.IpcMode != "" && hc.IpcMode != "private" && hc.IpcMode != "shareable" || hc.CgroupnsMode.IsHost():
 		return no("sharing namespaces (--pid, --ipc, --uts, --cgroupns)")
-	case cfg.Healthcheck != nil && len(cfg.Healthcheck.Test) > 0 && cfg.Healthcheck.Test[0] != "NONE":
-		return no("health checks, which run through exec (use --no-healthcheck)")
 	case len(hc.PortBindings) > 0 || hc.PublishAllPorts:
 		return no("published ports")
 	}

@@ -21,8 +21,8 @@ import (
 
 // execState is one exec of this monitor's container.
 type execState struct {
-	rec    ExecRecord // guarded by monitor.mu
-	master *os.File   // with a terminal
+	rec    ExecRecord                       // guarded by monitor.mu
+	resize func(height, width uint16) error // with a terminal
 	done   chan struct{}
 	// ephemeral: not saved, and forgotten once waited for.
 	ephemeral bool
@@ -47,21 +47,83 @@ func (m *monitor) exec(conn net.Conn, br *bufio.Reader, req ExecRequest) {
 		fail(fmt.Errorf("container %s is not running: %w", m.cfg.ID, errdefs.ErrConflict))
 		return
 	}
-	rt, err := runtime.New(m.cfg.RuntimeRoot)
+	tty := req.Process.Terminal
+	var p *execProc
+	var err error
+	if v, ok := m.work.(*vmWorkload); ok {
+		p, err = v.exec(req)
+	} else {
+		p, err = m.runtimeExec(req)
+	}
 	if err != nil {
 		fail(err)
 		return
+	}
+	e := &execState{rec: ExecRecord{ID: req.ID, Pid: p.pid, Running: true, Meta: req.Meta}, resize: p.resize, done: make(chan struct{}),
+		ephemeral: req.Ephemeral}
+	m.mu.Lock()
+	m.execs[req.ID] = e
+	m.mu.Unlock()
+	m.saveExec(e)
+	b, _ := json.Marshal(ready{Pid: p.pid})
+	conn.Write(append(b, '\n'))
+
+	out := &dropWriter{w: conn}
+	w := streams.NewWriter(out, tty)
+	var wmu sync.Mutex
+	drained := streams.Pump(p.outputs, func(kind byte, b []byte) {
+		wmu.Lock()
+		w.Write(kind, b)
+		wmu.Unlock()
+	})
+	if p.stdin != nil {
+		go func() {
+			io.Copy(p.stdin, br)
+			if !tty { // a terminal stays open for the process
+				p.stdin.Close()
+			}
+		}()
+	}
+	code, err := p.wait()
+	if err != nil {
+		code = 126
+	}
+	select {
+	case <-drained:
+	case <-time.After(2 * time.Second): // something else holds the pipes
+	}
+	p.close()
+	m.mu.Lock()
+	e.rec.Running, e.rec.ExitCode = false, code
+	e.resize = nil
+	m.mu.Unlock()
+	m.saveExec(e)
+	close(e.done)
+}
+
+// execProc is a started exec as the monitor relays it, whatever runs it.
+type execProc struct {
+	pid     int
+	outputs []io.Reader
+	stdin   io.WriteCloser
+	resize  func(height, width uint16) error // nil: no terminal
+	wait    func() (int, error)
+	close   func()
+}
+
+// runtimeExec starts req's process in the container through the runtime.
+func (m *monitor) runtimeExec(req ExecRequest) (*execProc, error) {
+	rt, err := runtime.New(m.cfg.RuntimeRoot)
+	if err != nil {
+		return nil, err
 	}
 	c, err := rt.Load(m.cfg.ID)
 	if err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
-	tty := req.Process.Terminal
-	st, err := newStdio(tty, req.Stdin)
+	st, err := newStdio(req.Process.Terminal, req.Stdin)
 	if err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
 	p, err := c.Exec(req.Process, runtime.ExecOpts{Stdio: st.child, ConsoleConn: st.console})
 	if err == nil {
@@ -72,49 +134,15 @@ func (m *monitor) exec(conn net.Conn, br *bufio.Reader, req ExecRequest) {
 	}
 	if err != nil {
 		st.close()
-		fail(err)
-		return
+		return nil, err
 	}
-	e := &execState{rec: ExecRecord{ID: req.ID, Pid: p.Pid(), Running: true, Meta: req.Meta}, master: st.master, done: make(chan struct{}),
-		ephemeral: req.Ephemeral}
-	m.mu.Lock()
-	m.execs[req.ID] = e
-	m.mu.Unlock()
-	m.saveExec(e)
-	b, _ := json.Marshal(ready{Pid: p.Pid()})
-	conn.Write(append(b, '\n'))
-
-	out := &dropWriter{w: conn}
-	w := streams.NewWriter(out, tty)
-	var wmu sync.Mutex
-	drained := streams.Pump(outputs(st), func(kind byte, b []byte) {
-		wmu.Lock()
-		w.Write(kind, b)
-		wmu.Unlock()
-	})
-	if st.stdin != nil {
-		go func() {
-			io.Copy(st.stdin, br)
-			if !tty { // a terminal stays open for the process
-				st.stdin.Close()
-			}
-		}()
+	ep := &execProc{pid: p.Pid(), outputs: outputs(st), stdin: st.stdin, wait: p.Wait, close: st.close}
+	if master := st.master; master != nil {
+		ep.resize = func(height, width uint16) error {
+			return unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
+		}
 	}
-	code, err := p.Wait()
-	if err != nil {
-		code = 126
-	}
-	select {
-	case <-drained:
-	case <-time.After(2 * time.Second): // something else holds the pipes
-	}
-	st.close()
-	m.mu.Lock()
-	e.rec.Running, e.rec.ExitCode = false, code
-	e.master = nil
-	m.mu.Unlock()
-	m.saveExec(e)
-	close(e.done)
+	return ep, nil
 }
 
 func outputs(st *stdio) []io.Reader {
@@ -178,14 +206,14 @@ func (m *monitor) execWait(conn net.Conn, id string) {
 func (m *monitor) execResize(conn net.Conn, r execResize) {
 	defer conn.Close()
 	m.mu.Lock()
-	var master *os.File
+	var resize func(height, width uint16) error
 	if e, ok := m.execs[r.ID]; ok {
-		master = e.master
+		resize = e.resize
 	}
 	m.mu.Unlock()
 	err := errors.New("the exec has no terminal")
-	if master != nil {
-		err = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: r.Size[0], Col: r.Size[1]})
+	if resize != nil {
+		err = resize(r.Size[0], r.Size[1])
 	}
 	resp := struct{ Error string }{}
 	if err != nil {

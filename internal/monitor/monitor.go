@@ -81,8 +81,8 @@ type request struct {
 	Execs      bool         `json:"execs,omitempty"`
 	// Start and Signal are a VM's (its runtime does them for a process
 	// container).
-	Start  bool        `json:"start,omitempty"`
-	Signal *signalReq  `json:"signal,omitempty"`
+	Start  bool       `json:"start,omitempty"`
+	Signal *signalReq `json:"signal,omitempty"`
 }
 
 type signalReq struct {
@@ -295,13 +295,18 @@ func awaitReady(cmd *exec.Cmd, out io.Reader, dir string) (pid int, reap func(),
 // /proc/self/fd, so that deep directories do not exceed the 108 bytes a
 // unix socket address may hold.
 func socketOp[T any](dir string, op func(path string) (T, error)) (T, error) {
+	return socketAt(dir, socketName, op)
+}
+
+// socketAt is socketOp for the socket name in dir.
+func socketAt[T any](dir, name string, op func(path string) (T, error)) (T, error) {
 	var zero T
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return zero, err
 	}
 	defer unix.Close(fd)
-	return op(fmt.Sprintf("/proc/self/fd/%d/%s", fd, socketName))
+	return op(fmt.Sprintf("/proc/self/fd/%d/%s", fd, name))
 }
 
 // dial connects to the monitor in dir and sends one request.

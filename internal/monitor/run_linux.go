@@ -24,10 +24,10 @@ import (
 
 // monitor is the state of the monitor process.
 type monitor struct {
-	cfg    Config
-	dir    string
-	log    *jsonlog.Writer
-	stdin  io.WriteCloser
+	cfg   Config
+	dir   string
+	log   *jsonlog.Writer
+	stdin io.WriteCloser
 	// resize sets the terminal's size (nil: no terminal).
 	resize func(height, width uint16) error
 	work   workload

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -18,7 +20,9 @@ import (
 )
 
 // VMConfig is a VM's part of a monitor's configuration: the QEMU command
-// that boots it, the socket of its agent's port, and the workload.
+// that boots it (run in the monitor's directory), the socket of its
+// agent's port (a name in that directory: socket paths are short), and
+// the workload.
 type VMConfig struct {
 	Argv        []string     `json:"argv"`
 	AgentSocket string       `json:"agentSocket"`
@@ -38,28 +42,75 @@ type vmWorkload struct {
 	exited chan struct{} // QEMU has ended
 	// code is the workload's exit status, from the agent (or 137 once
 	// the VM is killed); set before ended closes.
-	mu     sync.Mutex
-	code   *int
-	ended  chan struct{}
-	closed bool
+	mu    sync.Mutex
+	code  *int
+	ended chan struct{}
+	// procs are the processes whose frames come: the workload (0) and
+	// the execs, by the numbers this monitor gives them.
+	procs  map[uint32]*vmProc
+	nextID uint32
+}
+
+// vmProc is one of the guest's processes as the host sees it.
+type vmProc struct {
+	pipes   map[byte]*os.File // where its output goes
+	started chan struct{}     // an exec's: closed once it runs or failed
+	pid     int
+	err     error
+	exit    chan int
+}
+
+func (p *vmProc) closePipes() {
+	for _, w := range p.pipes {
+		w.Close()
+	}
+}
+
+// outputPipes makes the pipes of a process's output: stdout and stderr,
+// or one with a terminal.
+func outputPipes(tty bool) (outputs []*os.File, pipes map[byte]*os.File, err error) {
+	kinds := []byte{wire.Stdout, wire.Stderr}
+	if tty {
+		kinds = kinds[:1]
+	}
+	pipes = map[byte]*os.File{}
+	for _, k := range kinds {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range outputs {
+				f.Close()
+			}
+			for _, f := range pipes {
+				f.Close()
+			}
+			return nil, nil, err
+		}
+		outputs, pipes[k] = append(outputs, r), w
+	}
+	return outputs, pipes, nil
 }
 
 // createVM boots the VM and waits for its agent to have the workload
 // ready to start; the VM's output is relayed from then on.
 func (m *monitor) createVM() (*vmWorkload, error) {
 	vc := m.cfg.VM
-	os.Remove(vc.AgentSocket)
+	os.Remove(filepath.Join(m.dir, vc.AgentSocket))
 	cmd := exec.Command(vc.Argv[0], vc.Argv[1:]...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr // the monitor's log
+	cmd.Dir = m.dir
+	qemuErr := &bytes.Buffer{}                                             // quoted if the boot fails
+	cmd.Stdout, cmd.Stderr = os.Stderr, io.MultiWriter(os.Stderr, qemuErr) // the monitor's log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the VM: %w", err)
 	}
-	v := &vmWorkload{qemu: cmd, exited: make(chan struct{}), ended: make(chan struct{})}
+	v := &vmWorkload{qemu: cmd, exited: make(chan struct{}), ended: make(chan struct{}), procs: map[uint32]*vmProc{}}
 	go func() { cmd.Wait(); close(v.exited) }()
 	fail := func(err error) (*vmWorkload, error) {
 		cmd.Process.Kill()
 		<-v.exited
+		if qemuErr.Len() > 0 {
+			err = fmt.Errorf("%w: %s", err, tail(bytes.TrimSpace(qemuErr.Bytes()), 2000))
+		}
 		if con, rerr := os.ReadFile(vc.Console); rerr == nil && len(con) > 0 {
 			err = fmt.Errorf("%w; the guest's console:\n%s", err, tail(con, 2000))
 		}
@@ -68,12 +119,12 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 	deadline := time.Now().Add(bootTimeout)
 	var err error
 	for {
-		if v.conn, err = net.Dial("unix", vc.AgentSocket); err == nil {
+		if v.conn, err = socketAt(m.dir, vc.AgentSocket, func(p string) (net.Conn, error) { return net.Dial("unix", p) }); err == nil {
 			break
 		}
 		select {
 		case <-v.exited:
-			return fail(fmt.Errorf("the VM ended before its agent's port opened (see %s)", logName))
+			return fail(errors.New("the VM ended before its agent's port opened"))
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -89,73 +140,166 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 	}
 	in := bufio.NewReader(v.conn)
 	v.conn.SetReadDeadline(deadline)
-	kind, msg, err := wire.Read(in)
+	f, err := wire.Read(in)
 	v.conn.SetReadDeadline(time.Time{})
 	switch {
 	case err != nil:
 		return fail(fmt.Errorf("the VM did not boot: %w", err))
-	case kind == wire.Error:
-		return fail(fmt.Errorf("the VM's agent: %s", msg))
-	case kind != wire.Ready:
-		return fail(fmt.Errorf("the VM's agent said %q before ready", kind))
+	case f.Kind == wire.Error:
+		return fail(fmt.Errorf("the VM's agent: %s", f.P))
+	case f.Kind != wire.Ready:
+		return fail(fmt.Errorf("the VM's agent said %q before ready", f.Kind))
 	}
 	// The output: through pipes, as a process container's, so that the
 	// log and attachments are the same code.
-	kinds := []byte{wire.Stdout, wire.Stderr}
-	if m.cfg.Tty {
-		kinds = kinds[:1]
+	outputs, pipes, err := outputPipes(m.cfg.Tty)
+	if err != nil {
+		return fail(err)
 	}
-	var outputs []*os.File
-	pipes := map[byte]*os.File{}
-	for _, k := range kinds {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return fail(err)
-		}
-		outputs, pipes[k] = append(outputs, r), w
-	}
+	v.procs[0] = &vmProc{pipes: pipes}
 	if m.cfg.OpenStdin {
 		m.stdin = &frameWriter{w: v.w}
 	}
 	if m.cfg.Tty {
-		m.resize = func(height, width uint16) error {
-			var b [4]byte
-			binary.BigEndian.PutUint16(b[:], height)
-			binary.BigEndian.PutUint16(b[2:], width)
-			return v.w.Write(wire.Resize, b[:])
-		}
+		m.resize = v.resizer(0)
 	}
 	m.pump(outputs)
-	go v.relay(in, pipes)
+	go v.relay(in)
 	return v, nil
 }
 
+// resizer sets the terminal size of process id.
+func (v *vmWorkload) resizer(id uint32) func(height, width uint16) error {
+	return func(height, width uint16) error {
+		var b [4]byte
+		binary.BigEndian.PutUint16(b[:], height)
+		binary.BigEndian.PutUint16(b[2:], width)
+		return v.w.WriteID(wire.Resize, id, b[:])
+	}
+}
+
 // relay takes the agent's frames until the workload's exit.
-func (v *vmWorkload) relay(in io.Reader, pipes map[byte]*os.File) {
+func (v *vmWorkload) relay(in io.Reader) {
 	defer func() {
-		for _, w := range pipes {
-			w.Close()
+		v.mu.Lock()
+		for _, p := range v.procs {
+			p.closePipes()
 		}
+		v.mu.Unlock()
 	}()
 	for {
-		kind, p, err := wire.Read(in)
+		f, err := wire.Read(in)
 		if err != nil {
 			return // the VM is gone: Wait tells
 		}
-		switch kind {
+		v.mu.Lock()
+		p := v.procs[f.ID]
+		v.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		switch f.Kind {
 		case wire.Stdout, wire.Stderr:
-			if w := pipes[kind]; w != nil {
-				w.Write(p)
-			} else if w := pipes[wire.Stdout]; w != nil {
-				w.Write(p)
+			if w := p.pipes[f.Kind]; w != nil {
+				w.Write(f.P)
+			} else if w := p.pipes[wire.Stdout]; w != nil {
+				w.Write(f.P)
 			}
+		case wire.Ready: // an exec runs
+			if len(f.P) == 4 {
+				p.pid = int(binary.BigEndian.Uint32(f.P))
+			}
+			close(p.started)
+		case wire.Error: // an exec could not start
+			p.err = fmt.Errorf("exec failed: %s", f.P)
+			v.forget(f.ID)
+			close(p.started)
 		case wire.Exit:
 			var e wire.ExitStatus
-			json.Unmarshal(p, &e)
-			v.setCode(e.Code)
-			return
+			json.Unmarshal(f.P, &e)
+			if f.ID == 0 {
+				v.setCode(e.Code)
+				return
+			}
+			v.forget(f.ID)
+			p.closePipes()
+			p.exit <- e.Code
 		}
 	}
+}
+
+func (v *vmWorkload) forget(id uint32) {
+	v.mu.Lock()
+	delete(v.procs, id)
+	v.mu.Unlock()
+}
+
+// exec starts req's process in the guest through the agent.
+func (v *vmWorkload) exec(req ExecRequest) (*execProc, error) {
+	sp := req.Process
+	wp := wire.Process{Args: sp.Args, Env: sp.Env, Cwd: sp.Cwd, UID: sp.User.UID, GID: sp.User.GID,
+		AdditionalGids: sp.User.AdditionalGids, Terminal: sp.Terminal, OpenStdin: req.Stdin}
+	for _, rl := range sp.Rlimits {
+		wp.Rlimits = append(wp.Rlimits, wire.Rlimit{Type: rl.Type, Soft: rl.Soft, Hard: rl.Hard})
+	}
+	outputs, pipes, err := outputPipes(sp.Terminal)
+	if err != nil {
+		return nil, err
+	}
+	p := &vmProc{pipes: pipes, started: make(chan struct{}), exit: make(chan int, 1)}
+	v.mu.Lock()
+	v.nextID++
+	id := v.nextID
+	v.procs[id] = p
+	v.mu.Unlock()
+	closeReaders := func() {
+		for _, r := range outputs {
+			r.Close()
+		}
+	}
+	b, _ := json.Marshal(wp)
+	if err := v.w.WriteID(wire.Exec, id, b); err != nil {
+		v.forget(id)
+		p.closePipes()
+		closeReaders()
+		return nil, err
+	}
+	select {
+	case <-p.started:
+	case <-v.exited:
+		v.forget(id)
+		p.err = errors.New("the VM has ended")
+	}
+	if p.err != nil {
+		p.closePipes()
+		closeReaders()
+		return nil, p.err
+	}
+	ep := &execProc{pid: p.pid, close: closeReaders}
+	for _, r := range outputs {
+		ep.outputs = append(ep.outputs, r)
+	}
+	if req.Stdin {
+		ep.stdin = &frameWriter{w: v.w, id: id}
+	}
+	if sp.Terminal {
+		ep.resize = v.resizer(id)
+	}
+	ep.wait = func() (int, error) {
+		select {
+		case code := <-p.exit:
+			return code, nil
+		case <-v.ended:
+		case <-v.exited:
+		}
+		select { // its exit may have come just before the workload's
+		case code := <-p.exit:
+			return code, nil
+		case <-time.After(100 * time.Millisecond):
+			return 137, nil // ended with the VM
+		}
+	}
+	return ep, nil
 }
 
 func (v *vmWorkload) setCode(code int) {
@@ -217,17 +361,20 @@ func (v *vmWorkload) finish() {
 	v.conn.Close()
 }
 
-// frameWriter is the workload's stdin.
-type frameWriter struct{ w *wire.Writer }
+// frameWriter is a process's stdin.
+type frameWriter struct {
+	w  *wire.Writer
+	id uint32
+}
 
 func (f *frameWriter) Write(p []byte) (int, error) {
-	if err := f.w.Write(wire.Stdin, p); err != nil {
+	if err := f.w.WriteID(wire.Stdin, f.id, p); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
-func (f *frameWriter) Close() error { return f.w.Write(wire.EOF, nil) }
+func (f *frameWriter) Close() error { return f.w.WriteID(wire.EOF, f.id, nil) }
 
 func tail(b []byte, n int) []byte {
 	if len(b) > n {

@@ -145,7 +145,7 @@ func (h *Host) Overlay(base, path string) error {
 // Machine is one VM to boot.
 type Machine struct {
 	Disk    string // the container's overlay
-	Agent   string // the unix socket QEMU listens on for the agent's port
+	Agent   string // the unix socket QEMU listens on for the agent's port (relative: to QEMU's directory)
 	Console string // the guest's console output, a file
 	MemMiB  int
 	CPUs    int

@@ -95,25 +95,25 @@ func TestBoot(t *testing.T) {
 		Env: []string{"PATH=/bin"}, Hostname: "vm1", Files: map[string][]byte{"/etc/hostname": []byte("vm1\n")}})
 	w.Write(wire.Config, cfg)
 	start := time.Now()
-	if kind, p, err := wire.Read(r); err != nil || kind != wire.Ready {
-		t.Fatalf("ready: %c %s %v", kind, p, err)
+	if f, err := wire.Read(r); err != nil || f.Kind != wire.Ready {
+		t.Fatalf("ready: %c %s %v", f.Kind, f.P, err)
 	}
 	t.Logf("booted in %v", time.Since(start))
 	w.Write(wire.Start, nil)
 	var stdout, stderr strings.Builder
 	for {
-		kind, p, err := wire.Read(r)
+		f, err := wire.Read(r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		switch kind {
+		switch f.Kind {
 		case wire.Stdout:
-			stdout.Write(p)
+			stdout.Write(f.P)
 		case wire.Stderr:
-			stderr.Write(p)
+			stderr.Write(f.P)
 		case wire.Exit:
 			var e wire.ExitStatus
-			json.Unmarshal(p, &e)
+			json.Unmarshal(f.P, &e)
 			if e.Code != 3 || stdout.String() != "hello vm1 vm1\n" || stderr.String() != "oops\n" {
 				t.Errorf("exit %d, stdout %q, stderr %q", e.Code, stdout.String(), stderr.String())
 			}

@@ -21,7 +21,7 @@ func TestStats(t *testing.T) {
 	for name, en := range engines {
 		en.must(t, "run", "-d", "--name", "burner", "--network", "none", "--cpus", "0.5", images[name], "sh", "-c", "while :; do :; done")
 		en.must(t, "run", "-d", "--name", "filler", "--network", "none", "--memory", "96m", images[name], "sh", "-c",
-			"dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 2>/dev/null; sleep 1; sleep 1; exec sleep 1000")
+			"dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 2>/dev/null; exec sleep 1000")
 		en.must(t, "create", "--name", "idle", "--network", "none", images[name], "true")
 	}
 	time.Sleep(1500 * time.Millisecond) // the burner at its quota, the filler full

@@ -24,6 +24,7 @@ import (
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
+	"github.com/tent-project/tent/internal/task/monitored"
 )
 
 // Runtime is the process backend.
@@ -110,7 +111,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 		return nil, fmt.Errorf("failed to create task for container: %w", err)
 	}
 	go reap()
-	t := &Task{r: r, id: id, paths: o.Paths, pid: pid}
+	t := &Task{Client: monitored.Client{ID: id, Dir: o.Dir}, r: r, id: id, paths: o.Paths, pid: pid}
 	if t.c, err = r.rt.Load(id); err != nil {
 		// Created, but its state cannot be read: end it.
 		syscall.Kill(pid, syscall.SIGKILL)
@@ -123,7 +124,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 
 // Connect implements task.Runtime.
 func (r *Runtime) Connect(ctx context.Context, id string, paths task.Paths) (task.Task, error) {
-	t := &Task{r: r, id: id, paths: paths}
+	t := &Task{Client: monitored.Client{ID: id, Dir: paths.Dir}, r: r, id: id, paths: paths}
 	if t.c, _ = r.rt.Load(id); t.c != nil { // none: the task has ended and its monitor cleaned up
 		t.pid = t.c.State().Pid
 	}

@@ -2,7 +2,6 @@ package proc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -16,16 +15,18 @@ import (
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
+	"github.com/tent-project/tent/internal/task/monitored"
 	"golang.org/x/sys/unix"
 )
 
 // Task is a container under its monitor.
 type Task struct {
-	r     *Runtime
-	id    string
-	paths task.Paths
-	c     *runtime.Container // nil: its state is gone (the task has ended)
-	pid   int
+	monitored.Client // stdio, terminal and execs, through the monitor
+	r                *Runtime
+	id               string
+	paths            task.Paths
+	c                *runtime.Container // nil: its state is gone (the task has ended)
+	pid              int
 
 	mu     sync.Mutex
 	waiter *monitor.Waiter // registered at Start, before the program runs
@@ -173,56 +174,6 @@ func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
 		return err
 	}
 	return c.Update(r)
-}
-
-func (t *Task) Exec(ctx context.Context, id string, p *specs.Process, o task.ExecOpts) (task.ExecStream, error) {
-	conn, err := monitor.Exec(t.paths.Dir, monitor.ExecRequest{ID: id, Process: p, Stdin: o.Stdin, Meta: o.Meta, Ephemeral: o.Ephemeral})
-	if err != nil {
-		if errors.Is(err, monitor.ErrGone) {
-			return nil, fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
-		}
-		return nil, err
-	}
-	return conn, nil
-}
-
-func (t *Task) ExecWait(ctx context.Context, id string) (task.ExecState, error) {
-	rec, err := monitor.ExecWait(t.paths.Dir, id)
-	return execState(rec), err
-}
-
-func (t *Task) ExecResize(ctx context.Context, id string, height, width uint16) error {
-	return monitor.ExecResize(t.paths.Dir, id, height, width)
-}
-
-func (t *Task) Execs(ctx context.Context) ([]task.ExecState, error) {
-	recs, err := monitor.Execs(t.paths.Dir)
-	out := make([]task.ExecState, len(recs))
-	for i, r := range recs {
-		out[i] = execState(r)
-	}
-	return out, err
-}
-
-func execState(r monitor.ExecRecord) task.ExecState {
-	return task.ExecState{ID: r.ID, Pid: r.Pid, Running: r.Running, ExitCode: r.ExitCode, Meta: r.Meta}
-}
-
-func (t *Task) Attach(ctx context.Context, o task.AttachOpts) (task.Stream, error) {
-	mo := monitor.AttachOpts{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr}
-	attach := monitor.Attach
-	if o.BeforeStart {
-		attach = monitor.AttachBeforeStart
-	}
-	conn, err := attach(t.paths.Dir, mo)
-	if err != nil {
-		return nil, err
-	}
-	return conn, nil
-}
-
-func (t *Task) Resize(ctx context.Context, height, width uint16) error {
-	return monitor.Resize(t.paths.Dir, height, width)
 }
 
 func (t *Task) Delete(ctx context.Context) error {

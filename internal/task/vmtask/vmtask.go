@@ -24,6 +24,7 @@ import (
 	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
+	"github.com/tent-project/tent/internal/task/monitored"
 	"github.com/tent-project/tent/internal/vm"
 	"github.com/tent-project/tent/internal/vm/wire"
 	"golang.org/x/sys/unix"
@@ -99,7 +100,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 		}
 	}
 	mem, cpus := machineSize(spec)
-	agentSock := filepath.Join(o.Dir, "agent.sock")
+	const agentSock = "agent.sock" // in the monitor's directory, where QEMU runs
 	console := filepath.Join(o.Dir, "console.log")
 	cmd, err := r.host.Command(vm.Machine{Disk: disk, Agent: agentSock, Console: console, MemMiB: mem, CPUs: cpus})
 	if err != nil {
@@ -122,7 +123,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	rec := record{Pid: pid, Created: time.Now().UTC()}
 	rb, _ := json.Marshal(rec)
 	os.WriteFile(recordPath(o.Paths), rb, 0o600)
-	return &Task{id: id, paths: o.Paths, rec: rec, spec: spec}, nil
+	return &Task{Client: monitored.Client{ID: id, Dir: o.Dir}, id: id, paths: o.Paths, rec: rec, spec: spec}, nil
 }
 
 // baseDisk is the image's shared disk: made from the read-only layers of
@@ -217,7 +218,7 @@ func machineSize(s *specs.Spec) (mem, cpus int) {
 
 // Connect implements task.Runtime.
 func (r *Runtime) Connect(ctx context.Context, id string, paths task.Paths) (task.Task, error) {
-	t := &Task{id: id, paths: paths}
+	t := &Task{Client: monitored.Client{ID: id, Dir: paths.Dir}, id: id, paths: paths}
 	if b, err := os.ReadFile(recordPath(paths)); err == nil {
 		json.Unmarshal(b, &t.rec)
 	}
@@ -237,10 +238,11 @@ func (r *Runtime) Cleanup(ctx context.Context, id string, paths task.Paths) erro
 
 // Task is a VM under its monitor.
 type Task struct {
-	id    string
-	paths task.Paths
-	rec   record
-	spec  *specs.Spec
+	monitored.Client // stdio, terminal and execs, through the monitor
+	id               string
+	paths            task.Paths
+	rec              record
+	spec             *specs.Spec
 
 	waiter *monitor.Waiter
 }
@@ -318,37 +320,6 @@ func (t *Task) Stats(ctx context.Context) (*cgroups.Stats, error) { return nil, 
 
 func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
 	return notInVM("updating a running VM's resources")
-}
-
-func (t *Task) Exec(ctx context.Context, id string, p *specs.Process, o task.ExecOpts) (task.ExecStream, error) {
-	return nil, notInVM("exec")
-}
-
-func (t *Task) ExecWait(ctx context.Context, id string) (task.ExecState, error) {
-	return task.ExecState{}, notInVM("exec")
-}
-
-func (t *Task) ExecResize(ctx context.Context, id string, height, width uint16) error {
-	return notInVM("exec")
-}
-
-func (t *Task) Execs(ctx context.Context) ([]task.ExecState, error) { return nil, nil }
-
-func (t *Task) Attach(ctx context.Context, o task.AttachOpts) (task.Stream, error) {
-	mo := monitor.AttachOpts{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr}
-	attach := monitor.Attach
-	if o.BeforeStart {
-		attach = monitor.AttachBeforeStart
-	}
-	conn, err := attach(t.paths.Dir, mo)
-	if err != nil {
-		return nil, err
-	}
-	return conn, nil
-}
-
-func (t *Task) Resize(ctx context.Context, height, width uint16) error {
-	return monitor.Resize(t.paths.Dir, height, width)
 }
 
 // Delete unmounts the root the engine's Prepare read; the container's

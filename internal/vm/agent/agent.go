@@ -12,6 +12,7 @@ package agent
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -67,60 +69,152 @@ func run() error {
 		w.Write(wire.Error, []byte(err.Error()))
 		return err
 	}
-	kind, b, err := wire.Read(in)
-	if err != nil || kind != wire.Config {
-		return fail(fmt.Errorf("no configuration from the host (%c): %v", kind, err))
+	f, err := wire.Read(in)
+	if err != nil || f.Kind != wire.Config {
+		return fail(fmt.Errorf("no configuration from the host (%c): %v", f.Kind, err))
 	}
 	var p wire.Process
-	if err := json.Unmarshal(b, &p); err != nil {
+	if err := json.Unmarshal(f.P, &p); err != nil {
 		return fail(fmt.Errorf("configuration: %w", err))
 	}
 	if err := mountRoot(&p); err != nil {
 		return fail(err)
 	}
-	cmd, st, err := prepare(&p)
+	main, err := prepare(&p)
 	if err != nil {
 		return fail(err)
 	}
+	a := &agent{w: w, procs: map[uint32]*process{0: main}, started: make(chan struct{})}
 	w.Write(wire.Ready, nil)
-	// What comes before the start (an attached client's stdin, a
-	// terminal's size) is applied once the workload runs.
-	var early []frame
-	for {
-		kind, p, err := wire.Read(in)
-		if err != nil {
-			return err
-		}
-		if kind == wire.Start {
-			break
-		}
-		early = append(early, frame{kind, p})
-	}
-	if err := cmd.Start(); err != nil {
+	go a.serve(in)
+	<-a.started
+	if main.startErr != nil {
 		// The engine has said ready: the failure is the workload's exit,
 		// as a runtime's exec failure is (docker's 127 for "not found").
-		fmt.Fprintln(st.stderr(), err)
-		st.closeChild()
-		relayOutput(w, st)
-		st.drain()
+		fmt.Fprintln(main.st.stderrForErrors, main.startErr)
+		main.st.closeChild()
+		a.relayOutput(0, main.st)
+		main.st.drain()
 		return report(w, 127)
 	}
-	st.closeChild()
-	relayOutput(w, st)
-	go relayInput(in, early, cmd, st)
-	werr := cmd.Wait()
-	st.drain()
-	code := 0
-	if ee, ok := werr.(*exec.ExitError); ok {
+	return report(w, main.wait())
+}
+
+// agent is the guest's processes: the workload (0) and the execs.
+type agent struct {
+	w       *wire.Writer
+	mu      sync.Mutex
+	procs   map[uint32]*process
+	started chan struct{} // the workload has been started (or failed to)
+	early   []wire.Frame  // the workload's input before its start
+}
+
+// process is one of the guest's processes with its stdio.
+type process struct {
+	cmd      *exec.Cmd
+	st       *stdio
+	startErr error
+	running  bool
+}
+
+// wait waits for the process and its output; it returns its status in
+// docker's terms.
+func (p *process) wait() int {
+	err := p.cmd.Wait()
+	p.st.drain()
+	if ee, ok := err.(*exec.ExitError); ok {
 		ws := ee.Sys().(syscall.WaitStatus)
-		code = ws.ExitStatus()
 		if ws.Signaled() {
-			code = 128 + int(ws.Signal())
+			return 128 + int(ws.Signal())
 		}
-	} else if werr != nil {
-		code = 255
+		return ws.ExitStatus()
+	} else if err != nil {
+		return 255
 	}
-	return report(w, code)
+	return 0
+}
+
+// start runs p and relays its output as process id.
+func (a *agent) start(id uint32, p *process) error {
+	if err := p.cmd.Start(); err != nil {
+		return err
+	}
+	p.st.closeChild()
+	a.relayOutput(id, p.st)
+	a.mu.Lock()
+	p.running = true
+	a.mu.Unlock()
+	return nil
+}
+
+// serve applies what the host sends.
+func (a *agent) serve(in io.Reader) {
+	for {
+		f, err := wire.Read(in)
+		if err != nil {
+			return
+		}
+		switch {
+		case f.Kind == wire.Start && f.ID == 0:
+			a.mu.Lock()
+			main, early := a.procs[0], a.early
+			a.early = nil
+			a.mu.Unlock()
+			main.startErr = a.start(0, main)
+			close(a.started)
+			for _, e := range early {
+				a.input(e)
+			}
+		case f.Kind == wire.Exec && f.ID != 0:
+			go a.exec(f)
+		default:
+			a.mu.Lock()
+			p := a.procs[f.ID]
+			if f.ID == 0 && p != nil && !p.running {
+				a.early = append(a.early, f) // applied at the start
+				p = nil
+			}
+			a.mu.Unlock()
+			if p != nil {
+				a.input(f)
+			}
+		}
+	}
+}
+
+// exec starts an exec and reports its end.
+func (a *agent) exec(f wire.Frame) {
+	var pp wire.Process
+	if err := json.Unmarshal(f.P, &pp); err != nil {
+		a.w.WriteID(wire.Error, f.ID, []byte(err.Error()))
+		return
+	}
+	p, err := prepare(&pp)
+	if err == nil {
+		a.mu.Lock()
+		a.procs[f.ID] = p
+		a.mu.Unlock()
+		err = a.start(f.ID, p)
+	}
+	if err != nil {
+		a.mu.Lock()
+		delete(a.procs, f.ID)
+		a.mu.Unlock()
+		if p != nil {
+			p.st.closeChild()
+		}
+		a.w.WriteID(wire.Error, f.ID, []byte(err.Error()))
+		return
+	}
+	var pid [4]byte
+	binary.BigEndian.PutUint32(pid[:], uint32(p.cmd.Process.Pid))
+	a.w.WriteID(wire.Ready, f.ID, pid[:])
+	code := p.wait()
+	a.mu.Lock()
+	delete(a.procs, f.ID)
+	a.mu.Unlock()
+	b, _ := json.Marshal(wire.ExitStatus{Code: code})
+	a.w.WriteID(wire.Exit, f.ID, b)
 }
 
 // report syncs the disk, then tells the host how the workload ended.
@@ -234,8 +328,6 @@ type stdio struct {
 	stderrForErrors *os.File
 }
 
-func (s *stdio) stderr() io.Writer { return s.stderrForErrors }
-
 func (s *stdio) closeChild() {
 	for _, f := range s.child {
 		f.Close()
@@ -249,7 +341,15 @@ func (s *stdio) drain() {
 	}
 }
 
-func prepare(p *wire.Process) (*exec.Cmd, *stdio, error) {
+func prepare(p *wire.Process) (*process, error) {
+	cmd, st, err := prepareCmd(p)
+	if err != nil {
+		return nil, err
+	}
+	return &process{cmd: cmd, st: st}, nil
+}
+
+func prepareCmd(p *wire.Process) (*exec.Cmd, *stdio, error) {
 	if len(p.Args) == 0 {
 		return nil, nil, errors.New("no command")
 	}
@@ -351,8 +451,8 @@ func openPty() (master, slave *os.File, err error) {
 	return master, slave, nil
 }
 
-// relayOutput starts relaying the workload's output to the host.
-func relayOutput(w *wire.Writer, st *stdio) {
+// relayOutput starts relaying a process's output to the host.
+func (a *agent) relayOutput(id uint32, st *stdio) {
 	for i, f := range st.outputs {
 		st.pending++
 		go func(f *os.File, kind byte) {
@@ -360,7 +460,7 @@ func relayOutput(w *wire.Writer, st *stdio) {
 			for {
 				n, err := f.Read(buf)
 				if n > 0 {
-					w.Write(kind, buf[:n])
+					a.w.WriteID(kind, id, buf[:n])
 				}
 				if err != nil {
 					st.done <- struct{}{}
@@ -371,49 +471,39 @@ func relayOutput(w *wire.Writer, st *stdio) {
 	}
 }
 
-type frame struct {
-	kind byte
-	p    []byte
-}
-
-// relayInput applies what the host sent before the start (early), then
-// what it sends while the workload runs.
-func relayInput(in io.Reader, early []frame, cmd *exec.Cmd, st *stdio) {
-	for {
-		var kind byte
-		var p []byte
-		if len(early) > 0 {
-			kind, p, early = early[0].kind, early[0].p, early[1:]
-		} else {
-			var err error
-			if kind, p, err = wire.Read(in); err != nil {
-				return
+// input applies one frame to its process: stdin, its end, a signal, a
+// terminal size.
+func (a *agent) input(f wire.Frame) {
+	a.mu.Lock()
+	proc := a.procs[f.ID]
+	a.mu.Unlock()
+	if proc == nil {
+		return
+	}
+	st, p := proc.st, f.P
+	switch f.Kind {
+	case wire.Stdin:
+		if st.stdin != nil {
+			st.stdin.Write(p)
+		}
+	case wire.EOF:
+		if st.stdin != nil && st.pty == nil {
+			st.stdin.Close()
+		} else if st.pty != nil {
+			st.pty.Write([]byte{4}) // ^D: end of input on a terminal
+		}
+	case wire.Signal:
+		if len(p) >= 1 {
+			if len(p) >= 2 && p[1] == 1 {
+				unix.Kill(-1, unix.Signal(p[0]))
+			} else if proc.cmd.Process != nil {
+				proc.cmd.Process.Signal(unix.Signal(p[0]))
 			}
 		}
-		switch kind {
-		case wire.Stdin:
-			if st.stdin != nil {
-				st.stdin.Write(p)
-			}
-		case wire.EOF:
-			if st.stdin != nil && st.pty == nil {
-				st.stdin.Close()
-			} else if st.pty != nil {
-				st.pty.Write([]byte{4}) // ^D: end of input on a terminal
-			}
-		case wire.Signal:
-			if len(p) >= 1 {
-				if len(p) >= 2 && p[1] == 1 {
-					unix.Kill(-1, unix.Signal(p[0]))
-				} else {
-					cmd.Process.Signal(unix.Signal(p[0]))
-				}
-			}
-		case wire.Resize:
-			if st.pty != nil && len(p) == 4 {
-				ws := &unix.Winsize{Row: uint16(p[0])<<8 | uint16(p[1]), Col: uint16(p[2])<<8 | uint16(p[3])}
-				unix.IoctlSetWinsize(int(st.pty.Fd()), unix.TIOCSWINSZ, ws)
-			}
+	case wire.Resize:
+		if st.pty != nil && len(p) == 4 {
+			ws := &unix.Winsize{Row: binary.BigEndian.Uint16(p), Col: binary.BigEndian.Uint16(p[2:])}
+			unix.IoctlSetWinsize(int(st.pty.Fd()), unix.TIOCSWINSZ, ws)
 		}
 	}
 }

@@ -1,9 +1,11 @@
 // Package wire is the protocol between tent's VM monitor on the host and
 // the agent, the init of a VM's guest, over one virtio-serial port: a
-// stream of frames, each a kind byte, a big-endian 32-bit length and the
-// payload. The host sends the workload's configuration, the start,
-// stdin, signals and terminal sizes; the guest answers ready (or an
-// error), the workload's output and, at its end, its exit.
+// stream of frames, each a kind byte, a big-endian 32-bit process id, a
+// big-endian 32-bit length and the payload. Process 0 is the workload;
+// the others are execs, numbered by the host. The host sends the
+// workload's configuration, the start, execs, stdin, signals and terminal
+// sizes; the guest answers ready (or an error), each process's output
+// and, at its end, its exit.
 package wire
 
 import (
@@ -18,14 +20,15 @@ const (
 	// Host to guest.
 	Config = 'C' // JSON Process
 	Start  = 'S'
+	Exec   = 'x' // JSON Process: start it now, as the frame's process id
 	Stdin  = 'I'
 	EOF    = 'i' // stdin closed
 	Signal = 'K' // one byte: the signal's number; a second byte 1: every process
 	Resize = 'R' // height and width, two big-endian 16-bit numbers each
 
 	// Guest to host.
-	Ready  = 'r'
-	Error  = 'e' // text: the workload could not be made
+	Ready  = 'r' // the workload is ready to start; an exec has started (payload: its guest PID, 4 bytes)
+	Error  = 'e' // text: the workload or exec could not be made
 	Stdout = 'O'
 	Stderr = 'E'
 	Exit   = 'X' // JSON ExitStatus
@@ -36,16 +39,16 @@ const MaxFrame = 1 << 20
 
 // Process is the workload the guest runs, from the container's OCI spec.
 type Process struct {
-	Args           []string          `json:"args"`
-	Env            []string          `json:"env,omitempty"`
-	Cwd            string            `json:"cwd,omitempty"`
-	UID            uint32            `json:"uid"`
-	GID            uint32            `json:"gid"`
-	AdditionalGids []uint32          `json:"additionalGids,omitempty"`
-	Terminal       bool              `json:"terminal,omitempty"`
-	OpenStdin      bool              `json:"openStdin,omitempty"`
-	Hostname       string            `json:"hostname,omitempty"`
-	ReadonlyRootfs bool              `json:"readonlyRootfs,omitempty"`
+	Args           []string `json:"args"`
+	Env            []string `json:"env,omitempty"`
+	Cwd            string   `json:"cwd,omitempty"`
+	UID            uint32   `json:"uid"`
+	GID            uint32   `json:"gid"`
+	AdditionalGids []uint32 `json:"additionalGids,omitempty"`
+	Terminal       bool     `json:"terminal,omitempty"`
+	OpenStdin      bool     `json:"openStdin,omitempty"`
+	Hostname       string   `json:"hostname,omitempty"`
+	ReadonlyRootfs bool     `json:"readonlyRootfs,omitempty"`
 	// Files are written into the root before the start (path in the
 	// container: content), as the engine's /etc/hosts, /etc/hostname and
 	// /etc/resolv.conf.
@@ -76,15 +79,20 @@ type Writer struct {
 // NewWriter writes frames to w.
 func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 
-// Write sends one frame of kind (several when p is over MaxFrame).
-func (fw *Writer) Write(kind byte, p []byte) error {
+// Write sends one frame of kind for the workload (process 0).
+func (fw *Writer) Write(kind byte, p []byte) error { return fw.WriteID(kind, 0, p) }
+
+// WriteID sends one frame of kind for process id (several when p is
+// over MaxFrame).
+func (fw *Writer) WriteID(kind byte, id uint32, p []byte) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	for {
 		n := min(len(p), MaxFrame)
-		var hdr [5]byte
+		var hdr [9]byte
 		hdr[0] = kind
-		binary.BigEndian.PutUint32(hdr[1:], uint32(n))
+		binary.BigEndian.PutUint32(hdr[1:], id)
+		binary.BigEndian.PutUint32(hdr[5:], uint32(n))
 		if _, err := fw.w.Write(append(hdr[:], p[:n]...)); err != nil {
 			return err
 		}
@@ -95,19 +103,26 @@ func (fw *Writer) Write(kind byte, p []byte) error {
 	}
 }
 
+// A Frame is one message.
+type Frame struct {
+	Kind byte
+	ID   uint32
+	P    []byte
+}
+
 // Read reads the next frame from r.
-func Read(r io.Reader) (kind byte, p []byte, err error) {
-	var hdr [5]byte
+func Read(r io.Reader) (Frame, error) {
+	var hdr [9]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, nil, err
+		return Frame{}, err
 	}
-	n := binary.BigEndian.Uint32(hdr[1:])
+	n := binary.BigEndian.Uint32(hdr[5:])
 	if n > MaxFrame {
-		return 0, nil, fmt.Errorf("wire: a frame of %d bytes", n)
+		return Frame{}, fmt.Errorf("wire: a frame of %d bytes", n)
 	}
-	p = make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return 0, nil, err
+	f := Frame{Kind: hdr[0], ID: binary.BigEndian.Uint32(hdr[1:]), P: make([]byte, n)}
+	if _, err := io.ReadFull(r, f.P); err != nil {
+		return Frame{}, err
 	}
-	return hdr[0], p, nil
+	return f, nil
 }

@@ -13,7 +13,7 @@ func TestFrames(t *testing.T) {
 		kind byte
 		p    []byte
 	}{{Start, nil}, {Stdout, []byte("hello\n")}, {Stdin, big}} {
-		if err := w.Write(f.kind, f.p); err != nil {
+		if err := w.WriteID(f.kind, 7, f.p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -22,16 +22,16 @@ func TestFrames(t *testing.T) {
 		n    int
 	}{{Start, 0}, {Stdout, 6}, {Stdin, MaxFrame}, {Stdin, 10}}
 	for _, wf := range want {
-		kind, p, err := Read(&b)
-		if err != nil || kind != wf.kind || len(p) != wf.n {
-			t.Fatalf("frame %c %d: got %c %d %v", wf.kind, wf.n, kind, len(p), err)
+		f, err := Read(&b)
+		if err != nil || f.Kind != wf.kind || f.ID != 7 || len(f.P) != wf.n {
+			t.Fatalf("frame %c %d: got %c %d %d %v", wf.kind, wf.n, f.Kind, f.ID, len(f.P), err)
 		}
 	}
-	if _, _, err := Read(&b); err == nil {
+	if _, err := Read(&b); err == nil {
 		t.Error("read past the end")
 	}
-	b.Write([]byte{Stdout, 0xff, 0, 0, 0})
-	if _, _, err := Read(&b); err == nil {
+	b.Write([]byte{Stdout, 0, 0, 0, 0, 0xff, 0, 0, 0})
+	if _, err := Read(&b); err == nil {
 		t.Error("an oversized frame was taken")
 	}
 }

@@ -1,0 +1,146 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tent-project/tent/internal/vm"
+)
+
+// requireVM skips where the host cannot boot tent's VMs: no QEMU or no
+// guest kernel (scripts/deps.sh installs both).
+func requireVM(t *testing.T) {
+	t.Helper()
+	if _, err := vm.NewHost(vm.DefaultGuestDir, filepath.Join(filepath.Dir(tentBin()), "tent-agent"), t.TempDir()); err != nil {
+		t.Skip(err)
+	}
+}
+
+// TestVMIsolation drives VM containers with the docker CLI as a user
+// would: the program runs on the guest's own kernel, its output, stdin,
+// exit status and signals pass as a container's, its disk is its own and
+// lasts across runs, and what VMs do not have yet is refused.
+func TestVMIsolation(t *testing.T) {
+	requireVM(t)
+	e := startTent(t)
+	vmRun := []string{"run", "--isolation", "vm", "--network", "none"}
+	run := func(args ...string) []string { return append(append([]string(nil), vmRun...), args...) }
+
+	var host unix.Utsname
+	unix.Uname(&host)
+	out, errOut, code := e.runIn(nil, run("--rm", "busybox", "sh", "-c", "echo out; echo err >&2; uname -r; exit 3")...)
+	if code != 3 || errOut != "err\n" || !strings.HasPrefix(out, "out\n") {
+		t.Fatalf("a VM's output and status: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if kernel := strings.TrimSpace(strings.TrimPrefix(out, "out\n")); kernel == "" || kernel == unix.ByteSliceToString(host.Release[:]) {
+		t.Errorf("the VM runs on kernel %q, the host's is %q: not its own", kernel, host.Release)
+	}
+	if out, _, code := e.runIn(strings.NewReader("piped in\n"), run("--rm", "-i", "busybox", "sh", "-c", "cat; echo done")...); code != 0 || out != "piped in\ndone\n" {
+		t.Errorf("stdin into a VM: exit %d, %q", code, out)
+	}
+	if out := e.must(t, run("--rm", "-u", "1000:1000", "-w", "/tmp", "-e", "FOO=bar", "-h", "guest", "busybox", "sh", "-c", "id -u; pwd; echo $FOO; hostname")...); out != "1000\n/tmp\nbar\nguest\n" {
+		t.Errorf("user, cwd, env and hostname in a VM: %q", out)
+	}
+	if _, errOut, code := e.runIn(nil, run("--rm", "busybox", "nosuchcmd")...); code != 127 || !strings.Contains(errOut, `"nosuchcmd": executable file not found`) {
+		t.Errorf("a missing command in a VM: exit %d, %q", code, errOut)
+	}
+
+	// The container's disk is its own and lasts across runs; the image's
+	// base disk is made once for both containers.
+	for _, name := range []string{"disk1", "disk2"} {
+		e.must(t, run("--name", name, "busybox", "sh", "-c", "cat /state 2>/dev/null; echo run >> /state")...)
+	}
+	if out := e.must(t, "start", "-a", "disk1"); out != "run\n" {
+		t.Errorf("the second run of a VM container sees %q in its disk, want its first run's", out)
+	}
+	if out := e.must(t, "logs", "disk2"); out != "" {
+		t.Errorf("a second container of the image saw the first one's writes: %q", out)
+	}
+	if bases, _ := filepath.Glob(filepath.Join(e.dir, "data", "vm", "disks", "*.ext4")); len(bases) != 1 {
+		t.Errorf("base disks for one image: %v", bases)
+	}
+	disk := filepath.Join(e.dir, "data", "containers", strings.TrimSpace(e.must(t, "inspect", "-f", "{{.Id}}", "disk1")), "vm-disk.qcow2")
+	if _, err := os.Stat(disk); err != nil {
+		t.Errorf("the container's overlay: %v", err)
+	}
+	e.must(t, "rm", "disk1", "disk2")
+	waitFor(t, "rm to remove the container's disk", func() bool { _, err := os.Stat(disk); return os.IsNotExist(err) })
+
+	// A detached VM: logs, stop by its signal, inspect, and a kill.
+	e.must(t, run("-d", "--name", "svc", "-m", "96m", "busybox", "sh", "-c", `trap "echo got TERM; exit 0" TERM; echo started; while true; do sleep 1; done`)...)
+	waitFor(t, "the VM's first line", func() bool { return e.out("logs", "svc") == "started\n" })
+	if out := e.must(t, "inspect", "-f", "{{.State.Running}} {{.HostConfig.Isolation}} {{.HostConfig.Runtime}}", "svc"); out != "true vm tent-vm\n" {
+		t.Errorf("inspect of a running VM: %q", out)
+	}
+	// exec runs in the guest, beside the workload, with its own stdio,
+	// user, terminal and exit status.
+	if out, errOut, code := e.runIn(strings.NewReader("to the exec\n"), "exec", "-i", "-u", "1000", "svc", "sh", "-c", "cat; id -u; echo err >&2; exit 5"); code != 5 || out != "to the exec\n1000\n" || errOut != "err\n" {
+		t.Errorf("exec in a VM: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out := e.must(t, "exec", "-t", "svc", "tty"); !strings.HasPrefix(out, "/dev/pts/") {
+		t.Errorf("exec -t in a VM: %q", out)
+	}
+	if out := e.must(t, "exec", "svc", "sh", "-c", "ps -o comm | grep -c sleep"); out == "0\n" {
+		t.Errorf("exec does not see the workload's processes: %q", out)
+	}
+	if _, errOut, code := e.runIn(nil, "exec", "svc", "nosuchcmd"); code == 0 || !strings.Contains(errOut, "executable file not found") {
+		t.Errorf("exec of a missing command in a VM: exit %d %q", code, errOut)
+	}
+	// What a VM cannot do yet is refused, not ignored.
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"cp", "svc:/etc/hostname", t.TempDir()}, "not supported yet"},
+		{[]string{"pause", "svc"}, "pause is not supported for VM containers yet"},
+		{[]string{"run", "--rm", "--isolation", "vm", "busybox", "true"}, "networking (run it with --network none)"},
+		{[]string{"run", "--rm", "--isolation", "vm", "--network", "none", "-v", "/tmp:/x", "busybox", "true"}, "volumes, bind mounts and tmpfs mounts"},
+		{[]string{"run", "--rm", "--isolation", "vm", "--runtime", "tent", "busybox", "true"}, "conflicting options"},
+	} {
+		if _, errOut, code := e.runIn(nil, tc.args...); code == 0 || !strings.Contains(errOut, tc.msg) {
+			t.Errorf("docker %v: exit %d %q, want an error saying %q", tc.args, code, errOut, tc.msg)
+		}
+	}
+	// The VM outlives its daemon, as a container does.
+	e.kill9()
+	e.start()
+	if out := e.must(t, "inspect", "-f", "{{.State.Running}}", "svc"); out != "true\n" {
+		t.Errorf("after a daemon restart the VM is %q", out)
+	}
+	e.must(t, "stop", "svc")
+	if out := e.must(t, "inspect", "-f", "{{.State.ExitCode}}", "svc"); out != "0\n" {
+		t.Errorf("a stopped VM's exit code: %q (its TERM trap exits 0)", out)
+	}
+	if out := e.must(t, "logs", "svc"); out != "started\ngot TERM\n" {
+		t.Errorf("a stopped VM's log: %q", out)
+	}
+	e.must(t, "start", "svc")
+	waitFor(t, "the VM's restart", func() bool { return e.out("logs", "svc") == "started\ngot TERM\nstarted\n" })
+	e.must(t, "kill", "svc")
+	if out := e.must(t, "inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}", "svc"); out != "false 137\n" {
+		t.Errorf("a killed VM: %q", out)
+	}
+	e.must(t, "rm", "svc")
+	// Health checks run through exec, in the guest.
+	e.must(t, run("-d", "--name", "checked", "--health-cmd", "test -e /tmp/ok", "--health-interval", "1s", "busybox", "sh", "-c", "sleep 2; touch /tmp/ok; sleep 1000")...)
+	waitFor(t, "the VM's health check", func() bool { return e.out("inspect", "-f", "{{.State.Health.Status}}", "checked") == "healthy\n" })
+	e.must(t, "rm", "-f", "checked")
+	if info := e.must(t, "info", "-f", "{{range $k, $v := .Runtimes}}{{$k}} {{end}}"); !strings.Contains(info, "tent-vm") {
+		t.Errorf("info's runtimes: %q", info)
+	}
+}
+
+// waitFor polls cond for up to a minute (a VM boots in seconds under TCG).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
