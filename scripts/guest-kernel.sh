@@ -12,7 +12,9 @@ if [ -z "$pkg" ]; then
 	echo "guest-kernel: no package behind $meta" >&2
 	exit 1
 fi
-if [ -f "$dest/kernel.version" ] && [ "$(cat "$dest/kernel.version")" = "$pkg" ]; then
+modules="virtio_ring virtio virtio_mmio virtio_blk virtio_console failover net_failover virtio_net"
+stamp="$pkg: $modules"
+if [ -f "$dest/kernel.version" ] && [ "$(cat "$dest/kernel.version")" = "$stamp" ]; then
 	exit 0
 fi
 work=$(mktemp -d)
@@ -24,7 +26,7 @@ mkdir -p "$dest/modules"
 rm -f "$dest"/modules/*.ko
 cp "$work"/x/boot/vmlinuz-* "$dest/vmlinuz"
 # In load order: each after the ones it needs.
-for m in virtio_ring virtio virtio_mmio virtio_blk virtio_console; do
+for m in $modules; do
 	f=$(find "$work/x/lib/modules" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -1)
 	if [ -z "$f" ]; then
 		echo "guest-kernel: $pkg has no module $m" >&2
@@ -37,4 +39,4 @@ for m in virtio_ring virtio virtio_mmio virtio_blk virtio_console; do
 	esac
 	echo "$m.ko"
 done > "$dest/modules/order"
-echo "$pkg" > "$dest/kernel.version"
+echo "$stamp" > "$dest/kernel.version"

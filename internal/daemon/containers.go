@@ -457,16 +457,14 @@ func validateVM(cfg *container.Config, hc *container.HostConfig) error {
 		return fmt.Errorf("%s: not supported for VM containers (--isolation vm) yet: %w", what, errdefs.ErrNotImplemented)
 	}
 	switch {
-	case !hc.NetworkMode.IsNone():
-		return no("networking (run it with --network none)")
+	case hc.NetworkMode.IsHost() || hc.NetworkMode.IsContainer():
+		return no("--network host and container: (a VM has its own network stack)")
 	case len(hc.Binds) > 0 || len(hc.Mounts) > 0 || len(cfg.Volumes) > 0 || len(hc.VolumesFrom) > 0 || len(hc.Tmpfs) > 0:
 		return no("volumes, bind mounts and tmpfs mounts")
 	case hc.Privileged || len(hc.Devices) > 0 || len(hc.DeviceCgroupRules) > 0:
 		return no("--privileged and devices")
 	case hc.PidMode != "" || hc.UTSMode != "" || hc.IpcMode != "" && hc.IpcMode != "private" && hc.IpcMode != "shareable" || hc.CgroupnsMode.IsHost():
 		return no("sharing namespaces (--pid, --ipc, --uts, --cgroupns)")
-	case len(hc.PortBindings) > 0 || hc.PublishAllPorts:
-		return no("published ports")
 	}
 	return nil
 }

@@ -108,8 +108,9 @@ func (d *Daemon) start(c *ctr) (err error) {
 			}
 			return d.spec(c, root, eps)
 		},
-		IO:  task.IO{Terminal: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce},
-		Log: task.Log{Path: d.logFile(c), MaxSize: maxSize, MaxFiles: maxFiles},
+		IO:      task.IO{Terminal: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce},
+		Log:     task.Log{Path: d.logFile(c), MaxSize: maxSize, MaxFiles: maxFiles},
+		Network: len(eps) > 0,
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/network"
+	"github.com/tent-project/tent/internal/task/vmtask"
 )
 
 // The network API.
@@ -204,6 +205,9 @@ func (d *Daemon) NetworkConnect(ref, containerRef string, es *netapi.EndpointSet
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.HostConfig.Runtime == vmtask.Name {
+		return fmt.Errorf("connecting a VM container to another network is not supported yet (a VM has one, given at its start): %w", errdefs.ErrNotImplemented)
+	}
 	mode := c.HostConfig.NetworkMode
 	if modeNetwork(mode) == "" {
 		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrForbidden)
@@ -272,6 +276,9 @@ func (d *Daemon) NetworkDisconnect(ref, containerRef string, force bool) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.HostConfig.Runtime == vmtask.Name && c.running() {
+		return fmt.Errorf("disconnecting a running VM container from its network is not supported yet: %w", errdefs.ErrNotImplemented)
+	}
 	if _, on := c.Networks[n.Name]; !on {
 		return fmt.Errorf("container %s is not connected to network %s: %w", c.ID[:12], n.Name, errdefs.ErrForbidden)
 	}

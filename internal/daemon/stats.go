@@ -13,6 +13,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/task/vmtask"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,7 +72,8 @@ func (d *Daemon) sample(ctx context.Context, c *ctr) *container.StatsResponse {
 	s := &container.StatsResponse{ID: c.ID, Name: "/" + c.Name, OSType: "linux"}
 	t, pid := c.task, c.State.Pid
 	running := c.State.Status == container.StateRunning || c.State.Status == container.StatePaused
-	ownNet := !c.HostConfig.NetworkMode.IsHost() && !c.HostConfig.NetworkMode.IsContainer()
+	// A VM's network is its guest's, not that of its QEMU's namespace.
+	ownNet := !c.HostConfig.NetworkMode.IsHost() && !c.HostConfig.NetworkMode.IsContainer() && c.HostConfig.Runtime != vmtask.Name
 	c.mu.Unlock()
 	if !running || t == nil {
 		return s

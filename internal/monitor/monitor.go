@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/vm/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,8 +82,11 @@ type request struct {
 	Execs      bool         `json:"execs,omitempty"`
 	// Start and Signal are a VM's (its runtime does them for a process
 	// container).
-	Start  bool       `json:"start,omitempty"`
-	Signal *signalReq `json:"signal,omitempty"`
+	Start  bool         `json:"start,omitempty"`
+	Net    []wire.Iface `json:"net,omitempty"` // a VM's, with Start
+	Signal *signalReq   `json:"signal,omitempty"`
+	// Pause stops a VM's vCPUs (true) or lets them run again (false).
+	Pause *bool `json:"pause,omitempty"`
 }
 
 type signalReq struct {
@@ -357,14 +361,19 @@ func Resize(dir string, height, width uint16) error {
 	return simpleRequest(dir, request{Resize: &[2]uint16{height, width}})
 }
 
-// Start starts a VM's workload (see Config.VM).
-func Start(dir string) error {
-	return simpleRequest(dir, request{Start: true})
+// Start starts a VM's workload (see Config.VM) with its network.
+func Start(dir string, net []wire.Iface) error {
+	return simpleRequest(dir, request{Start: true, Net: net})
 }
 
 // Signal sends sig to a VM's workload, with all to every process of it.
 func Signal(dir string, sig syscall.Signal, all bool) error {
 	return simpleRequest(dir, request{Signal: &signalReq{Signal: int(sig), All: all}})
+}
+
+// Pause stops a VM (pause) or lets it run again.
+func Pause(dir string, pause bool) error {
+	return simpleRequest(dir, request{Pause: &pause})
 }
 
 func simpleRequest(dir string, req request) error {

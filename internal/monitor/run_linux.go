@@ -19,6 +19,7 @@ import (
 	"github.com/tent-project/tent/internal/jsonlog"
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/streams"
+	"github.com/tent-project/tent/internal/vm/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -143,11 +144,12 @@ type workload interface {
 	finish()
 }
 
-// controlled is a workload whose start and signals go through its
-// monitor (a VM's; a runtime container's go through the runtime).
+// controlled is a workload whose start, signals and pauses go through
+// its monitor (a VM's; a runtime container's go through the runtime).
 type controlled interface {
-	start() error
+	start(net []wire.Iface) error
 	signal(sig syscall.Signal, all bool) error
+	pause(bool) error
 }
 
 // create makes the container with stdio this process holds, and listens.
@@ -355,14 +357,16 @@ func (m *monitor) handle(conn net.Conn) {
 			err = m.resize(req.Resize[0], req.Resize[1])
 		}
 		answer(conn, err)
-	case req.Start || req.Signal != nil:
+	case req.Start || req.Signal != nil || req.Pause != nil:
 		c, ok := m.work.(controlled)
 		var err error
 		switch {
 		case !ok:
-			err = errors.New("this container is started and signalled through its runtime")
+			err = errors.New("this container is started, signalled and paused through its runtime")
 		case req.Start:
-			err = c.start()
+			err = c.start(req.Net)
+		case req.Pause != nil:
+			err = c.pause(*req.Pause)
 		default:
 			err = c.signal(syscall.Signal(req.Signal.Signal), req.Signal.All)
 		}

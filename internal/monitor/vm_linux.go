@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/vm/wire"
 )
 
@@ -24,10 +26,18 @@ import (
 // agent's port (a name in that directory: socket paths are short), and
 // the workload.
 type VMConfig struct {
-	Argv        []string     `json:"argv"`
-	AgentSocket string       `json:"agentSocket"`
-	Console     string       `json:"console,omitempty"` // the guest's console log, quoted on a failed boot
-	Process     wire.Process `json:"process"`
+	Argv        []string `json:"argv"`
+	AgentSocket string   `json:"agentSocket"`
+	QMPSocket   string   `json:"qmpSocket,omitempty"` // QEMU's machine protocol, also a name in the directory
+	// Cgroup holds QEMU, with the container's CPU limits: what the VM
+	// costs the host is counted there (docker stats).
+	Cgroup string `json:"cgroup,omitempty"`
+	// NetNS: QEMU starts in a network namespace of its own, where the
+	// engine wires the container's networks (by QEMU's pid).
+	NetNS     bool                  `json:"netns,omitempty"`
+	Resources *specs.LinuxResources `json:"resources,omitempty"`
+	Console   string                `json:"console,omitempty"` // the guest's console log, quoted on a failed boot
+	Process   wire.Process          `json:"process"`
 }
 
 // bootTimeout bounds a boot to the agent's ready: under TCG a boot takes
@@ -36,6 +46,9 @@ const bootTimeout = 90 * time.Second
 
 // vmWorkload is a VM: QEMU, a child of this monitor, and the agent in it.
 type vmWorkload struct {
+	cg     cgroups.Manager // nil: none
+	dir    string          // the monitor's, where QEMU runs
+	qmp    string          // the QMP socket's name there
 	qemu   *exec.Cmd
 	conn   net.Conn
 	w      *wire.Writer
@@ -100,14 +113,37 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 	qemuErr := &bytes.Buffer{}                                             // quoted if the boot fails
 	cmd.Stdout, cmd.Stderr = os.Stderr, io.MultiWriter(os.Stderr, qemuErr) // the monitor's log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if vc.NetNS {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
+	}
+	err := cmd.Start()
+	if err != nil {
 		return nil, fmt.Errorf("start the VM: %w", err)
 	}
-	v := &vmWorkload{qemu: cmd, exited: make(chan struct{}), ended: make(chan struct{}), procs: map[uint32]*vmProc{}}
+	v := &vmWorkload{qemu: cmd, exited: make(chan struct{}), ended: make(chan struct{}), procs: map[uint32]*vmProc{},
+		dir: m.dir, qmp: vc.QMPSocket}
 	go func() { cmd.Wait(); close(v.exited) }()
+	if vc.Cgroup != "" {
+		if v.cg, err = cgroups.New(vc.Cgroup); err == nil {
+			if err = v.cg.Apply(cmd.Process.Pid); err == nil && vc.Resources != nil {
+				err = v.cg.Set(vc.Resources)
+			}
+		}
+		if err != nil {
+			cmd.Process.Kill()
+			<-v.exited
+			if v.cg != nil {
+				v.cg.Destroy()
+			}
+			return nil, fmt.Errorf("the VM's cgroup %s: %w", vc.Cgroup, err)
+		}
+	}
 	fail := func(err error) (*vmWorkload, error) {
 		cmd.Process.Kill()
 		<-v.exited
+		if v.cg != nil {
+			v.cg.Destroy()
+		}
 		if qemuErr.Len() > 0 {
 			err = fmt.Errorf("%w: %s", err, tail(bytes.TrimSpace(qemuErr.Bytes()), 2000))
 		}
@@ -117,7 +153,6 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 		return nil, err
 	}
 	deadline := time.Now().Add(bootTimeout)
-	var err error
 	for {
 		if v.conn, err = socketAt(m.dir, vc.AgentSocket, func(p string) (net.Conn, error) { return net.Dial("unix", p) }); err == nil {
 			break
@@ -332,7 +367,16 @@ func (v *vmWorkload) Wait() (int, error) {
 	return *v.code, nil
 }
 
-func (v *vmWorkload) start() error { return v.w.Write(wire.Start, nil) }
+// start gives the guest its network, then starts the workload.
+func (v *vmWorkload) start(net []wire.Iface) error {
+	if len(net) > 0 {
+		b, _ := json.Marshal(net)
+		if err := v.w.Write(wire.Net, b); err != nil {
+			return err
+		}
+	}
+	return v.w.Write(wire.Start, nil)
+}
 
 // signal passes sig to the workload; SIGKILL ends the VM itself, as it
 // ends a container's every process.
@@ -353,12 +397,62 @@ func (v *vmWorkload) signal(sig syscall.Signal, all bool) error {
 	return v.w.Write(wire.Signal, b)
 }
 
+// pause stops or continues the VM's vCPUs through QEMU's machine
+// protocol (QMP): a paused VM keeps its memory and devices, as a frozen
+// cgroup keeps its processes.
+func (v *vmWorkload) pause(pause bool) error {
+	if v.qmp == "" {
+		return errors.New("this VM has no QMP socket")
+	}
+	cmd := "cont"
+	if pause {
+		cmd = "stop"
+	}
+	conn, err := socketAt(v.dir, v.qmp, func(p string) (net.Conn, error) { return net.Dial("unix", p) })
+	if err != nil {
+		return fmt.Errorf("QMP: %w", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	dec := json.NewDecoder(conn)
+	var greeting map[string]any
+	if err := dec.Decode(&greeting); err != nil {
+		return fmt.Errorf("QMP: %w", err)
+	}
+	for _, c := range []string{"qmp_capabilities", cmd} {
+		fmt.Fprintf(conn, "{\"execute\": %q}\n", c)
+		for { // events may come before the answer
+			var resp struct {
+				Return *json.RawMessage `json:"return"`
+				Error  *struct {
+					Desc string `json:"desc"`
+				} `json:"error"`
+			}
+			if err := dec.Decode(&resp); err != nil {
+				return fmt.Errorf("QMP %s: %w", c, err)
+			}
+			if resp.Error != nil {
+				return fmt.Errorf("QMP %s: %s", c, resp.Error.Desc)
+			}
+			if resp.Return != nil {
+				break
+			}
+		}
+	}
+	return nil
+}
+
 func (v *vmWorkload) oomKilled() bool { return false }
 
 func (v *vmWorkload) finish() {
 	v.qemu.Process.Kill()
 	<-v.exited
 	v.conn.Close()
+	if v.cg != nil {
+		if err := v.cg.Destroy(); err != nil {
+			fmt.Fprintf(os.Stderr, "the VM's cgroup: %v\n", err)
+		}
+	}
 }
 
 // frameWriter is a process's stdin.

@@ -73,6 +73,9 @@ type CreateOpts struct {
 	Prepare func(root string) (*specs.Spec, error)
 	IO      IO
 	Log     Log
+	// Network: the engine wires networks into the namespace of the
+	// task's Pid between Create and Start (a VM needs a NIC for them).
+	Network bool
 }
 
 // IO is how the container's stdio is held by its supervisor.

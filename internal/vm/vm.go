@@ -142,13 +142,20 @@ func (h *Host) Overlay(base, path string) error {
 	return nil
 }
 
+// TapName is the VM's tap device in its QEMU's network namespace.
+const TapName = "tap0"
+
 // Machine is one VM to boot.
 type Machine struct {
 	Disk    string // the container's overlay
 	Agent   string // the unix socket QEMU listens on for the agent's port (relative: to QEMU's directory)
+	QMP     string // the unix socket of QEMU's machine protocol (relative, as Agent)
 	Console string // the guest's console output, a file
 	MemMiB  int
 	CPUs    int
+	// Net gives the VM a NIC on a tap device, tap0, that QEMU makes in
+	// its own network namespace (see monitor.VMConfig.NetNS).
+	Net bool
 }
 
 // Command is the QEMU command that boots m: microvm under TCG (this
@@ -171,6 +178,12 @@ func (h *Host) Command(m Machine) (*exec.Cmd, error) {
 		"-device", "virtio-blk-device,drive=root",
 		"-chardev", "socket,id=agent,path=" + m.Agent + ",server=on,wait=off",
 		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent",
+	}
+	if m.Net {
+		args = append(args, "-netdev", "tap,id=n0,ifname="+TapName+",script=no,downscript=no", "-device", "virtio-net-device,netdev=n0")
+	}
+	if m.QMP != "" {
+		args = append(args, "-qmp", "unix:"+m.QMP+",server=on,wait=off")
 	}
 	return exec.Command(h.Qemu, args...), nil
 }

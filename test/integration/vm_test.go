@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,8 +100,8 @@ func TestVMIsolation(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"cp", "svc:/etc/hostname", t.TempDir()}, "not supported yet"},
-		{[]string{"pause", "svc"}, "pause is not supported for VM containers yet"},
-		{[]string{"run", "--rm", "--isolation", "vm", "busybox", "true"}, "networking (run it with --network none)"},
+		{[]string{"run", "--rm", "--isolation", "vm", "--network", "host", "busybox", "true"}, "--network host and container:"},
+		{[]string{"network", "connect", "bridge", "svc"}, "connecting a VM container to another network is not supported yet"},
 		{[]string{"run", "--rm", "--isolation", "vm", "--network", "none", "-v", "/tmp:/x", "busybox", "true"}, "volumes, bind mounts and tmpfs mounts"},
 		{[]string{"run", "--rm", "--isolation", "vm", "--runtime", "tent", "busybox", "true"}, "conflicting options"},
 	} {
@@ -106,6 +109,58 @@ func TestVMIsolation(t *testing.T) {
 			t.Errorf("docker %v: exit %d %q, want an error saying %q", tc.args, code, errOut, tc.msg)
 		}
 	}
+	// docker stats counts what the VM costs the host: QEMU, in the
+	// container's cgroup, held to --cpus; the guest's network is not the host's.
+	e.must(t, run("-d", "--name", "burner", "--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done")...)
+	time.Sleep(4 * time.Second) // booted, and burning
+	stats := strings.Split(strings.TrimSpace(e.must(t, "stats", "--no-stream", "--format", "{{.CPUPerc}}|{{.MemUsage}}|{{.NetIO}}", "burner")), "|")
+	if cpu, err := strconv.ParseFloat(strings.TrimSuffix(stats[0], "%"), 64); err != nil || cpu < 25 || cpu > 75 || !strings.HasSuffix(stats[1], "GiB") && !strings.HasSuffix(stats[1], "MiB") || stats[2] != "0B / 0B" {
+		t.Errorf("stats of a VM held to 0.5 CPUs: %q", stats)
+	}
+	e.must(t, "rm", "-f", "burner")
+	// A paused VM runs nothing: its ticker writes no line until unpaused.
+	e.must(t, run("-d", "--name", "ticker", "busybox", "sh", "-c", "while true; do echo tick; sleep 0.1; done")...)
+	waitFor(t, "the ticker's first line", func() bool { return e.out("logs", "ticker") != "" })
+	e.must(t, "pause", "ticker")
+	if st := e.must(t, "inspect", "-f", "{{.State.Status}}", "ticker"); st != "paused\n" {
+		t.Errorf("a paused VM's status: %q", st)
+	}
+	before := e.out("logs", "ticker")
+	time.Sleep(time.Second)
+	if after := e.out("logs", "ticker"); after != before {
+		t.Errorf("a paused VM went on: %d lines, then %d", strings.Count(before, "\n"), strings.Count(after, "\n"))
+	}
+	e.must(t, "unpause", "ticker")
+	waitFor(t, "the unpaused ticker", func() bool { return e.out("logs", "ticker") != before })
+	e.must(t, "rm", "-f", "ticker")
+	// On a network a VM is the container: named on a user network,
+	// reached from a process container, its published port from the host.
+	e.must(t, "network", "create", "vmnet")
+	e.must(t, "run", "-d", "--name", "web", "--isolation", "vm", "--network", "vmnet", "-p", "127.0.0.1:18090:80", "busybox", "sh", "-c",
+		`echo "hello from the VM" > /tmp/page; while true; do nc -l -p 80 < /tmp/page; done`)
+	var page string
+	waitFor(t, "the VM's server", func() bool {
+		page, _, _ = e.runIn(nil, "run", "--rm", "--network", "vmnet", "busybox", "nc", "-w", "2", "web", "80")
+		return page != ""
+	})
+	if page != "hello from the VM\n" {
+		t.Errorf("a process container asking the VM by name: %q", page)
+	}
+	if conn, err := net.DialTimeout("tcp", "127.0.0.1:18090", 5*time.Second); err != nil {
+		t.Errorf("the VM's published port: %v", err)
+	} else {
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(conn)
+		conn.Close()
+		if string(b) != "hello from the VM\n" {
+			t.Errorf("the VM's published port answered %q", b)
+		}
+	}
+	if out := e.must(t, "run", "--rm", "--isolation", "vm", "busybox", "sh", "-c", "ping -c1 -W5 $(ip route | awk '/default/{print $3}') >/dev/null && echo reached"); out != "reached\n" {
+		t.Errorf("a VM on the default bridge and its gateway: %q", out)
+	}
+	e.must(t, "rm", "-f", "web")
+	e.must(t, "network", "rm", "vmnet")
 	// The VM outlives its daemon, as a container does.
 	e.kill9()
 	e.start()

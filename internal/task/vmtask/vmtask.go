@@ -62,6 +62,8 @@ func diskOf(p task.Paths) string {
 type record struct {
 	Pid     int       `json:"pid"`
 	Created time.Time `json:"created"`
+	Cgroup  string    `json:"cgroup,omitempty"`
+	Net     bool      `json:"net,omitempty"` // QEMU has a namespace and a NIC for the engine's networks
 }
 
 func recordPath(p task.Paths) string { return filepath.Join(p.Dir, "vm.json") }
@@ -100,9 +102,13 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 		}
 	}
 	mem, cpus := machineSize(spec)
-	const agentSock = "agent.sock" // in the monitor's directory, where QEMU runs
+	cgPath, res, err := hostCgroup(id, spec)
+	if err != nil {
+		return nil, err
+	}
+	const agentSock, qmpSock = "agent.sock", "qmp.sock" // in the monitor's directory, where QEMU runs
 	console := filepath.Join(o.Dir, "console.log")
-	cmd, err := r.host.Command(vm.Machine{Disk: disk, Agent: agentSock, Console: console, MemMiB: mem, CPUs: cpus})
+	cmd, err := r.host.Command(vm.Machine{Disk: disk, Agent: agentSock, QMP: qmpSock, Console: console, MemMiB: mem, CPUs: cpus, Net: o.Network})
 	if err != nil {
 		return nil, err
 	}
@@ -114,13 +120,14 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	pid, reap, err := monitor.Spawn(r.exe, o.Dir, monitor.Config{
 		ID: id, LogPath: o.Log.Path, LogMaxSize: o.Log.MaxSize, LogMaxFiles: o.Log.MaxFiles, ExitFile: o.ExitFile,
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
-		VM: &monitor.VMConfig{Argv: cmd.Args, AgentSocket: agentSock, Console: console, Process: proc},
+		VM: &monitor.VMConfig{Argv: cmd.Args, AgentSocket: agentSock, QMPSocket: qmpSock, Console: console, Process: proc,
+			Cgroup: cgPath, Resources: res, NetNS: o.Network},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create task for container: %w", err)
 	}
 	go reap()
-	rec := record{Pid: pid, Created: time.Now().UTC()}
+	rec := record{Pid: pid, Created: time.Now().UTC(), Cgroup: cgPath, Net: o.Network}
 	rb, _ := json.Marshal(rec)
 	os.WriteFile(recordPath(o.Paths), rb, 0o600)
 	return &Task{Client: monitored.Client{ID: id, Dir: o.Dir}, id: id, paths: o.Paths, rec: rec, spec: spec}, nil
@@ -216,6 +223,24 @@ func machineSize(s *specs.Spec) (mem, cpus int) {
 	return mem, cpus
 }
 
+// hostCgroup is the cgroup QEMU runs in (the container's) and the limits
+// it has there: the CPU's and the block I/O weight. Memory is the guest's
+// size; a memory limit on QEMU would kill the VM rather than bound it.
+func hostCgroup(id string, s *specs.Spec) (string, *specs.LinuxResources, error) {
+	if s.Linux == nil {
+		return "", nil, nil
+	}
+	path, err := cgroups.ConvertPath(s.Linux.CgroupsPath, id, false)
+	if err != nil {
+		return "", nil, err
+	}
+	res := &specs.LinuxResources{}
+	if r := s.Linux.Resources; r != nil {
+		res.CPU, res.BlockIO = r.CPU, r.BlockIO
+	}
+	return path, res, nil
+}
+
 // Connect implements task.Runtime.
 func (r *Runtime) Connect(ctx context.Context, id string, paths task.Paths) (task.Task, error) {
 	t := &Task{Client: monitored.Client{ID: id, Dir: paths.Dir}, id: id, paths: paths}
@@ -260,7 +285,11 @@ func (t *Task) alive() bool { return t.rec.Pid > 0 && syscall.Kill(t.rec.Pid, 0)
 
 func (t *Task) State(ctx context.Context) (task.State, error) {
 	if _, err := os.Stat(filepath.Join(t.paths.Dir, "started")); err == nil && t.alive() {
-		return task.State{Status: task.Running, Pid: t.rec.Pid, Created: t.rec.Created}, nil
+		status := task.Running
+		if _, err := os.Stat(t.pausedFile()); err == nil {
+			status = task.Paused
+		}
+		return task.State{Status: status, Pid: t.rec.Pid, Created: t.rec.Created}, nil
 	}
 	if t.alive() {
 		return task.State{Status: task.Created, Pid: t.rec.Pid, Created: t.rec.Created}, nil
@@ -276,8 +305,15 @@ func (t *Task) Spec(ctx context.Context) (*specs.Spec, error) {
 }
 
 func (t *Task) Start(ctx context.Context) error {
+	var net []wire.Iface
+	if t.rec.Net {
+		var err error
+		if net, err = mirrorNetwork(t.rec.Pid); err != nil {
+			return err
+		}
+	}
 	t.waiter = monitor.NewWaiter(t.paths.Dir, t.paths.ExitFile)
-	if err := monitor.Start(t.paths.Dir); err != nil {
+	if err := monitor.Start(t.paths.Dir, net); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(t.paths.Dir, "started"), nil, 0o600)
@@ -306,8 +342,23 @@ func (t *Task) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
 	return err
 }
 
-func (t *Task) Pause(ctx context.Context) error  { return notInVM("pause") }
-func (t *Task) Resume(ctx context.Context) error { return notInVM("unpause") }
+// Pause stops the VM's vCPUs.
+func (t *Task) Pause(ctx context.Context) error {
+	if err := monitor.Pause(t.paths.Dir, true); err != nil {
+		return err
+	}
+	return os.WriteFile(t.pausedFile(), nil, 0o600)
+}
+
+// Resume lets a paused VM run again.
+func (t *Task) Resume(ctx context.Context) error {
+	if err := monitor.Pause(t.paths.Dir, false); err != nil {
+		return err
+	}
+	return os.Remove(t.pausedFile())
+}
+
+func (t *Task) pausedFile() string { return filepath.Join(t.paths.Dir, "paused") }
 
 func (t *Task) Pids(ctx context.Context) ([]int, error) {
 	if !t.alive() {
@@ -316,7 +367,17 @@ func (t *Task) Pids(ctx context.Context) ([]int, error) {
 	return []int{t.rec.Pid}, nil
 }
 
-func (t *Task) Stats(ctx context.Context) (*cgroups.Stats, error) { return nil, notInVM("stats") }
+// Stats are QEMU's: what the VM costs the host.
+func (t *Task) Stats(ctx context.Context) (*cgroups.Stats, error) {
+	if t.rec.Cgroup == "" {
+		return nil, notInVM("stats")
+	}
+	cg, err := cgroups.New(t.rec.Cgroup)
+	if err != nil {
+		return nil, err
+	}
+	return cg.Stats()
+}
 
 func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
 	return notInVM("updating a running VM's resources")
@@ -326,5 +387,6 @@ func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
 // disk stays for its next run.
 func (t *Task) Delete(ctx context.Context) error {
 	os.Remove(filepath.Join(t.paths.Dir, "started"))
+	os.Remove(t.pausedFile())
 	return snapshot.Unmount(rootOf(t.paths))
 }

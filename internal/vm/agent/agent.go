@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/tent-project/tent/internal/vm/wire"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,7 +71,14 @@ func run() error {
 		w.Write(wire.Error, []byte(err.Error()))
 		return err
 	}
-	f, err := wire.Read(in)
+	// Until the host's side of the port is connected, reads end at once
+	// (virtio_console answers end-of-file): wait for the configuration.
+	var f wire.Frame
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if f, err = wire.Read(in); err != io.EOF || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || f.Kind != wire.Config {
 		return fail(fmt.Errorf("no configuration from the host (%c): %v", f.Kind, err))
 	}
@@ -79,6 +88,9 @@ func run() error {
 	}
 	if err := mountRoot(&p); err != nil {
 		return fail(err)
+	}
+	if lo, err := netlink.LinkByName("lo"); err == nil {
+		netlink.LinkSetUp(lo)
 	}
 	main, err := prepare(&p)
 	if err != nil {
@@ -167,6 +179,15 @@ func (a *agent) serve(in io.Reader) {
 			}
 		case f.Kind == wire.Exec && f.ID != 0:
 			go a.exec(f)
+		case f.Kind == wire.Net:
+			var ifaces []wire.Iface
+			err := json.Unmarshal(f.P, &ifaces)
+			if err == nil {
+				err = configureNetwork(ifaces)
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "tent-agent: network: %v\n", err)
+			}
 		default:
 			a.mu.Lock()
 			p := a.procs[f.ID]
@@ -215,6 +236,53 @@ func (a *agent) exec(f wire.Frame) {
 	a.mu.Unlock()
 	b, _ := json.Marshal(wire.ExitStatus{Code: code})
 	a.w.WriteID(wire.Exit, f.ID, b)
+}
+
+// configureNetwork gives the guest's NIC the container's MAC, addresses,
+// MTU and default route (the host mirrors the container's veth to it).
+func configureNetwork(ifaces []wire.Iface) error {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return err
+	}
+	var nics []netlink.Link
+	for _, l := range links {
+		if l.Attrs().Name != "lo" {
+			nics = append(nics, l)
+		}
+	}
+	for i, ifc := range ifaces {
+		if i >= len(nics) {
+			return fmt.Errorf("%d interfaces for %d NICs", len(ifaces), len(nics))
+		}
+		l := nics[i]
+		if mac, err := net.ParseMAC(ifc.MAC); err == nil {
+			if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
+				return fmt.Errorf("MAC %s: %w", mac, err)
+			}
+		}
+		if ifc.MTU > 0 {
+			netlink.LinkSetMTU(l, ifc.MTU)
+		}
+		for _, a := range ifc.Addrs {
+			addr, err := netlink.ParseAddr(a)
+			if err != nil {
+				return err
+			}
+			if err := netlink.AddrAdd(l, addr); err != nil {
+				return fmt.Errorf("address %s: %w", a, err)
+			}
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			return err
+		}
+		if gw := net.ParseIP(ifc.Gateway); gw != nil {
+			if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw}); err != nil {
+				return fmt.Errorf("default route via %s: %w", gw, err)
+			}
+		}
+	}
+	return nil
 }
 
 // report syncs the disk, then tells the host how the workload ended.

@@ -21,6 +21,7 @@ const (
 	Config = 'C' // JSON Process
 	Start  = 'S'
 	Exec   = 'x' // JSON Process: start it now, as the frame's process id
+	Net    = 'N' // JSON []Iface: the guest's network, before the start
 	Stdin  = 'I'
 	EOF    = 'i' // stdin closed
 	Signal = 'K' // one byte: the signal's number; a second byte 1: every process
@@ -62,6 +63,16 @@ type Rlimit struct {
 	Type string `json:"type"`
 	Soft uint64 `json:"soft"`
 	Hard uint64 `json:"hard"`
+}
+
+// Iface is the configuration of one of the guest's network interfaces,
+// taken from the container's veth (whose traffic the host mirrors to the
+// VM's tap device).
+type Iface struct {
+	MAC     string   `json:"mac"`
+	Addrs   []string `json:"addrs"` // CIDR
+	Gateway string   `json:"gateway,omitempty"`
+	MTU     int      `json:"mtu,omitempty"`
 }
 
 // ExitStatus is how the workload ended, in docker's terms (128+signal for
