@@ -49,7 +49,7 @@ func main() {
 	bin := flag.String("bin", "bin", "directory holding tent, tent-runtime and tent-monitor")
 	out := flag.String("out", "", "write RESULTS.md and ratios.png into this directory (default: print the report only)")
 	quick := flag.Bool("quick", false, "small counts, for use while developing (under 2 minutes)")
-	only := flag.String("only", "", "comma-separated groups to run (runtime, daemon, run, batch, sleepers, ps, image, net, build, lifecycle; default all)")
+	only := flag.String("only", "", "comma-separated groups to run (runtime, daemon, run, batch, sleepers, ps, image, net, build, lifecycle, vm; default all)")
 	writeImage := flag.String("write-image", "", "only write the generated image (docker-save archive) to this file")
 	against := flag.String("against", "", "compare with the tent build in this directory instead of docker (an A/B of a change, interleaved run by run)")
 	flag.Parse()
@@ -98,7 +98,7 @@ func main() {
 	}{
 		{"runtime", s.runtimeFigure}, {"daemon", s.idleDaemonFigure}, {"run", s.runRmFigure}, {"batch", s.batchFigure},
 		{"sleepers", s.sleeperFigures}, {"ps", s.psFigure}, {"image", s.imageFigures}, {"net", s.netFigures},
-		{"build", s.buildFigures}, {"lifecycle", s.lifecycleFigures},
+		{"build", s.buildFigures}, {"lifecycle", s.lifecycleFigures}, {"vm", s.vmFigures},
 	}
 	selected := map[string]bool{}
 	for _, g := range groups {

@@ -146,15 +146,21 @@ func TestVMIsolation(t *testing.T) {
 	if page != "hello from the VM\n" {
 		t.Errorf("a process container asking the VM by name: %q", page)
 	}
-	if conn, err := net.DialTimeout("tcp", "127.0.0.1:18090", 5*time.Second); err != nil {
-		t.Errorf("the VM's published port: %v", err)
-	} else {
+	// The server answers one connection at a time (nc in a loop): a
+	// refusal between two is retried.
+	waitFor(t, "the VM's published port", func() bool {
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:18090", 5*time.Second)
+		if err != nil {
+			return false
+		}
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
 		b, _ := io.ReadAll(conn)
 		conn.Close()
-		if string(b) != "hello from the VM\n" {
-			t.Errorf("the VM's published port answered %q", b)
-		}
+		page = string(b)
+		return page != ""
+	})
+	if page != "hello from the VM\n" {
+		t.Errorf("the VM's published port answered %q", page)
 	}
 	if out := e.must(t, "run", "--rm", "--isolation", "vm", "busybox", "sh", "-c", "ping -c1 -W5 $(ip route | awk '/default/{print $3}') >/dev/null && echo reached"); out != "reached\n" {
 		t.Errorf("a VM on the default bridge and its gateway: %q", out)

@@ -1,18 +1,38 @@
 // Package monitored is what the task backends whose tasks run under a
-// tent-monitor (internal/monitor) share: a task's stdio, terminal and
-// execs, asked of its monitor over its socket. Both backends embed Client.
+// tent-monitor (internal/monitor) share: the root's mount and the spec
+// at Create, and a task's stdio, terminal and execs, asked of its
+// monitor over its socket (both backends embed Client).
 package monitored
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/monitor"
+	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
 )
+
+// PrepareRoot mounts o.Rootfs at root (made if missing) and builds the
+// task's spec with o.Prepare; on an error nothing stays mounted.
+func PrepareRoot(o task.CreateOpts, root string) (*specs.Spec, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	if err := snapshot.MountAll(o.Rootfs, root); err != nil {
+		return nil, err
+	}
+	s, err := o.Prepare(root)
+	if err != nil {
+		snapshot.Unmount(root)
+		return nil, err
+	}
+	return s, nil
+}
 
 // Client talks to the monitor of task ID in Dir.
 type Client struct {

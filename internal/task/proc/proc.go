@@ -74,11 +74,9 @@ func rootOf(p task.Paths) string { return filepath.Join(p.Dir, "rootfs") }
 // Create implements task.Runtime.
 func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ task.Task, err error) {
 	root := rootOf(o.Paths)
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return nil, err
-	}
 	r.Cleanup(ctx, id, o.Paths) // what a crash left
-	if err := snapshot.MountAll(o.Rootfs, root); err != nil {
+	spec, err := monitored.PrepareRoot(o, root)
+	if err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -86,10 +84,6 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 			snapshot.Unmount(root)
 		}
 	}()
-	spec, err := o.Prepare(root)
-	if err != nil {
-		return nil, err
-	}
 	if spec.Root == nil {
 		spec.Root = &specs.Root{}
 	}

@@ -71,11 +71,9 @@ func recordPath(p task.Paths) string { return filepath.Join(p.Dir, "vm.json") }
 // Create implements task.Runtime.
 func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ task.Task, err error) {
 	root := rootOf(o.Paths)
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return nil, err
-	}
-	r.Cleanup(ctx, id, o.Paths)
-	if err := snapshot.MountAll(o.Rootfs, root); err != nil {
+	r.Cleanup(ctx, id, o.Paths) // what a crash left
+	spec, err := monitored.PrepareRoot(o, root)
+	if err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -83,10 +81,6 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 			snapshot.Unmount(root)
 		}
 	}()
-	spec, err := o.Prepare(root)
-	if err != nil {
-		return nil, err
-	}
 	proc, err := workload(spec)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tent-project/tent/internal/vm"
+)
+
+// vmFigures: what the VM isolation mode costs (docs/vm.md): `run --rm`
+// of a VM against a container's under docker (the same image and
+// command; this host runs VMs under TCG), and the memory that KSM saves
+// over four idle VMs of one image (their QEMUs' proportional set size
+// with KSM merging, against the same VMs before it starts).
+func (s *suite) vmFigures() {
+	if _, err := vm.NewHost(vm.DefaultGuestDir, filepath.Join(s.binDir, "tent-agent"), s.work); err != nil {
+		logf("vm: skipped: %v", err)
+		return
+	}
+	run := &figure{name: "`run --rm` of a VM (`--isolation vm`, TCG) and of a docker container", label: "run --rm VM", unit: "ms", ref: "docker"}
+	run.tent, run.other = interleave(s.heavyRuns, 1,
+		func() float64 {
+			return ms(s.tent.timed("run", "--rm", "--isolation", "vm", "--network", "none", "busybox:bench", "true"))
+		},
+		func() float64 { return ms(s.docker.timed("run", "--rm", "--network", "none", "busybox:bench", "true")) })
+	s.add(run)
+
+	const n = 4
+	restore := ksmSettings()
+	defer restore()
+	writeKSM("run", "2") // unmerge what any earlier run merged
+	writeKSM("run", "0")
+	for i := 0; i < n; i++ {
+		s.tent.docker("run", "-d", "--isolation", "vm", "--network", "none", "busybox:bench", "sleep", "100000")
+	}
+	time.Sleep(3 * time.Second) // booted, idle
+	before := qemuPss()
+	writeKSM("pages_to_scan", "20000")
+	writeKSM("sleep_millisecs", "10")
+	writeKSM("run", "1")
+	var after float64
+	for deadline, last := time.Now().Add(60*time.Second), -1.0; time.Now().Before(deadline); time.Sleep(3 * time.Second) {
+		after = qemuPss()
+		if last > 0 && last-after < 1 { // settled
+			break
+		}
+		last = after
+	}
+	ksm := &figure{name: fmt.Sprintf("memory (PSS) of %d idle VMs of one image, with KSM merging their guests' pages", n),
+		label: "VM memory, KSM", unit: "MiB", ref: "the same VMs before KSM", tent: []float64{after}, other: []float64{before}}
+	s.add(ksm)
+	logf("vm: KSM shares %s pages", readKSM("pages_sharing"))
+	s.tent.removeAll()
+}
+
+// qemuPss is the proportional set size, in MiB, of every QEMU process.
+func qemuPss() float64 {
+	var total float64
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		if exe, _ := os.Readlink(filepath.Join(d, "exe")); !strings.HasSuffix(exe, "/qemu-system-x86_64") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(d, "smaps_rollup"))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "Pss:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				total += kb / 1024
+			}
+		}
+		f.Close()
+	}
+	return total
+}
+
+const ksmDir = "/sys/kernel/mm/ksm"
+
+func readKSM(name string) string {
+	b, _ := os.ReadFile(filepath.Join(ksmDir, name))
+	return strings.TrimSpace(string(b))
+}
+
+func writeKSM(name, value string) {
+	if err := os.WriteFile(filepath.Join(ksmDir, name), []byte(value), 0o644); err != nil {
+		logf("ksm %s: %v", name, err)
+	}
+}
+
+// ksmSettings returns what puts the host's KSM settings back.
+func ksmSettings() func() {
+	saved := map[string]string{}
+	for _, k := range []string{"run", "pages_to_scan", "sleep_millisecs"} {
+		saved[k] = readKSM(k)
+	}
+	return func() {
+		for _, k := range []string{"pages_to_scan", "sleep_millisecs", "run"} {
+			writeKSM(k, saved[k])
+		}
+	}
+}
