@@ -86,7 +86,8 @@ type Daemon struct {
 	builder *builder.Builder
 	// runtimes are the task backends by name (HostConfig.Runtime).
 	runtimes map[string]task.Runtime
-	vmErr    error // why there is no VM runtime
+	vmHost   *vm.Host // nil: no VM runtime, for the reason vmErr gives
+	vmErr    error
 	events   *eventbus.Bus
 	log      *slog.Logger
 	started  time.Time
@@ -180,10 +181,12 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.runtimes = map[string]task.Runtime{defaultRuntime: procRT}
-	if host, err := d.vmHost(); err != nil {
+	if host, err := d.findVMHost(); err != nil {
 		d.vmErr = err
 		d.log.Info("VM isolation is not available", "reason", err)
 	} else {
+		d.vmHost = host
+		host.StartProbe() // KVM or TCG: found before the first VM needs it
 		d.runtimes[vmtask.Name] = vmtask.New(cfg.Exe, host)
 	}
 	reg, err := registry.New(cfg.InsecureRegistries)
@@ -294,8 +297,8 @@ func (d *Daemon) runtime(hc *container.HostConfig) (task.Runtime, error) {
 	return rt, nil
 }
 
-// vmHost finds what the VM isolation mode needs on this host.
-func (d *Daemon) vmHost() (*vm.Host, error) {
+// findVMHost finds what the VM isolation mode needs on this host.
+func (d *Daemon) findVMHost() (*vm.Host, error) {
 	guest := d.cfg.VMGuest
 	if guest == "" {
 		guest = vm.DefaultGuestDir

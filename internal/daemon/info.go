@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/system"
 	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/task/vmtask"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,6 +34,15 @@ func (d *Daemon) Info() (*system.Info, error) {
 	}
 	for name := range d.runtimes {
 		info.Runtimes[name] = system.RuntimeWithStatus{Runtime: system.Runtime{Path: d.cfg.Exe}}
+	}
+	if d.vmHost != nil {
+		accel, note := d.vmHost.Accel()
+		rt := info.Runtimes[vmtask.Name]
+		rt.Status = map[string]string{"accelerator": accel}
+		info.Runtimes[vmtask.Name] = rt
+		if accel != "kvm" {
+			info.Warnings = append(info.Warnings, "WARNING: VM isolation (--isolation vm) runs under TCG emulation, slowly: "+note)
+		}
 	}
 	if d.cfg.InitPath != "" {
 		info.InitBinary = filepath.Base(d.cfg.InitPath)

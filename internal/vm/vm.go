@@ -34,6 +34,9 @@ type Host struct {
 
 	mu     sync.Mutex
 	initrd string
+
+	probeOnce        sync.Once
+	accel, accelNote string
 }
 
 // NewHost finds what VMs need, or says what is missing: guestDir holds
@@ -158,8 +161,8 @@ type Machine struct {
 	Net bool
 }
 
-// Command is the QEMU command that boots m: microvm under TCG (this
-// host's KVM runs only PVM guests), no firmware, PVH-less bzImage boot
+// Command is the QEMU command that boots m: microvm under KVM where it
+// boots the guest, else TCG (see Accel), no firmware, bzImage boot
 // through the option ROM, virtio-mmio disk and serial port.
 func (h *Host) Command(m Machine) (*exec.Cmd, error) {
 	initrd, err := h.Initrd()
@@ -167,9 +170,13 @@ func (h *Host) Command(m Machine) (*exec.Cmd, error) {
 		return nil, err
 	}
 	mem, cpus := max(m.MemMiB, 64), max(m.CPUs, 1)
-	append_ := "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init " + tscFlag()
+	accel, cpu, tsc := "tcg,thread=multi", "max", tscFlag()
+	if name, _ := h.Accel(); name == "kvm" {
+		accel, cpu, tsc = "kvm", "host", ""
+	}
+	append_ := "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init " + tsc
 	args := []string{
-		"-M", "microvm,rtc=on", "-accel", "tcg,thread=multi", "-cpu", "max",
+		"-M", "microvm,rtc=on", "-accel", accel, "-cpu", cpu,
 		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-kernel", h.Kernel, "-initrd", initrd, "-append", append_,

@@ -98,7 +98,11 @@ func TestBoot(t *testing.T) {
 	if f, err := wire.Read(r); err != nil || f.Kind != wire.Ready {
 		t.Fatalf("ready: %c %s %v", f.Kind, f.P, err)
 	}
-	t.Logf("booted in %v", time.Since(start))
+	accel, note := h.Accel()
+	t.Logf("booted in %v (%s; %s)", time.Since(start), accel, note)
+	if accel != "kvm" && (accel != "tcg" || note == "") {
+		t.Errorf("accelerator %q (%q): KVM, or TCG with the reason", accel, note)
+	}
 	w.Write(wire.Start, nil)
 	var stdout, stderr strings.Builder
 	for {

@@ -117,6 +117,15 @@ func TestVMIsolation(t *testing.T) {
 	if cpu, err := strconv.ParseFloat(strings.TrimSuffix(stats[0], "%"), 64); err != nil || cpu < 25 || cpu > 75 || !strings.HasSuffix(stats[1], "GiB") && !strings.HasSuffix(stats[1], "MiB") || stats[2] != "0B / 0B" {
 		t.Errorf("stats of a VM held to 0.5 CPUs: %q", stats)
 	}
+	// update changes a running VM's CPU limit; its memory is its size.
+	e.must(t, "update", "--cpus", "0.25", "burner")
+	burner := strings.TrimSpace(e.must(t, "inspect", "-f", "{{.Id}}", "burner"))
+	if q := cgroupFile(t, burner, "cpu", "cpu.cfs_quota_us", "cpu.max"); !strings.HasPrefix(q, "25000") {
+		t.Errorf("the VM's CPU quota after update --cpus 0.25: %q", q)
+	}
+	if _, errOut, code := e.runIn(nil, "update", "-m", "200m", "--memory-swap", "400m", "burner"); code == 0 || !strings.Contains(errOut, "memory or pids limit") {
+		t.Errorf("update -m of a running VM: exit %d %q", code, errOut)
+	}
 	e.must(t, "rm", "-f", "burner")
 	// A paused VM runs nothing: its ticker writes no line until unpaused.
 	e.must(t, run("-d", "--name", "ticker", "busybox", "sh", "-c", "while true; do echo tick; sleep 0.1; done")...)
@@ -193,6 +202,13 @@ func TestVMIsolation(t *testing.T) {
 	e.must(t, "rm", "-f", "checked")
 	if info := e.must(t, "info", "-f", "{{range $k, $v := .Runtimes}}{{$k}} {{end}}"); !strings.Contains(info, "tent-vm") {
 		t.Errorf("info's runtimes: %q", info)
+	}
+	// The accelerator is probed (KVM, else TCG, as on this PVM host) and
+	// a TCG host is told why.
+	accel := e.must(t, "info", "-f", `{{(index .Runtimes "tent-vm").Status.accelerator}}`)
+	warnings := e.must(t, "info", "-f", "{{range .Warnings}}{{.}}|{{end}}")
+	if accel != "kvm\n" && accel != "tcg\n" || accel == "tcg\n" != strings.Contains(warnings, "runs under TCG emulation") {
+		t.Errorf("info: the VM accelerator %q, warnings %q", accel, warnings)
 	}
 }
 

@@ -373,8 +373,43 @@ func (t *Task) Stats(ctx context.Context) (*cgroups.Stats, error) {
 	return cg.Stats()
 }
 
+// Update changes the CPU limits of QEMU's cgroup; the guest's memory and
+// process limits are its size and its own, fixed while it runs.
 func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
-	return notInVM("updating a running VM's resources")
+	var was specs.LinuxResources
+	if t.spec != nil && t.spec.Linux != nil && t.spec.Linux.Resources != nil {
+		was = *t.spec.Linux.Resources
+	}
+	if memoryLimit(r) != memoryLimit(&was) || pidsLimit(r) != pidsLimit(&was) {
+		return notInVM("changing a running VM's memory or pids limit")
+	}
+	if t.rec.Cgroup == "" {
+		return notInVM("updating a running VM's resources")
+	}
+	cg, err := cgroups.New(t.rec.Cgroup)
+	if err != nil {
+		return err
+	}
+	return cg.Set(&specs.LinuxResources{CPU: r.CPU, BlockIO: r.BlockIO})
+}
+
+func memoryLimit(r *specs.LinuxResources) [3]int64 {
+	var l [3]int64
+	if m := r.Memory; m != nil {
+		for i, p := range []*int64{m.Limit, m.Reservation, m.Swap} {
+			if p != nil {
+				l[i] = *p
+			}
+		}
+	}
+	return l
+}
+
+func pidsLimit(r *specs.LinuxResources) int64 {
+	if r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0 {
+		return *r.Pids.Limit
+	}
+	return 0
 }
 
 // Delete unmounts the root the engine's Prepare read; the container's

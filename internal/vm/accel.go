@@ -1,0 +1,100 @@
+package vm
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/tent-project/tent/internal/vm/wire"
+)
+
+// ProbeArg on the guest's command line makes the agent answer ready as
+// soon as its port opens, and power off: a boot to the agent, nothing
+// more.
+const ProbeArg = "tent.probe"
+
+// probeTimeout bounds the probe's boot (under KVM a fraction of a second).
+const probeTimeout = 15 * time.Second
+
+// Accel is how VMs run here: "kvm" or "tcg", and why not KVM when not.
+func (h *Host) Accel() (name, note string) {
+	h.probeOnce.Do(h.probe)
+	return h.accel, h.accelNote
+}
+
+// StartProbe finds the accelerator in the background (the first VM
+// waits for it).
+func (h *Host) StartProbe() { go h.Accel() }
+
+// probe boots the guest under KVM once: a host whose /dev/kvm cannot run
+// this kernel (a PVM host runs only PVM-built guests; a stock kernel
+// crashes under it) falls back to TCG, which runs anything, slowly.
+func (h *Host) probe() {
+	h.accel = "tcg"
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		h.accelNote = "no /dev/kvm"
+		return
+	}
+	if err := h.bootKVM(); err != nil {
+		h.accelNote = "KVM did not boot the guest kernel (" + err.Error() + ")"
+		return
+	}
+	h.accel, h.accelNote = "kvm", ""
+}
+
+func (h *Host) bootKVM() error {
+	initrd, err := h.Initrd()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp(h.State, "probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.Command(h.Qemu, "-M", "microvm,rtc=on", "-accel", "kvm", "-cpu", "host", "-m", "128",
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+		"-kernel", h.Kernel, "-initrd", initrd, "-append", "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init "+ProbeArg,
+		"-serial", "file:console.log",
+		"-chardev", "socket,id=agent,path=agent.sock,server=on,wait=off",
+		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		<-exited
+	}()
+	deadline := time.Now().Add(probeTimeout)
+	for {
+		conn, err := net.Dial("unix", filepath.Join(dir, "agent.sock"))
+		if err == nil {
+			defer conn.Close()
+			conn.SetDeadline(deadline)
+			if err := wire.NewWriter(conn).Write(wire.Config, []byte("{}")); err != nil {
+				return err
+			}
+			f, err := wire.Read(bufio.NewReader(conn))
+			if err != nil || f.Kind != wire.Ready {
+				return fmt.Errorf("no answer from the agent: %v", err)
+			}
+			return nil
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			return fmt.Errorf("QEMU ended: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no port within %v", probeTimeout)
+		}
+	}
+}
