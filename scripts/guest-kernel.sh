@@ -6,14 +6,16 @@
 # /usr/local/lib/tent/vm. Run as root on Debian 12.
 set -euo pipefail
 dest=${1:-/usr/local/lib/tent/vm}
-meta=linux-image-cloud-amd64
+meta=linux-image-amd64
 pkg=$(apt-cache depends "$meta" | awk '/Depends: linux-image-/{print $2; exit}')
 if [ -z "$pkg" ]; then
 	echo "guest-kernel: no package behind $meta" >&2
 	exit 1
 fi
-modules="virtio_ring virtio virtio_mmio virtio_blk virtio_console failover net_failover virtio_net"
-stamp="$pkg: $modules"
+# In load order: each after the ones it needs.
+modules="virtio_ring virtio virtio_mmio virtio_blk virtio_console failover net_failover virtio_net
+	crc16 mbcache jbd2 crc32c_generic ext4 netfs fscache 9pnet 9pnet_virtio 9p"
+stamp="$pkg: $(echo $modules) vmlinux"
 if [ -f "$dest/kernel.version" ] && [ "$(cat "$dest/kernel.version")" = "$stamp" ]; then
 	exit 0
 fi
@@ -24,8 +26,16 @@ chmod 755 "$work"
 dpkg-deb -x "$work"/*.deb "$work/x"
 mkdir -p "$dest/modules"
 rm -f "$dest"/modules/*.ko
-cp "$work"/x/boot/vmlinuz-* "$dest/vmlinuz"
-# In load order: each after the ones it needs.
+# The bzImage's payload: an xz stream after the set-up code.
+bz=$(echo "$work"/x/boot/vmlinuz-*)
+off=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$bz" | head -1 | cut -d: -f1)
+tail -c +$((off + 1)) "$bz" | xz -dcq > "$dest/vmlinux.tmp" 2>/dev/null || true # trailing data after the stream
+if [ "$(head -c 4 "$dest/vmlinux.tmp" | od -An -tx1 | tr -d ' ')" != "7f454c46" ]; then
+	echo "guest-kernel: no ELF kernel in $bz" >&2
+	exit 1
+fi
+mv "$dest/vmlinux.tmp" "$dest/vmlinux"
+rm -f "$dest/vmlinuz"
 for m in $modules; do
 	f=$(find "$work/x/lib/modules" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -1)
 	if [ -z "$f" ]; then

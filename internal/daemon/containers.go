@@ -459,8 +459,6 @@ func validateVM(cfg *container.Config, hc *container.HostConfig) error {
 	switch {
 	case hc.NetworkMode.IsHost() || hc.NetworkMode.IsContainer():
 		return no("--network host and container: (a VM has its own network stack)")
-	case len(hc.Binds) > 0 || len(hc.Mounts) > 0 || len(cfg.Volumes) > 0 || len(hc.VolumesFrom) > 0 || len(hc.Tmpfs) > 0:
-		return no("volumes, bind mounts and tmpfs mounts")
 	case hc.Privileged || len(hc.Devices) > 0 || len(hc.DeviceCgroupRules) > 0:
 		return no("--privileged and devices")
 	case hc.PidMode != "" || hc.UTSMode != "" || hc.IpcMode != "" && hc.IpcMode != "private" && hc.IpcMode != "shareable" || hc.CgroupnsMode.IsHost():

@@ -27,7 +27,7 @@ const DefaultGuestDir = "/usr/local/lib/tent/vm"
 // agent, and a directory of its own for the disks and initramfs it makes.
 type Host struct {
 	Qemu, QemuImg, Mkfs string
-	Kernel              string // the guest kernel (a bzImage)
+	Kernel              string // the guest kernel: an uncompressed ELF vmlinux, booted through PVH
 	Modules             string // the modules the initramfs carries, with their "order" file
 	Agent               string // the static tent-agent binary
 	State               string
@@ -43,7 +43,7 @@ type Host struct {
 // the kernel and modules, agent is tent-agent, state the directory for
 // disks.
 func NewHost(guestDir, agent, state string) (*Host, error) {
-	h := &Host{Kernel: filepath.Join(guestDir, "vmlinuz"), Modules: filepath.Join(guestDir, "modules"), Agent: agent, State: state}
+	h := &Host{Kernel: filepath.Join(guestDir, "vmlinux"), Modules: filepath.Join(guestDir, "modules"), Agent: agent, State: state}
 	var missing []string
 	for _, t := range []struct {
 		dst  *string
@@ -159,11 +159,20 @@ type Machine struct {
 	// Net gives the VM a NIC on a tap device, tap0, that QEMU makes in
 	// its own network namespace (see monitor.VMConfig.NetNS).
 	Net bool
+	// Shares are host directories the guest mounts over 9p (volumes and
+	// binds), by tag.
+	Shares []Share
+}
+
+// Share is a host directory exported to the guest.
+type Share struct {
+	Tag, Path string
+	ReadOnly  bool
 }
 
 // Command is the QEMU command that boots m: microvm under KVM where it
-// boots the guest, else TCG (see Accel), no firmware, bzImage boot
-// through the option ROM, virtio-mmio disk and serial port.
+// boots the guest, else TCG (see Accel), no firmware (PVH entry into the
+// ELF kernel), virtio-mmio disk, serial port, NIC and 9p shares.
 func (h *Host) Command(m Machine) (*exec.Cmd, error) {
 	initrd, err := h.Initrd()
 	if err != nil {
@@ -185,6 +194,13 @@ func (h *Host) Command(m Machine) (*exec.Cmd, error) {
 		"-device", "virtio-blk-device,drive=root",
 		"-chardev", "socket,id=agent,path=" + m.Agent + ",server=on,wait=off",
 		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent",
+	}
+	for i, sh := range m.Shares {
+		fs := fmt.Sprintf("local,id=fs%d,path=%s,security_model=passthrough", i, sh.Path)
+		if sh.ReadOnly {
+			fs += ",readonly=on"
+		}
+		args = append(args, "-fsdev", fs, "-device", fmt.Sprintf("virtio-9p-device,fsdev=fs%d,mount_tag=%s", i, sh.Tag))
 	}
 	if m.Net {
 		args = append(args, "-netdev", "tap,id=n0,ifname="+TapName+",script=no,downscript=no", "-device", "virtio-net-device,netdev=n0")

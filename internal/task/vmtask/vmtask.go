@@ -81,7 +81,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 			snapshot.Unmount(root)
 		}
 	}()
-	proc, err := workload(spec)
+	proc, shares, err := workload(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	}
 	const agentSock, qmpSock = "agent.sock", "qmp.sock" // in the monitor's directory, where QEMU runs
 	console := filepath.Join(o.Dir, "console.log")
-	cmd, err := r.host.Command(vm.Machine{Disk: disk, Agent: agentSock, QMP: qmpSock, Console: console, MemMiB: mem, CPUs: cpus, Net: o.Network})
+	cmd, err := r.host.Command(vm.Machine{Disk: disk, Agent: agentSock, QMP: qmpSock, Console: console, MemMiB: mem, CPUs: cpus, Net: o.Network, Shares: shares})
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +157,12 @@ func (r *Runtime) baseDisk(id string, mounts []task.Mount, root string) (string,
 
 // workload is the guest's process from the spec, with the engine's files
 // (bind mounts of single files: /etc/hosts and the like) carried over as
-// content. Other binds, the volumes, cannot reach a VM yet.
-func workload(s *specs.Spec) (wire.Process, error) {
+// content, the binds of directories (volumes and binds) as 9p shares, and
+// tmpfs mounts made in the guest.
+func workload(s *specs.Spec) (wire.Process, []vm.Share, error) {
 	p := s.Process
 	if p == nil || len(p.Args) == 0 {
-		return wire.Process{}, fmt.Errorf("no command: %w", errdefs.ErrInvalidArgument)
+		return wire.Process{}, nil, fmt.Errorf("no command: %w", errdefs.ErrInvalidArgument)
 	}
 	w := wire.Process{Args: p.Args, Env: p.Env, Cwd: p.Cwd, UID: p.User.UID, GID: p.User.GID,
 		AdditionalGids: p.User.AdditionalGids, Hostname: s.Hostname, Files: map[string][]byte{}}
@@ -171,24 +172,54 @@ func workload(s *specs.Spec) (wire.Process, error) {
 	for _, rl := range p.Rlimits {
 		w.Rlimits = append(w.Rlimits, wire.Rlimit{Type: rl.Type, Soft: rl.Soft, Hard: rl.Hard})
 	}
+	var shares []vm.Share
 	for _, m := range s.Mounts {
-		if m.Type != "bind" && !hasOption(m.Options, "bind") && !hasOption(m.Options, "rbind") {
+		bind := m.Type == "bind" || hasOption(m.Options, "bind") || hasOption(m.Options, "rbind")
+		switch {
+		case m.Type == "tmpfs" && !isGuestOwn(m.Destination):
+			var opts []string
+			for _, o := range m.Options {
+				if strings.HasPrefix(o, "size=") || strings.HasPrefix(o, "mode=") {
+					opts = append(opts, o)
+				}
+			}
+			w.Mounts = append(w.Mounts, wire.Mount{Dest: m.Destination, ReadOnly: hasOption(m.Options, "ro"), Options: strings.Join(opts, ",")})
+			continue
+		case !bind || isGuestOwn(m.Destination):
 			continue // the guest mounts its own proc, sys, dev, shm
 		}
-		if m.Destination == "/dev/shm" {
-			continue // the guest's own
-		}
 		fi, err := os.Stat(m.Source)
-		if err != nil || fi.IsDir() || fi.Size() > 1<<20 {
-			return wire.Process{}, fmt.Errorf("%s: volumes and bind mounts do not reach a VM yet: %w", m.Destination, errdefs.ErrNotImplemented)
+		if err != nil {
+			return wire.Process{}, nil, err
+		}
+		if fi.IsDir() {
+			tag := fmt.Sprintf("v%d", len(shares))
+			ro := hasOption(m.Options, "ro")
+			shares = append(shares, vm.Share{Tag: tag, Path: m.Source, ReadOnly: ro})
+			w.Mounts = append(w.Mounts, wire.Mount{Tag: tag, Dest: m.Destination, ReadOnly: ro})
+			continue
+		}
+		switch m.Destination {
+		case "/etc/hosts", "/etc/hostname", "/etc/resolv.conf": // the engine's, written into the guest
+		default:
+			return wire.Process{}, nil, fmt.Errorf("%s: a bind mount of a single file does not reach a VM yet (one of a directory does): %w", m.Destination, errdefs.ErrNotImplemented)
 		}
 		b, err := os.ReadFile(m.Source)
 		if err != nil {
-			return wire.Process{}, err
+			return wire.Process{}, nil, err
 		}
 		w.Files[m.Destination] = b
 	}
-	return w, nil
+	return w, shares, nil
+}
+
+// isGuestOwn tells the mounts the guest makes itself.
+func isGuestOwn(dest string) bool {
+	switch filepath.Clean(dest) {
+	case "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys/fs/cgroup":
+		return true
+	}
+	return false
 }
 
 func hasOption(opts []string, o string) bool {

@@ -374,6 +374,25 @@ func mountRoot(p *wire.Process) error {
 			return fmt.Errorf("mount %s: %w", m.dir, err)
 		}
 	}
+	for _, m := range p.Mounts {
+		dst := filepath.Join(newRoot, filepath.Clean("/"+m.Dest))
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return fmt.Errorf("mount point %s: %w", m.Dest, err)
+		}
+		var flags uintptr
+		if m.ReadOnly {
+			flags |= unix.MS_RDONLY
+		}
+		var err error
+		if m.Tag != "" {
+			err = unix.Mount(m.Tag, dst, "9p", flags, "trans=virtio,version=9p2000.L,msize=262144")
+		} else {
+			err = unix.Mount("tmpfs", dst, "tmpfs", flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, m.Options)
+		}
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", m.Dest, err)
+		}
+	}
 	ptmx := filepath.Join(newRoot, "dev/ptmx")
 	os.Remove(ptmx)
 	os.Symlink("pts/ptmx", ptmx)

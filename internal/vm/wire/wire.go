@@ -56,6 +56,17 @@ type Process struct {
 	Files map[string][]byte `json:"files,omitempty"`
 	// Rlimits are applied to the workload (name as RLIMIT_NOFILE).
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// Mounts are made in the root before the start, in order.
+	Mounts []Mount `json:"mounts,omitempty"`
+}
+
+// Mount is one of the guest's mounts: a 9p share of the host's (Tag), or
+// a tmpfs (Tag empty) with Options.
+type Mount struct {
+	Tag      string `json:"tag,omitempty"`
+	Dest     string `json:"dest"`
+	ReadOnly bool   `json:"readonly,omitempty"`
+	Options  string `json:"options,omitempty"` // a tmpfs's (size=, mode=)
 }
 
 // Rlimit is one resource limit.
