@@ -18,6 +18,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/vm/wire"
 )
 
@@ -123,6 +124,13 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 	v := &vmWorkload{qemu: cmd, exited: make(chan struct{}), ended: make(chan struct{}), procs: map[uint32]*vmProc{},
 		dir: m.dir, qmp: vc.QMPSocket}
 	go func() { cmd.Wait(); close(v.exited) }()
+	end := func() { // for a failed create
+		cmd.Process.Kill()
+		<-v.exited
+		if v.cg != nil {
+			v.cg.Destroy()
+		}
+	}
 	if vc.Cgroup != "" {
 		if v.cg, err = cgroups.New(vc.Cgroup); err == nil {
 			if err = v.cg.Apply(cmd.Process.Pid); err == nil && vc.Resources != nil {
@@ -130,20 +138,12 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 			}
 		}
 		if err != nil {
-			cmd.Process.Kill()
-			<-v.exited
-			if v.cg != nil {
-				v.cg.Destroy()
-			}
+			end()
 			return nil, fmt.Errorf("the VM's cgroup %s: %w", vc.Cgroup, err)
 		}
 	}
 	fail := func(err error) (*vmWorkload, error) {
-		cmd.Process.Kill()
-		<-v.exited
-		if v.cg != nil {
-			v.cg.Destroy()
-		}
+		end()
 		if qemuErr.Len() > 0 {
 			err = fmt.Errorf("%w: %s", err, tail(bytes.TrimSpace(qemuErr.Bytes()), 2000))
 		}
@@ -180,8 +180,9 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 	switch {
 	case err != nil:
 		return fail(fmt.Errorf("the VM did not boot: %w", err))
-	case f.Kind == wire.Error:
-		return fail(fmt.Errorf("the VM's agent: %s", f.P))
+	case f.Kind == wire.Error: // the agent's own words: no console to quote
+		end()
+		return nil, agentError(f.P)
 	case f.Kind != wire.Ready:
 		return fail(fmt.Errorf("the VM's agent said %q before ready", f.Kind))
 	}
@@ -246,7 +247,7 @@ func (v *vmWorkload) relay(in io.Reader) {
 			}
 			close(p.started)
 		case wire.Error: // an exec could not start
-			p.err = fmt.Errorf("exec failed: %s", f.P)
+			p.err = agentError(f.P)
 			v.forget(f.ID)
 			close(p.started)
 		case wire.Exit:
@@ -469,6 +470,15 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 }
 
 func (f *frameWriter) Close() error { return f.w.WriteID(wire.EOF, f.id, nil) }
+
+// agentError is the error an Error frame carries, with its class.
+func agentError(p []byte) error {
+	var f wire.Failure
+	if json.Unmarshal(p, &f) != nil {
+		f.Message = string(p)
+	}
+	return errdefs.WithClass(errors.New(f.Message), f.Class)
+}
 
 func tail(b []byte, n int) []byte {
 	if len(b) > n {

@@ -46,8 +46,12 @@ func TestVMIsolation(t *testing.T) {
 	if out, _, code := e.runIn(strings.NewReader("piped in\n"), run("--rm", "-i", "busybox", "sh", "-c", "cat; echo done")...); code != 0 || out != "piped in\ndone\n" {
 		t.Errorf("stdin into a VM: exit %d, %q", code, out)
 	}
-	if out := e.must(t, run("--rm", "-u", "1000:1000", "-w", "/tmp", "-e", "FOO=bar", "-h", "guest", "busybox", "sh", "-c", "id -u; pwd; echo $FOO; hostname")...); out != "1000\n/tmp\nbar\nguest\n" {
-		t.Errorf("user, cwd, env and hostname in a VM: %q", out)
+	// As in a container, the program is PID 1 and sees only its own
+	// processes: the same command prints the same in a process container.
+	view := []string{"--rm", "-u", "1000:1000", "-w", "/tmp", "-e", "FOO=bar", "-h", "guest", "busybox", "sh", "-c", "id -u; pwd; echo $FOO; hostname; echo $$; ls -d /proc/[0-9]* | wc -l"}
+	inVM, inCtr := e.must(t, run(view...)...), e.must(t, append([]string{"run", "--network", "none"}, view...)...)
+	if !strings.HasPrefix(inVM, "1000\n/tmp\nbar\nguest\n1\n") || inVM != inCtr {
+		t.Errorf("user, cwd, env, hostname and PID 1 in a VM: %q, in a container %q", inVM, inCtr)
 	}
 	if _, errOut, code := e.runIn(nil, run("--rm", "busybox", "nosuchcmd")...); code != 127 || !strings.Contains(errOut, `"nosuchcmd": executable file not found`) {
 		t.Errorf("a missing command in a VM: exit %d, %q", code, errOut)
@@ -107,8 +111,8 @@ func TestVMIsolation(t *testing.T) {
 	if out := e.must(t, "exec", "-t", "svc", "tty"); !strings.HasPrefix(out, "/dev/pts/") {
 		t.Errorf("exec -t in a VM: %q", out)
 	}
-	if out := e.must(t, "exec", "svc", "sh", "-c", "ps -o comm | grep -c sleep"); out == "0\n" {
-		t.Errorf("exec does not see the workload's processes: %q", out)
+	if out := e.must(t, "exec", "svc", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo"); !strings.HasPrefix(out, "sh -c trap") {
+		t.Errorf("exec does not see the workload as PID 1: %q", out)
 	}
 	if _, errOut, code := e.runIn(nil, "exec", "svc", "nosuchcmd"); code == 0 || !strings.Contains(errOut, "executable file not found") {
 		t.Errorf("exec of a missing command in a VM: exit %d %q", code, errOut)

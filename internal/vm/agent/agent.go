@@ -21,11 +21,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/vm/wire"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -46,6 +48,9 @@ const newRoot = "/root"
 
 // Main is PID 1 of the guest. It never returns: the VM powers off.
 func Main() {
+	if len(os.Args) > 1 && os.Args[1] == shimArg {
+		shimMain()
+	}
 	err := run()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tent-agent: %v\n", err)
@@ -72,7 +77,7 @@ func run() error {
 	w := wire.NewWriter(port)
 	in := bufio.NewReader(port)
 	fail := func(err error) error {
-		w.Write(wire.Error, []byte(err.Error()))
+		w.Write(wire.Error, failure(err))
 		return err
 	}
 	// Until the host's side of the port is connected, reads end at once
@@ -100,6 +105,12 @@ func run() error {
 		netlink.LinkSetUp(lo)
 	}
 	main, err := prepare(&p)
+	if err == nil {
+		err = main.cmd.Err // a missing program fails the create, as a runtime's does
+	}
+	if err == nil {
+		err = asPID1(main.cmd)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -126,6 +137,29 @@ type agent struct {
 	procs   map[uint32]*process
 	started chan struct{} // the workload has been started (or failed to)
 	early   []wire.Frame  // the workload's input before its start
+	pidns   int           // a pidfd of the workload, whose PID namespace execs join (0: none yet)
+}
+
+// startIn starts cmd: an exec in the workload's PID namespace (entered
+// by a thread of its own, which then ends: setns changes the namespace
+// of the calling thread's children), the workload in a new one.
+func (a *agent) startIn(cmd *exec.Cmd) error {
+	a.mu.Lock()
+	ns := a.pidns
+	a.mu.Unlock()
+	if ns == 0 {
+		return cmd.Start()
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
+		if err := unix.Setns(ns, unix.CLONE_NEWPID); err != nil {
+			done <- fmt.Errorf("enter the workload's PID namespace: %w", err)
+			return
+		}
+		done <- cmd.Start()
+	}()
+	return <-done
 }
 
 // process is one of the guest's processes with its stdio.
@@ -153,10 +187,20 @@ func (p *process) wait() int {
 	return 0
 }
 
-// start runs p and relays its output as process id.
+// start runs p and relays its output as process id; the workload's
+// PID namespace is kept for the execs.
 func (a *agent) start(id uint32, p *process) error {
-	if err := p.cmd.Start(); err != nil {
+	if err := a.startIn(p.cmd); err != nil {
 		return err
+	}
+	if id == 0 {
+		fd, err := unix.PidfdOpen(p.cmd.Process.Pid, 0)
+		if err != nil {
+			return fmt.Errorf("the workload's PID namespace: %w", err)
+		}
+		a.mu.Lock()
+		a.pidns = fd
+		a.mu.Unlock()
 	}
 	p.st.closeChild()
 	a.relayOutput(id, p.st)
@@ -214,7 +258,7 @@ func (a *agent) serve(in io.Reader) {
 func (a *agent) exec(f wire.Frame) {
 	var pp wire.Process
 	if err := json.Unmarshal(f.P, &pp); err != nil {
-		a.w.WriteID(wire.Error, f.ID, []byte(err.Error()))
+		a.w.WriteID(wire.Error, f.ID, failure(err))
 		return
 	}
 	p, err := prepare(&pp)
@@ -231,7 +275,7 @@ func (a *agent) exec(f wire.Frame) {
 		if p != nil {
 			p.st.closeChild()
 		}
-		a.w.WriteID(wire.Error, f.ID, []byte(err.Error()))
+		a.w.WriteID(wire.Error, f.ID, failure(err))
 		return
 	}
 	var pid [4]byte
@@ -290,6 +334,73 @@ func configureNetwork(ifaces []wire.Iface) error {
 		}
 	}
 	return nil
+}
+
+// shimArg makes tent-agent the workload's shim (shimMain).
+const shimArg = "workload-shim"
+
+const shimEnv = "TENT_AGENT_SHIM"
+
+// shimSpec is what the shim execs.
+type shimSpec struct {
+	Path   string   `json:"path"`
+	Args   []string `json:"args"`
+	Env    []string `json:"env"`
+	Dir    string   `json:"dir"`
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
+}
+
+// asPID1 makes cmd start the workload as PID 1 of a PID namespace of its
+// own, as a container's is (signals without a handler do not end it,
+// its children are its own): the agent itself is started there as a
+// shim that mounts the namespace's /proc, takes the workload's user and
+// directory and execs it.
+func asPID1(cmd *exec.Cmd) error {
+	cred := cmd.SysProcAttr.Credential
+	b, err := json.Marshal(shimSpec{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, UID: cred.Uid, GID: cred.Gid, Groups: cred.Groups})
+	if err != nil {
+		return err
+	}
+	cmd.Path, cmd.Args, cmd.Env, cmd.Dir = "/proc/self/exe", []string{"tent-init", shimArg}, []string{shimEnv + "=" + string(b)}, "/"
+	cmd.SysProcAttr.Credential = nil
+	cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWPID
+	return nil
+}
+
+// shimMain is the workload's start in its PID namespace; it never
+// returns.
+func shimMain() {
+	var sp shimSpec
+	err := json.Unmarshal([]byte(os.Getenv(shimEnv)), &sp)
+	if err == nil {
+		err = unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NOEXEC|unix.MS_NODEV, "")
+	}
+	if err == nil {
+		groups := make([]int, len(sp.Groups))
+		for i, g := range sp.Groups {
+			groups[i] = int(g)
+		}
+		err = errors.Join(unix.Setgroups(groups), unix.Setgid(int(sp.GID)), unix.Setuid(int(sp.UID)))
+	}
+	if err == nil {
+		err = os.Chdir(sp.Dir)
+	}
+	if err == nil {
+		err = unix.Exec(sp.Path, sp.Args, sp.Env)
+	}
+	fmt.Fprintf(os.Stderr, "exec %s: %v\n", sp.Path, err)
+	if errors.Is(err, unix.ENOENT) {
+		os.Exit(127)
+	}
+	os.Exit(126)
+}
+
+// failure is the payload of an Error frame for err.
+func failure(err error) []byte {
+	b, _ := json.Marshal(wire.Failure{Message: err.Error(), Class: errdefs.ClassOf(err)})
+	return b
 }
 
 // report syncs the disk, then tells the host how the workload ended.
@@ -520,7 +631,7 @@ func lookPath(name string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH: %w", name, errdefs.ErrNotFound)
 }
 
 func openPty() (master, slave *os.File, err error) {

@@ -29,7 +29,7 @@ const (
 
 	// Guest to host.
 	Ready  = 'r' // the workload is ready to start; an exec has started (payload: its guest PID, 4 bytes)
-	Error  = 'e' // text: the workload or exec could not be made
+	Error  = 'e' // JSON Failure: the workload or exec could not be made
 	Stdout = 'O'
 	Stderr = 'E'
 	Exit   = 'X' // JSON ExitStatus
@@ -84,6 +84,14 @@ type Iface struct {
 	Addrs   []string `json:"addrs"` // CIDR
 	Gateway string   `json:"gateway,omitempty"`
 	MTU     int      `json:"mtu,omitempty"`
+}
+
+// Failure is an Error frame's payload: the error's text and its class
+// (internal/errdefs), so that a missing program is "not found" on the
+// host too.
+type Failure struct {
+	Message string `json:"message"`
+	Class   string `json:"class,omitempty"`
 }
 
 // ExitStatus is how the workload ended, in docker's terms (128+signal for
