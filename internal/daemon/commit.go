@@ -20,6 +20,7 @@ import (
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/spec"
+	"github.com/tent-project/tent/internal/task/vmtask"
 	"golang.org/x/sys/unix"
 )
 
@@ -104,21 +105,41 @@ func (d *Daemon) Export(ref string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := onDisk(c, "export"); err != nil {
+	var skip map[string]bool
+	write := func(root string) error {
+		_, err := archive.WriteDiff(w, root, skip)
 		return err
 	}
-	ms, err := d.snap.Merged(d.snapshotKey(c.ID))
-	if err != nil {
-		return err
+	if vmRT, ok := d.runtimes[c.HostConfig.Runtime].(*vmtask.Runtime); ok {
+		skip = map[string]bool{"lost+found": true} // the disk's file system's, not the container's
+		err = d.withVMDisk(vmRT, c, write)
+	} else {
+		var ms []snapshot.Mount
+		if ms, err = d.snap.Merged(d.snapshotKey(c.ID)); err != nil {
+			return err
+		}
+		err = d.withMounted(ms, write)
 	}
-	err = d.withMounted(ms, func(root string) error {
-		_, err := archive.WriteDiff(w, root, nil)
-		return err
-	})
 	if err == nil {
 		d.containerEvent(c, events.ActionExport, nil)
 	}
 	return err
+}
+
+// withVMDisk calls fn with the root of a VM container's disk, mounted
+// read-only.
+func (d *Daemon) withVMDisk(rt *vmtask.Runtime, c *ctr, fn func(root string) error) error {
+	dir, err := os.MkdirTemp(d.cfg.ExecRoot, "vm-disk-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(dir)
+	unmount, err := rt.MountDisk(d.paths(c.ID), dir)
+	if err != nil {
+		return err
+	}
+	defer unmount()
+	return fn(dir)
 }
 
 // Commit makes an image of a container: its image's layers and one more

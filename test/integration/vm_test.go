@@ -48,9 +48,9 @@ func TestVMIsolation(t *testing.T) {
 	}
 	// As in a container, the program is PID 1 and sees only its own
 	// processes: the same command prints the same in a process container.
-	view := []string{"--rm", "-u", "1000:1000", "-w", "/tmp", "-e", "FOO=bar", "-h", "guest", "busybox", "sh", "-c", "id -u; pwd; echo $FOO; hostname; echo $$; ls -d /proc/[0-9]* | wc -l"}
+	view := []string{"--rm", "-u", "1000:1000", "-w", "/tmp", "-e", "FOO=bar", "-h", "guest", "busybox", "sh", "-c", "id -u; pwd; echo $FOO; hostname; echo $$; cat /proc/1/comm; ps -o comm | grep -c -e tent -e init -e qemu; true"}
 	inVM, inCtr := e.must(t, run(view...)...), e.must(t, append([]string{"run", "--network", "none"}, view...)...)
-	if !strings.HasPrefix(inVM, "1000\n/tmp\nbar\nguest\n1\n") || inVM != inCtr {
+	if inVM != "1000\n/tmp\nbar\nguest\n1\nsh\n0\n" || inVM != inCtr {
 		t.Errorf("user, cwd, env, hostname and PID 1 in a VM: %q, in a container %q", inVM, inCtr)
 	}
 	if _, errOut, code := e.runIn(nil, run("--rm", "busybox", "nosuchcmd")...); code != 127 || !strings.Contains(errOut, `"nosuchcmd": executable file not found`) {
@@ -86,6 +86,11 @@ func TestVMIsolation(t *testing.T) {
 	}
 	if out := e.must(t, "logs", "disk2"); out != "" {
 		t.Errorf("a second container of the image saw the first one's writes: %q", out)
+	}
+	// export reads the VM's own disk: the image's files and what it wrote.
+	if list, _, code := e.runIn(nil, "export", "disk1"); code != 0 || !strings.Contains(list, "bin/busybox") || !strings.Contains(list, "state") || strings.Contains(list, "lost+found") {
+		t.Errorf("export of a VM container: exit %d, %d bytes, busybox %v, its file %v, lost+found %v", code, len(list),
+			strings.Contains(list, "bin/busybox"), strings.Contains(list, "state"), strings.Contains(list, "lost+found"))
 	}
 	if bases, _ := filepath.Glob(filepath.Join(e.dir, "data", "vm", "disks", "*.ext4")); len(bases) != 1 {
 		t.Errorf("base disks for one image: %v", bases)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -246,6 +247,32 @@ func machineSize(s *specs.Spec) (mem, cpus int) {
 		cpus = int((uint64(*c.Quota) + *c.Period - 1) / *c.Period)
 	}
 	return mem, cpus
+}
+
+// MountDisk mounts the file system of the container's disk read-only at
+// dir, for docker export: a raw copy of its overlay (qemu-img reads the
+// backing chain; -U lets it read the disk of a running VM, whose journal
+// is then not replayed) on a loop device. The function returned unmounts
+// it and removes the copy.
+func (r *Runtime) MountDisk(paths task.Paths, dir string) (func(), error) {
+	disk := diskOf(paths)
+	if _, err := os.Stat(disk); err != nil {
+		return nil, fmt.Errorf("the container has no disk yet (it never ran): %w", errdefs.ErrConflict)
+	}
+	raw := disk + ".export.raw"
+	os.Remove(raw)
+	if out, err := exec.Command(r.host.QemuImg, "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
+		os.Remove(raw)
+		return nil, fmt.Errorf("read the container's disk: %v: %s", err, out)
+	}
+	if out, err := exec.Command("mount", "-t", "ext4", "-o", "loop,ro,noload", raw, dir).CombinedOutput(); err != nil {
+		os.Remove(raw)
+		return nil, fmt.Errorf("mount the container's disk: %v: %s", err, out)
+	}
+	return func() {
+		unix.Unmount(dir, unix.MNT_DETACH) // the loop device goes with it (autoclear)
+		os.Remove(raw)
+	}, nil
 }
 
 // hostCgroup is the cgroup QEMU runs in (the container's) and the limits
