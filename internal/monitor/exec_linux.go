@@ -16,7 +16,6 @@ import (
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/streams"
-	"golang.org/x/sys/unix"
 )
 
 // execState is one exec of this monitor's container.
@@ -137,10 +136,8 @@ func (m *monitor) runtimeExec(req ExecRequest) (*execProc, error) {
 		return nil, err
 	}
 	ep := &execProc{pid: p.Pid(), outputs: outputs(st), stdin: st.stdin, wait: p.Wait, close: st.close}
-	if master := st.master; master != nil {
-		ep.resize = func(height, width uint16) error {
-			return unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
-		}
+	if st.master != nil {
+		ep.resize = ptyResizer(st.master)
 	}
 	return ep, nil
 }

@@ -217,16 +217,21 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, workload, error) {
 		return nil, nil, err
 	}
 	m.stdin = st.stdin
-	if master := st.master; master != nil {
-		m.resize = func(height, width uint16) error {
-			return unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
-		}
+	if st.master != nil {
+		m.resize = ptyResizer(st.master)
 	}
 	w := &initWorkload{proc: proc, cfg: m.cfg}
 	m.work = w
 	go m.serve(l)
 	m.pump(st.outputs)
 	return m, w, nil
+}
+
+// ptyResizer sets the size of the terminal whose master is master.
+func ptyResizer(master *os.File) func(height, width uint16) error {
+	return func(height, width uint16) error {
+		return unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
+	}
 }
 
 // initWorkload is a container's init under the runtime.

@@ -110,3 +110,16 @@ func Eventually(t testing.TB, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// BuildAgent builds tent-agent, the VM guest's init, into dir and returns
+// its path.
+func BuildAgent(t testing.TB, dir string) string {
+	t.Helper()
+	agent := filepath.Join(dir, "tent-agent")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", agent, "github.com/tent-project/tent/cmd/tent-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the agent: %v: %s", err, out)
+	}
+	return agent
+}

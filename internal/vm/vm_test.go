@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tent-project/tent/internal/testutil"
 	"github.com/tent-project/tent/internal/vm/wire"
 )
 
@@ -26,13 +27,7 @@ func testHost(t *testing.T) *Host {
 		guest = DefaultGuestDir
 	}
 	dir := t.TempDir()
-	agent := filepath.Join(dir, "tent-agent")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", agent, "github.com/tent-project/tent/cmd/tent-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the agent: %v: %s", err, out)
-	}
-	h, err := NewHost(guest, agent, filepath.Join(dir, "state"))
+	h, err := NewHost(guest, testutil.BuildAgent(t, dir), filepath.Join(dir, "state"))
 	if err != nil {
 		t.Skip(err)
 	}

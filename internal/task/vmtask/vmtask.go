@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -175,7 +176,7 @@ func workload(s *specs.Spec) (wire.Process, []vm.Share, error) {
 	}
 	var shares []vm.Share
 	for _, m := range s.Mounts {
-		bind := m.Type == "bind" || hasOption(m.Options, "bind") || hasOption(m.Options, "rbind")
+		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
 		switch {
 		case m.Type == "tmpfs" && !isGuestOwn(m.Destination):
 			var opts []string
@@ -184,7 +185,7 @@ func workload(s *specs.Spec) (wire.Process, []vm.Share, error) {
 					opts = append(opts, o)
 				}
 			}
-			w.Mounts = append(w.Mounts, wire.Mount{Dest: m.Destination, ReadOnly: hasOption(m.Options, "ro"), Options: strings.Join(opts, ",")})
+			w.Mounts = append(w.Mounts, wire.Mount{Dest: m.Destination, ReadOnly: slices.Contains(m.Options, "ro"), Options: strings.Join(opts, ",")})
 			continue
 		case !bind || isGuestOwn(m.Destination):
 			continue // the guest mounts its own proc, sys, dev, shm
@@ -195,7 +196,7 @@ func workload(s *specs.Spec) (wire.Process, []vm.Share, error) {
 		}
 		if fi.IsDir() {
 			tag := fmt.Sprintf("v%d", len(shares))
-			ro := hasOption(m.Options, "ro")
+			ro := slices.Contains(m.Options, "ro")
 			shares = append(shares, vm.Share{Tag: tag, Path: m.Source, ReadOnly: ro})
 			w.Mounts = append(w.Mounts, wire.Mount{Tag: tag, Dest: m.Destination, ReadOnly: ro})
 			continue
@@ -219,15 +220,6 @@ func isGuestOwn(dest string) bool {
 	switch filepath.Clean(dest) {
 	case "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys/fs/cgroup":
 		return true
-	}
-	return false
-}
-
-func hasOption(opts []string, o string) bool {
-	for _, x := range opts {
-		if x == o {
-			return true
-		}
 	}
 	return false
 }

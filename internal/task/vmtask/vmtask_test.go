@@ -2,7 +2,6 @@ package vmtask_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -26,13 +25,7 @@ func TestMain(m *testing.M) {
 func TestConformance(t *testing.T) {
 	testutil.RequiresRoot(t)
 	dir := t.TempDir()
-	agent := filepath.Join(dir, "tent-agent")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", agent, "github.com/tent-project/tent/cmd/tent-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the agent: %v: %s", err, out)
-	}
-	host, err := vm.NewHost(vm.DefaultGuestDir, agent, filepath.Join(dir, "state"))
+	host, err := vm.NewHost(vm.DefaultGuestDir, testutil.BuildAgent(t, dir), filepath.Join(dir, "state"))
 	if err != nil {
 		t.Skip(err)
 	}
