@@ -85,6 +85,9 @@ func (d *Daemon) ArchivePut(ref, path string, r io.Reader, o copier.PutOptions) 
 	if err != nil {
 		return err
 	}
+	if err := onDisk(c, "copying files into a container"); err != nil { // a stopped VM's disk is read, not written
+		return err
+	}
 	c.mu.Lock()
 	o.User = c.Config.User
 	c.mu.Unlock()
@@ -116,25 +119,22 @@ func (d *Daemon) withRoot(c *ctr, fn func(root *os.File) error) error {
 	return fn(root)
 }
 
+// onDisk refuses what reads a container's file system through its
+// snapshot for a VM container, whose file system is its own disk.
+func onDisk(c *ctr, what string) error {
+	if c.HostConfig.Runtime == vmtask.Name {
+		return fmt.Errorf("%s: not supported for VM containers yet (their files are on their own disk): %w", what, errdefs.ErrNotImplemented)
+	}
+	return nil
+}
+
 // openRoot opens what c's processes see as "/": its init's root while it
 // runs (volumes, binds and tmpfs mounts included), else its file system
 // mounted with its volumes and binds on a view of the daemon's, which
 // release unmounts. A stopped container's lock is held until release, so
 // that it does not start on a half-copied file system (docker holds it
 // for any copy).
-// onDisk refuses what reads a container's file system through its
-// snapshot for a VM container, whose file system is its own disk.
-func onDisk(c *ctr, what string) error {
-	if c.HostConfig.Runtime == vmtask.Name {
-		return fmt.Errorf("%s of a VM container's disk is not supported yet: %w", what, errdefs.ErrNotImplemented)
-	}
-	return nil
-}
-
 func (d *Daemon) openRoot(c *ctr) (*os.File, func(), error) {
-	if err := onDisk(c, "copying files"); err != nil {
-		return nil, nil, err
-	}
 	c.mu.Lock()
 	if c.State.Status == container.StateRunning || c.State.Status == container.StatePaused {
 		ro, ok := c.task.(task.RootOpener)
@@ -176,8 +176,10 @@ func (d *Daemon) mountStopped(c *ctr) (*os.File, func(), error) {
 		return nil, nil, err
 	}
 	volumesUp := false
+	unmountDisk := func() {}
 	release := func() {
 		unix.Unmount(mnt, unix.MNT_DETACH) // the root and every mount below it
+		unmountDisk()
 		os.Remove(mnt)
 		if volumesUp {
 			d.releaseVolumes(c)
@@ -187,7 +189,13 @@ func (d *Daemon) mountStopped(c *ctr) (*os.File, func(), error) {
 		release()
 		return nil, nil, err
 	}
-	if err := snapshot.MountAll(ms, mnt); err != nil {
+	if vmRT, ok := d.runtimes[c.HostConfig.Runtime].(*vmtask.Runtime); ok {
+		// A VM's files are on its own disk, mounted read-only.
+		if unmountDisk, err = vmRT.MountDisk(d.paths(c.ID), mnt); err != nil {
+			os.Remove(mnt)
+			return nil, nil, err
+		}
+	} else if err := snapshot.MountAll(ms, mnt); err != nil {
 		os.Remove(mnt)
 		return nil, nil, err
 	}

@@ -87,6 +87,15 @@ func TestVMIsolation(t *testing.T) {
 	if out := e.must(t, "logs", "disk2"); out != "" {
 		t.Errorf("a second container of the image saw the first one's writes: %q", out)
 	}
+	// cp out of a stopped VM reads its disk; into one is refused.
+	outDir := t.TempDir()
+	e.must(t, "cp", "disk1:/state", outDir)
+	if b, _ := os.ReadFile(filepath.Join(outDir, "state")); string(b) != "run\nrun\n" {
+		t.Errorf("cp out of a stopped VM: %q", b)
+	}
+	if _, errOut, code := e.runIn(nil, "cp", filepath.Join(outDir, "state"), "disk1:/new"); code == 0 || !strings.Contains(errOut, "not supported for VM containers yet") {
+		t.Errorf("cp into a stopped VM: exit %d %q", code, errOut)
+	}
 	// export reads the VM's own disk: the image's files and what it wrote.
 	if list, _, code := e.runIn(nil, "export", "disk1"); code != 0 || !strings.Contains(list, "bin/busybox") || !strings.Contains(list, "state") || strings.Contains(list, "lost+found") {
 		t.Errorf("export of a VM container: exit %d, %d bytes, busybox %v, its file %v, lost+found %v", code, len(list),
@@ -127,7 +136,7 @@ func TestVMIsolation(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"cp", "svc:/etc/hostname", t.TempDir()}, "not supported yet"},
+		{[]string{"cp", "svc:/etc/hostname", t.TempDir()}, "copying into or out of a running container of this runtime"},
 		{[]string{"run", "--rm", "--isolation", "vm", "--network", "host", "busybox", "true"}, "--network host and container:"},
 		{[]string{"network", "connect", "bridge", "svc"}, "connecting a VM container to another network is not supported yet"},
 		{[]string{"run", "--rm", "--isolation", "vm", "--network", "none", "-v", "/etc/passwd:/x", "busybox", "true"}, "a bind mount of a single file does not reach a VM yet"},
