@@ -463,6 +463,19 @@ func validateVM(cfg *container.Config, hc *container.HostConfig) error {
 		return no("--privileged and devices")
 	case hc.PidMode != "" || hc.UTSMode != "" || hc.IpcMode != "" && hc.IpcMode != "private" && hc.IpcMode != "shareable" || hc.CgroupnsMode.IsHost():
 		return no("sharing namespaces (--pid, --ipc, --uts, --cgroupns)")
+	// What the agent does not apply in the guest: the workload runs there
+	// as a root with every capability, no seccomp filter or LSM profile.
+	case len(hc.CapAdd) > 0 || len(hc.CapDrop) > 0:
+		return no("--cap-add and --cap-drop")
+	case len(hc.Sysctls) > 0 || hc.OomScoreAdj != 0 || hc.ShmSize > 0 || cfg.Domainname != "" || hc.MaskedPaths != nil || hc.ReadonlyPaths != nil:
+		return no("--sysctl, --oom-score-adj, --shm-size, --domainname, masked and read-only paths")
+	}
+	sec, err := spec.ParseSecurityOpts(hc.SecurityOpt)
+	if err != nil {
+		return err
+	}
+	if sec.NoNewPrivileges || sec.Seccomp != "" && sec.Seccomp != "unconfined" || sec.AppArmor != "" && sec.AppArmor != "unconfined" {
+		return no("--security-opt no-new-privileges, seccomp and apparmor profiles")
 	}
 	return nil
 }

@@ -67,10 +67,6 @@ type Config struct {
 	// Network configures the networks (its Root and Log are the
 	// daemon's: DataRoot/network).
 	Network network.Config
-	// VMGuest is the directory of the VM isolation mode's guest kernel
-	// (default vm.DefaultGuestDir); its agent is tent-agent next to Exe,
-	// else in that directory.
-	VMGuest string
 }
 
 // Daemon is a running engine.
@@ -297,17 +293,15 @@ func (d *Daemon) runtime(hc *container.HostConfig) (task.Runtime, error) {
 	return rt, nil
 }
 
-// findVMHost finds what the VM isolation mode needs on this host.
+// findVMHost finds what the VM isolation mode needs on this host: the
+// guest kernel where scripts/guest-kernel.sh puts it, tent-agent next to
+// the monitor binary (a build tree) or there (make install).
 func (d *Daemon) findVMHost() (*vm.Host, error) {
-	guest := d.cfg.VMGuest
-	if guest == "" {
-		guest = vm.DefaultGuestDir
-	}
 	agent := filepath.Join(filepath.Dir(d.cfg.Exe), "tent-agent")
 	if _, err := os.Stat(agent); err != nil {
-		agent = filepath.Join(guest, "tent-agent")
+		agent = filepath.Join(vm.DefaultGuestDir, "tent-agent")
 	}
-	return vm.NewHost(guest, agent, filepath.Join(d.cfg.DataRoot, "vm"))
+	return vm.NewHost(vm.DefaultGuestDir, agent, filepath.Join(d.cfg.DataRoot, "vm"))
 }
 
 // paths are where a container's task keeps its files.

@@ -273,11 +273,8 @@ func (v *vmWorkload) forget(id uint32) {
 // exec starts req's process in the guest through the agent.
 func (v *vmWorkload) exec(req ExecRequest) (*execProc, error) {
 	sp := req.Process
-	wp := wire.Process{Args: sp.Args, Env: sp.Env, Cwd: sp.Cwd, UID: sp.User.UID, GID: sp.User.GID,
-		AdditionalGids: sp.User.AdditionalGids, Terminal: sp.Terminal, OpenStdin: req.Stdin}
-	for _, rl := range sp.Rlimits {
-		wp.Rlimits = append(wp.Rlimits, wire.Rlimit{Type: rl.Type, Soft: rl.Soft, Hard: rl.Hard})
-	}
+	wp := wire.FromSpec(sp)
+	wp.OpenStdin = req.Stdin
 	outputs, pipes, err := outputPipes(sp.Terminal)
 	if err != nil {
 		return nil, err

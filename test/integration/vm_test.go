@@ -139,6 +139,9 @@ func TestVMIsolation(t *testing.T) {
 		{[]string{"cp", "svc:/etc/hostname", t.TempDir()}, "copying into or out of a running container of this runtime"},
 		{[]string{"run", "--rm", "--isolation", "vm", "--network", "host", "busybox", "true"}, "--network host and container:"},
 		{[]string{"network", "connect", "bridge", "svc"}, "connecting a VM container to another network is not supported yet"},
+		{[]string{"run", "--rm", "--isolation", "vm", "--network", "none", "--cap-drop", "ALL", "busybox", "true"}, "--cap-add and --cap-drop"},
+		{[]string{"run", "--rm", "--isolation", "vm", "--network", "none", "--sysctl", "net.ipv4.ip_forward=1", "busybox", "true"}, "--sysctl"},
+		{[]string{"run", "--rm", "--isolation", "vm", "--network", "none", "--security-opt", "no-new-privileges", "busybox", "true"}, "no-new-privileges"},
 		{[]string{"run", "--rm", "--isolation", "vm", "--network", "none", "-v", "/etc/passwd:/x", "busybox", "true"}, "a bind mount of a single file does not reach a VM yet"},
 		{[]string{"run", "--rm", "--isolation", "vm", "--runtime", "tent", "busybox", "true"}, "conflicting options"},
 	} {

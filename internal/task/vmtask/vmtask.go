@@ -166,13 +166,10 @@ func workload(s *specs.Spec) (wire.Process, []vm.Share, error) {
 	if p == nil || len(p.Args) == 0 {
 		return wire.Process{}, nil, fmt.Errorf("no command: %w", errdefs.ErrInvalidArgument)
 	}
-	w := wire.Process{Args: p.Args, Env: p.Env, Cwd: p.Cwd, UID: p.User.UID, GID: p.User.GID,
-		AdditionalGids: p.User.AdditionalGids, Hostname: s.Hostname, Files: map[string][]byte{}}
+	w := wire.FromSpec(p) // its terminal is the monitor's to say (Config.Tty)
+	w.Hostname, w.Files = s.Hostname, map[string][]byte{}
 	if s.Root != nil {
 		w.ReadonlyRootfs = s.Root.Readonly
-	}
-	for _, rl := range p.Rlimits {
-		w.Rlimits = append(w.Rlimits, wire.Rlimit{Type: rl.Type, Soft: rl.Soft, Hard: rl.Hard})
 	}
 	var shares []vm.Share
 	for _, m := range s.Mounts {

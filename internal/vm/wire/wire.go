@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // The kinds of frame.
@@ -67,6 +69,17 @@ type Mount struct {
 	Dest     string `json:"dest"`
 	ReadOnly bool   `json:"readonly,omitempty"`
 	Options  string `json:"options,omitempty"` // a tmpfs's (size=, mode=)
+}
+
+// FromSpec is the part of an OCI process a guest runs: command,
+// environment, directory, user and groups, terminal, rlimits.
+func FromSpec(p *specs.Process) Process {
+	w := Process{Args: p.Args, Env: p.Env, Cwd: p.Cwd, UID: p.User.UID, GID: p.User.GID,
+		AdditionalGids: p.User.AdditionalGids, Terminal: p.Terminal}
+	for _, rl := range p.Rlimits {
+		w.Rlimits = append(w.Rlimits, Rlimit{Type: rl.Type, Soft: rl.Soft, Hard: rl.Hard})
+	}
+	return w
 }
 
 // Rlimit is one resource limit.
