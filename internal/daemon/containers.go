@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/oci"
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/spec"
@@ -253,6 +255,7 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 			return resp, err
 		}
 	}
+	hostConfigDefaults(hc)
 	mps, err := parseMountPoints(merged, hc)
 	if err != nil {
 		return resp, err
@@ -262,6 +265,9 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 		return resp, err
 	}
 	id := newID()
+	if merged.Hostname == "" && !hc.NetworkMode.IsHost() && !hc.NetworkMode.IsContainer() && !hc.UTSMode.IsHost() {
+		merged.Hostname = id[:12] // as dockerd records it
+	}
 	d.mu.Lock()
 	name, err = d.reserveName(name, id)
 	d.mu.Unlock()
@@ -444,10 +450,64 @@ func (d *Daemon) selectRuntime(hc *container.HostConfig) error {
 			return fmt.Errorf("%w: %w", d.vmErr, errdefs.ErrUnavailable)
 		}
 	}
-	if _, ok := d.runtimes[hc.Runtime]; !ok {
-		return fmt.Errorf("unknown or invalid runtime name: %s: %w", hc.Runtime, errdefs.ErrInvalidArgument)
+	_, err := d.runtime(hc)
+	return err
+}
+
+// imageEnv is the container's environment as dockerd records it: the
+// user's variables, then the image's that the user did not set.
+func imageEnv(user, image []string) []string {
+	if len(user) == 0 {
+		return slices.Clone(image)
 	}
-	return nil
+	out := slices.Clone(user)
+	for _, kv := range image {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.ContainsFunc(user, func(u string) bool { uk, _, _ := strings.Cut(u, "="); return uk == k }) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// defaultShmSize is /dev/shm's size unless --shm-size says otherwise.
+const defaultShmSize = 64 << 20
+
+// hostConfigDefaults records what a container gets for the settings left
+// unset, as dockerd does at create, so that inspect shows what it runs
+// with: the log options, the IPC and cgroup namespace modes, /dev/shm's
+// size, the swap limit (as much swap as memory), the masked and read-only
+// paths. A VM container's guest applies none of the last three.
+func hostConfigDefaults(hc *container.HostConfig) {
+	if hc.LogConfig.Config == nil {
+		hc.LogConfig.Config = map[string]string{}
+	}
+	if hc.IpcMode == "" {
+		hc.IpcMode = container.IPCModePrivate
+	}
+	if hc.CgroupnsMode == "" {
+		hc.CgroupnsMode = container.CgroupnsModePrivate // tent's default on cgroup v1 too (docker's there: host)
+	}
+	if hc.OomKillDisable == nil {
+		hc.OomKillDisable = new(bool)
+	}
+	if hc.Memory > 0 && hc.MemorySwap == 0 {
+		hc.MemorySwap = 2 * hc.Memory
+	}
+	if hc.Runtime == vmtask.Name {
+		return
+	}
+	if hc.ShmSize == 0 {
+		hc.ShmSize = defaultShmSize
+	}
+	if !hc.Privileged {
+		if hc.MaskedPaths == nil {
+			hc.MaskedPaths = slices.Clone(oci.DefaultMaskedPaths)
+		}
+		if hc.ReadonlyPaths == nil {
+			hc.ReadonlyPaths = slices.Clone(oci.DefaultReadonlyPaths)
+		}
+	}
 }
 
 // validateVM refuses what a VM container cannot have yet (docs/vm.md),
@@ -494,7 +554,17 @@ func mergeConfig(cfg *container.Config, img *ocispec.Image) *container.Config {
 	} else if len(m.Entrypoint) == 1 && m.Entrypoint[0] == "" {
 		m.Entrypoint = nil // --entrypoint "" clears the image's
 	}
-	m.Env = spec.MergeEnv(ic.Env, cfg.Env)
+	m.Env = imageEnv(cfg.Env, ic.Env)
+	for p := range ic.ExposedPorts {
+		port, err := netapi.ParsePort(p)
+		if err != nil {
+			continue // not a port: the image's mistake, which docker skips too
+		}
+		if m.ExposedPorts == nil {
+			m.ExposedPorts = netapi.PortSet{}
+		}
+		m.ExposedPorts[port] = struct{}{}
+	}
 	if m.WorkingDir == "" {
 		m.WorkingDir = ic.WorkingDir
 	}

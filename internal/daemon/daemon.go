@@ -69,13 +69,17 @@ type Config struct {
 	Network network.Config
 }
 
+// overlayDriver is the storage driver's name with overlayfs: docker's for
+// the same layout (a directory per layer, stacked as overlay lowers).
+const overlayDriver = "overlay2"
+
 // Daemon is a running engine.
 type Daemon struct {
 	cfg     Config
 	db      *bolt.DB
 	content *content.Store
 	snap    snapshot.Snapshotter
-	driver  string // "overlay" or "native"
+	driver  string // "overlay2" or "native"
 	images  *images.Store
 	vols    *volume.Store
 	net     *network.Manager
@@ -95,8 +99,12 @@ type Daemon struct {
 	dist       *distribution.Service
 	// imageMu serializes image deletion against container creation.
 	imageMu sync.Mutex
-	closeMu sync.Mutex
-	closed  bool
+	// layerSizes memoizes the unpacked size of image layers by chain key
+	// (a committed layer never changes).
+	layerSizeMu sync.Mutex
+	layerSizes  map[string]int64
+	closeMu     sync.Mutex
+	closed      bool
 	// bg counts background work (directory removals) that Close waits
 	// for; quit tells it to stop.
 	bg   sync.WaitGroup
@@ -153,7 +161,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	if snapshot.OverlaySupported(snapRoot) {
-		d.driver = "overlay"
+		d.driver = overlayDriver
 		d.snap, err = snapshot.NewOverlay(snapRoot)
 	} else {
 		d.driver = "native"
@@ -287,6 +295,9 @@ func (d *Daemon) runtime(hc *container.HostConfig) (task.Runtime, error) {
 		name = defaultRuntime
 	}
 	rt, ok := d.runtimes[name]
+	if name == runcAlias {
+		rt, ok = d.runtimes[defaultRuntime], true
+	}
 	if !ok {
 		return nil, fmt.Errorf("unknown or invalid runtime name: %s: %w", name, errdefs.ErrInvalidArgument)
 	}

@@ -55,12 +55,15 @@ func (d *Daemon) imageUsage(du *backend.DiskUsage, imgs, cache bool) error {
 		return err
 	}
 	users := map[digest.Digest]int{} // images per layer
+	sizes := map[digest.Digest]int64{}
 	for _, img := range all {
-		for _, l := range img.Layers {
+		sz := d.layerSizesOf(img)
+		for i, l := range img.Layers {
 			users[l]++
+			sizes[l] = sz[i]
 		}
 	}
-	size := func(l digest.Digest) int64 { n, _ := d.content.Size(l); return n }
+	size := func(l digest.Digest) int64 { return sizes[l] }
 	if imgs {
 		for l := range users {
 			du.LayersSize += size(l)

@@ -32,12 +32,47 @@ func (d *Daemon) imageEvent(action events.Action, id, name string) {
 // imported images, as given for loaded ones).
 func (d *Daemon) imageSize(img *images.Image) int64 {
 	var n int64
-	for _, l := range img.Layers {
-		if sz, err := d.content.Size(l); err == nil {
-			n += sz
-		}
+	for _, sz := range d.layerSizesOf(img) {
+		n += sz
 	}
 	return n
+}
+
+// layerSizesOf are the sizes of img's layers as dockerd counts them: the
+// bytes of each layer's files once unpacked (not the blob's, which a
+// pulled image has compressed). Where the layer's own files cannot be
+// counted (the native snapshotter keeps whole copies), the blob's size.
+func (d *Daemon) layerSizesOf(img *images.Image) []int64 {
+	out := make([]int64, len(img.Layers))
+	var diffIDs []digest.Digest
+	if cfg, err := d.images.Config(img.ID); err == nil && len(cfg.RootFS.DiffIDs) == len(img.Layers) && d.driver == overlayDriver {
+		diffIDs = cfg.RootFS.DiffIDs
+	}
+	for i, l := range img.Layers {
+		if diffIDs == nil {
+			out[i], _ = d.content.Size(l)
+			continue
+		}
+		key := images.ChainKey(diffIDs[:i+1])
+		d.layerSizeMu.Lock()
+		n, ok := d.layerSizes[key]
+		d.layerSizeMu.Unlock()
+		if !ok {
+			var err error
+			if n, err = d.snap.Usage(key); err != nil {
+				out[i], _ = d.content.Size(l)
+				continue
+			}
+			d.layerSizeMu.Lock()
+			if d.layerSizes == nil {
+				d.layerSizes = map[string]int64{}
+			}
+			d.layerSizes[key] = n
+			d.layerSizeMu.Unlock()
+		}
+		out[i] = n
+	}
+	return out
 }
 
 func familiar(names []string) (tags, digests []string) {
@@ -139,7 +174,7 @@ func (d *Daemon) ImageInspect(ref string) (*image.InspectResponse, error) {
 		ID: img.ID.String(), RepoTags: tags, RepoDigests: digests, Author: cfg.Author,
 		Config: &dockerspec.DockerOCIImageConfig{ImageConfig: cfg.Config}, Architecture: cfg.Architecture,
 		Variant: cfg.Variant, Os: cfg.OS, Size: d.imageSize(img),
-		GraphDriver: &storage.DriverData{Name: "overlay", Data: map[string]string{}},
+		GraphDriver: &storage.DriverData{Name: d.driver, Data: map[string]string{}},
 		RootFS:      image.RootFS{Type: cfg.RootFS.Type},
 	}
 	if dc, err := d.images.DockerConfig(img.ID); err == nil {
@@ -176,6 +211,7 @@ func (d *Daemon) ImageHistory(ref string) ([]image.HistoryResponseItem, error) {
 		return nil, err
 	}
 	out := []image.HistoryResponseItem{}
+	sizes := d.layerSizesOf(img)
 	layer := len(img.Layers) - 1
 	for i := len(cfg.History) - 1; i >= 0; i-- {
 		h := cfg.History[i]
@@ -184,9 +220,7 @@ func (d *Daemon) ImageHistory(ref string) ([]image.HistoryResponseItem, error) {
 			item.Created = h.Created.Unix()
 		}
 		if !h.EmptyLayer && layer >= 0 {
-			if sz, err := d.content.Size(img.Layers[layer]); err == nil {
-				item.Size = sz
-			}
+			item.Size = sizes[layer]
 			layer--
 		}
 		if i == len(cfg.History)-1 {
@@ -200,14 +234,17 @@ func (d *Daemon) ImageHistory(ref string) ([]image.HistoryResponseItem, error) {
 
 // ImageImport makes an image from a root file system tarball, applying
 // Dockerfile-style changes (CMD, ENV, ...), as POST /images/create?fromSrc=-.
-func (d *Daemon) ImageImport(r io.Reader, name string, changes []string) (*images.Image, error) {
+func (d *Daemon) ImageImport(r io.Reader, name string, changes []string, message string) (*images.Image, error) {
 	var cfg ocispec.ImageConfig
 	for _, ch := range changes {
 		if err := applyChange(&cfg, ch); err != nil {
 			return nil, err
 		}
 	}
-	img, err := d.images.Import(r, name, cfg)
+	if message == "" {
+		message = "Imported from -"
+	}
+	img, err := d.images.Import(r, name, cfg, message)
 	if err != nil {
 		return nil, err
 	}

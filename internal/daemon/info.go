@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/task/vmtask"
@@ -18,6 +21,10 @@ import (
 // internal/task/proc), which containers run with unless HostConfig.Runtime
 // names another of d.runtimes.
 const defaultRuntime = "tent"
+
+// runcAlias names the default runtime too: tent's runtime is a drop-in for
+// runc, and compose files and scripts written for dockerd ask for "runc".
+const runcAlias = "runc"
 
 // Info describes the engine and host, as GET /info.
 func (d *Daemon) Info() (*system.Info, error) {
@@ -35,6 +42,7 @@ func (d *Daemon) Info() (*system.Info, error) {
 	for name := range d.runtimes {
 		info.Runtimes[name] = system.RuntimeWithStatus{Runtime: system.Runtime{Path: d.cfg.Exe}}
 	}
+	info.Runtimes[runcAlias] = info.Runtimes[defaultRuntime]
 	if d.vmHost != nil {
 		accel, note := d.vmHost.Accel()
 		rt := info.Runtimes[vmtask.Name]
@@ -80,20 +88,76 @@ func (d *Daemon) Info() (*system.Info, error) {
 	}
 	info.Images = len(imgs)
 	info.ID = d.engineID()
+	d.hostInfo(info)
 	return info, nil
 }
 
+// hostInfo fills in what dockerd tells of the host and the engine's
+// parts: drivers, plugins, registries, swarm (never active here).
+func (d *Daemon) hostInfo(info *system.Info) {
+	info.OSVersion = osRelease("VERSION_ID")
+	info.OomKillDisable = !cgroups.Unified() // memory.oom_control is v1's
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		info.NFd = len(fds)
+	}
+	info.DriverStatus = [][2]string{{"Backing Filesystem", backingFS(d.cfg.DataRoot)}}
+	if d.driver == overlayDriver {
+		info.DriverStatus = append(info.DriverStatus, [2]string{"Supports d_type", "true"}, [2]string{"Native Overlay Diff", "true"}, [2]string{"userxattr", "false"})
+	}
+	info.Plugins = system.PluginsInfo{Volume: []string{"local"}, Network: []string{"bridge", "host", "null"}, Log: []string{jsonFileDriver}}
+	info.Swarm = swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}
+	rc := &registry.ServiceConfig{InsecureRegistryCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		IndexConfigs: map[string]*registry.IndexInfo{"docker.io": {Name: "docker.io", Mirrors: []string{}, Secure: true, Official: true}}, Mirrors: []string{}}
+	for _, r := range d.cfg.InsecureRegistries {
+		if p, err := netip.ParsePrefix(r); err == nil {
+			rc.InsecureRegistryCIDRs = append(rc.InsecureRegistryCIDRs, p)
+		} else {
+			rc.IndexConfigs[r] = &registry.IndexInfo{Name: r, Mirrors: []string{}}
+		}
+	}
+	info.RegistryConfig = rc
+}
+
+// backingFS names the file system under dir as dockerd's DriverStatus.
+func backingFS(dir string) string {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return "unknown"
+	}
+	switch st.Type {
+	case unix.EXT4_SUPER_MAGIC:
+		return "extfs"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs"
+	}
+	return "unknown"
+}
+
 func osName() string {
+	if name := osRelease("PRETTY_NAME"); name != "" {
+		return name
+	}
+	return "Linux"
+}
+
+// osRelease is a field of /etc/os-release ("" if it has none).
+func osRelease(key string) string {
 	b, err := os.ReadFile("/etc/os-release")
 	if err != nil {
-		return "Linux"
+		return ""
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
 			return strings.Trim(v, `"`)
 		}
 	}
-	return "Linux"
+	return ""
 }
 
 // engineID is a stable identity of this data root, made on first use.

@@ -22,8 +22,9 @@ func timeString(t time.Time) string {
 	return t.Format(time.RFC3339Nano)
 }
 
-// Inspect describes a container, as GET /containers/{id}/json.
-func (d *Daemon) Inspect(ref string) (*container.InspectResponse, error) {
+// Inspect describes a container, as GET /containers/{id}/json; with size,
+// its writable layer's and whole root file system's sizes too.
+func (d *Daemon) Inspect(ref string, size bool) (*container.InspectResponse, error) {
 	c, err := d.get(ref)
 	if err != nil {
 		return nil, err
@@ -57,16 +58,36 @@ func (d *Daemon) Inspect(ref string) (*container.InspectResponse, error) {
 		LogPath:         d.logFile(c),
 		Name:            "/" + c.Name,
 		RestartCount:    c.RestartCount,
-		Driver:          "overlay",
+		Driver:          d.driver,
 		Platform:        "linux",
 		HostConfig:      &hc,
-		GraphDriver:     &storage.DriverData{Name: d.driver, Data: map[string]string{"MergedDir": filepath.Join(d.execDir(c.ID), "rootfs")}}, // where the process backend mounts it,
+		GraphDriver:     d.graphDriver(c),
 		Mounts:          d.mountPointsAPI(c.mounts()),
 		Config:          &cfg,
 		NetworkSettings: d.networkSettings(c),
 		ExecIDs:         nil,
 	}
+	if size {
+		rw, rootfs := d.containerSizes(c)
+		r.SizeRw, r.SizeRootFs = &rw, &rootfs
+	}
 	return r, nil
+}
+
+// graphDriver describes c's root file system as dockerd's overlay2 does:
+// its layers' directories (lower, upper, work) and where it is mounted.
+func (d *Daemon) graphDriver(c *ctr) *storage.DriverData {
+	data := map[string]string{"MergedDir": filepath.Join(d.execDir(c.ID), "rootfs")} // where the process backend mounts it
+	if ms, err := d.snap.Mounts(d.snapshotKey(c.ID)); err == nil && len(ms) == 1 && ms[0].Type == "overlay" {
+		for _, o := range ms[0].Options {
+			for opt, key := range map[string]string{"lowerdir=": "LowerDir", "upperdir=": "UpperDir", "workdir=": "WorkDir"} {
+				if v, ok := strings.CutPrefix(o, opt); ok {
+					data[key] = v
+				}
+			}
+		}
+	}
+	return &storage.DriverData{Name: d.driver, Data: data}
 }
 
 // List returns containers, newest first, as GET /containers/json.
@@ -176,11 +197,24 @@ func (d *Daemon) containerSizes(c *ctr) (rw, rootfs int64) {
 	return rw, rootfs
 }
 
+// psCommand is the command as `ps` shows it: dockerd quotes an argument
+// with a space in it ('exit 3'), nothing else.
+func psCommand(path string, args []string) string {
+	out := []string{path}
+	for _, a := range args {
+		if strings.Contains(a, " ") {
+			a = "'" + a + "'"
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
+}
+
 // summary is the `ps` line of c; c.mu is held.
 func (d *Daemon) summary(c *ctr) container.Summary {
 	s := container.Summary{
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, ImageID: c.Image,
-		Command: strings.Join(append([]string{c.Path}, c.Args...), " "), Created: c.Created.Unix(),
+		Command: psCommand(c.Path, c.Args), Created: c.Created.Unix(),
 		Ports: []container.PortSummary{}, Labels: c.Config.Labels, State: c.State.Status,
 		Mounts: d.mountPointsAPI(c.mounts()),
 	}

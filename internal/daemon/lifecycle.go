@@ -326,7 +326,12 @@ func (d *Daemon) signal(c *ctr, s syscall.Signal) error {
 	if c.State.Status == container.StatePaused && (s == syscall.SIGKILL || s == syscall.SIGTERM) {
 		defer c.task.Resume(ctx)
 	}
-	return c.task.Kill(ctx, s, false)
+	if err := c.task.Kill(ctx, s, false); err != nil {
+		return err
+	}
+	// As dockerd: every signal sent (kill, stop, rm -f) is a kill event.
+	d.containerEvent(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(s))})
+	return nil
 }
 
 // Stop ends a container: its stop signal, then SIGKILL after timeout
@@ -371,15 +376,19 @@ func (d *Daemon) Stop(ref string, sig string, timeout *int) error {
 	}
 	select {
 	case <-exited:
-		return nil
 	case <-after:
+		c.mu.Lock()
+		if c.exited == exited {
+			err = d.signal(c, syscall.SIGKILL)
+		}
+		c.mu.Unlock()
+		<-exited
 	}
-	c.mu.Lock()
-	if c.exited == exited {
-		err = d.signal(c, syscall.SIGKILL)
+	if err == nil {
+		c.mu.Lock()
+		d.containerEvent(c, events.ActionStop, nil)
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
-	<-exited
 	return err
 }
 
@@ -398,7 +407,11 @@ func (d *Daemon) Restart(ref string, timeout *int) error {
 		return nil
 	}
 	c.RestartCount++
-	return d.start(c)
+	if err := d.start(c); err != nil {
+		return err
+	}
+	d.containerEvent(c, events.ActionRestart, nil)
+	return nil
 }
 
 // Pause freezes the container; Unpause thaws it.

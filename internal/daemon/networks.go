@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -348,13 +350,18 @@ func (d *Daemon) networkEvent(netID string, action events.Action, containerID st
 func (d *Daemon) networkSettings(c *ctr) *container.NetworkSettings {
 	s := &container.NetworkSettings{Ports: netapi.PortMap{}, Networks: map[string]*netapi.EndpointSettings{}}
 	live := map[string]network.Endpoint{}
+	mode := c.HostConfig.NetworkMode
 	if c.running() {
 		live = d.net.ContainerEndpoints(c.ID)
 		s.SandboxKey = fmt.Sprintf("/proc/%d/ns/net", c.State.Pid)
-		s.SandboxID = c.ID
 	}
-	for p := range c.Config.ExposedPorts {
-		s.Ports[p] = nil
+	if !c.State.StartedAt.IsZero() {
+		s.SandboxID = c.ID // the container's own namespace; dockerd keeps it once made
+	}
+	if !mode.IsNone() && !mode.IsHost() && !mode.IsContainer() { // as dockerd: ports are an interface's
+		for p := range c.Config.ExposedPorts {
+			s.Ports[p] = nil
+		}
 	}
 	for name, es := range c.Networks {
 		out := *es
@@ -382,6 +389,19 @@ func (d *Daemon) networkSettings(c *ctr) *container.NetworkSettings {
 			}
 		}
 		s.Networks[name] = &out
+	}
+	// As dockerd: a container of --network none or host is an endpoint of
+	// that predefined network once started, with an endpoint while it runs.
+	if (mode.IsNone() || mode.IsHost()) && len(s.Networks) == 0 {
+		ep := &netapi.EndpointSettings{}
+		if n, err := d.net.Get(string(mode)); err == nil && !c.State.StartedAt.IsZero() {
+			ep.NetworkID = n.ID
+			if c.running() {
+				sum := sha256.Sum256([]byte(c.ID + "/" + n.ID))
+				ep.EndpointID = hex.EncodeToString(sum[:])
+			}
+		}
+		s.Networks[string(mode)] = ep
 	}
 	return s
 }

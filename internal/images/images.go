@@ -231,7 +231,8 @@ func without(list []string, s string) []string {
 // Import makes a one-layer image from a root file system tarball (plain,
 // gzip or zstd), as `docker import` does, and names it (if name is set).
 // The layer is unpacked while it is stored; a bad tarball leaves nothing.
-func (s *Store) Import(r io.Reader, name string, cfg ocispec.ImageConfig) (*Image, error) {
+// comment is the history's (docker's default: "Imported from -").
+func (s *Store) Import(r io.Reader, name string, cfg ocispec.ImageConfig, comment string) (*Image, error) {
 	full := ""
 	if name != "" {
 		var err error
@@ -260,7 +261,7 @@ func (s *Store) Import(r io.Reader, name string, cfg ocispec.ImageConfig) (*Imag
 		Platform: ocispec.Platform{Architecture: runtime.GOARCH, OS: "linux"},
 		Config:   cfg,
 		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{blob}},
-		History:  []ocispec.History{{Created: &now, CreatedBy: "", Comment: "Imported from -"}},
+		History:  []ocispec.History{{Created: &now, CreatedBy: "", Comment: comment}},
 	}
 	raw, err := json.Marshal(conf)
 	if err != nil {

@@ -37,7 +37,7 @@ type Backend interface {
 type Containers interface {
 	Create(name, platform string, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (container.CreateResponse, error)
 	List(o backend.ListOpts) ([]container.Summary, error)
-	Inspect(ref string) (*container.InspectResponse, error)
+	Inspect(ref string, size bool) (*container.InspectResponse, error)
 	Start(ref string) error
 	Stop(ref string, sig string, timeout *int) error
 	Restart(ref string, timeout *int) error
@@ -75,7 +75,7 @@ type Images interface {
 	ImageList(all bool, filters map[string][]string) ([]image.Summary, error)
 	ImageInspect(ref string) (*image.InspectResponse, error)
 	ImageHistory(ref string) ([]image.HistoryResponseItem, error)
-	ImageImport(r io.Reader, name string, changes []string) (*images.Image, error)
+	ImageImport(r io.Reader, name string, changes []string, message string) (*images.Image, error)
 	ImageLoad(r io.Reader) ([]images.Loaded, error)
 	ImageSave(w io.Writer, refs []string) error
 	ImageTag(ref, name string) error

@@ -19,7 +19,7 @@ func (s *Server) containerChanges(w http.ResponseWriter, r *http.Request) {
 // containerExport streams the container's file system as a tar; an error
 // once the tar has begun can only cut it short.
 func (s *Server) containerExport(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.d.Inspect(r.PathValue("id")); err != nil {
+	if _, err := s.d.Inspect(r.PathValue("id"), false); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -57,16 +57,16 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) {
-	c, err := s.d.Inspect(r.PathValue("id"))
+	c, err := s.d.Inspect(r.PathValue("id"), boolValue(r, "size"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	var out any = c
 	if c.NetworkSettings != nil && versionLess(apiVersion(r), "1.52") {
-		writeJSON(w, http.StatusOK, legacyInspect{c, legacySettings(c.NetworkSettings)})
-		return
+		out = legacyInspect{c, legacySettings(c.NetworkSettings)}
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeVersioned(w, r, out, kernelMemory, shortIDAlias)
 }
 
 // legacyInspect is inspect's answer before API 1.52, whose

@@ -18,12 +18,19 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	// Before API 1.41, filter=NAME was a reference filter (removed then).
+	if name := r.URL.Query().Get("filter"); name != "" && versionLess(apiVersion(r), "1.41") {
+		f["reference"] = append(f["reference"], name)
+	}
 	list, err := s.d.ImageList(boolValue(r, "all"), f)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	for i := range list {
+		list[i].Containers = -1 // as dockerd: counted for system df only
+	}
+	writeVersionedList(w, r, list, virtualSize)
 }
 
 // imageCreate imports a tarball (fromSrc=-, the body); pulling (fromImage)
@@ -52,7 +59,7 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) {
 	if tag := q.Get("tag"); name != "" && tag != "" {
 		name += ":" + tag
 	}
-	img, err := s.d.ImageImport(r.Body, name, q["changes"])
+	img, err := s.d.ImageImport(r.Body, name, q["changes"], q.Get("message"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -149,7 +156,7 @@ func (s *Server) imageGet(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, img)
+		writeVersioned(w, r, img, virtualSize, imageContainerConfig, imageConfigFields)
 	case "history":
 		h, err := s.d.ImageHistory(name)
 		if err != nil {

@@ -59,5 +59,5 @@ func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, du)
+	writeVersioned(w, r, du, dfVirtualSize)
 }

@@ -33,8 +33,10 @@ func (f *fake) VolumePrune(everything bool, _ backend.PruneFilter) (volume.Prune
 	return f.prune(everything)
 }
 
-func (f *fake) Inspect(ref string) (*container.InspectResponse, error) { return f.inspect(ref) }
-func (f *fake) Start(ref string) error                                 { return f.start(ref) }
+func (f *fake) Inspect(ref string, _ bool) (*container.InspectResponse, error) {
+	return f.inspect(ref)
+}
+func (f *fake) Start(ref string) error { return f.start(ref) }
 func (f *fake) Create(name, platform string, cfg *container.Config, _ *container.HostConfig, _ *network.NetworkingConfig) (container.CreateResponse, error) {
 	return f.create(name, platform, cfg)
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -330,16 +331,28 @@ func (s *store) Usage(key string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// As dockerd counts a layer: the bytes of its files and symlinks,
+	// each hard-linked file once.
 	var n int64
+	seen := map[uint64]bool{}
 	err = filepath.WalkDir(filepath.Join(s.dir(info.ID), "fs"), func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil // gone meanwhile, or unreadable: not counted
 		}
-		if d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
+		if !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+			return nil
 		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		n += fi.Size()
 		return nil
 	})
 	return n, err

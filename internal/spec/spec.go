@@ -153,6 +153,12 @@ func Build(c Container) (*specs.Spec, error) {
 	if err := devices(lx, hc); err != nil {
 		return nil, err
 	}
+	if hc.MaskedPaths != nil { // [] from the docker CLI's --security-opt systempaths=unconfined
+		lx.MaskedPaths = hc.MaskedPaths
+	}
+	if hc.ReadonlyPaths != nil {
+		lx.ReadonlyPaths = hc.ReadonlyPaths
+	}
 	if hc.Privileged {
 		lx.MaskedPaths, lx.ReadonlyPaths, lx.Seccomp = nil, nil, nil
 		lx.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
