@@ -16,6 +16,17 @@ import (
 	"github.com/moby/moby/api/types/volume"
 )
 
+// CreateOpts are what a container's create takes beside its
+// configuration (the query of POST /containers/create, and the request's
+// API version where it changes the defaults).
+type CreateOpts struct {
+	Name     string
+	Platform string // os[/arch[/variant]], or "" for the image's
+	// ReadOnlyNonRecursive: a read-only bind or volume makes only its top
+	// mount read-only, not the mounts below it (clients before API 1.44).
+	ReadOnlyNonRecursive bool
+}
+
 // ListOpts are the options of `ps`.
 type ListOpts struct {
 	All     bool

@@ -52,6 +52,23 @@ func Unified() bool {
 	return st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
+// BlkioWeightSupported reports whether block I/O weights can be set on
+// this host: on cgroup v1 the blkio hierarchy has a weight file (CFQ's
+// blkio.weight or BFQ's blkio.bfq.weight, which only some I/O schedulers
+// bring); on v2 it is left to the write (io.weight lives in non-root
+// cgroups only).
+func BlkioWeightSupported() bool {
+	if Unified() {
+		return true
+	}
+	mounts, err := v1Mounts()
+	if err != nil {
+		return false
+	}
+	dir := mounts["blkio"]
+	return dir != "" && (exists(dir, "blkio.weight") || exists(dir, "blkio.bfq.weight"))
+}
+
 // New returns the manager for cgroup path on this host's cgroup version.
 func New(path string) (Manager, error) {
 	if !filepath.IsAbs(path) {

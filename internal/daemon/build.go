@@ -9,6 +9,7 @@ import (
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/go-digest"
+	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/builder"
 	"github.com/tent-project/tent/internal/distribution"
 	"github.com/tent-project/tent/internal/images"
@@ -56,7 +57,7 @@ func (b buildSteps) PullImage(ctx context.Context, ref, platform string, auth re
 
 func (b buildSteps) RunStep(ctx context.Context, r builder.RunRequest) (builder.Ran, error) {
 	d := b.d
-	resp, err := d.Create("", "", r.Config, r.Host, nil)
+	resp, err := d.Create(backend.CreateOpts{}, r.Config, r.Host, nil)
 	if err != nil {
 		return builder.Ran{}, err
 	}

@@ -21,6 +21,8 @@ import (
 	netapi "github.com/moby/moby/api/types/network"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/tent-project/tent/internal/backend"
+	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/oci"
 	"github.com/tent-project/tent/internal/registry"
@@ -202,7 +204,8 @@ func newID() string {
 
 // Create makes a container from an image, as POST /containers/create;
 // platform (os[/arch[/variant]], optional) must be the image's.
-func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *container.HostConfig, nc *netapi.NetworkingConfig) (container.CreateResponse, error) {
+func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *container.HostConfig, nc *netapi.NetworkingConfig) (container.CreateResponse, error) {
+	name, platform := o.Name, o.Platform
 	var resp container.CreateResponse
 	if cfg == nil {
 		return resp, fmt.Errorf("config cannot be empty in order to create a container: %w", errdefs.ErrInvalidArgument)
@@ -256,11 +259,12 @@ func (d *Daemon) Create(name, platform string, cfg *container.Config, hc *contai
 		}
 	}
 	hostConfigDefaults(hc)
-	mps, err := parseMountPoints(merged, hc)
+	mps, err := parseMountPoints(merged, hc, o.ReadOnlyNonRecursive)
 	if err != nil {
 		return resp, err
 	}
 	nets, warnings, err := d.createNetworks(merged, hc, nc)
+	warnings = append(warnings, discardUnsupported(hc)...)
 	if err != nil {
 		return resp, err
 	}
@@ -468,6 +472,23 @@ func imageEnv(user, image []string) []string {
 		}
 	}
 	return out
+}
+
+// discardUnsupported drops the limits this host's kernel cannot apply,
+// with dockerd's warnings (a container must still start where a weight
+// is only a preference).
+func discardUnsupported(hc *container.HostConfig) []string {
+	var warnings []string
+	if (hc.BlkioWeight > 0 || len(hc.BlkioWeightDevice) > 0) && !cgroups.BlkioWeightSupported() {
+		if hc.BlkioWeight > 0 {
+			warnings = append(warnings, "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.")
+		}
+		if len(hc.BlkioWeightDevice) > 0 {
+			warnings = append(warnings, "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.")
+		}
+		hc.BlkioWeight, hc.BlkioWeightDevice = 0, nil
+	}
+	return warnings
 }
 
 // defaultShmSize is /dev/shm's size unless --shm-size says otherwise.

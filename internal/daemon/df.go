@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/images"
 )
 
 // SystemDF answers what is asked (types: "container", "image",
@@ -48,12 +49,9 @@ func (d *Daemon) SystemDF(types []string) (*backend.DiskUsage, error) {
 	return du, nil
 }
 
-// imageUsage fills in the images and the build cache.
-func (d *Daemon) imageUsage(du *backend.DiskUsage, imgs, cache bool) error {
-	all, err := d.images.List()
-	if err != nil {
-		return err
-	}
+// sharedSizes are, per image, the bytes of its layers that other images
+// use too, and the bytes of all layers once.
+func (d *Daemon) sharedSizes(all []*images.Image) (shared map[digest.Digest]int64, layers int64) {
 	users := map[digest.Digest]int{} // images per layer
 	sizes := map[digest.Digest]int64{}
 	for _, img := range all {
@@ -63,13 +61,31 @@ func (d *Daemon) imageUsage(du *backend.DiskUsage, imgs, cache bool) error {
 			sizes[l] = sz[i]
 		}
 	}
-	size := func(l digest.Digest) int64 { return sizes[l] }
-	if imgs {
-		for l := range users {
-			du.LayersSize += size(l)
+	for _, n := range sizes {
+		layers += n
+	}
+	shared = map[digest.Digest]int64{}
+	for _, img := range all {
+		for _, l := range img.Layers {
+			if users[l] > 1 {
+				shared[img.ID] += sizes[l]
+			}
 		}
 	}
-	list, err := d.ImageList(true, nil)
+	return shared, layers
+}
+
+// imageUsage fills in the images and the build cache.
+func (d *Daemon) imageUsage(du *backend.DiskUsage, imgs, cache bool) error {
+	all, err := d.images.List()
+	if err != nil {
+		return err
+	}
+	shared, layers := d.sharedSizes(all)
+	if imgs {
+		du.LayersSize = layers
+	}
+	list, err := d.ImageList(true, nil, false)
 	if err != nil {
 		return err
 	}
@@ -78,19 +94,13 @@ func (d *Daemon) imageUsage(du *backend.DiskUsage, imgs, cache bool) error {
 		byID[s.ID] = s
 	}
 	for _, img := range all {
-		var shared int64
-		for _, l := range img.Layers {
-			if users[l] > 1 {
-				shared += size(l)
-			}
-		}
 		s := byID[img.ID.String()]
-		s.SharedSize = shared
+		s.SharedSize = shared[img.ID]
 		switch {
 		case isCache(img) && cache:
 			_, used := d.imageInUse(img.ID)
 			du.BuildCache = append(du.BuildCache, build.CacheRecord{ID: img.ID.Encoded()[:12], Type: "regular",
-				Description: "build step", InUse: used, Shared: shared > 0, Size: s.Size - shared, CreatedAt: img.Created})
+				Description: "build step", InUse: used, Shared: s.SharedSize > 0, Size: s.Size - s.SharedSize, CreatedAt: img.Created})
 		case !isCache(img) && imgs:
 			du.Images = append(du.Images, s)
 		}

@@ -88,7 +88,8 @@ func familiar(names []string) (tags, digests []string) {
 }
 
 // ImageList lists images, newest first, as GET /images/json.
-func (d *Daemon) ImageList(all bool, filters map[string][]string) ([]image.Summary, error) {
+// With sharedSize, each image's SharedSize (else -1, as dockerd).
+func (d *Daemon) ImageList(all bool, filters map[string][]string, sharedSize bool) ([]image.Summary, error) {
 	for k := range filters {
 		switch k {
 		case "dangling", "label", "reference":
@@ -103,6 +104,10 @@ func (d *Daemon) ImageList(all bool, filters map[string][]string) ([]image.Summa
 	users := map[string]int64{}
 	for _, c := range d.all() {
 		users[c.Image]++
+	}
+	var shared map[digest.Digest]int64
+	if sharedSize {
+		shared, _ = d.sharedSizes(list)
 	}
 	out := []image.Summary{}
 	for _, img := range list {
@@ -125,6 +130,9 @@ func (d *Daemon) ImageList(all bool, filters map[string][]string) ([]image.Summa
 			ID: img.ID.String(), RepoTags: tags, RepoDigests: digests, Created: created.Unix(),
 			Size: d.imageSize(img), SharedSize: -1, Labels: cfg.Config.Labels, Containers: users[img.ID.String()],
 		})
+		if sharedSize {
+			out[len(out)-1].SharedSize = shared[img.ID]
+		}
 	}
 	return out, nil
 }

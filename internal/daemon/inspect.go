@@ -222,6 +222,7 @@ func (d *Daemon) summary(c *ctr) container.Summary {
 		s.Image = c.Image
 	}
 	s.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
+	s.HostConfig.Annotations = c.HostConfig.Annotations
 	if s.HostConfig.NetworkMode == "" {
 		s.HostConfig.NetworkMode = "default"
 	}

@@ -393,8 +393,8 @@ func (d *Daemon) Stop(ref string, sig string, timeout *int) error {
 }
 
 // Restart stops (if running) and starts a container.
-func (d *Daemon) Restart(ref string, timeout *int) error {
-	if err := d.Stop(ref, "", timeout); err != nil && !IsNotModified(err) {
+func (d *Daemon) Restart(ref string, sig string, timeout *int) error {
+	if err := d.Stop(ref, sig, timeout); err != nil && !IsNotModified(err) {
 		return err
 	}
 	c, err := d.get(ref)

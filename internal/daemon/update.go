@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/spec"
 )
@@ -71,6 +72,9 @@ func applyUpdate(hc *container.HostConfig, u container.UpdateConfig) error {
 		return fmt.Errorf("update can change memory, swap, reservation, cpus, cpu shares, period and quota, cpusets, pids, blkio weight and the restart policy only: %w", errdefs.ErrNotImplemented)
 	}
 	if r.BlkioWeight != 0 {
+		if !cgroups.BlkioWeightSupported() {
+			return fmt.Errorf("Your kernel does not support Block I/O weight or the cgroup is not mounted: %w", errdefs.ErrInvalidArgument)
+		}
 		hc.BlkioWeight = r.BlkioWeight
 	}
 	if r.CPUShares != 0 {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
 	vol "github.com/tent-project/tent/internal/volume"
 )
@@ -147,8 +149,47 @@ type mountPoint struct {
 	Copied bool `json:"copied,omitempty"`
 	// MustExist: a --mount bind, whose source docker does not create.
 	MustExist bool `json:"mustExist,omitempty"`
-	// VolumeOptions: --mount's volume-opt, for a volume it makes.
+	// VolumeOptions and VolumeLabels: --mount's volume-opt and
+	// volume-label, for a volume it makes.
 	VolumeOptions map[string]string `json:"volumeOptions,omitempty"`
+	VolumeLabels  map[string]string `json:"volumeLabels,omitempty"`
+	// NonRecursive: a bind of the source alone, not the mounts below it
+	// (--mount bind-recursive=disabled).
+	NonRecursive bool `json:"nonRecursive,omitempty"`
+	// ReadOnlyNonRecursive: read-only at the top mount only; else a
+	// read-only mount is read-only all the way down where the kernel can
+	// (mount_setattr), as dockerd's since API 1.44.
+	ReadOnlyNonRecursive bool `json:"readOnlyNonRecursive,omitempty"`
+}
+
+// bindOptions reads --mount's bind options into m: propagation,
+// bind-recursive (enabled, disabled, writable, readonly) and
+// bind-create-src, with dockerd's checks.
+func bindOptions(m *mountPoint, mt mount.Mount) error {
+	bo := mt.BindOptions
+	if bo == nil {
+		return nil
+	}
+	if bo.Propagation != "" {
+		m.Propagation = string(bo.Propagation)
+	}
+	m.MustExist = !bo.CreateMountpoint
+	m.NonRecursive = bo.NonRecursive
+	m.ReadOnlyNonRecursive = bo.ReadOnlyNonRecursive
+	invalid := func(msg string) error {
+		return fmt.Errorf("invalid mount config for type \"bind\": %s: %w", msg, errdefs.ErrInvalidArgument)
+	}
+	switch {
+	case (bo.ReadOnlyNonRecursive || bo.ReadOnlyForceRecursive) && !mt.ReadOnly:
+		return invalid("ReadOnlyNonRecursive and ReadOnlyForceRecursive need ReadOnly")
+	case bo.ReadOnlyNonRecursive && bo.ReadOnlyForceRecursive:
+		return invalid("ReadOnlyNonRecursive and ReadOnlyForceRecursive are mutually exclusive")
+	case bo.NonRecursive && bo.ReadOnlyForceRecursive:
+		return invalid("NonRecursive and ReadOnlyForceRecursive are mutually exclusive")
+	case bo.ReadOnlyForceRecursive && !runtime.RecursiveMountAttrsSupported():
+		return fmt.Errorf("recursively read-only mounts need Linux 5.12 or later (mount_setattr): %w", errdefs.ErrNotImplemented)
+	}
+	return nil
 }
 
 var propagations = []string{"private", "rprivate", "shared", "rshared", "slave", "rslave"}
@@ -156,10 +197,12 @@ var propagations = []string{"private", "rprivate", "shared", "rshared", "slave",
 // parseMountPoints reads -v (Binds), --mount (Mounts) and the config's
 // volumes (the image's VOLUMEs included) into mount points; anonymous
 // volumes have no name yet. --mount tmpfs entries go to hc.Tmpfs.
-func parseMountPoints(cfg *container.Config, hc *container.HostConfig) ([]mountPoint, error) {
+// roNonRecursive: read-only mounts are so at their top only (API < 1.44).
+func parseMountPoints(cfg *container.Config, hc *container.HostConfig, roNonRecursive bool) ([]mountPoint, error) {
 	var out []mountPoint
 	seen := map[string]bool{}
 	add := func(m mountPoint) error {
+		m.ReadOnlyNonRecursive = m.ReadOnlyNonRecursive || roNonRecursive && !m.RW
 		m.Destination = filepath.Clean(m.Destination)
 		if !filepath.IsAbs(m.Destination) {
 			return fmt.Errorf("invalid mount config: mount path must be absolute: %q: %w", m.Destination, errdefs.ErrInvalidArgument)
@@ -219,8 +262,8 @@ func parseMountPoints(cfg *container.Config, hc *container.HostConfig) ([]mountP
 				return nil, fmt.Errorf("invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute: %w", mt.Source, errdefs.ErrInvalidArgument)
 			}
 			m.Source, m.MustExist, m.Propagation = filepath.Clean(mt.Source), true, "rprivate"
-			if mt.BindOptions != nil && mt.BindOptions.Propagation != "" {
-				m.Propagation = string(mt.BindOptions.Propagation)
+			if err := bindOptions(&m, mt); err != nil {
+				return nil, err
 			}
 		case mount.TypeVolume:
 			if mt.Source != "" {
@@ -230,6 +273,15 @@ func parseMountPoints(cfg *container.Config, hc *container.HostConfig) ([]mountP
 			}
 			m.Name = mt.Source
 			m.NoCopy = mt.VolumeOptions != nil && mt.VolumeOptions.NoCopy
+			if vo := mt.VolumeOptions; vo != nil {
+				if vo.Subpath != "" {
+					// The source would be a path inside a volume that other
+					// containers can change while it is bound: not without
+					// an fd-based bind (dockerd's), which tent lacks yet.
+					return nil, fmt.Errorf("volume subpath (%s) is not supported yet: %w", vo.Subpath, errdefs.ErrNotImplemented)
+				}
+				m.VolumeLabels = vo.Labels
+			}
 			if dc := mt.VolumeOptions; dc != nil && dc.DriverConfig != nil {
 				if n := dc.DriverConfig.Name; n != "" && n != "local" {
 					return nil, fmt.Errorf("volume driver %q is not supported: %w", n, errdefs.ErrNotImplemented)
@@ -248,6 +300,12 @@ func parseMountPoints(cfg *container.Config, hc *container.HostConfig) ([]mountP
 				}
 				if mt.TmpfsOptions.Mode != 0 {
 					opts = append(opts, fmt.Sprintf("mode=%o", mt.TmpfsOptions.Mode))
+				}
+				for _, o := range mt.TmpfsOptions.Options { // [["noexec"], ["nr_inodes", "1k"]]
+					if len(o) == 0 || len(o) > 2 {
+						return nil, fmt.Errorf("invalid tmpfs option %q: %w", o, errdefs.ErrInvalidArgument)
+					}
+					opts = append(opts, strings.Join(o, "="))
 				}
 			}
 			if mt.ReadOnly {
@@ -293,9 +351,13 @@ func (d *Daemon) setUpVolumes(mps []mountPoint) (made []string, err error) {
 				return made, fmt.Errorf("invalid mount config for type \"bind\": bind source path does not exist: %s: %w", m.Source, errdefs.ErrInvalidArgument)
 			}
 		case m.Type == mount.TypeVolume:
-			var labels map[string]string
+			labels := m.VolumeLabels
 			if m.Name == "" {
-				labels = map[string]string{vol.AnonymousLabel: ""}
+				labels = maps.Clone(labels)
+				if labels == nil {
+					labels = map[string]string{}
+				}
+				labels[vol.AnonymousLabel] = ""
 			}
 			v, created, err := d.vols.CreateLocked(m.Name, labels, m.VolumeOptions)
 			if err != nil {
@@ -349,7 +411,7 @@ func (d *Daemon) mountPointsAPI(mps []mountPoint) []container.MountPoint {
 // points were kept has its -v binds only.
 func (c *ctr) mounts() []mountPoint {
 	if c.MountPoints == nil && len(c.HostConfig.Binds) > 0 {
-		mps, _ := parseMountPoints(&container.Config{}, &container.HostConfig{Binds: c.HostConfig.Binds})
+		mps, _ := parseMountPoints(&container.Config{}, &container.HostConfig{Binds: c.HostConfig.Binds}, true)
 		return mps
 	}
 	return c.MountPoints
@@ -369,8 +431,14 @@ func (d *Daemon) specMounts(c *ctr) ([]specs.Mount, error) {
 			}
 		}
 		opts := []string{"rbind"}
+		if m.NonRecursive {
+			opts[0] = "bind"
+		}
 		if !m.RW {
 			opts = append(opts, "ro")
+			if !m.ReadOnlyNonRecursive && !m.NonRecursive && runtime.RecursiveMountAttrsSupported() {
+				opts = append(opts, "rro")
+			}
 		}
 		if m.Propagation != "" {
 			opts = append(opts, m.Propagation)

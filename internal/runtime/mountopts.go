@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,42 +40,96 @@ var propagationFlags = map[string]uintptr{
 	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
 }
 
+// recursiveAttrs are runc's recursive mount options ("rro", "rnosuid",
+// ...): mount_setattr(2) attributes set on a mount and every mount below
+// it (Linux 5.12), where "ro" and its kin reach only the top mount of an
+// rbind. set goes in, clear comes off (the atime options replace the
+// whole atime field).
+var recursiveAttrs = map[string]struct{ set, clear uint64 }{
+	"rro": {unix.MOUNT_ATTR_RDONLY, 0}, "rrw": {0, unix.MOUNT_ATTR_RDONLY},
+	"rnosuid": {unix.MOUNT_ATTR_NOSUID, 0}, "rsuid": {0, unix.MOUNT_ATTR_NOSUID},
+	"rnodev": {unix.MOUNT_ATTR_NODEV, 0}, "rdev": {0, unix.MOUNT_ATTR_NODEV},
+	"rnoexec": {unix.MOUNT_ATTR_NOEXEC, 0}, "rexec": {0, unix.MOUNT_ATTR_NOEXEC},
+	"rnodiratime": {unix.MOUNT_ATTR_NODIRATIME, 0}, "rdiratime": {0, unix.MOUNT_ATTR_NODIRATIME},
+	"rnosymfollow": {unix.MOUNT_ATTR_NOSYMFOLLOW, 0}, "rsymfollow": {0, unix.MOUNT_ATTR_NOSYMFOLLOW},
+	"rrelatime": {unix.MOUNT_ATTR_RELATIME, unix.MOUNT_ATTR__ATIME}, "rnoatime": {unix.MOUNT_ATTR_NOATIME, unix.MOUNT_ATTR__ATIME},
+	"rstrictatime": {unix.MOUNT_ATTR_STRICTATIME, unix.MOUNT_ATTR__ATIME},
+}
+
+// RecursiveMountAttrsSupported says whether the kernel has
+// mount_setattr(2) (Linux 5.12), which the recursive options need.
+var RecursiveMountAttrsSupported = sync.OnceValue(func() bool {
+	// An empty change of nothing: EINVAL (or EBADF) where the call
+	// exists, ENOSYS where it does not.
+	return unix.MountSetattr(-1, "", 0, &unix.MountAttr{}) != unix.ENOSYS
+})
+
 // ignoredOptions are OCI or runc extensions that are neither flags nor
 // file system data.
-var ignoredOptions = map[string]bool{"tmpcopyup": true, "rro": true, "rrw": true, "idmap": true, "ridmap": true}
+var ignoredOptions = map[string]bool{"tmpcopyup": true, "idmap": true, "ridmap": true}
 
-// parseMountOptions splits options into mount flags, propagation flags and
-// the data string passed to the file system.
-func parseMountOptions(opts []string) (flags uintptr, prop []uintptr, data string) {
+// mountOptions are a mount's options sorted by where they go.
+type mountOptions struct {
+	flags uintptr   // mount(2)'s
+	prop  []uintptr // propagation changes, in order
+	data  string    // the file system's
+	// rec are the recursive attributes (mount_setattr with AT_RECURSIVE);
+	// recursive says whether there are any.
+	rec       unix.MountAttr
+	recursive bool
+}
+
+// parseMountOptions sorts a mount's options into flags, propagation,
+// recursive attributes and the data string passed to the file system.
+func parseMountOptions(opts []string) mountOptions {
+	var o mountOptions
 	var d []string
-	for _, o := range opts {
-		if f, ok := mountFlags[o]; ok {
+	for _, opt := range opts {
+		if f, ok := mountFlags[opt]; ok {
 			if f.clear {
-				flags &^= f.flag
+				o.flags &^= f.flag
 			} else {
-				flags |= f.flag
+				o.flags |= f.flag
 			}
 			continue
 		}
-		if p, ok := propagationFlags[o]; ok {
-			prop = append(prop, p)
+		if p, ok := propagationFlags[opt]; ok {
+			o.prop = append(o.prop, p)
 			continue
 		}
-		if ignoredOptions[o] {
+		if a, ok := recursiveAttrs[opt]; ok {
+			// The kernel clears, then sets: a later option wins.
+			o.rec.Attr_set = o.rec.Attr_set&^a.clear | a.set
+			o.rec.Attr_clr |= a.clear
+			o.recursive = true
 			continue
 		}
-		d = append(d, o)
+		if ignoredOptions[opt] {
+			continue
+		}
+		d = append(d, opt)
 	}
-	return flags, prop, strings.Join(d, ",")
+	o.data = strings.Join(d, ",")
+	return o
+}
+
+// RecursiveMountOptions are the recursive options parseMountOptions
+// applies ("rro", ...), for the runtime's features.
+func RecursiveMountOptions() []string {
+	out := make([]string, 0, len(recursiveAttrs))
+	for k := range recursiveAttrs {
+		out = append(out, k)
+	}
+	return out
 }
 
 // MountOptions splits mount(8)-style comma-separated options ("bind,ro",
 // "size=64m,uid=1000") into mount(2) flags and the file system's data.
-// Propagation options are left out.
+// Propagation and recursive options are left out.
 func MountOptions(o string) (flags uintptr, data string) {
 	if o == "" {
 		return 0, ""
 	}
-	flags, _, data = parseMountOptions(strings.Split(o, ","))
-	return flags, data
+	mo := parseMountOptions(strings.Split(o, ","))
+	return mo.flags, mo.data
 }

@@ -126,7 +126,8 @@ func hasOption(opts []string, o string) bool {
 // resolved inside the rootfs, so a symlink in the image cannot aim a mount
 // at the host.
 func mountOne(cfg *initConfig, m specs.Mount) error {
-	flags, prop, data := parseMountOptions(m.Options)
+	o := parseMountOptions(m.Options)
+	flags := o.flags
 	dest, err := securejoin.SecureJoin(cfg.Rootfs, m.Destination)
 	if err != nil {
 		return err
@@ -145,13 +146,18 @@ func mountOne(cfg *initConfig, m specs.Mount) error {
 		if err := os.MkdirAll(dest, 0o755); err != nil {
 			return err
 		}
-		if err := unix.Mount(m.Source, dest, typ, flags, data); err != nil {
+		if err := unix.Mount(m.Source, dest, typ, flags, o.data); err != nil {
 			return err
 		}
 	}
-	for _, p := range prop {
+	for _, p := range o.prop {
 		if err := unix.Mount("", dest, "", p, ""); err != nil {
 			return fmt.Errorf("propagation: %w", err)
+		}
+	}
+	if o.recursive {
+		if err := unix.MountSetattr(-1, dest, unix.AT_RECURSIVE, &o.rec); err != nil {
+			return fmt.Errorf("recursive mount options %v of %s (mount_setattr, Linux 5.12+): %w", m.Options, m.Destination, err)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tent-project/tent/internal/caps"
 	"github.com/tent-project/tent/internal/oci"
+	"github.com/tent-project/tent/internal/runtime"
 )
 
 func specVersion() string { return specs.Version }
@@ -184,6 +186,8 @@ func runtimeFeatures() *features.Features {
 		"noexec", "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid",
 		"rbind", "relatime", "remount", "ro", "rw", "silent", "strictatime", "suid", "sync",
 		"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable", "tmpcopyup"}
+	mountOpts = append(mountOpts, runtime.RecursiveMountOptions()...)
+	slices.Sort(mountOpts)
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,

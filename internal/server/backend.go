@@ -35,12 +35,12 @@ type Backend interface {
 
 // Containers are the container endpoints' operations.
 type Containers interface {
-	Create(name, platform string, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (container.CreateResponse, error)
+	Create(o backend.CreateOpts, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (container.CreateResponse, error)
 	List(o backend.ListOpts) ([]container.Summary, error)
 	Inspect(ref string, size bool) (*container.InspectResponse, error)
 	Start(ref string) error
 	Stop(ref string, sig string, timeout *int) error
-	Restart(ref string, timeout *int) error
+	Restart(ref string, sig string, timeout *int) error
 	Kill(ref, sig string) error
 	Pause(ref string, pause bool) error
 	Wait(ctx context.Context, ref string, cond container.WaitCondition, ready func()) (container.WaitResponse, error)
@@ -72,7 +72,7 @@ type Execs interface {
 
 // Images are the image and distribution endpoints' operations.
 type Images interface {
-	ImageList(all bool, filters map[string][]string) ([]image.Summary, error)
+	ImageList(all bool, filters map[string][]string, sharedSize bool) ([]image.Summary, error)
 	ImageInspect(ref string) (*image.InspectResponse, error)
 	ImageHistory(ref string) ([]image.HistoryResponseItem, error)
 	ImageImport(r io.Reader, name string, changes []string, message string) (*images.Image, error)

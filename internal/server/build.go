@@ -118,6 +118,24 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) buildPrune(w http.ResponseWriter, r *http.Request) {
+	// The cache's entries are whole images: all of them that nothing uses
+	// go (with or without all=1). Filters and space targets are refused,
+	// not ignored: a client asking to keep some cache must not lose it.
+	f, err := filters(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	for k := range f {
+		writeError(w, fmt.Errorf("build cache prune: the %s filter is not supported yet: %w", k, errdefs.ErrNotImplemented))
+		return
+	}
+	for _, k := range []string{"keep-storage", "reserved-space", "max-used-space", "min-free-space"} {
+		if v := r.URL.Query().Get(k); v != "" && v != "0" {
+			writeError(w, fmt.Errorf("build cache prune: %s is not supported yet: %w", k, errdefs.ErrNotImplemented))
+			return
+		}
+	}
 	rep, err := s.d.BuildPrune()
 	if err != nil {
 		writeError(w, err)

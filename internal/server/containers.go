@@ -27,13 +27,19 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if req.MacAddress != "" && req.HostConfig != nil && req.Config != nil {
+	o, err := createCompat(apiVersion(r), &req.CreateRequest)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.MacAddress != "" && req.Config != nil {
 		if err := legacyMAC(&req.CreateRequest, req.MacAddress); err != nil {
 			writeError(w, err)
 			return
 		}
 	}
-	resp, err := s.d.Create(r.URL.Query().Get("name"), r.URL.Query().Get("platform"), req.Config, req.HostConfig, req.NetworkingConfig)
+	o.Name, o.Platform = r.URL.Query().Get("name"), sinceVersion(r, "platform", "1.41")
+	resp, err := s.d.Create(o, req.Config, req.HostConfig, req.NetworkingConfig)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -53,7 +59,7 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	writeVersionedList(w, r, list, psAnnotations)
 }
 
 func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) {
@@ -128,7 +134,7 @@ func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) {
 func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) {
 	t, err := timeoutParam(r)
 	if err == nil {
-		err = s.d.Stop(r.PathValue("id"), r.URL.Query().Get("signal"), t)
+		err = s.d.Stop(r.PathValue("id"), sinceVersion(r, "signal", "1.42"), t)
 	}
 	noContent(w, err)
 }
@@ -136,7 +142,7 @@ func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) {
 func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request) {
 	t, err := timeoutParam(r)
 	if err == nil {
-		err = s.d.Restart(r.PathValue("id"), t)
+		err = s.d.Restart(r.PathValue("id"), sinceVersion(r, "signal", "1.42"), t)
 	}
 	noContent(w, err)
 }
@@ -164,7 +170,10 @@ func (s *Server) containerResize(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) {
-	cond := container.WaitCondition(r.URL.Query().Get("condition"))
+	// Before API 1.30 there were no conditions, and the answer came whole
+	// at the end.
+	legacy := versionLess(apiVersion(r), "1.30")
+	cond := container.WaitCondition(sinceVersion(r, "condition", "1.30"))
 	switch cond {
 	case "", container.WaitConditionNotRunning, container.WaitConditionNextExit, container.WaitConditionRemoved:
 	default:
@@ -176,6 +185,9 @@ func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) {
 		// The client learns that its wait is registered before it starts
 		// the container.
 		w.Header().Set("Content-Type", "application/json")
+		if legacy {
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
 		headerSent = true
@@ -184,6 +196,10 @@ func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) {
 		if !headerSent {
 			writeError(w, err)
 		}
+		return
+	}
+	if legacy {
+		writeJSON(w, http.StatusOK, resp)
 		return
 	}
 	json.NewEncoder(w).Encode(resp)
@@ -206,7 +222,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) {
 		var conn net.Conn
 		err := s.d.Logs(r.Context(), id, logs, func(tty bool) io.Writer {
 			var err error
-			if conn, _, err = hijack(w, r, streamType(tty)); err != nil {
+			if conn, _, err = hijack(w, r, streamType(r, tty)); err != nil {
 				return io.Discard
 			}
 			return conn
@@ -224,7 +240,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	conn, rw, err := hijack(w, r, streamType(a.Terminal()))
+	conn, rw, err := hijack(w, r, streamType(r, a.Terminal()))
 	if err != nil {
 		a.Cancel()
 		return
@@ -257,7 +273,7 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	started := false
 	err = s.d.Logs(r.Context(), r.PathValue("id"), o, func(tty bool) io.Writer {
-		w.Header().Set("Content-Type", streamType(tty))
+		w.Header().Set("Content-Type", streamType(r, tty))
 		w.WriteHeader(http.StatusOK)
 		started = true
 		return newFlushWriter(w)
@@ -268,6 +284,10 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) containerRemove(w http.ResponseWriter, r *http.Request) {
+	if boolValue(r, "link") {
+		writeError(w, fmt.Errorf("removing a link (rm --link) is not supported yet: %w", errdefs.ErrNotImplemented))
+		return
+	}
 	noContent(w, s.d.Remove(r.PathValue("id"), boolValue(r, "force"), boolValue(r, "v")))
 }
 

@@ -40,7 +40,7 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) {
 	}
 	// The stream's form is the start request's Tty, as dockerd's; the
 	// process has a terminal if its create asked for one.
-	conn, rw, err := hijack(w, r, streamType(req.Tty))
+	conn, rw, err := hijack(w, r, streamType(r, req.Tty))
 	if err != nil {
 		return
 	}

@@ -22,7 +22,7 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request) {
 	if name := r.URL.Query().Get("filter"); name != "" && versionLess(apiVersion(r), "1.41") {
 		f["reference"] = append(f["reference"], name)
 	}
-	list, err := s.d.ImageList(boolValue(r, "all"), f)
+	list, err := s.d.ImageList(boolValue(r, "all"), f, sinceVersion(r, "shared-size", "1.42") == "1" || sinceVersion(r, "shared-size", "1.42") == "true")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -30,7 +30,7 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request) {
 	for i := range list {
 		list[i].Containers = -1 // as dockerd: counted for system df only
 	}
-	writeVersionedList(w, r, list, virtualSize)
+	writeVersionedList(w, r, list, virtualSize, untaggedNone)
 }
 
 // imageCreate imports a tarball (fromSrc=-, the body); pulling (fromImage)
@@ -71,6 +71,10 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) {
 // begun before the archive is read, with a bad archive's error inside
 // it (the Docker SDKs parse the stream and nothing else).
 func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) {
+	if err := checkLoadPlatform(r); err != nil {
+		writeError(w, err)
+		return
+	}
 	// The archive is read while the answer has begun: without full
 	// duplex, net/http may cut the request body once headers are flushed.
 	http.NewResponseController(w).EnableFullDuplex()
@@ -99,12 +103,16 @@ func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) imageSave(w http.ResponseWriter, r *http.Request) {
-	s.save(w, r.URL.Query()["names"])
+	s.save(w, r, r.URL.Query()["names"])
 }
 
-func (s *Server) save(w http.ResponseWriter, names []string) {
+func (s *Server) save(w http.ResponseWriter, r *http.Request, names []string) {
 	if len(names) == 0 {
 		writeError(w, fmt.Errorf("no image names given: %w", errdefs.ErrInvalidArgument))
+		return
+	}
+	if err := s.checkPlatforms(r, "1.48", names...); err != nil {
+		writeError(w, err)
 		return
 	}
 	// Check the names before the first byte, so that errors get a status.
@@ -148,7 +156,17 @@ func splitAction(rest string) (string, string) {
 }
 
 func (s *Server) imageGet(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("rest") == "search" {
+		writeError(w, fmt.Errorf("image search is not supported: tent knows no registry index to search (Docker Hub's); pull by name from a registry: %w", errdefs.ErrNotImplemented))
+		return
+	}
 	name, action := splitAction(r.PathValue("rest"))
+	if since, ok := map[string]string{"json": "1.49", "history": "1.48"}[action]; ok {
+		if err := s.checkPlatforms(r, since, name); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	switch action {
 	case "json":
 		img, err := s.d.ImageInspect(name)
@@ -165,7 +183,7 @@ func (s *Server) imageGet(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, h)
 	case "get":
-		s.save(w, []string{name})
+		s.save(w, r, []string{name})
 	default:
 		http.NotFound(w, r)
 	}
@@ -190,6 +208,10 @@ func (s *Server) imagePost(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusCreated)
 	case "push":
+		if err := s.checkPlatforms(r, "1.46", name); err != nil {
+			writeError(w, err)
+			return
+		}
 		s.progress(w, r, func(auth registry.Auth, p *distribution.Progress) error {
 			return s.d.ImagePush(r.Context(), name, r.URL.Query().Get("tag"), auth, p)
 		})
@@ -199,6 +221,12 @@ func (s *Server) imagePost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) imageRemove(w http.ResponseWriter, r *http.Request) {
+	// noprune keeps untagged parents: tent's images have none (their
+	// layers are not images), so there is nothing to keep.
+	if v := sinceVersion(r, "platforms", "1.50"); v != "" {
+		writeError(w, fmt.Errorf("removing an image's platforms is not supported yet (an image of tent's is one platform): %w", errdefs.ErrNotImplemented))
+		return
+	}
 	resp, err := s.d.ImageRemove(r.PathValue("rest"), boolValue(r, "force"))
 	if err != nil {
 		writeError(w, err)

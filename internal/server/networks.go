@@ -1,9 +1,11 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/moby/moby/api/types/network"
+	"github.com/tent-project/tent/internal/errdefs"
 )
 
 func (s *Server) networkRoutes() {
@@ -46,6 +48,11 @@ func (s *Server) networkCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) networkInspect(w http.ResponseWriter, r *http.Request) {
+	// Every network of tent's is local; verbose adds only swarm's details.
+	if sc := r.URL.Query().Get("scope"); sc != "" && sc != "local" {
+		writeError(w, fmt.Errorf("network %s not found: %w", r.PathValue("id"), errdefs.ErrNotFound))
+		return
+	}
 	n, err := s.d.NetworkInspect(r.PathValue("id"))
 	if err != nil {
 		writeError(w, err)

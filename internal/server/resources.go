@@ -15,7 +15,7 @@ import (
 // line, streamed (the default) or one.
 func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) {
 	stream := r.URL.Query().Get("stream") == "" || boolValue(r, "stream")
-	oneShot := boolValue(r, "one-shot")
+	oneShot := !versionLess(apiVersion(r), "1.41") && boolValue(r, "one-shot")
 	if stream && oneShot {
 		writeError(w, fmt.Errorf("cannot have stream=true and one-shot=true: %w", errdefs.ErrInvalidArgument))
 		return
@@ -43,6 +43,7 @@ func (s *Server) containerUpdate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	updateCompat(apiVersion(r), &u)
 	warnings, err := s.d.Update(r.PathValue("id"), u)
 	if err != nil {
 		writeError(w, err)

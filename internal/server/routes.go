@@ -126,7 +126,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.ServerVersion = s.Version
-	writeJSON(w, http.StatusOK, info)
+	writeVersioned(w, r, info, bridgeNf, commitExpected)
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {

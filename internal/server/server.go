@@ -239,8 +239,11 @@ func closeWrite(conn net.Conn) {
 	conn.Close()
 }
 
-func streamType(tty bool) string {
-	if tty {
+// streamType is the Content-Type of an attach, exec or logs stream: raw
+// with a terminal, multiplexed without, named so since API 1.42 (raw
+// before, whatever the framing).
+func streamType(r *http.Request, tty bool) string {
+	if tty || versionLess(apiVersion(r), "1.42") {
 		return "application/vnd.docker.raw-stream"
 	}
 	return "application/vnd.docker.multiplexed-stream"

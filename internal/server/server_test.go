@@ -25,7 +25,7 @@ type fake struct {
 	Backend
 	inspect func(ref string) (*container.InspectResponse, error)
 	start   func(ref string) error
-	create  func(name, platform string, cfg *container.Config) (container.CreateResponse, error)
+	create  func(o backend.CreateOpts, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (container.CreateResponse, error)
 	prune   func(everything bool) (volume.PruneReport, error)
 }
 
@@ -37,8 +37,8 @@ func (f *fake) Inspect(ref string, _ bool) (*container.InspectResponse, error) {
 	return f.inspect(ref)
 }
 func (f *fake) Start(ref string) error { return f.start(ref) }
-func (f *fake) Create(name, platform string, cfg *container.Config, _ *container.HostConfig, _ *network.NetworkingConfig) (container.CreateResponse, error) {
-	return f.create(name, platform, cfg)
+func (f *fake) Create(o backend.CreateOpts, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (container.CreateResponse, error) {
+	return f.create(o, cfg, hc, nc)
 }
 
 func serve(t *testing.T, b Backend, method, path, body string) (int, http.Header, string) {
@@ -121,8 +121,8 @@ func TestVersionedPaths(t *testing.T) {
 
 func TestCreateDecodesAndPassesQuery(t *testing.T) {
 	var name, platform, img string
-	b := &fake{create: func(n, p string, cfg *container.Config) (container.CreateResponse, error) {
-		name, platform, img = n, p, cfg.Image
+	b := &fake{create: func(o backend.CreateOpts, cfg *container.Config, _ *container.HostConfig, _ *network.NetworkingConfig) (container.CreateResponse, error) {
+		name, platform, img = o.Name, o.Platform, cfg.Image
 		return container.CreateResponse{ID: "abc", Warnings: []string{}}, nil
 	}}
 	code, _, body := serve(t, b, "POST", "/v1.45/containers/create?name=web&platform=linux/amd64", `{"Image":"busybox"}`)

@@ -79,6 +79,41 @@ type versionFix struct {
 	patch  func(map[string]any)
 }
 
+// psAnnotations: before 1.46 a container's ps line had no
+// HostConfig.Annotations.
+var psAnnotations = versionFix{"1.46", func(m map[string]any) {
+	if hc, ok := m["HostConfig"].(map[string]any); ok {
+		delete(hc, "Annotations")
+	}
+}}
+
+// untaggedNone: before 1.43 an image with neither tags nor digests
+// listed "<none>:<none>" and "<none>@<none>".
+var untaggedNone = versionFix{"1.43", func(m map[string]any) {
+	tags, _ := m["RepoTags"].([]any)
+	digests, _ := m["RepoDigests"].([]any)
+	if len(tags) == 0 && len(digests) == 0 {
+		m["RepoTags"], m["RepoDigests"] = []any{"<none>:<none>"}, []any{"<none>@<none>"}
+	}
+}}
+
+// bridgeNf: before 1.50 info had BridgeNfIptables and BridgeNfIp6tables
+// (always false since 1.48, in every version: the engine loads
+// br_netfilter only where it needs it, as dockerd 28).
+var bridgeNf = versionFix{"1.50", func(m map[string]any) {
+	m["BridgeNfIptables"], m["BridgeNfIp6tables"] = false, false
+}}
+
+// commitExpected: before 1.49 info's commits had Expected (the same as
+// ID).
+var commitExpected = versionFix{"1.49", func(m map[string]any) {
+	for _, k := range []string{"ContainerdCommit", "RuncCommit", "InitCommit"} {
+		if c, ok := m[k].(map[string]any); ok {
+			c["Expected"] = c["ID"]
+		}
+	}
+}}
+
 // virtualSize: before 1.44 images (list, inspect, system df) had
 // VirtualSize, the same as Size.
 var virtualSize = versionFix{"1.44", func(m map[string]any) {

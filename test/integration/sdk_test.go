@@ -25,6 +25,7 @@ import (
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/server"
 	"github.com/tent-project/tent/internal/testutil"
 )
@@ -247,6 +248,12 @@ func sdkWalk(t *testing.T, c *client.Client, v string, busybox []byte) {
 		ci.HostConfig.Runtime != info.DefaultRuntime || ci.Config.Labels["sdk"] != v || !slices.Contains(ci.Config.Env, "SDK=1") || ci.Image != ii.ID ||
 		ci.HostConfig.Memory != 64<<20 || ci.Driver == "" || ci.Platform != "linux" {
 		t.Errorf("inspect of a created container: state %+v host config %+v config %+v image %s driver %q", ci.State, ci.HostConfig, ci.Config, ci.Image, ci.Driver)
+	}
+	// A default that changed keeps its old value for an old client: the
+	// cgroup namespace was the host's on cgroup v1 before 1.41.
+	if want := container.CgroupnsModePrivate; ci.HostConfig.CgroupnsMode != want && (v >= "1.41" || cgroups.Unified()) ||
+		ci.HostConfig.CgroupnsMode != container.CgroupnsModeHost && v < "1.41" && !cgroups.Unified() {
+		t.Errorf("cgroup namespace mode at API %s: %q", v, ci.HostConfig.CgroupnsMode)
 	}
 	sdkVersionedFields(t, v, "container inspect", must(c.ContainerInspect(ctx, name, client.ContainerInspectOptions{}))(t).Raw,
 		map[string]string{"HostConfig.KernelMemory": "1.42", "HostConfig.KernelMemoryTCP": "1.42"})
