@@ -30,6 +30,8 @@ func (s *suite) vmFigures() {
 		func() float64 { return ms(s.docker.timed("run", "--rm", "--network", "none", "busybox:bench", "true")) })
 	s.add(run)
 
+	s.vmSaveRestore()
+
 	const n = 4
 	restore := ksmSettings()
 	defer restore()
@@ -55,6 +57,26 @@ func (s *suite) vmFigures() {
 		label: "VM memory, KSM", unit: "MiB", ref: "the same VMs before KSM", tent: []float64{after}, other: []float64{before}}
 	s.add(ksm)
 	logf("vm: KSM shares %s pages", readKSM("pages_sharing"))
+	s.tent.removeAll()
+}
+
+// vmSaveRestore: an idle VM saved (`checkpoint create`: its whole state
+// to disk, the VM ended) against ending it unsaved (`stop -t 0`), and
+// started again from the checkpoint against a fresh boot of the same
+// stopped container.
+func (s *suite) vmSaveRestore() {
+	id := strings.TrimSpace(s.tent.docker("run", "-d", "--isolation", "vm", "--network", "none", "busybox:bench", "sleep", "100000"))
+	save := &figure{name: "`checkpoint create` of an idle VM (its state saved, the VM ended), against `stop -t 0`", label: "VM save", unit: "ms", ref: "stop -t 0"}
+	restore := &figure{name: "`start --checkpoint` of that VM (going on from its state), against a fresh boot (`start`)", label: "VM restore", unit: "ms", ref: "a boot"}
+	for i := 0; i < s.heavyRuns; i++ {
+		cp := fmt.Sprintf("bench%d", i)
+		save.tent = append(save.tent, ms(s.tent.timedWith(s.tent.cli, "checkpoint", "create", id, cp)))
+		restore.tent = append(restore.tent, ms(s.tent.timedWith(s.tent.cli, "start", "--checkpoint", cp, id)))
+		save.other = append(save.other, ms(s.tent.timed("stop", "-t", "0", id)))
+		restore.other = append(restore.other, ms(s.tent.timed("start", id)))
+	}
+	s.add(save)
+	s.add(restore)
 	s.tent.removeAll()
 }
 

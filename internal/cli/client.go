@@ -42,7 +42,7 @@ func addClientCommands(root *cobra.Command, args []string) {
 
 // clientCommands are the top-level verbs, by name.
 var clientCommands = map[string]func(*app) *cobra.Command{
-	"run": runCmd, "create": createCmd, "start": startCmd, "stop": stopCmd, "kill": killCmd,
+	"run": runCmd, "create": createCmd, "start": startCmd, "checkpoint": checkpointCmd, "stop": stopCmd, "kill": killCmd,
 	"rm": rmCmd, "ps": psCmd, "logs": logsCmd, "wait": waitCmd, "exec": execCmd,
 	"inspect": inspectCmd, "restart": restartCmd, "images": imagesCmd, "image": imageCmd,
 	"import": importCmd, "load": loadCmd, "save": saveCmd, "tag": tagCmd, "rmi": rmiCmd,

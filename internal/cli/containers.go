@@ -242,9 +242,16 @@ func simpleCmd(a *app, use, short string, fn func(id string) error) *cobra.Comma
 }
 
 func startCmd(a *app) *cobra.Command {
-	return simpleCmd(a, "start CONTAINER [CONTAINER...]", "Start one or more stopped containers", func(id string) error {
-		return a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/start", nil, nil, nil)
+	var checkpoint string
+	q := url.Values{}
+	cmd := simpleCmd(a, "start [OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers", func(id string) error {
+		if checkpoint != "" {
+			q.Set("checkpoint", checkpoint)
+		}
+		return a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/start", q, nil, nil)
 	})
+	cmd.Flags().StringVar(&checkpoint, "checkpoint", "", "restore from this checkpoint")
+	return cmd
 }
 
 func stopCmd(a *app) *cobra.Command {
@@ -270,11 +277,16 @@ func stopCmd(a *app) *cobra.Command {
 
 func restartCmd(a *app) *cobra.Command {
 	var t int
+	var sig string
 	cmd := simpleCmd(a, "restart [OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers", nil)
+	cmd.Flags().StringVarP(&sig, "signal", "s", "", "signal to send to the container")
 	cmd.RunE = a.runE(func(args []string) error {
 		q := url.Values{}
 		if cmd.Flags().Changed("time") {
 			q.Set("t", strconv.Itoa(t))
+		}
+		if sig != "" {
+			q.Set("signal", sig)
 		}
 		return forEach(args, func(id string) error {
 			return a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/restart", q, nil, nil)

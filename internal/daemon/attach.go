@@ -163,15 +163,11 @@ func (a *attachment) Stream(ctx context.Context, in io.Reader, out io.Writer, cl
 
 // Resize sets the size of the container's terminal.
 func (d *Daemon) Resize(ref string, height, width uint16) error {
-	c, err := d.get(ref)
+	c, err := d.getRunning(ref)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.running() {
-		return fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
-	}
 	return c.task.Resize(context.TODO(), height, width)
 }
 

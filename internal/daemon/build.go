@@ -82,7 +82,7 @@ func (b buildSteps) RunStep(ctx context.Context, r builder.RunRequest) (builder.
 		streams.Demux(r.Output, r.Output, pr)
 		io.Copy(io.Discard, pr)
 	}()
-	if err := d.Start(resp.ID); err != nil {
+	if err := d.Start(resp.ID, ""); err != nil {
 		a.Cancel()
 		pw.Close()
 		relayed.Wait()

@@ -171,6 +171,21 @@ func (d *Daemon) get(ref string) (*ctr, error) {
 	return found, nil
 }
 
+// getRunning finds a running (or paused) container and returns it with
+// c.mu held; the caller unlocks it.
+func (d *Daemon) getRunning(ref string) (*ctr, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if !c.running() {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
+	}
+	return c, nil
+}
+
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
 // reserveName claims name for id, or generates one when name is empty.

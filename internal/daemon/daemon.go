@@ -228,7 +228,7 @@ func New(cfg Config) (*Daemon, error) {
 	// at a time, while the API already answers).
 	go func() {
 		for _, id := range boot {
-			if err := d.Start(id); err != nil && !IsNotModified(err) {
+			if err := d.Start(id, ""); err != nil && !IsNotModified(err) {
 				d.log.Error("start with the daemon (restart policy)", "container", id, "err", err)
 			}
 		}

@@ -24,8 +24,10 @@ import (
 // The lifecycle of a container after Create: start (through a monitor),
 // watch for its end, stop, kill, pause, wait, remove.
 
-// Start runs a created or stopped container.
-func (d *Daemon) Start(ref string) error {
+// Start runs a created or stopped container; from a checkpoint (its
+// name, if not "") it goes on where the checkpoint saved it
+// (checkpoints.go).
+func (d *Daemon) Start(ref, checkpoint string) error {
 	c, err := d.get(ref)
 	if err != nil {
 		return err
@@ -39,7 +41,14 @@ func (d *Daemon) Start(ref string) error {
 		c.mu.Unlock()
 		return fmt.Errorf("container %s is marked for removal and cannot be started: %w", c.ID, errdefs.ErrConflict)
 	}
-	err = d.start(c)
+	restore := ""
+	if checkpoint != "" {
+		if restore, err = d.checkpointDir(c, checkpoint); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+	}
+	err = d.startFrom(c, restore)
 	if err != nil {
 		// Nothing will come to the attached clients; an auto-remove
 		// container goes, as in docker.
@@ -58,7 +67,10 @@ func (d *Daemon) Start(ref string) error {
 func IsNotModified(err error) bool { return errors.Is(err, errdefs.ErrNotModified) }
 
 // start does the work of Start; c.mu is held.
-func (d *Daemon) start(c *ctr) (err error) {
+func (d *Daemon) start(c *ctr) error { return d.startFrom(c, "") }
+
+// startFrom is start, from the checkpoint in directory restore if not "".
+func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 	<-c.monitorGone // the last run's clean-up is done
 	ctx := context.TODO()
 	rt, err := d.runtime(c.HostConfig)
@@ -73,7 +85,11 @@ func (d *Daemon) start(c *ctr) (err error) {
 		ms = snapshot.Volatile(ms)
 	}
 	volumesUp := false
-	eps, err := d.allocateNetworks(c)
+	pins, err := savedEndpoints(restore)
+	if err != nil {
+		return err
+	}
+	eps, err := d.allocateNetworks(c, pins)
 	if err != nil {
 		return err
 	}
@@ -111,6 +127,7 @@ func (d *Daemon) start(c *ctr) (err error) {
 		IO:      task.IO{Terminal: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce},
 		Log:     task.Log{Path: d.logFile(c), MaxSize: maxSize, MaxFiles: maxFiles},
 		Network: len(eps) > 0,
+		Restore: restore,
 	})
 	if err != nil {
 		return err
@@ -416,15 +433,11 @@ func (d *Daemon) Restart(ref string, sig string, timeout *int) error {
 
 // Pause freezes the container; Unpause thaws it.
 func (d *Daemon) Pause(ref string, pause bool) error {
-	c, err := d.get(ref)
+	c, err := d.getRunning(ref)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.running() {
-		return fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
-	}
 	if pause == (c.State.Status == container.StatePaused) {
 		what := "paused"
 		if !pause {

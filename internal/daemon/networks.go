@@ -270,8 +270,9 @@ func networkNames(c *ctr) []string {
 
 // allocateNetworks gives a container about to start its endpoints
 // (addresses and host ports), before its /etc/hosts is written; c.mu is
-// held. On error none is kept.
-func (d *Daemon) allocateNetworks(c *ctr) (eps []*network.Endpoint, err error) {
+// held. On error none is kept. saved are the addresses of a checkpoint
+// being restored, by network ID: its guest has them already.
+func (d *Daemon) allocateNetworks(c *ctr, saved map[string]savedEndpoint) (eps []*network.Endpoint, err error) {
 	defer func() {
 		if err != nil {
 			d.net.ReleaseAll(c.ID)
@@ -300,6 +301,11 @@ func (d *Daemon) allocateNetworks(c *ctr) (eps []*network.Endpoint, err error) {
 		}
 		if i == 0 {
 			o.Ports = ports
+		}
+		if n, err := d.net.Get(ref); err == nil && saved != nil {
+			if s, ok := saved[n.ID]; ok {
+				o.IP, o.MAC, o.Restored = s.IP, s.MAC, true
+			}
 		}
 		for _, ip := range c.HostConfig.DNS {
 			o.DNS = append(o.DNS, ip.String())

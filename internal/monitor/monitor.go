@@ -87,6 +87,13 @@ type request struct {
 	Signal *signalReq   `json:"signal,omitempty"`
 	// Pause stops a VM's vCPUs (true) or lets them run again (false).
 	Pause *bool `json:"pause,omitempty"`
+	// Checkpoint saves a VM's whole state.
+	Checkpoint *checkpointReq `json:"checkpoint,omitempty"`
+}
+
+type checkpointReq struct {
+	Dir  string `json:"dir"`
+	Exit bool   `json:"exit,omitempty"`
 }
 
 type signalReq struct {
@@ -369,6 +376,12 @@ func Start(dir string, net []wire.Iface) error {
 // Signal sends sig to a VM's workload, with all to every process of it.
 func Signal(dir string, sig syscall.Signal, all bool) error {
 	return simpleRequest(dir, request{Signal: &signalReq{Signal: int(sig), All: all}})
+}
+
+// Checkpoint saves a VM's whole state into cpDir (made by the caller)
+// and, with exit, ends the VM.
+func Checkpoint(dir, cpDir string, exit bool) error {
+	return simpleRequest(dir, request{Checkpoint: &checkpointReq{Dir: cpDir, Exit: exit}})
 }
 
 // Pause stops a VM (pause) or lets it run again.

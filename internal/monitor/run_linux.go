@@ -150,6 +150,9 @@ type controlled interface {
 	start(net []wire.Iface) error
 	signal(sig syscall.Signal, all bool) error
 	pause(bool) error
+	// checkpoint saves the workload's whole state into a directory and,
+	// with exit, ends it (vmsave_linux.go).
+	checkpoint(dir string, exit bool) error
 }
 
 // create makes the container with stdio this process holds, and listens.
@@ -362,7 +365,7 @@ func (m *monitor) handle(conn net.Conn) {
 			err = m.resize(req.Resize[0], req.Resize[1])
 		}
 		answer(conn, err)
-	case req.Start || req.Signal != nil || req.Pause != nil:
+	case req.Start || req.Signal != nil || req.Pause != nil || req.Checkpoint != nil:
 		c, ok := m.work.(controlled)
 		var err error
 		switch {
@@ -372,6 +375,8 @@ func (m *monitor) handle(conn net.Conn) {
 			err = c.start(req.Net)
 		case req.Pause != nil:
 			err = c.pause(*req.Pause)
+		case req.Checkpoint != nil:
+			err = c.checkpoint(req.Checkpoint.Dir, req.Checkpoint.Exit)
 		default:
 			err = c.signal(syscall.Signal(req.Signal.Signal), req.Signal.All)
 		}

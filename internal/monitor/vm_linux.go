@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -39,6 +40,9 @@ type VMConfig struct {
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
 	Console   string                `json:"console,omitempty"` // the guest's console log, quoted on a failed boot
 	Process   wire.Process          `json:"process"`
+	// Restore: boot from the checkpoint in this directory (its saved
+	// state; the workload runs on), not afresh.
+	Restore string `json:"restore,omitempty"`
 }
 
 // bootTimeout bounds a boot to the agent's ready: under TCG a boot takes
@@ -63,6 +67,8 @@ type vmWorkload struct {
 	// the execs, by the numbers this monitor gives them.
 	procs  map[uint32]*vmProc
 	nextID uint32
+	// restored: the VM goes on from a checkpoint; start lets it run.
+	restored bool
 }
 
 // vmProc is one of the guest's processes as the host sees it.
@@ -109,7 +115,15 @@ func outputPipes(tty bool) (outputs []*os.File, pipes map[byte]*os.File, err err
 func (m *monitor) createVM() (*vmWorkload, error) {
 	vc := m.cfg.VM
 	os.Remove(filepath.Join(m.dir, vc.AgentSocket))
-	cmd := exec.Command(vc.Argv[0], vc.Argv[1:]...)
+	argv, nextID := vc.Argv, uint32(0)
+	if vc.Restore != "" {
+		more, next, err := restoreArgs(vc.Restore)
+		if err != nil {
+			return nil, err
+		}
+		argv, nextID = append(slices.Clone(argv), more...), next-1
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = m.dir
 	qemuErr := &bytes.Buffer{}                                             // quoted if the boot fails
 	cmd.Stdout, cmd.Stderr = os.Stderr, io.MultiWriter(os.Stderr, qemuErr) // the monitor's log
@@ -122,7 +136,7 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 		return nil, fmt.Errorf("start the VM: %w", err)
 	}
 	v := &vmWorkload{qemu: cmd, exited: make(chan struct{}), ended: make(chan struct{}), procs: map[uint32]*vmProc{},
-		dir: m.dir, qmp: vc.QMPSocket}
+		dir: m.dir, qmp: vc.QMPSocket, nextID: nextID, restored: vc.Restore != ""}
 	go func() { cmd.Wait(); close(v.exited) }()
 	end := func() { // for a failed create
 		cmd.Process.Kill()
@@ -167,24 +181,15 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 		}
 	}
 	v.w = wire.NewWriter(v.conn)
-	p := vc.Process
-	p.Terminal, p.OpenStdin = m.cfg.Tty, m.cfg.OpenStdin
-	b, _ := json.Marshal(p)
-	if err := v.w.Write(wire.Config, b); err != nil {
-		return fail(err)
-	}
 	in := bufio.NewReader(v.conn)
-	v.conn.SetReadDeadline(deadline)
-	f, err := wire.Read(in)
-	v.conn.SetReadDeadline(time.Time{})
-	switch {
-	case err != nil:
-		return fail(fmt.Errorf("the VM did not boot: %w", err))
-	case f.Kind == wire.Error: // the agent's own words: no console to quote
-		end()
-		return nil, agentError(f.P)
-	case f.Kind != wire.Ready:
-		return fail(fmt.Errorf("the VM's agent said %q before ready", f.Kind))
+	if !v.restored {
+		if err := v.configure(m.cfg, in, deadline); err != nil {
+			if f, ok := err.(agentFailure); ok { // the agent's own words: no console to quote
+				end()
+				return nil, f.err
+			}
+			return fail(err)
+		}
 	}
 	// The output: through pipes, as a process container's, so that the
 	// log and attachments are the same code.
@@ -202,6 +207,34 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 	m.pump(outputs)
 	go v.relay(in)
 	return v, nil
+}
+
+// agentFailure is the agent's refusal of the workload (its Error frame).
+type agentFailure struct{ err error }
+
+func (f agentFailure) Error() string { return f.err.Error() }
+
+// configure gives a fresh VM's agent the workload and waits for its
+// ready.
+func (v *vmWorkload) configure(cfg Config, in *bufio.Reader, deadline time.Time) error {
+	p := cfg.VM.Process
+	p.Terminal, p.OpenStdin = cfg.Tty, cfg.OpenStdin
+	b, _ := json.Marshal(p)
+	if err := v.w.Write(wire.Config, b); err != nil {
+		return err
+	}
+	v.conn.SetReadDeadline(deadline)
+	f, err := wire.Read(in)
+	v.conn.SetReadDeadline(time.Time{})
+	switch {
+	case err != nil:
+		return fmt.Errorf("the VM did not boot: %w", err)
+	case f.Kind == wire.Error:
+		return agentFailure{agentError(f.P)}
+	case f.Kind != wire.Ready:
+		return fmt.Errorf("the VM's agent said %q before ready", f.Kind)
+	}
+	return nil
 }
 
 // resizer sets the terminal size of process id.
@@ -365,8 +398,12 @@ func (v *vmWorkload) Wait() (int, error) {
 	return *v.code, nil
 }
 
-// start gives the guest its network, then starts the workload.
+// start gives the guest its network, then starts the workload; a
+// restored VM, whose guest has both, runs on.
 func (v *vmWorkload) start(net []wire.Iface) error {
+	if v.restored {
+		return v.resume()
+	}
 	if len(net) > 0 {
 		b, _ := json.Marshal(net)
 		if err := v.w.Write(wire.Net, b); err != nil {
@@ -399,45 +436,16 @@ func (v *vmWorkload) signal(sig syscall.Signal, all bool) error {
 // protocol (QMP): a paused VM keeps its memory and devices, as a frozen
 // cgroup keeps its processes.
 func (v *vmWorkload) pause(pause bool) error {
-	if v.qmp == "" {
-		return errors.New("this VM has no QMP socket")
+	q, err := dialQMP(v.dir, v.qmp)
+	if err != nil {
+		return err
 	}
+	defer q.Close()
 	cmd := "cont"
 	if pause {
 		cmd = "stop"
 	}
-	conn, err := socketAt(v.dir, v.qmp, func(p string) (net.Conn, error) { return net.Dial("unix", p) })
-	if err != nil {
-		return fmt.Errorf("QMP: %w", err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	dec := json.NewDecoder(conn)
-	var greeting map[string]any
-	if err := dec.Decode(&greeting); err != nil {
-		return fmt.Errorf("QMP: %w", err)
-	}
-	for _, c := range []string{"qmp_capabilities", cmd} {
-		fmt.Fprintf(conn, "{\"execute\": %q}\n", c)
-		for { // events may come before the answer
-			var resp struct {
-				Return *json.RawMessage `json:"return"`
-				Error  *struct {
-					Desc string `json:"desc"`
-				} `json:"error"`
-			}
-			if err := dec.Decode(&resp); err != nil {
-				return fmt.Errorf("QMP %s: %w", c, err)
-			}
-			if resp.Error != nil {
-				return fmt.Errorf("QMP %s: %s", c, resp.Error.Desc)
-			}
-			if resp.Return != nil {
-				break
-			}
-		}
-	}
-	return nil
+	return q.call(cmd, nil, nil)
 }
 
 func (v *vmWorkload) oomKilled() bool { return false }

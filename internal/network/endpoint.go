@@ -28,6 +28,10 @@ type EndpointOpts struct {
 	// DNS are the servers the engine's DNS forwards the container's other
 	// questions to (--dns); nil: the host's.
 	DNS []string
+	// Restored: IP is the address a restored checkpoint's guest still
+	// has, asked for again on any network (not only one with a subnet of
+	// the user's, as --ip is).
+	Restored bool
 }
 
 // Allocate gives a container an endpoint on a network: its address
@@ -52,7 +56,7 @@ func (m *Manager) Allocate(netRef string, o EndpointOpts) (*Endpoint, error) {
 		return nil, err
 	}
 	if o.IP.IsValid() {
-		if !n.UserSubnet {
+		if !n.UserSubnet && !o.Restored {
 			return nil, fmt.Errorf("user specified IP address is supported only when connecting to networks with user configured subnets: %w", errdefs.ErrInvalidArgument)
 		}
 		if !n.Subnet.Contains(o.IP) || o.IP == n.Subnet.Addr() || o.IP == broadcast(n.Subnet) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/checkpoint"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
@@ -27,10 +28,19 @@ import (
 type Backend interface {
 	Containers
 	Execs
+	Checkpoints
 	Images
 	Volumes
 	Networks
 	System
+}
+
+// Checkpoints are a container's saved states (POST, GET and DELETE
+// /containers/{id}/checkpoints).
+type Checkpoints interface {
+	CheckpointCreate(ref string, r checkpoint.CreateRequest) error
+	CheckpointList(ref string) ([]checkpoint.Summary, error)
+	CheckpointDelete(ref, name string) error
 }
 
 // Containers are the container endpoints' operations.
@@ -38,7 +48,8 @@ type Containers interface {
 	Create(o backend.CreateOpts, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (container.CreateResponse, error)
 	List(o backend.ListOpts) ([]container.Summary, error)
 	Inspect(ref string, size bool) (*container.InspectResponse, error)
-	Start(ref string) error
+	// Start starts a container, from a checkpoint of its if not "".
+	Start(ref, checkpoint string) error
 	Stop(ref string, sig string, timeout *int) error
 	Restart(ref string, sig string, timeout *int) error
 	Kill(ref, sig string) error

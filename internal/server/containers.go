@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/moby/moby/api/types/checkpoint"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/tent-project/tent/internal/backend"
@@ -128,7 +129,49 @@ func timeoutParam(r *http.Request) (*int, error) {
 }
 
 func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) {
-	noContent(w, s.d.Start(r.PathValue("id")))
+	if r.URL.Query().Get("checkpoint-dir") != "" {
+		writeError(w, errCheckpointDir)
+		return
+	}
+	noContent(w, s.d.Start(r.PathValue("id"), r.URL.Query().Get("checkpoint")))
+}
+
+// errCheckpointDir refuses checkpoints in a directory of the client's
+// choice: the engine keeps them with the container.
+var errCheckpointDir = fmt.Errorf("checkpoints in a directory of the client's choice are not supported: %w", errdefs.ErrNotImplemented)
+
+func (s *Server) checkpointCreate(w http.ResponseWriter, r *http.Request) {
+	var req checkpoint.CreateRequest
+	if err := decode(r, &req, false); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.d.CheckpointCreate(r.PathValue("id"), req); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) checkpointList(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("dir") != "" {
+		writeError(w, errCheckpointDir)
+		return
+	}
+	list, err := s.d.CheckpointList(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) checkpointDelete(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("dir") != "" {
+		writeError(w, errCheckpointDir)
+		return
+	}
+	noContent(w, s.d.CheckpointDelete(r.PathValue("id"), r.PathValue("name")))
 }
 
 func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) {

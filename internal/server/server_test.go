@@ -36,7 +36,7 @@ func (f *fake) VolumePrune(everything bool, _ backend.PruneFilter) (volume.Prune
 func (f *fake) Inspect(ref string, _ bool) (*container.InspectResponse, error) {
 	return f.inspect(ref)
 }
-func (f *fake) Start(ref string) error { return f.start(ref) }
+func (f *fake) Start(ref, _ string) error { return f.start(ref) }
 func (f *fake) Create(o backend.CreateOpts, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (container.CreateResponse, error) {
 	return f.create(o, cfg, hc, nc)
 }

@@ -76,6 +76,10 @@ type CreateOpts struct {
 	// Network: the engine wires networks into the namespace of the
 	// task's Pid between Create and Start (a VM needs a NIC for them).
 	Network bool
+	// Restore: the task goes on from the checkpoint in this directory
+	// (see Checkpointer) instead of starting the program afresh; a
+	// runtime that cannot restore refuses it.
+	Restore string
 }
 
 // IO is how the container's stdio is held by its supervisor.
@@ -161,6 +165,15 @@ type ExecState struct {
 	Running  bool
 	ExitCode int
 	Meta     []byte
+}
+
+// Checkpointer is a Task that can save its whole state (a VM's memory,
+// vCPUs and devices) into a directory the engine made, and then end
+// (exit) or run on. A Create with CreateOpts.Restore set to that
+// directory goes on from there: the container's processes continue with
+// their memory as it was.
+type Checkpointer interface {
+	Checkpoint(ctx context.Context, dir string, exit bool) error
 }
 
 // RootOpener is a Task whose processes' root the engine can open, with

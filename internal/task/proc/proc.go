@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/snapshot"
@@ -73,6 +74,9 @@ func rootOf(p task.Paths) string { return filepath.Join(p.Dir, "rootfs") }
 
 // Create implements task.Runtime.
 func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ task.Task, err error) {
+	if o.Restore != "" {
+		return nil, fmt.Errorf("restoring a process container needs CRIU, which tent does not drive yet (a VM container, --isolation vm, can be): %w", errdefs.ErrNotImplemented)
+	}
 	root := rootOf(o.Paths)
 	r.Cleanup(ctx, id, o.Paths) // what a crash left
 	spec, err := monitored.PrepareRoot(o, root)

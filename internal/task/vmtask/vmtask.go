@@ -117,7 +117,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 		ID: id, LogPath: o.Log.Path, LogMaxSize: o.Log.MaxSize, LogMaxFiles: o.Log.MaxFiles, ExitFile: o.ExitFile,
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
 		VM: &monitor.VMConfig{Argv: cmd.Args, AgentSocket: agentSock, QMPSocket: qmpSock, Console: console, Process: proc,
-			Cgroup: cgPath, Resources: res, NetNS: o.Network},
+			Cgroup: cgPath, Resources: res, NetNS: o.Network, Restore: o.Restore},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create task for container: %w", err)
@@ -381,6 +381,16 @@ func (t *Task) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
 		return fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
 	}
 	return err
+}
+
+// Checkpoint saves the VM's whole state into dir (QEMU's own snapshot);
+// with exit the VM then ends, else it runs on. Create with Restore boots
+// the container's VM from it.
+func (t *Task) Checkpoint(ctx context.Context, dir string, exit bool) error {
+	if !t.alive() {
+		return fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
+	}
+	return monitor.Checkpoint(t.paths.Dir, dir, exit)
 }
 
 // Pause stops the VM's vCPUs.

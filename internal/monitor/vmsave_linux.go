@@ -1,0 +1,152 @@
+package monitor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// A VM's checkpoint is QEMU's own state snapshot (a migration to a file:
+// memory, vCPUs and devices) and the monitor's numbering of the guest's
+// processes, in a directory of the engine's:
+//
+//	vm.state        what `migrate` wrote
+//	checkpoint.json the monitor's side (checkpointMeta)
+//
+// A restore boots the same machine with -incoming from vm.state, paused
+// (-S) until the engine has wired its networks; the agent and the
+// workload go on where they were, their output relayed by the new
+// monitor. QEMU itself refuses to save a VM whose guest has a 9p share
+// mounted (volumes and binds): its error is the checkpoint's.
+const (
+	stateName      = "vm.state"
+	checkpointMeta = "checkpoint.json"
+	// saveTimeout bounds writing a VM's state (its memory: a few hundred
+	// MiB at disk speed).
+	saveTimeout = 5 * time.Minute
+)
+
+type checkpointInfo struct {
+	// NextExec: execs of the restored VM are numbered on from here, so
+	// that the frames of an exec of the saved VM's (still running in the
+	// guest) go to none of them.
+	NextExec uint32 `json:"nextExec"`
+}
+
+// shellQuote quotes s for sh (QEMU runs an exec: migration through it).
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// checkpoint saves the VM's whole state into dir; with exit it then ends
+// the VM (its workload's exit code is 0: saved, not failed), else it lets
+// it run on.
+func (v *vmWorkload) checkpoint(dir string, exit bool) error {
+	q, err := dialQMP(v.dir, v.qmp)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	state := filepath.Join(dir, stateName)
+	tmp := state + ".tmp"
+	// The file is complete once renamed: QEMU reports the migration done
+	// when it has written its last byte into the pipe, not when cat has.
+	uri := "exec:cat > " + shellQuote(tmp) + " && mv " + shellQuote(tmp) + " " + shellQuote(state)
+	if err := q.call("migrate", map[string]any{"uri": uri}, nil); err != nil {
+		return err
+	}
+	err = q.await("query-migrate", saveTimeout, func(r json.RawMessage) (bool, error) {
+		var st struct {
+			Status    string `json:"status"`
+			ErrorDesc string `json:"error-desc"`
+		}
+		json.Unmarshal(r, &st)
+		switch st.Status {
+		case "completed":
+			return true, nil
+		case "failed", "cancelled":
+			return true, fmt.Errorf("saving the VM's state: %s %s", st.Status, st.ErrorDesc)
+		}
+		return false, nil
+	})
+	if err == nil {
+		err = waitFor(state, 30*time.Second)
+	}
+	if err == nil {
+		v.mu.Lock()
+		b, _ := json.Marshal(checkpointInfo{NextExec: v.nextID + 1})
+		v.mu.Unlock()
+		err = writeFileAtomic(filepath.Join(dir, checkpointMeta), b)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		os.Remove(state)
+		q.call("cont", nil, nil) // a failed save leaves it running, as it was
+		return err
+	}
+	if !exit {
+		return q.call("cont", nil, nil) // the VM stopped when its state was complete
+	}
+	v.setCode(0)
+	return v.qemu.Process.Kill()
+}
+
+// waitFor waits until path exists.
+func waitFor(path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the VM's state did not reach %s", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// restoreArgs are QEMU's arguments to boot from the checkpoint in dir,
+// paused, and the exec number to go on from.
+func restoreArgs(dir string) ([]string, uint32, error) {
+	state := filepath.Join(dir, stateName)
+	if _, err := os.Stat(state); err != nil {
+		return nil, 0, fmt.Errorf("the checkpoint has no VM state: %w", err)
+	}
+	var info checkpointInfo
+	b, err := os.ReadFile(filepath.Join(dir, checkpointMeta))
+	if err == nil {
+		err = json.Unmarshal(b, &info)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("the checkpoint's record: %w", err)
+	}
+	return []string{"-S", "-incoming", "exec:cat " + shellQuote(state)}, info.NextExec, nil
+}
+
+// resume lets a restored VM run, once QEMU has loaded its state.
+func (v *vmWorkload) resume() error {
+	q, err := dialQMP(v.dir, v.qmp)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	err = q.await("query-status", saveTimeout, func(r json.RawMessage) (bool, error) {
+		var st struct {
+			Status string `json:"status"`
+		}
+		json.Unmarshal(r, &st)
+		switch st.Status {
+		case "inmigrate":
+			return false, nil
+		case "paused", "prelaunch", "postmigrate", "running":
+			return true, nil
+		}
+		return true, errors.New("restoring the VM: QEMU is " + st.Status)
+	})
+	if err != nil {
+		return err
+	}
+	return q.call("cont", nil, nil)
+}
