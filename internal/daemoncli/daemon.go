@@ -65,6 +65,10 @@ type daemonOpts struct {
 	Bridge       string   `json:"bridge"`
 	BIP          string   `json:"bip"`
 	MTU          int      `json:"mtu"`
+	// Experimental: the daemon says it has docker's experimental features
+	// on, which is what the docker CLI asks before it offers its
+	// checkpoint verbs (tent serves checkpoints either way).
+	Experimental bool `json:"experimental"`
 	// Pools are dockerd's default-address-pools: base=CIDR,size=N on the
 	// command line, {"base": ..., "size": ...} in the file.
 	Pools     []addressPool `json:"default-address-pools"`
@@ -111,6 +115,7 @@ func daemonCmd() *cobra.Command {
 	f.StringVar(&o.BIP, "bip", "", "the default bridge's address and prefix, as 172.20.0.1/16 (default: a free pool subnet)")
 	f.IntVar(&o.MTU, "mtu", 0, "MTU of the networks' interfaces (default: the kernel's, 1500)")
 	f.StringArrayVar(&o.poolFlags, "default-address-pool", nil, "where networks without a subnet get one: base=CIDR,size=BITS (repeatable)")
+	f.BoolVar(&o.Experimental, "experimental", false, "say that experimental features are on (the docker CLI then offers checkpoint and start --checkpoint)")
 	f.StringVar(&configFile, "config-file", "", "JSON file with the same settings as the flags (flags win)")
 	return cmd
 }
@@ -161,6 +166,9 @@ func loadDaemonConfig(path string, o *daemonOpts, cmd *cobra.Command) error {
 	if !cmd.Flags().Changed("tlsverify") && fileOpts.TLSVerify {
 		o.TLSVerify = true
 	}
+	if !cmd.Flags().Changed("experimental") && fileOpts.Experimental {
+		o.Experimental = true
+	}
 	o.LogOpts = fileOpts.LogOpts
 	return nil
 }
@@ -195,7 +203,9 @@ func runDaemon(o *daemonOpts) error {
 	// IdleTimeout: a client that keeps connections open without using them
 	// (one http.Client per request, say) does not pile up descriptors in
 	// the daemon; streams (attach, logs -f, events) are requests, not idle.
-	srv := &http.Server{Handler: server.New(d, version.Version, log), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute}
+	api := server.New(d, version.Version, log)
+	api.Experimental = o.Experimental
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute}
 	var listeners []net.Listener
 	for _, h := range o.Hosts {
 		l, err := listen(h, o)

@@ -110,7 +110,7 @@ func kernelVersion() string {
 func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"Platform":      map[string]string{"Name": "tent"},
-		"Components":    []map[string]any{{"Name": "Engine", "Version": s.Version, "Details": map[string]string{"ApiVersion": APIVersion, "MinAPIVersion": MinAPIVersion, "Os": "linux", "Arch": goruntime.GOARCH, "KernelVersion": kernelVersion(), "GoVersion": goruntime.Version()}}},
+		"Components":    []map[string]any{{"Name": "Engine", "Version": s.Version, "Details": map[string]string{"ApiVersion": APIVersion, "MinAPIVersion": MinAPIVersion, "Os": "linux", "Arch": goruntime.GOARCH, "KernelVersion": kernelVersion(), "GoVersion": goruntime.Version(), "Experimental": strconv.FormatBool(s.Experimental)}}},
 		"Version":       s.Version,
 		"ApiVersion":    APIVersion,
 		"MinAPIVersion": MinAPIVersion,
@@ -119,6 +119,7 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 		"Arch":          goruntime.GOARCH,
 		"KernelVersion": kernelVersion(),
 		"BuildTime":     "",
+		"Experimental":  s.Experimental,
 	})
 }
 
@@ -129,6 +130,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.ServerVersion = s.Version
+	info.ExperimentalBuild = s.Experimental
 	writeVersioned(w, r, info, bridgeNf, commitExpected)
 }
 

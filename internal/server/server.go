@@ -35,6 +35,10 @@ type Server struct {
 	mux *http.ServeMux
 	// Version is the engine version reported by /version.
 	Version string
+	// Experimental: the engine says docker's experimental features are on
+	// (the Docker-Experimental header, info and version): clients such as
+	// the docker CLI offer their experimental verbs then.
+	Experimental bool
 }
 
 // New returns the API server of d.
@@ -63,7 +67,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Api-Version", APIVersion)
 	w.Header().Set("Server", "tent/"+s.Version+" (linux)")
-	w.Header().Set("Docker-Experimental", "false")
+	w.Header().Set("Docker-Experimental", strconv.FormatBool(s.Experimental))
 	w.Header().Set("Ostype", "linux")
 	s.log.Debug("api", "method", r.Method, "path", r.URL.Path)
 	s.mux.ServeHTTP(w, r)

@@ -38,6 +38,8 @@ type tentEngine struct {
 	// links are the host's network interfaces before the daemon started
 	// (checkNetworksGone looks for new ones).
 	links map[string]bool
+	// flags are more of the daemon's, for its next start.
+	flags []string
 }
 
 func tentBin() string { return filepath.Join(binDir, "tent") }
@@ -90,6 +92,7 @@ func (e *tentEngine) start() {
 	e.cmd = exec.Command(tentBin(), "daemon", "--data-root", filepath.Join(e.dir, "data"),
 		"--exec-root", filepath.Join(e.dir, "exec"), "-H", e.host, "--cgroup-parent", engineCgroupParent,
 		"--bridge", testBridge)
+	e.cmd.Args = append(e.cmd.Args, e.flags...)
 	e.cmd.Stdout, e.cmd.Stderr = e.logf, e.logf
 	if err := e.cmd.Start(); err != nil {
 		e.t.Fatal(err)

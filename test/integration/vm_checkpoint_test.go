@@ -110,4 +110,27 @@ func TestVMCheckpoint(t *testing.T) {
 	if ls := e.tentOK(t, "checkpoint", "ls", "saved"); ls != "CHECKPOINT NAME\nsecond\n" {
 		t.Errorf("checkpoint ls after rm: %q", ls)
 	}
+
+	// The docker CLI offers its checkpoint verbs to an engine that says
+	// experimental features are on (tentd --experimental, as dockerd's).
+	if _, errOut, code := e.runIn(nil, "checkpoint", "ls", "saved"); code == 0 || !strings.Contains(errOut, "experimental") {
+		t.Errorf("docker checkpoint without --experimental: exit %d %q", code, errOut)
+	}
+	e.stop()
+	e.flags = []string{"--experimental"}
+	e.start()
+	lines := func() int { return strings.Count(e.out("logs", "saved"), "\n") }
+	before := lines()
+	e.must(t, "start", "--checkpoint", "second", "saved")
+	waitFor(t, "the program restored by the docker CLI to count on", func() bool { return lines() > before+2 })
+	if got, _ := lastLine(); got != id {
+		t.Errorf("restored by the docker CLI: %s counts, want %s", got, id)
+	}
+	if out := e.must(t, "checkpoint", "create", "saved", "third"); out != "third\n" {
+		t.Errorf("docker checkpoint create: %q", out)
+	}
+	if ls := e.must(t, "checkpoint", "ls", "saved"); ls != "CHECKPOINT NAME\nsecond\nthird\n" {
+		t.Errorf("docker checkpoint ls: %q", ls)
+	}
+	e.must(t, "checkpoint", "rm", "saved", "third")
 }
