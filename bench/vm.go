@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tent-project/tent/internal/task/vmtask"
 	"github.com/tent-project/tent/internal/vm"
 )
 
@@ -29,7 +30,7 @@ func (s *suite) vmFigures() {
 		},
 		func() float64 { return ms(s.docker.timed("run", "--rm", "--network", "none", "busybox:bench", "true")) })
 	s.add(run)
-
+	s.vmFloor()
 	s.vmSaveRestore()
 
 	const n = 4
@@ -58,6 +59,36 @@ func (s *suite) vmFigures() {
 	s.add(ksm)
 	logf("vm: KSM shares %s pages", readKSM("pages_sharing"))
 	s.tent.removeAll()
+}
+
+// vmFloor: `run --rm` of a VM (tent's own CLI, so no client start-up
+// is counted beyond tent's) against its floor, QEMU booting the same
+// machine and kernel into a busybox initramfs that powers off at once:
+// what the engine, the monitor, the disk and the agent add to a boot.
+func (s *suite) vmFloor() {
+	h, err := vm.NewHost(vm.DefaultGuestDir, filepath.Join(s.binDir, "tent-agent"), s.work)
+	if err != nil {
+		logf("vm floor: %v", err)
+		return
+	}
+	floor := &figure{name: "`run --rm` of a VM (tent's CLI) against QEMU booting the same kernel into an initramfs that powers off (the floor)",
+		label: "VM run against its floor", unit: "ms", ref: "the floor", goal: atMostRatio(1.2)}
+	floor.tent, floor.other = interleave(s.heavyRuns, 1,
+		func() float64 {
+			return ms(s.tent.timedWith(s.tent.cli, "run", "--rm", "--isolation", "vm", "--network", "none", "busybox:bench", "true"))
+		},
+		func() float64 {
+			cmd, err := h.FloorCommand("/bin/busybox", vmtask.DefaultMemory>>20)
+			if err != nil {
+				fail(err)
+			}
+			t0 := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				fail(fmt.Errorf("the floor's QEMU: %v: %s", err, out))
+			}
+			return ms(time.Since(t0))
+		})
+	s.add(floor)
 }
 
 // vmSaveRestore: an idle VM saved (`checkpoint create`: its whole state

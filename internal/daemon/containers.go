@@ -555,8 +555,12 @@ func validateVM(cfg *container.Config, hc *container.HostConfig) error {
 	switch {
 	case hc.NetworkMode.IsHost() || hc.NetworkMode.IsContainer():
 		return no("--network host and container: (a VM has its own network stack)")
-	case hc.Privileged || len(hc.Devices) > 0 || len(hc.DeviceCgroupRules) > 0:
-		return no("--privileged and devices")
+	// --privileged is taken: in its guest a VM's workload has every
+	// capability and device, no filter and no masked path, privileged
+	// or not (the guest's kernel is the wall); the host's devices are
+	// not the guest's.
+	case len(hc.Devices) > 0 || len(hc.DeviceCgroupRules) > 0:
+		return no("devices")
 	case hc.PidMode != "" || hc.UTSMode != "" || hc.IpcMode != "" && hc.IpcMode != "private" && hc.IpcMode != "shareable" || hc.CgroupnsMode.IsHost():
 		return no("sharing namespaces (--pid, --ipc, --uts, --cgroupns)")
 	// What the agent does not apply in the guest: the workload runs there

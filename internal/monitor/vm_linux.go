@@ -182,7 +182,13 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 	}
 	v.w = wire.NewWriter(v.conn)
 	in := bufio.NewReader(v.conn)
-	if !v.restored {
+	if v.restored {
+		// The engine wires the VM's tap once Spawn returns: QEMU has
+		// made it when its machine protocol answers (its main loop runs).
+		if err := v.machineReady(deadline); err != nil {
+			return fail(err)
+		}
+	} else {
 		if err := v.configure(m.cfg, in, deadline); err != nil {
 			if f, ok := err.(agentFailure); ok { // the agent's own words: no console to quote
 				end()

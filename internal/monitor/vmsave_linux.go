@@ -125,6 +125,29 @@ func restoreArgs(dir string) ([]string, uint32, error) {
 	return []string{"-S", "-incoming", "exec:cat " + shellQuote(state)}, info.NextExec, nil
 }
 
+// machineReady waits until QEMU answers on its machine protocol: its
+// devices are made (it loads the state after).
+func (v *vmWorkload) machineReady(deadline time.Time) error {
+	for {
+		q, err := dialQMP(v.dir, v.qmp)
+		if err == nil {
+			err = q.call("query-status", nil, nil)
+			q.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-v.exited:
+			return errors.New("the VM ended before its machine was made")
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the restored VM's machine did not answer: %w", err)
+		}
+	}
+}
+
 // resume lets a restored VM run, once QEMU has loaded its state.
 func (v *vmWorkload) resume() error {
 	q, err := dialQMP(v.dir, v.qmp)

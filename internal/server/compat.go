@@ -44,8 +44,8 @@ func createCompat(v string, req *container.CreateRequest) (backend.CreateOpts, e
 			hc.IpcMode = container.IPCModeShareable // the default then
 		}
 	}
-	if versionLess(v, "1.41") && hc.CgroupnsMode == "" && !cgroups.Unified() {
-		hc.CgroupnsMode = container.CgroupnsModeHost // the default on cgroup v1 then
+	if versionLess(v, "1.41") && hc.CgroupnsMode == "" && !cgroups.Unified() && !isVM(hc) {
+		hc.CgroupnsMode = container.CgroupnsModeHost // the default on cgroup v1 then (a VM's guest has its own)
 	}
 	if versionLess(v, "1.42") {
 		hc.ConsoleSize = [2]uint{}
@@ -124,6 +124,12 @@ func createCompat(v string, req *container.CreateRequest) (backend.CreateOpts, e
 		hc.PidsLimit = nil // 0 and -1 (any negative, historically): unlimited
 	}
 	return o, nil
+}
+
+// isVM says whether hc asks for the VM backend (docs/vm.md), whose
+// guest has namespaces of its own.
+func isVM(hc *container.HostConfig) bool {
+	return hc.Isolation == "vm" || hc.Runtime == "tent-vm"
 }
 
 // updateCompat is createCompat for POST /containers/{id}/update.

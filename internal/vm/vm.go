@@ -8,6 +8,7 @@ package vm
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -178,23 +179,11 @@ func (h *Host) Command(m Machine) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	mem, cpus := max(m.MemMiB, 64), max(m.CPUs, 1)
-	accel, cpu, tsc := "tcg,thread=multi", "max", tscFlag()
-	if name, _ := h.Accel(); name == "kvm" {
-		accel, cpu, tsc = "kvm", "host", ""
-	}
-	append_ := "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init " + tsc
-	args := []string{
-		"-M", "microvm,rtc=on", "-accel", accel, "-cpu", cpu,
-		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
-		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-		"-kernel", h.Kernel, "-initrd", initrd, "-append", append_,
-		"-serial", "file:" + m.Console,
-		"-drive", "id=root,file=" + m.Disk + ",format=qcow2,if=none,cache=writeback,discard=unmap",
+	args := append(h.machineArgs(m.MemMiB, m.CPUs, initrd), "-serial", "file:"+m.Console,
+		"-drive", "id=root,file="+m.Disk+",format=qcow2,if=none,cache=writeback,discard=unmap",
 		"-device", "virtio-blk-device,drive=root",
-		"-chardev", "socket,id=agent,path=" + m.Agent + ",server=on,wait=off",
-		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent",
-	}
+		"-chardev", "socket,id=agent,path="+m.Agent+",server=on,wait=off",
+		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent")
 	for i, sh := range m.Shares {
 		fs := fmt.Sprintf("local,id=fs%d,path=%s,security_model=passthrough", i, sh.Path)
 		if sh.ReadOnly {
@@ -209,6 +198,51 @@ func (h *Host) Command(m Machine) (*exec.Cmd, error) {
 		args = append(args, "-qmp", "unix:"+m.QMP+",server=on,wait=off")
 	}
 	return exec.Command(h.Qemu, args...), nil
+}
+
+// machineArgs are QEMU's arguments for the machine, its accelerator and
+// the guest kernel with initrd, without devices.
+func (h *Host) machineArgs(memMiB, cpus int, initrd string) []string {
+	accel, cpu, tsc := "tcg,thread=multi", "max", tscFlag()
+	if name, _ := h.Accel(); name == "kvm" {
+		accel, cpu, tsc = "kvm", "host", ""
+	}
+	return []string{
+		"-M", "microvm,rtc=on", "-accel", accel, "-cpu", cpu,
+		"-m", strconv.Itoa(max(memMiB, 64)), "-smp", strconv.Itoa(max(cpus, 1)),
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+		"-kernel", h.Kernel, "-initrd", initrd, "-append", "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init " + tsc,
+	}
+}
+
+// FloorCommand is QEMU booting the same machine and kernel as Command's
+// into an initramfs of a static busybox alone, whose /init powers the
+// machine off at once: what a boot costs at the least, the floor the
+// bench holds a VM's run to.
+func (h *Host) FloorCommand(busybox string, memMiB int) (*exec.Cmd, error) {
+	initrd := filepath.Join(h.State, "floor.cpio")
+	bin, err := os.ReadFile(busybox)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	c := &cpioWriter{w: bufio.NewWriter(&buf)}
+	for _, e := range []struct {
+		name string
+		mode uint32
+		data []byte
+	}{{"bin", 0o040755, nil}, {"bin/busybox", 0o100755, bin}, {"init", 0o100755, []byte("#!/bin/busybox sh\n/bin/busybox poweroff -f\n")}, {"TRAILER!!!", 0, nil}} {
+		if err := c.entry(e.name, e.mode, e.data); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.w.Flush(); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(initrd, buf.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
+	return exec.Command(h.Qemu, append(h.machineArgs(memMiB, 1, initrd), "-serial", "null")...), nil
 }
 
 // tscFlag gives the guest the host's TSC frequency: under TCG the

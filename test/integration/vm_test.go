@@ -261,3 +261,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestVMWalls: what a VM isolates that a container does not. Even
+// --privileged, its workload sees none of the host's processes or
+// mounts; a kernel panic in its guest ends that VM alone (exit 255: the
+// VM died), while another VM and the host run on.
+func TestVMWalls(t *testing.T) {
+	requireVM(t)
+	e := startTent(t)
+	e.must(t, "run", "-d", "--name", "neighbour", "--isolation", "vm", "--network", "none", "busybox", "sleep", "600")
+	// In the guest: the processes it sees, whether any host mount shows
+	// (the engine's data root is below e.dir), then a panic (sysrq c).
+	out, _, code := e.runIn(nil, "run", "--name", "panicker", "--isolation", "vm", "--network", "none", "--privileged", "busybox", "sh", "-c",
+		"ls -d /proc/[0-9]* | wc -l; grep -c "+filepath.Base(e.dir)+" /proc/mounts; sync; echo c > /proc/sysrq-trigger; sleep 30; echo survived")
+	lines := strings.Fields(out)
+	if len(lines) < 2 {
+		t.Fatalf("the privileged VM said %q (exit %d)", out, code)
+	}
+	if n, _ := strconv.Atoi(lines[0]); n == 0 || n > 5 {
+		t.Errorf("a privileged VM sees %s processes: not only its own", lines[0])
+	}
+	if lines[1] != "0" {
+		t.Errorf("a privileged VM sees %s of the host's mounts under %s", lines[1], e.dir)
+	}
+	if code != 255 || strings.Contains(out, "survived") {
+		t.Errorf("after a guest kernel panic: exit %d, output %q; want the VM ended, 255", code, out)
+	}
+	if st := e.must(t, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "panicker"); st != "exited 255\n" {
+		t.Errorf("the panicked VM: %q", st)
+	}
+	if out := e.must(t, "exec", "neighbour", "echo", "still here"); out != "still here\n" {
+		t.Errorf("the other VM after the panic: %q", out)
+	}
+	e.must(t, "rm", "-f", "neighbour", "panicker")
+}
