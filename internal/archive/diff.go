@@ -56,6 +56,9 @@ type differ struct {
 	// links are the layer's paths of inodes seen with more than one link.
 	links map[inode]string
 	skip  map[string]bool
+	// flat: an entry is written alone, not with what its directory holds
+	// (WriteTreeDiff lists every path it writes).
+	flat bool
 }
 
 // RemoveLeftOut removes from upper what WriteDiff leaves out of its
@@ -237,7 +240,7 @@ func (d *differ) entry(rel string) error {
 			return fmt.Errorf("%s changed while it was written to the layer", rel)
 		}
 	}
-	if mode != unix.S_IFDIR || d.prune[rel] {
+	if mode != unix.S_IFDIR || d.prune[rel] || d.flat {
 		return nil
 	}
 	if opaque {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -17,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tent-project/tent/internal/archive"
 	"github.com/tent-project/tent/internal/backend"
+	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/spec"
@@ -79,15 +81,19 @@ func (d *Daemon) Changes(ref string) ([]container.FilesystemChange, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := onDisk(c, "diff"); err != nil {
-		return nil, err
-	}
 	var list []archive.Change
-	err = d.withImageRoot(c, func(root string) error {
-		var err error
-		list, err = d.snap.Changes(d.snapshotKey(c.ID), root, engineSkip(root))
-		return err
-	})
+	if vmRT, ok := d.runtimes[c.HostConfig.Runtime].(*vmtask.Runtime); ok {
+		err = d.vmChanges(vmRT, c, "diff", func(_ string, changes []archive.Change) error {
+			list = changes
+			return nil
+		})
+	} else {
+		err = d.withImageRoot(c, func(root string) error {
+			var err error
+			list, err = d.snap.Changes(d.snapshotKey(c.ID), root, engineSkip(root))
+			return err
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +148,41 @@ func (d *Daemon) withVMDisk(rt *vmtask.Runtime, c *ctr, fn func(root string) err
 	return fn(dir)
 }
 
+// vmIgnore are the paths of a VM's disk that are the engine's, not the
+// container's: its own file system's lost+found, and the files the agent
+// writes at each boot (a container's are bind mounts, in no layer).
+var vmIgnore = map[string]bool{"lost+found": true, "etc/hosts": true, "etc/hostname": true, "etc/resolv.conf": true}
+
+// vmChanges calls fn with a stopped VM container's disk mounted
+// read-only at root and what it changes over its image's base disk
+// (archive.TreeChanges). A running VM's guest keeps writes in its own
+// page cache, not yet on the disk: what (diff, commit) needs it stopped.
+func (d *Daemon) vmChanges(rt *vmtask.Runtime, c *ctr, what string, fn func(root string, changes []archive.Change) error) error {
+	c.mu.Lock()
+	running := c.running()
+	c.mu.Unlock()
+	if running {
+		return fmt.Errorf("%s of a running VM container: stop it first (its guest holds writes that are not on its disk yet): %w", what, errdefs.ErrConflict)
+	}
+	return d.withVMDisk(rt, c, func(root string) error {
+		dir, err := os.MkdirTemp(d.cfg.ExecRoot, "vm-base-")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(dir)
+		unmount, err := rt.MountBase(d.paths(c.ID), dir)
+		if err != nil {
+			return err
+		}
+		defer unmount()
+		changes, err := archive.TreeChanges(dir, root, engineSkip(dir), vmIgnore)
+		if err != nil {
+			return err
+		}
+		return fn(root, changes)
+	})
+}
+
 // Commit makes an image of a container: its image's layers and one more
 // of what it changed, its config (with changes applied), and a history
 // entry of its command (docker commit).
@@ -150,10 +191,8 @@ func (d *Daemon) Commit(ref string, o backend.CommitOptions) (digest.Digest, err
 	if err != nil {
 		return "", err
 	}
-	if err := onDisk(c, "commit"); err != nil {
-		return "", err
-	}
-	if o.Pause {
+	vmRT, isVM := d.runtimes[c.HostConfig.Runtime].(*vmtask.Runtime)
+	if o.Pause && !isVM { // a VM is committed stopped (vmChanges)
 		c.mu.Lock()
 		running := c.State.Status == container.StateRunning
 		c.mu.Unlock()
@@ -168,11 +207,21 @@ func (d *Daemon) Commit(ref string, o backend.CommitOptions) (digest.Digest, err
 		return "", err
 	}
 	var diffID digest.Digest
-	err = d.withImageRoot(c, func(root string) error {
-		var err error
-		diffID, err = d.images.AddLayer(d.snapshotKey(c.ID), base.RootFS.DiffIDs, engineSkip(root))
-		return err
-	})
+	if isVM {
+		err = d.vmChanges(vmRT, c, "commit", func(root string, changes []archive.Change) error {
+			var err error
+			diffID, err = d.images.AddLayerWritten(base.RootFS.DiffIDs, func(w io.Writer) (digest.Digest, error) {
+				return archive.WriteTreeDiff(w, root, changes)
+			})
+			return err
+		})
+	} else {
+		err = d.withImageRoot(c, func(root string) error {
+			var err error
+			diffID, err = d.images.AddLayer(d.snapshotKey(c.ID), base.RootFS.DiffIDs, engineSkip(root))
+			return err
+		})
+	}
 	if err != nil {
 		return "", err
 	}

@@ -42,11 +42,21 @@ func (s *Store) CommitLayer(key string, parent []digest.Digest, skip map[string]
 // container's, for commit): its changes are stored as a blob and
 // unpacked into a snapshot of their own on the chain of parent.
 func (s *Store) AddLayer(key string, parent []digest.Digest, skip map[string]bool) (digest.Digest, error) {
-	diffID, err := s.ingestWritten(func(w io.Writer) (digest.Digest, error) {
+	diffID, err := s.AddLayerWritten(parent, func(w io.Writer) (digest.Digest, error) {
 		return s.snap.Diff(key, w, snapshot.DiffOpts{Skip: skip})
 	})
 	if err != nil {
 		return "", fmt.Errorf("layer of %s: %w", key, err)
+	}
+	return diffID, nil
+}
+
+// AddLayerWritten is AddLayer of what write writes (an uncompressed
+// layer; it returns its diffID): the layer of a VM's disk, say.
+func (s *Store) AddLayerWritten(parent []digest.Digest, write func(io.Writer) (digest.Digest, error)) (digest.Digest, error) {
+	diffID, err := s.ingestWritten(write)
+	if err != nil {
+		return "", err
 	}
 	diffIDs := append(append([]digest.Digest(nil), parent...), diffID)
 	return diffID, s.unpack(diffID, diffIDs, len(parent))

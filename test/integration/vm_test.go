@@ -101,6 +101,26 @@ func TestVMIsolation(t *testing.T) {
 		t.Errorf("export of a VM container: exit %d, %d bytes, busybox %v, its file %v, lost+found %v", code, len(list),
 			strings.Contains(list, "bin/busybox"), strings.Contains(list, "state"), strings.Contains(list, "lost+found"))
 	}
+	// diff and commit of a stopped VM: what its disk changed over its
+	// image's base disk, as a container's over its image (the engine's
+	// /etc files and the disk's lost+found are not the container's); the
+	// committed layer runs as a container's.
+	if vmDiff := e.must(t, "diff", "disk1"); vmDiff != "A /state\n" {
+		t.Errorf("diff of a VM container %q, want its one file", vmDiff)
+	}
+	e.must(t, "commit", "disk1", "vmcommitted:1")
+	if out := e.must(t, "run", "--rm", "--network", "none", "vmcommitted:1", "cat", "/state"); out != "run\nrun\n" {
+		t.Errorf("the committed VM's file in a container: %q", out)
+	}
+	if n := e.must(t, "image", "inspect", "-f", "{{len .RootFS.Layers}}", "vmcommitted:1"); n != "2\n" {
+		t.Errorf("layers of a VM's commit: %s, want the image's and one", n)
+	}
+	e.must(t, run("-d", "--name", "running", "busybox", "sleep", "600")...)
+	if _, errOut, code := e.runIn(nil, "commit", "running", "nope:1"); code == 0 || !strings.Contains(errOut, "stop it first") {
+		t.Errorf("commit of a running VM: exit %d %q", code, errOut)
+	}
+	e.must(t, "rm", "-f", "running")
+	e.must(t, "rmi", "vmcommitted:1")
 	if bases, _ := filepath.Glob(filepath.Join(e.dir, "data", "vm", "disks", "*.ext4")); len(bases) != 1 {
 		t.Errorf("base disks for one image: %v", bases)
 	}

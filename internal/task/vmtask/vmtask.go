@@ -264,6 +264,26 @@ func (r *Runtime) MountDisk(paths task.Paths, dir string) (func(), error) {
 	}, nil
 }
 
+// MountBase mounts, read-only at dir, the base disk the container's disk
+// is made over (its image's, shared with the image's other VMs): what
+// the container's disk changed is the difference (diff, commit).
+func (r *Runtime) MountBase(paths task.Paths, dir string) (func(), error) {
+	out, err := exec.Command(r.host.QemuImg, "info", "-U", "--output=json", diskOf(paths)).Output()
+	if err != nil {
+		return nil, fmt.Errorf("the container's disk: %v", err)
+	}
+	var info struct {
+		Backing string `json:"full-backing-filename"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil || info.Backing == "" {
+		return nil, fmt.Errorf("the container's disk has no base disk (%v)", err)
+	}
+	if out, err := exec.Command("mount", "-t", "ext4", "-o", "loop,ro,noload", info.Backing, dir).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("mount the image's base disk: %v: %s", err, out)
+	}
+	return func() { unix.Unmount(dir, unix.MNT_DETACH) }, nil
+}
+
 // hostCgroup is the cgroup QEMU runs in (the container's) and the limits
 // it has there: the CPU's and the block I/O weight. Memory is the guest's
 // size; a memory limit on QEMU would kill the VM rather than bound it.
