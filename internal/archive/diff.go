@@ -28,10 +28,16 @@ import (
 // container, not by it (see RemoveLeftOut). It returns the layer's
 // diffID, the digest of what was written.
 func WriteDiff(w io.Writer, upper string, skip map[string]bool) (digest.Digest, error) {
+	return writeLayer(w, &differ{upper: upper, skip: skip}, func(d *differ) error { return d.dir("") })
+}
+
+// writeLayer writes a layer as write has d write its entries, and
+// returns its diffID.
+func writeLayer(w io.Writer, d *differ, write func(d *differ) error) (digest.Digest, error) {
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 256<<10)
-	d := &differ{upper: upper, tw: tar.NewWriter(bw), links: map[inode]string{}, skip: skip}
-	if err := d.dir(""); err != nil {
+	d.tw, d.links = tar.NewWriter(bw), map[inode]string{}
+	if err := write(d); err != nil {
 		return "", err
 	}
 	if err := d.tw.Close(); err != nil {

@@ -1,9 +1,6 @@
 package archive
 
 import (
-	"archive/tar"
-	"bufio"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"io/fs"
@@ -146,26 +143,19 @@ func sameEntry(a, b *unix.Stat_t, pa, pb string) bool {
 // layer: added and modified paths as their entries in changed, deleted
 // ones as whiteouts. It returns the layer's diffID.
 func WriteTreeDiff(w io.Writer, changed string, changes []Change) (digest.Digest, error) {
-	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 256<<10)
-	d := &differ{upper: changed, tw: tar.NewWriter(bw), links: map[inode]string{}, flat: true}
-	for _, ch := range changes {
-		rel := strings.TrimPrefix(ch.Path, "/")
-		var err error
-		if ch.Kind == ChangeDelete {
-			err = d.marker(filepath.Join(filepath.Dir(rel), whPrefix+filepath.Base(rel)))
-		} else {
-			err = d.entry(rel)
+	return writeLayer(w, &differ{upper: changed, flat: true}, func(d *differ) error {
+		for _, ch := range changes {
+			rel := strings.TrimPrefix(ch.Path, "/")
+			var err error
+			if ch.Kind == ChangeDelete {
+				err = d.marker(filepath.Join(filepath.Dir(rel), whPrefix+filepath.Base(rel)))
+			} else {
+				err = d.entry(rel)
+			}
+			if err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return "", err
-		}
-	}
-	if err := d.tw.Close(); err != nil {
-		return "", err
-	}
-	if err := bw.Flush(); err != nil {
-		return "", err
-	}
-	return digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)), nil
+		return nil
+	})
 }

@@ -135,12 +135,18 @@ func (d *Daemon) Export(ref string, w io.Writer) error {
 // withVMDisk calls fn with the root of a VM container's disk, mounted
 // read-only.
 func (d *Daemon) withVMDisk(rt *vmtask.Runtime, c *ctr, fn func(root string) error) error {
+	return d.withMountedDisk(func(dir string) (func(), error) { return rt.MountDisk(d.paths(c.ID), dir) }, fn)
+}
+
+// withMountedDisk calls fn with a directory of its own on which mount
+// has mounted a disk, unmounted and removed after.
+func (d *Daemon) withMountedDisk(mount func(dir string) (func(), error), fn func(root string) error) error {
 	dir, err := os.MkdirTemp(d.cfg.ExecRoot, "vm-disk-")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(dir)
-	unmount, err := rt.MountDisk(d.paths(c.ID), dir)
+	unmount, err := mount(dir)
 	if err != nil {
 		return err
 	}
@@ -165,21 +171,14 @@ func (d *Daemon) vmChanges(rt *vmtask.Runtime, c *ctr, what string, fn func(root
 		return fmt.Errorf("%s of a running VM container: stop it first (its guest holds writes that are not on its disk yet): %w", what, errdefs.ErrConflict)
 	}
 	return d.withVMDisk(rt, c, func(root string) error {
-		dir, err := os.MkdirTemp(d.cfg.ExecRoot, "vm-base-")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(dir)
-		unmount, err := rt.MountBase(d.paths(c.ID), dir)
-		if err != nil {
-			return err
-		}
-		defer unmount()
-		changes, err := archive.TreeChanges(dir, root, engineSkip(dir), vmIgnore)
-		if err != nil {
-			return err
-		}
-		return fn(root, changes)
+		mountBase := func(dir string) (func(), error) { return rt.MountBase(d.paths(c.ID), dir) }
+		return d.withMountedDisk(mountBase, func(base string) error {
+			changes, err := archive.TreeChanges(base, root, engineSkip(base), vmIgnore)
+			if err != nil {
+				return err
+			}
+			return fn(root, changes)
+		})
 	})
 }
 
