@@ -43,6 +43,9 @@ type VMConfig struct {
 	// Restore: boot from the checkpoint in this directory (its saved
 	// state; the workload runs on), not afresh.
 	Restore string `json:"restore,omitempty"`
+	// Disk is the container's disk (in Argv too): a checkpoint keeps a
+	// copy, which a restore puts back.
+	Disk string `json:"disk,omitempty"`
 }
 
 // bootTimeout bounds a boot to the agent's ready: under TCG a boot takes
@@ -54,6 +57,7 @@ type vmWorkload struct {
 	cg     cgroups.Manager // nil: none
 	dir    string          // the monitor's, where QEMU runs
 	qmp    string          // the QMP socket's name there
+	disk   string          // the container's disk
 	qemu   *exec.Cmd
 	conn   net.Conn
 	w      *wire.Writer
@@ -117,7 +121,7 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 	os.Remove(filepath.Join(m.dir, vc.AgentSocket))
 	argv, nextID := vc.Argv, uint32(0)
 	if vc.Restore != "" {
-		more, next, err := restoreArgs(vc.Restore)
+		more, next, err := restoreArgs(vc.Restore, vc.Disk)
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +140,7 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 		return nil, fmt.Errorf("start the VM: %w", err)
 	}
 	v := &vmWorkload{qemu: cmd, exited: make(chan struct{}), ended: make(chan struct{}), procs: map[uint32]*vmProc{},
-		dir: m.dir, qmp: vc.QMPSocket, nextID: nextID, restored: vc.Restore != ""}
+		dir: m.dir, qmp: vc.QMPSocket, disk: vc.Disk, nextID: nextID, restored: vc.Restore != ""}
 	go func() { cmd.Wait(); close(v.exited) }()
 	end := func() { // for a failed create
 		cmd.Process.Kill()

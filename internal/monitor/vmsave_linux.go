@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,7 +16,14 @@ import (
 // processes, in a directory of the engine's:
 //
 //	vm.state        what `migrate` wrote
+//	disk.qcow2      the container's disk as it was then (its overlay: the
+//	                image's base disk is shared and never written)
 //	checkpoint.json the monitor's side (checkpointMeta)
+//
+// The disk goes with the memory: a guest restored over a disk that was
+// written since would find its page cache and its file system's journal
+// out of step with it. So a restore puts the checkpoint's disk back,
+// and one checkpoint can be restored any number of times.
 //
 // A restore boots the same machine with -incoming from vm.state, paused
 // (-S) until the engine has wired its networks; the agent and the
@@ -24,6 +32,7 @@ import (
 // mounted (volumes and binds): its error is the checkpoint's.
 const (
 	stateName      = "vm.state"
+	diskName       = "disk.qcow2"
 	checkpointMeta = "checkpoint.json"
 	// saveTimeout bounds writing a VM's state (its memory: a few hundred
 	// MiB at disk speed).
@@ -75,6 +84,11 @@ func (v *vmWorkload) checkpoint(dir string, exit bool) error {
 		err = waitFor(state, 30*time.Second)
 	}
 	if err == nil {
+		// The VM is stopped and QEMU has flushed its disk at the end of
+		// the migration: the overlay is whole.
+		err = copySparse(v.disk, filepath.Join(dir, diskName))
+	}
+	if err == nil {
 		v.mu.Lock()
 		b, _ := json.Marshal(checkpointInfo{NextExec: v.nextID + 1})
 		v.mu.Unlock()
@@ -83,6 +97,7 @@ func (v *vmWorkload) checkpoint(dir string, exit bool) error {
 	if err != nil {
 		os.Remove(tmp)
 		os.Remove(state)
+		os.Remove(filepath.Join(dir, diskName))
 		q.call("cont", nil, nil) // a failed save leaves it running, as it was
 		return err
 	}
@@ -107,9 +122,19 @@ func waitFor(path string, timeout time.Duration) error {
 	}
 }
 
-// restoreArgs are QEMU's arguments to boot from the checkpoint in dir,
-// paused, and the exec number to go on from.
-func restoreArgs(dir string) ([]string, uint32, error) {
+// copySparse copies a disk image, its holes kept.
+func copySparse(src, dst string) error {
+	if out, err := exec.Command("cp", "--sparse=always", src, dst+".tmp").CombinedOutput(); err != nil {
+		os.Remove(dst + ".tmp")
+		return fmt.Errorf("copy the VM's disk: %v: %s", err, out)
+	}
+	return os.Rename(dst+".tmp", dst)
+}
+
+// restoreArgs puts the checkpoint's disk in dir back as disk and returns
+// QEMU's arguments to boot from its state, paused, and the exec number
+// to go on from.
+func restoreArgs(dir, disk string) ([]string, uint32, error) {
 	state := filepath.Join(dir, stateName)
 	if _, err := os.Stat(state); err != nil {
 		return nil, 0, fmt.Errorf("the checkpoint has no VM state: %w", err)
@@ -121,6 +146,9 @@ func restoreArgs(dir string) ([]string, uint32, error) {
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("the checkpoint's record: %w", err)
+	}
+	if err := copySparse(filepath.Join(dir, diskName), disk); err != nil {
+		return nil, 0, err
 	}
 	return []string{"-S", "-incoming", "exec:cat " + shellQuote(state)}, info.NextExec, nil
 }

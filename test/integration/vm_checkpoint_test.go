@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,6 +31,7 @@ func TestVMCheckpoint(t *testing.T) {
 	}
 	waitFor(t, "the VM's program to count to 3", func() bool { _, n := lastLine(); return n >= 3 })
 	ip := e.must(t, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "saved")
+	e.must(t, "exec", "saved", "sh", "-c", "echo one > /marker; sync")
 
 	if out := e.tentOK(t, "checkpoint", "create", "saved", "first"); out != "first\n" {
 		t.Errorf("checkpoint create: %q", out)
@@ -39,6 +41,12 @@ func TestVMCheckpoint(t *testing.T) {
 	}
 	if ls := e.tentOK(t, "checkpoint", "ls", "saved"); ls != "CHECKPOINT NAME\nfirst\n" {
 		t.Errorf("checkpoint ls: %q", ls)
+	}
+	// The checkpoint holds the VM's state and its disk as it was then.
+	for _, f := range []string{"vm.state", "disk.qcow2"} {
+		if m, _ := filepath.Glob(filepath.Join(e.dir, "data", "containers", "*", "checkpoints", "first", f)); len(m) != 1 {
+			t.Errorf("the checkpoint has no %s", f)
+		}
 	}
 	id, n := lastLine()
 	// The checkpoint is the engine's, on disk: a daemon killed meanwhile
@@ -65,6 +73,7 @@ func TestVMCheckpoint(t *testing.T) {
 	if out := e.must(t, "exec", "saved", "cat", "/proc/1/comm"); out != "sh\n" {
 		t.Errorf("exec in the restored VM: %q", out)
 	}
+	e.must(t, "exec", "saved", "sh", "-c", "echo two > /marker; sync")
 
 	// --leave-running: saved, and running on.
 	e.tentOK(t, "checkpoint", "create", "--leave-running", "saved", "second")
@@ -96,6 +105,15 @@ func TestVMCheckpoint(t *testing.T) {
 	if _, errOut, code := e.tent(nil, "start", "--checkpoint", "nosuch", "saved"); code == 0 || !strings.Contains(errOut, "checkpoint nosuch does not exist") {
 		t.Errorf("start from a missing checkpoint: exit %d %q", code, errOut)
 	}
+	// A checkpoint restores again, with its disk as it was then (the
+	// guest's memory and its disk go together).
+	e.tentOK(t, "start", "--checkpoint", "first", "saved")
+	// (Read from the disk, not the guest's page cache, which has "one"
+	// whatever the disk holds.)
+	if out := e.must(t, "exec", "saved", "sh", "-c", "echo 3 > /proc/sys/vm/drop_caches; cat /marker"); out != "one\n" {
+		t.Errorf("the disk of a checkpoint restored a second time: /marker %q, want the checkpoint's", out)
+	}
+	e.must(t, "stop", "-t", "0", "saved")
 	// QEMU does not save a guest with a 9p share mounted (a volume).
 	e.must(t, "run", "-d", "--name", "withvol", "--isolation", "vm", "--network", "none", "-v", "cpvol:/data", "busybox", "sleep", "600")
 	t.Cleanup(func() { e.run("rm", "-f", "-v", "withvol"); e.run("volume", "rm", "cpvol") })

@@ -117,7 +117,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 		ID: id, LogPath: o.Log.Path, LogMaxSize: o.Log.MaxSize, LogMaxFiles: o.Log.MaxFiles, ExitFile: o.ExitFile,
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
 		VM: &monitor.VMConfig{Argv: cmd.Args, AgentSocket: agentSock, QMPSocket: qmpSock, Console: console, Process: proc,
-			Cgroup: cgPath, Resources: res, NetNS: o.Network, Restore: o.Restore},
+			Cgroup: cgPath, Resources: res, NetNS: o.Network, Restore: o.Restore, Disk: disk},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create task for container: %w", err)
