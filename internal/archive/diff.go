@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -326,6 +325,7 @@ const (
 // are absolute, in lexical order.
 func Changes(upper, lower string, skip map[string]bool) ([]Change, error) {
 	var out []Change
+	copiedUp := map[int]bool{} // directories of lower's metadata, by index in out
 	err := filepath.WalkDir(upper, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -351,13 +351,48 @@ func Changes(upper, lower string, skip map[string]bool) ([]Change, error) {
 		kind := ChangeAdd
 		// The lower path is resolved inside lower: an image's symlink
 		// must not lead the lookup to the host's files.
-		if parent, err := securejoin.SecureJoin(lower, filepath.Dir(rel)); err == nil {
-			if _, err := os.Lstat(filepath.Join(parent, filepath.Base(rel))); err == nil {
+		if old, err := inTree(lower, rel); err == nil {
+			var was unix.Stat_t
+			if err := unix.Lstat(old, &was); err == nil {
 				kind = ChangeModify
+				if st.Mode&unix.S_IFMT == unix.S_IFDIR && sameEntry(&was, &st, old, p) && onlyLeftOut(upper, rel, skip) {
+					copiedUp[len(out)] = true
+				}
 			}
 		}
 		out = append(out, Change{Path: "/" + rel, Kind: kind})
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	// A directory copied up only to hold what skip leaves out (the
+	// engine's mount points: /etc for /etc/hosts) is no change of the
+	// container's, as with docker's init layer.
+	var kept []Change
+	for i, ch := range out {
+		if !copiedUp[i] {
+			kept = append(kept, ch)
+		}
+	}
+	return kept, nil
+}
+
+// onlyLeftOut tells whether directory rel of upper holds something, all
+// of it left out (skip), and is not opaque (an opaque one replaced
+// lower's, whose content is gone).
+func onlyLeftOut(upper, rel string, skip map[string]bool) bool {
+	if v, err := getxattr(filepath.Join(upper, rel), "trusted.overlay.opaque"); err == nil && string(v) == "y" {
+		return false
+	}
+	entries, err := os.ReadDir(filepath.Join(upper, rel))
+	if err != nil || len(entries) == 0 {
+		return false
+	}
+	for _, e := range entries {
+		if !leftOut(upper, filepath.Join(rel, e.Name()), skip) {
+			return false
+		}
+	}
+	return true
 }

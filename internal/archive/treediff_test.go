@@ -66,3 +66,34 @@ func TestTreeChangesAndLayer(t *testing.T) {
 		t.Errorf("layer entries (-want +got):\n%s", diff)
 	}
 }
+
+// A directory copied up only to hold the engine's mount points is no
+// change; one with a change below it is.
+func TestChangesLeaveOutCopiedUpDirectories(t *testing.T) {
+	lower, upper := t.TempDir(), t.TempDir()
+	for _, root := range []string{lower, upper} {
+		os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	}
+	os.MkdirAll(filepath.Join(lower, "var", "lib"), 0o755)
+	os.WriteFile(filepath.Join(lower, "etc", "passwd"), []byte("root"), 0o644)
+	os.WriteFile(filepath.Join(upper, "etc", "hosts"), nil, 0o644) // a mount point of the engine's
+	skip := map[string]bool{"etc/hosts": true}
+	got, err := Changes(upper, lower, skip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Errorf("changes of mount points alone: %v", got)
+	}
+	os.WriteFile(filepath.Join(upper, "etc", "passwd"), []byte("root2"), 0o644)
+	os.MkdirAll(filepath.Join(upper, "var", "lib"), 0o755) // copied up: something below changed
+	os.WriteFile(filepath.Join(upper, "var", "lib", "new"), []byte("n"), 0o644)
+	got, err = Changes(upper, lower, skip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Change{{"/etc", ChangeModify}, {"/etc/passwd", ChangeModify}, {"/var", ChangeModify}, {"/var/lib", ChangeModify}, {"/var/lib/new", ChangeAdd}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+}

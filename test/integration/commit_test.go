@@ -76,6 +76,14 @@ func TestContainerDiffExportCommit(t *testing.T) {
 		if slices.Contains(got, "A /gone") {
 			t.Errorf("diff shows a directory made and removed: %q", got)
 		}
+		// A container that changed nothing: the directory holding the
+		// engine's /etc files is none of its changes (docker's init layer).
+		for eng, img := range images {
+			eng.must(t, "run", "--name", "untouched", "--network", "none", img, "true")
+		}
+		if want, got := d.must(t, "diff", "untouched"), e.must(t, "diff", "untouched"); got != want {
+			t.Errorf("diff of a container that changed nothing: tent %q, docker %q", got, want)
+		}
 	})
 
 	t.Run("export", func(t *testing.T) {
