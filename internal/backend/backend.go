@@ -25,6 +25,10 @@ type CreateOpts struct {
 	// ReadOnlyNonRecursive: a read-only bind or volume makes only its top
 	// mount read-only, not the mounts below it (clients before API 1.44).
 	ReadOnlyNonRecursive bool
+	// CgroupnsHostDefault: a container that names no cgroup namespace
+	// mode gets the host's on a cgroup v1 host (clients before API 1.41),
+	// unless it is a VM, whose guest has its own.
+	CgroupnsHostDefault bool
 }
 
 // ListOpts are the options of `ps`.

@@ -264,7 +264,7 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 			return resp, err
 		}
 	}
-	hostConfigDefaults(hc)
+	hostConfigDefaults(hc, o.CgroupnsHostDefault)
 	mps, err := parseMountPoints(merged, hc, o.ReadOnlyNonRecursive)
 	if err != nil {
 		return resp, err

@@ -175,7 +175,9 @@ const defaultShmSize = 64 << 20
 // with: the log options, the IPC and cgroup namespace modes, /dev/shm's
 // size, the swap limit (as much swap as memory), the masked and read-only
 // paths. A VM container's guest applies none of the last three.
-func hostConfigDefaults(hc *container.HostConfig) {
+// cgroupnsHost: an old client's default cgroup namespace, the host's on
+// cgroup v1 (backend.CreateOpts).
+func hostConfigDefaults(hc *container.HostConfig, cgroupnsHost bool) {
 	if hc.LogConfig.Config == nil {
 		hc.LogConfig.Config = map[string]string{}
 	}
@@ -184,6 +186,9 @@ func hostConfigDefaults(hc *container.HostConfig) {
 	}
 	if hc.CgroupnsMode == "" {
 		hc.CgroupnsMode = container.CgroupnsModePrivate // tent's default on cgroup v1 too (docker's there: host)
+		if cgroupnsHost && !cgroups.Unified() && hc.Runtime != vmtask.Name {
+			hc.CgroupnsMode = container.CgroupnsModeHost
+		}
 	}
 	if hc.OomKillDisable == nil {
 		hc.OomKillDisable = new(bool)

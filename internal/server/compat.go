@@ -9,7 +9,6 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/tent-project/tent/internal/backend"
-	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/errdefs"
 )
 
@@ -44,9 +43,7 @@ func createCompat(v string, req *container.CreateRequest) (backend.CreateOpts, e
 			hc.IpcMode = container.IPCModeShareable // the default then
 		}
 	}
-	if versionLess(v, "1.41") && hc.CgroupnsMode == "" && !cgroups.Unified() && !isVM(hc) {
-		hc.CgroupnsMode = container.CgroupnsModeHost // the default on cgroup v1 then (a VM's guest has its own)
-	}
+	o.CgroupnsHostDefault = versionLess(v, "1.41") // the default on cgroup v1 then
 	if versionLess(v, "1.42") {
 		hc.ConsoleSize = [2]uint{}
 		for i := range hc.Mounts {
@@ -124,12 +121,6 @@ func createCompat(v string, req *container.CreateRequest) (backend.CreateOpts, e
 		hc.PidsLimit = nil // 0 and -1 (any negative, historically): unlimited
 	}
 	return o, nil
-}
-
-// isVM says whether hc asks for the VM backend (docs/vm.md), whose
-// guest has namespaces of its own.
-func isVM(hc *container.HostConfig) bool {
-	return hc.Isolation == "vm" || hc.Runtime == "tent-vm"
 }
 
 // updateCompat is createCompat for POST /containers/{id}/update.
