@@ -11,7 +11,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/jsonlog"
+	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/streams"
 	"github.com/tent-project/tent/internal/task"
 )
@@ -186,14 +186,13 @@ func (d *Daemon) Logs(ctx context.Context, ref string, o backend.LogOpts, ready 
 	}
 	c.mu.Lock()
 	tty, exited, running := c.Config.Tty, c.exited, c.running()
-	noLog := c.HostConfig.LogConfig.Type == noLogDriver
+	lo := d.logOptions(c)
 	c.mu.Unlock()
-	if noLog {
+	if lo.Path == "" {
 		return fmt.Errorf("configured logging driver does not support reading: %w", errdefs.ErrNotImplemented)
 	}
 	w := streams.NewWriter(ready(tty), tty)
-	path := d.logPath(c.ID)
-	send := func(entries []jsonlog.Entry) error {
+	send := func(entries []logfile.Entry) error {
 		for _, e := range entries {
 			kind := streams.Kind(e.Stream)
 			if (kind == streams.Stdout && !o.Stdout) || (kind == streams.Stderr && !o.Stderr) {
@@ -209,8 +208,8 @@ func (d *Daemon) Logs(ctx context.Context, ref string, o backend.LogOpts, ready 
 		}
 		return nil
 	}
-	ro := jsonlog.ReadOpts{Since: o.Since, Until: o.Until, Tail: o.Tail}
-	entries, offset, err := jsonlog.Read(path, ro)
+	ro := logfile.ReadOpts{Since: o.Since, Until: o.Until, Tail: o.Tail}
+	entries, offset, err := logfile.Read(lo.Path, lo.Format, ro)
 	if err != nil {
 		return err
 	}
@@ -228,7 +227,7 @@ func (d *Daemon) Logs(ctx context.Context, ref string, o backend.LogOpts, ready 
 		defer t.Stop()
 		until = t.C
 	}
-	fl := jsonlog.NewFollower(path, offset, ro)
+	fl := logfile.NewFollower(lo.Path, lo.Format, offset, ro)
 	defer fl.Close()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/vmtask"
 	bolt "go.etcd.io/bbolt"
@@ -97,7 +98,29 @@ func (c *ctr) running() bool {
 
 func (d *Daemon) snapshotKey(id string) string { return "container-" + id }
 func (d *Daemon) exitFile(id string) string    { return filepath.Join(d.dataDir(id), "exit.json") }
-func (d *Daemon) logPath(id string) string     { return filepath.Join(d.dataDir(id), id+"-json.log") }
+
+// logOptions is how c's output is logged (checked at create): where, in
+// which format, how it rotates; no Path for the none driver. The files
+// are where dockerd keeps them.
+func (d *Daemon) logOptions(c *ctr) logfile.Options {
+	o, _ := logfile.Configure(c.HostConfig.LogConfig.Type, c.HostConfig.LogConfig.Config)
+	switch o.Format {
+	case logfile.JSONFile:
+		o.Path = filepath.Join(d.dataDir(c.ID), c.ID+"-json.log")
+	case logfile.Local:
+		o.Path = filepath.Join(d.dataDir(c.ID), "local-logs", "container.log")
+	}
+	return o
+}
+
+// jsonLogPath is inspect's LogPath: the json-file driver's file, as
+// dockerd shows no other.
+func (d *Daemon) jsonLogPath(c *ctr) string {
+	if o := d.logOptions(c); o.Format == logfile.JSONFile {
+		return o.Path
+	}
+	return ""
+}
 
 // deleteRecord removes a container's record.
 func (d *Daemon) deleteRecord(id string) error {
@@ -222,11 +245,9 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 	if err := d.selectRuntime(hc); err != nil {
 		return resp, err
 	}
+	hc.LogConfig.Type, hc.LogConfig.Config = logfile.Merge(hc.LogConfig.Type, hc.LogConfig.Config, d.cfg.LogDriver, d.cfg.LogOpts)
 	if err := validateHostConfig(hc); err != nil {
 		return resp, err
-	}
-	if hc.LogConfig.Type == "" {
-		hc.LogConfig.Type = jsonFileDriver
 	}
 	if d.useInit(hc) && d.cfg.InitPath == "" {
 		return resp, fmt.Errorf("--init: no init binary (install tini, or set the daemon's --init-path): %w", errdefs.ErrInvalidArgument)

@@ -10,6 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/oci"
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/spec"
@@ -43,7 +44,7 @@ func matchPlatform(ref, platform string, img *ocispec.Image) error {
 // validateHostConfig refuses what the engine cannot do yet, rather than
 // accepting and ignoring it.
 func validateHostConfig(hc *container.HostConfig) error {
-	if err := validateLogConfig(hc.LogConfig); err != nil {
+	if _, err := logfile.Configure(hc.LogConfig.Type, hc.LogConfig.Config); err != nil {
 		return err
 	}
 	if _, err := spec.ParseSecurityOpts(hc.SecurityOpt); err != nil {
@@ -178,9 +179,6 @@ const defaultShmSize = 64 << 20
 // cgroupnsHost: an old client's default cgroup namespace, the host's on
 // cgroup v1 (backend.CreateOpts).
 func hostConfigDefaults(hc *container.HostConfig, cgroupnsHost bool) {
-	if hc.LogConfig.Config == nil {
-		hc.LogConfig.Config = map[string]string{}
-	}
 	if hc.IpcMode == "" {
 		hc.IpcMode = container.IPCModePrivate
 	}

@@ -49,10 +49,12 @@ type Config struct {
 	Exe string
 	// CgroupParent is the cgroup under which containers go (default /tent).
 	CgroupParent string
-	// LogMaxSize and LogMaxFiles are the json-file log's defaults.
-	LogMaxSize  int64
-	LogMaxFiles int
-	Logger      *slog.Logger
+	// LogDriver and LogOpts are the log driver of containers that name
+	// none, and its options where they set none (dockerd's --log-driver
+	// and --log-opt).
+	LogDriver string
+	LogOpts   map[string]string
+	Logger    *slog.Logger
 	// InsecureRegistries may be reached over plain HTTP or unverified TLS
 	// (host[:port] or CIDR; loopback registries always may).
 	InsecureRegistries []string

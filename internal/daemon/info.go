@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/task/vmtask"
 	"golang.org/x/sys/unix"
 )
@@ -104,7 +105,7 @@ func (d *Daemon) hostInfo(info *system.Info) {
 	if d.driver == overlayDriver {
 		info.DriverStatus = append(info.DriverStatus, [2]string{"Supports d_type", "true"}, [2]string{"Native Overlay Diff", "true"}, [2]string{"userxattr", "false"})
 	}
-	info.Plugins = system.PluginsInfo{Volume: []string{"local"}, Network: []string{"bridge", "host", "null"}, Log: []string{jsonFileDriver}}
+	info.Plugins = system.PluginsInfo{Volume: []string{"local"}, Network: []string{"bridge", "host", "null"}, Log: logfile.Drivers}
 	info.Swarm = swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}
 	rc := &registry.ServiceConfig{InsecureRegistryCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		IndexConfigs: map[string]*registry.IndexInfo{"docker.io": {Name: "docker.io", Mirrors: []string{}, Secure: true, Official: true}}, Mirrors: []string{}}

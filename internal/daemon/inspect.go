@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/storage"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/logfile"
 )
 
 func timeString(t time.Time) string {
@@ -38,7 +39,7 @@ func (d *Daemon) Inspect(ref string, size bool) (*container.InspectResponse, err
 		hc.NetworkMode = "default"
 	}
 	if hc.LogConfig.Type == "" { // a record from before it was set at create
-		hc.LogConfig.Type = jsonFileDriver
+		hc.LogConfig.Type = logfile.DriverJSONFile
 	}
 	if hc.Runtime == "" {
 		hc.Runtime = defaultRuntime
@@ -55,7 +56,7 @@ func (d *Daemon) Inspect(ref string, size bool) (*container.InspectResponse, err
 		ResolvConfPath:  d.dataDir(c.ID) + "/resolv.conf",
 		HostnamePath:    d.dataDir(c.ID) + "/hostname",
 		HostsPath:       d.dataDir(c.ID) + "/hosts",
-		LogPath:         d.logFile(c),
+		LogPath:         d.jsonLogPath(c),
 		Name:            "/" + c.Name,
 		RestartCount:    c.RestartCount,
 		Driver:          d.driver,

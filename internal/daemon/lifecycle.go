@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/mount"
@@ -110,7 +109,6 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 			}
 		}
 	}()
-	maxSize, maxFiles := d.logLimits(c.HostConfig)
 	t, err := rt.Create(ctx, c.ID, task.CreateOpts{
 		Paths:  d.paths(c.ID),
 		Rootfs: ms,
@@ -125,7 +123,7 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 			return d.spec(c, root, eps)
 		},
 		IO:      task.IO{Terminal: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce},
-		Log:     task.Log{Path: d.logFile(c), MaxSize: maxSize, MaxFiles: maxFiles},
+		Log:     d.logOptions(c),
 		Network: len(eps) > 0,
 		Restore: restore,
 	})
@@ -173,58 +171,6 @@ func startFailureCode(err error) int {
 		return 127
 	}
 	return 128
-}
-
-func (d *Daemon) logLimits(hc *container.HostConfig) (int64, int) {
-	size, files := d.cfg.LogMaxSize, d.cfg.LogMaxFiles
-	if v := hc.LogConfig.Config["max-size"]; v != "" {
-		size, _ = units.RAMInBytes(v) // checked at create
-	}
-	if v := hc.LogConfig.Config["max-file"]; v != "" {
-		files, _ = strconv.Atoi(v)
-	}
-	return size, files
-}
-
-// The log drivers: docker's default json-file, and none (no log kept:
-// output goes to attached clients only, `logs` refuses).
-const (
-	jsonFileDriver = "json-file"
-	noLogDriver    = "none"
-)
-
-// logFile is where c's output is logged, "" for none.
-func (d *Daemon) logFile(c *ctr) string {
-	if c.HostConfig.LogConfig.Type == noLogDriver {
-		return ""
-	}
-	return d.logPath(c.ID)
-}
-
-// validateLogConfig refuses log drivers and options that the engine
-// does not have, as dockerd refuses unknown ones.
-func validateLogConfig(lc container.LogConfig) error {
-	if lc.Type == noLogDriver {
-		return nil // takes no options, and ignores them as dockerd does
-	}
-	if lc.Type != "" && lc.Type != jsonFileDriver {
-		return fmt.Errorf("logger: no log driver named '%s' is registered: %w", lc.Type, errdefs.ErrInvalidArgument)
-	}
-	for k, v := range lc.Config {
-		switch k {
-		case "max-size":
-			if n, err := units.RAMInBytes(v); err != nil || n == 0 || n < -1 { // -1: no limit
-				return fmt.Errorf("invalid max-size %q for the json-file log driver: %w", v, errdefs.ErrInvalidArgument)
-			}
-		case "max-file":
-			if n, err := strconv.Atoi(v); err != nil || n < 1 {
-				return fmt.Errorf("invalid max-file %q for the json-file log driver: must be a positive number: %w", v, errdefs.ErrInvalidArgument)
-			}
-		default:
-			return fmt.Errorf("unknown log opt '%s' for json-file log driver: %w", k, errdefs.ErrInvalidArgument)
-		}
-	}
-	return nil
 }
 
 // watch waits for the run of t that started with exited to end and

@@ -23,10 +23,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 	"github.com/tent-project/tent/internal/client"
 	"github.com/tent-project/tent/internal/daemon"
+	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/server"
 	"github.com/tent-project/tent/internal/version"
@@ -73,10 +73,30 @@ type daemonOpts struct {
 	// command line, {"base": ..., "size": ...} in the file.
 	Pools     []addressPool `json:"default-address-pools"`
 	poolFlags []string
-	LogOpts   struct {
-		MaxSize string `json:"max-size"`
-		MaxFile int    `json:"max-file"`
-	} `json:"log-opts"`
+	LogDriver string  `json:"log-driver"`
+	LogOpts   logOpts `json:"log-opts"`
+	logFlags  []string
+}
+
+// logOpts are dockerd's log-opts: strings, though numbers and booleans
+// are taken too.
+type logOpts map[string]string
+
+func (l *logOpts) UnmarshalJSON(b []byte) error {
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*l = logOpts{}
+	for k, v := range raw {
+		switch v.(type) {
+		case string, float64, bool:
+			(*l)[k] = fmt.Sprint(v)
+		default:
+			return fmt.Errorf("log-opts: %s: not a string", k)
+		}
+	}
+	return nil
 }
 
 func daemonCmd() *cobra.Command {
@@ -115,6 +135,8 @@ func daemonCmd() *cobra.Command {
 	f.StringVar(&o.BIP, "bip", "", "the default bridge's address and prefix, as 172.20.0.1/16 (default: a free pool subnet)")
 	f.IntVar(&o.MTU, "mtu", 0, "MTU of the networks' interfaces (default: the kernel's, 1500)")
 	f.StringArrayVar(&o.poolFlags, "default-address-pool", nil, "where networks without a subnet get one: base=CIDR,size=BITS (repeatable)")
+	f.StringVar(&o.LogDriver, "log-driver", logfile.DriverJSONFile, "log driver of containers that name none: json-file, local or none")
+	f.StringArrayVar(&o.logFlags, "log-opt", nil, "option of the default log driver: KEY=VALUE (repeatable)")
 	f.BoolVar(&o.Experimental, "experimental", false, "say that experimental features are on (the docker CLI then offers checkpoint and start --checkpoint)")
 	f.StringVar(&configFile, "config-file", "", "JSON file with the same settings as the flags (flags win)")
 	return cmd
@@ -169,7 +191,10 @@ func loadDaemonConfig(path string, o *daemonOpts, cmd *cobra.Command) error {
 	if !cmd.Flags().Changed("experimental") && fileOpts.Experimental {
 		o.Experimental = true
 	}
-	o.LogOpts = fileOpts.LogOpts
+	set("log-driver", &o.LogDriver, fileOpts.LogDriver)
+	if !cmd.Flags().Changed("log-opt") {
+		o.LogOpts = fileOpts.LogOpts
+	}
 	return nil
 }
 
@@ -182,18 +207,24 @@ func runDaemon(o *daemonOpts) error {
 	if len(o.Hosts) == 0 {
 		o.Hosts = []string{client.DefaultHost}
 	}
+	for _, kv := range o.logFlags {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("invalid --log-opt %q: want KEY=VALUE", kv)
+		}
+		if o.LogOpts == nil {
+			o.LogOpts = logOpts{}
+		}
+		o.LogOpts[k] = v
+	}
+	if _, err := logfile.Configure(o.LogDriver, o.LogOpts); err != nil {
+		return fmt.Errorf("default log driver: %w", err)
+	}
 	cfg := daemon.Config{DataRoot: o.DataRoot, ExecRoot: o.ExecRoot, CgroupParent: o.CgroupParent, Logger: log,
-		LogMaxFiles: o.LogOpts.MaxFile, InsecureRegistries: o.Insecure, Init: o.Init, InitPath: o.InitPath}
+		LogDriver: o.LogDriver, LogOpts: o.LogOpts, InsecureRegistries: o.Insecure, Init: o.Init, InitPath: o.InitPath}
 	var err error
 	if cfg.Network, err = o.networkConfig(); err != nil {
 		return err
-	}
-	if o.LogOpts.MaxSize != "" {
-		n, err := units.RAMInBytes(o.LogOpts.MaxSize)
-		if err != nil {
-			return fmt.Errorf("log-opts max-size: %v", err)
-		}
-		cfg.LogMaxSize = n
 	}
 	d, err := daemon.New(cfg)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/vm/wire"
 	"golang.org/x/sys/unix"
 )
@@ -37,9 +38,8 @@ type Config struct {
 	ID          string `json:"id"`
 	RuntimeRoot string `json:"runtimeRoot"`
 	Bundle      string `json:"bundle"`
-	LogPath     string `json:"logPath"`
-	LogMaxSize  int64  `json:"logMaxSize,omitempty"`
-	LogMaxFiles int    `json:"logMaxFiles,omitempty"`
+	// Log is where the output goes (no Path: the log driver is none).
+	Log logfile.Options `json:"log"`
 	// ExitFile receives the Exit record; it should outlive a reboot.
 	ExitFile  string `json:"exitFile"`
 	Tty       bool   `json:"tty,omitempty"`

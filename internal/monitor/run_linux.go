@@ -16,7 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/jsonlog"
+	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/runtime"
 	"github.com/tent-project/tent/internal/streams"
 	"github.com/tent-project/tent/internal/vm/wire"
@@ -27,7 +27,7 @@ import (
 type monitor struct {
 	cfg   Config
 	dir   string
-	log   *jsonlog.Writer
+	log   *logfile.Writer
 	stdin io.WriteCloser
 	// resize sets the terminal's size (nil: no terminal).
 	resize func(height, width uint16) error
@@ -172,8 +172,8 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, workload, error) {
 	if err := json.Unmarshal(b, &m.cfg); err != nil {
 		return nil, nil, fmt.Errorf("monitor config: %w", err)
 	}
-	if m.cfg.LogPath != "" { // else the log driver is none
-		if m.log, err = jsonlog.NewWriter(m.cfg.LogPath, m.cfg.LogMaxSize, m.cfg.LogMaxFiles); err != nil {
+	if m.cfg.Log.Path != "" { // else the log driver is none
+		if m.log, err = logfile.NewWriter(m.cfg.Log); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -29,6 +29,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/snapshot"
 )
 
@@ -90,13 +91,9 @@ type IO struct {
 	StdinOnce bool
 }
 
-// Log is where the supervisor writes the container's output (docker's
-// json-file format) and how it rotates it.
-type Log struct {
-	Path     string
-	MaxSize  int64
-	MaxFiles int
-}
+// Log is where the supervisor writes the container's output, in which
+// format, and how it rotates it.
+type Log = logfile.Options
 
 // Exit is how a task ended.
 type Exit struct {

@@ -99,23 +99,83 @@ func TestLogDriverNone(t *testing.T) {
 
 // TestLogsFollowAcrossRotation: `logs -f` from the start of a container
 // whose log rotates every few hundred lines sees every line once, in
-// order.
+// order: with json-file, json-file with the rotated files gzipped, and
+// the local driver (gzipped by default).
 func TestLogsFollowAcrossRotation(t *testing.T) {
 	e := startTent(t)
 	const lines = 3000
-	e.must(t, "run", "-d", "--name", "chatty", "--network", "none", "--log-opt", "max-size=20k", "--log-opt", "max-file=5", "busybox", "sh", "-c",
-		fmt.Sprintf("sleep 1; i=0; while [ $i -lt %d ]; do echo line $i; i=$((i+1)); [ $((i %% 20)) -eq 0 ] && usleep 5000; done", lines))
-	out := e.must(t, "logs", "-f", "chatty")
-	got := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if len(got) != lines {
-		t.Fatalf("logs -f gave %d lines of %d", len(got), lines)
-	}
-	for i, l := range got {
-		if l != fmt.Sprintf("line %d", i) {
-			t.Fatalf("line %d is %q", i, l)
+	for i, tc := range []struct {
+		opts  []string
+		files string // the container's log files, under its directory
+	}{
+		{[]string{"--log-opt", "max-size=20k", "--log-opt", "max-file=5"}, "*-json.log.*"},
+		{[]string{"--log-opt", "max-size=20k", "--log-opt", "max-file=5", "--log-opt", "compress=true"}, "*-json.log.*.gz"},
+		{[]string{"--log-driver", "local", "--log-opt", "max-size=20k"}, "local-logs/container.log.*.gz"},
+	} {
+		name := fmt.Sprintf("chatty%d", i)
+		e.must(t, append(append([]string{"run", "-d", "--name", name, "--network", "none"}, tc.opts...), "busybox", "sh", "-c",
+			fmt.Sprintf("sleep 1; i=0; while [ $i -lt %d ]; do echo line $i; i=$((i+1)); [ $((i %% 20)) -eq 0 ] && usleep 5000; done", lines))...)
+		out := e.must(t, "logs", "-f", name)
+		got := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(got) != lines {
+			t.Errorf("%v: logs -f gave %d lines of %d", tc.opts, len(got), lines)
+			continue
+		}
+		for i, l := range got {
+			if l != fmt.Sprintf("line %d", i) {
+				t.Errorf("%v: line %d is %q", tc.opts, i, l)
+				break
+			}
+		}
+		id := strings.TrimSpace(e.must(t, "inspect", "-f", "{{.Id}}", name))
+		if files, _ := filepath.Glob(filepath.Join(e.dir, "data", "containers", id, tc.files)); len(files) < 1 {
+			t.Errorf("%v: no rotated log files %s: the test tested nothing", tc.opts, tc.files)
 		}
 	}
-	if files, _ := filepath.Glob(filepath.Join(e.dir, "data", "containers", "*", "*-json.log*")); len(files) < 2 {
-		t.Errorf("the log did not rotate (%v): the test tested nothing", files)
+}
+
+// TestLogDriverLocal: docker's local driver, against dockerd's: what it
+// kept reads back (the last lines, in order, across its gzipped rotated
+// files), inspect shows the driver and its options and no LogPath; a
+// daemon's default driver and options go to containers that set none.
+func TestLogDriverLocal(t *testing.T) {
+	_, e, engines, images := startPair(t)
+	const lines = 2000
+	for name, en := range engines {
+		en.must(t, "run", "--name", "loc", "--network", "none", "--log-driver", "local", "--log-opt", "max-size=10k", "--log-opt", "max-file=3",
+			images[name], "sh", "-c", fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo line $i of the local log; i=$((i+1)); done", lines))
+		got := strings.Split(strings.TrimSuffix(en.must(t, "logs", "loc"), "\n"), "\n")
+		if len(got) < 200 || len(got) >= lines {
+			t.Errorf("%s: logs gave %d lines: want the last few files' worth of %d", name, len(got), lines)
+		}
+		for i, l := range got {
+			if want := fmt.Sprintf("line %d of the local log", lines-len(got)+i); l != want {
+				t.Errorf("%s: line %d of logs is %q, want %q", name, i, l, want)
+				break
+			}
+		}
+		if out := en.must(t, "logs", "--tail", "1", "loc"); out != fmt.Sprintf("line %d of the local log\n", lines-1) {
+			t.Errorf("%s: logs --tail 1: %q", name, out)
+		}
+		if out := en.must(t, "inspect", "-f", "{{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}}|{{.LogPath}}", "loc"); out != `local {"max-file":"3","max-size":"10k"}|`+"\n" {
+			t.Errorf("%s: inspect: %q", name, out)
+		}
+		out, code := en.run("run", "--rm", "--network", "none", "--log-driver", "local", "--log-opt", "labels=a", images[name], "true")
+		if code == 0 || !strings.Contains(out, "unknown log opt 'labels'") {
+			t.Errorf("%s: an option the local driver does not take: %d %q", name, code, out)
+		}
+	}
+	id := strings.TrimSpace(e.must(t, "inspect", "-f", "{{.Id}}", "loc"))
+	if files, _ := filepath.Glob(filepath.Join(e.dir, "data", "containers", id, "local-logs", "*")); len(files) != 3 {
+		t.Errorf("tent's local log files: %v, want container.log and two gzipped", files)
+	}
+
+	e.flags = []string{"--log-driver", "local", "--log-opt", "max-size=1m"}
+	e.stop()
+	e.start()
+	e.must(t, "create", "--name", "dflt", "--network", "none", "busybox", "true")
+	e.must(t, "create", "--name", "own", "--network", "none", "--log-driver", "json-file", "busybox", "true")
+	if out := e.must(t, "inspect", "-f", "{{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}}", "dflt", "own"); out != "local {\"max-size\":\"1m\"}\njson-file {}\n" {
+		t.Errorf("the daemon's default log driver: %q", out)
 	}
 }

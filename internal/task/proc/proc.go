@@ -101,8 +101,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	}
 	os.Remove(o.ExitFile)
 	pid, reap, err := r.spawnMonitor(o.Dir, monitor.Config{
-		ID: id, RuntimeRoot: r.rt.Root(), Bundle: o.Dir, LogPath: o.Log.Path,
-		LogMaxSize: o.Log.MaxSize, LogMaxFiles: o.Log.MaxFiles, ExitFile: o.ExitFile,
+		ID: id, RuntimeRoot: r.rt.Root(), Bundle: o.Dir, Log: o.Log, ExitFile: o.ExitFile,
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
 	})
 	if err != nil {

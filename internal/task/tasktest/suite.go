@@ -21,7 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/jsonlog"
+	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/oci"
 	"github.com/tent-project/tent/internal/streams"
 	"github.com/tent-project/tent/internal/task"
@@ -202,7 +202,7 @@ func testExitStatusAndLog(t *testing.T, rt task.Runtime) {
 	if e := wait(t, tk); e.Code != 3 || e.At.IsZero() {
 		t.Errorf("exit %+v, want code 3 and a time", e)
 	}
-	entries, _, err := jsonlog.Read(f.log, jsonlog.ReadOpts{Tail: -1})
+	entries, _, err := logfile.Read(f.log, logfile.JSONFile, logfile.ReadOpts{Tail: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,7 +114,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	}
 	os.Remove(o.ExitFile)
 	pid, reap, err := monitor.Spawn(r.exe, o.Dir, monitor.Config{
-		ID: id, LogPath: o.Log.Path, LogMaxSize: o.Log.MaxSize, LogMaxFiles: o.Log.MaxFiles, ExitFile: o.ExitFile,
+		ID: id, Log: o.Log, ExitFile: o.ExitFile,
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
 		VM: &monitor.VMConfig{Argv: cmd.Args, AgentSocket: agentSock, QMPSocket: qmpSock, Console: console, Process: proc,
 			Cgroup: cgPath, Resources: res, NetNS: o.Network, Restore: o.Restore, Disk: disk},
