@@ -8,11 +8,11 @@ import (
 
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/builder"
 	"github.com/tent-project/tent/internal/distribution"
-	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/streams"
 )
@@ -25,7 +25,7 @@ func (d *Daemon) Build(ctx context.Context, o builder.Options, body io.Reader, o
 	id, err := d.builder.Build(ctx, o, body, out)
 	if err == nil {
 		for _, t := range o.Tags {
-			d.imageEvent("tag", id.String(), t)
+			d.Event(events.ActionTag, id.String(), t)
 		}
 	}
 	return id, err
@@ -33,12 +33,12 @@ func (d *Daemon) Build(ctx context.Context, o builder.Options, body io.Reader, o
 
 // BuildPrune empties the build cache (POST /build/prune).
 func (d *Daemon) BuildPrune() (*build.CachePruneReport, error) {
-	d.imageMu.Lock()
-	defer d.imageMu.Unlock()
+	d.Service.Mu.Lock()
+	defer d.Service.Mu.Unlock()
 	res, err := d.builder.Prune(func(id digest.Digest) bool {
-		_, used := d.imageInUse(id)
-		return used
-	}, d.imageSize)
+		user, _ := containerImages{d}.ImageUser(id)
+		return user != ""
+	}, d.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ type buildSteps struct{ d *Daemon }
 
 func (b buildSteps) PullImage(ctx context.Context, ref, platform string, auth registry.Auth, out io.Writer) error {
 	fmt.Fprintf(out, "Pulling %s\n", ref)
-	return b.d.dist.Pull(ctx, ref, platform, auth, distribution.NewProgress(io.Discard, nil))
+	return b.d.ImagePull(ctx, ref, platform, auth, distribution.NewProgress(io.Discard, nil))
 }
 
 func (b buildSteps) RunStep(ctx context.Context, r builder.RunRequest) (builder.Ran, error) {
@@ -106,7 +106,3 @@ func (b buildSteps) RemoveStep(id string) {
 		b.d.log.Warn("remove a build step's container", "container", id, "err", err)
 	}
 }
-
-// isCache tells a build's intermediate image, which image lists show only
-// with all.
-func isCache(img *images.Image) bool { return img.Cache }

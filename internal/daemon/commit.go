@@ -20,6 +20,7 @@ import (
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/imagesvc"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/spec"
 	"github.com/tent-project/tent/internal/task/vmtask"
@@ -249,7 +250,7 @@ func (d *Daemon) Commit(ref string, o backend.CommitOptions) (digest.Digest, err
 	}
 	commitConfig(&conf.Config, &cc)
 	for _, ch := range o.Changes {
-		if err := applyChange(&conf.Config.ImageConfig, ch); err != nil {
+		if err := imagesvc.ApplyChange(&conf.Config.ImageConfig, ch); err != nil {
 			return "", err
 		}
 	}

@@ -113,6 +113,12 @@ func (d *Daemon) logOptions(c *ctr) logfile.Options {
 	return o
 }
 
+// logDriver is the daemon's default log driver.
+func (d *Daemon) logDriver() string {
+	driver, _ := logfile.Merge("", nil, d.cfg.LogDriver, nil)
+	return driver
+}
+
 // jsonLogPath is inspect's LogPath: the json-file driver's file, as
 // dockerd shows no other.
 func (d *Daemon) jsonLogPath(c *ctr) string {
@@ -252,8 +258,8 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 	if d.useInit(hc) && d.cfg.InitPath == "" {
 		return resp, fmt.Errorf("--init: no init binary (install tini, or set the daemon's --init-path): %w", errdefs.ErrInvalidArgument)
 	}
-	d.imageMu.Lock()
-	defer d.imageMu.Unlock()
+	d.Service.Mu.Lock()
+	defer d.Service.Mu.Unlock()
 	img, err := d.images.Get(cfg.Image)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -394,11 +400,23 @@ func (d *Daemon) containerEvent(c *ctr, action events.Action, extra map[string]s
 	d.event(events.ContainerEventType, action, c.ID, attrs)
 }
 
-// imageInUse reports whether a container uses image id.
-func (d *Daemon) imageInUse(id digest.Digest) (string, bool) {
-	for _, c := range d.all() {
+// containerImages answers the image service for the containers.
+type containerImages struct{ d *Daemon }
+
+func (ci containerImages) ImageUsers() map[string]int64 {
+	users := map[string]int64{}
+	for _, c := range ci.d.all() {
+		users[c.Image]++
+	}
+	return users
+}
+
+func (ci containerImages) ImageUser(id digest.Digest) (string, bool) {
+	for _, c := range ci.d.all() {
 		if c.Image == id.String() {
-			return c.ID, true
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.ID, c.running()
 		}
 	}
 	return "", false

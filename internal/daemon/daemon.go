@@ -25,10 +25,10 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/tent-project/tent/internal/builder"
 	"github.com/tent-project/tent/internal/content"
-	"github.com/tent-project/tent/internal/distribution"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/eventbus"
 	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/imagesvc"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/snapshot"
@@ -71,12 +71,11 @@ type Config struct {
 	Network network.Config
 }
 
-// overlayDriver is the storage driver's name with overlayfs: docker's for
-// the same layout (a directory per layer, stacked as overlay lowers).
-const overlayDriver = "overlay2"
-
 // Daemon is a running engine.
 type Daemon struct {
+	// Service answers the image endpoints; its Mu serializes image
+	// deletion against container creation.
+	*imagesvc.Service
 	cfg     Config
 	db      *bolt.DB
 	content *content.Store
@@ -98,15 +97,8 @@ type Daemon struct {
 	containers map[string]*ctr // by ID
 	names      map[string]string
 	execs      map[string]*execProc
-	dist       *distribution.Service
-	// imageMu serializes image deletion against container creation.
-	imageMu sync.Mutex
-	// layerSizes memoizes the unpacked size of image layers by chain key
-	// (a committed layer never changes).
-	layerSizeMu sync.Mutex
-	layerSizes  map[string]int64
-	closeMu     sync.Mutex
-	closed      bool
+	closeMu    sync.Mutex
+	closed     bool
 	// bg counts background work (directory removals) that Close waits
 	// for; quit tells it to stop.
 	bg   sync.WaitGroup
@@ -163,7 +155,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	if snapshot.OverlaySupported(snapRoot) {
-		d.driver = overlayDriver
+		d.driver = imagesvc.OverlayDriver
 		d.snap, err = snapshot.NewOverlay(snapRoot)
 	} else {
 		d.driver = "native"
@@ -176,6 +168,12 @@ func New(cfg Config) (*Daemon, error) {
 	if d.images, err = images.New(d.db, d.content, d.snap); err != nil {
 		return nil, err
 	}
+	reg, err := registry.New(cfg.InsecureRegistries)
+	if err != nil {
+		return nil, err
+	}
+	d.Service = imagesvc.New(imagesvc.Config{Store: d.images, Content: d.content, Snap: d.snap, Driver: d.driver,
+		Registry: reg, Events: d.events, Containers: containerImages{d}})
 	d.vols = volume.New(d.db, filepath.Join(cfg.DataRoot, "volumes"), func(action events.Action, name string) {
 		d.event(events.VolumeEventType, action, name, map[string]string{"driver": "local"})
 	})
@@ -195,11 +193,6 @@ func New(cfg Config) (*Daemon, error) {
 		host.StartProbe() // KVM or TCG: found before the first VM needs it
 		d.runtimes[vmtask.Name] = vmtask.New(cfg.Exe, host)
 	}
-	reg, err := registry.New(cfg.InsecureRegistries)
-	if err != nil {
-		return nil, err
-	}
-	d.dist = distribution.New(d.images, reg, d.imageEvent)
 	if d.builder, err = builder.New(d.db, d.images, d.snap, buildSteps{d}, filepath.Join(cfg.DataRoot, "build")); err != nil {
 		return nil, err
 	}

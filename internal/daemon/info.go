@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"github.com/tent-project/tent/internal/cgroups"
+	"github.com/tent-project/tent/internal/imagesvc"
 	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/task/vmtask"
 	"golang.org/x/sys/unix"
@@ -30,7 +31,7 @@ const runcAlias = "runc"
 // Info describes the engine and host, as GET /info.
 func (d *Daemon) Info() (*system.Info, error) {
 	info := &system.Info{
-		Driver: d.driver, LoggingDriver: "json-file", CgroupDriver: "cgroupfs", CgroupVersion: "1",
+		Driver: d.driver, LoggingDriver: d.logDriver(), CgroupDriver: "cgroupfs", CgroupVersion: "1",
 		OSType: "linux", Architecture: goruntime.GOARCH, NCPU: goruntime.NumCPU(),
 		DockerRootDir: d.cfg.DataRoot, DefaultRuntime: defaultRuntime, Isolation: "",
 		MemoryLimit: true, SwapLimit: true, CPUCfsPeriod: true, CPUCfsQuota: true, CPUShares: true,
@@ -102,7 +103,7 @@ func (d *Daemon) hostInfo(info *system.Info) {
 		info.NFd = len(fds)
 	}
 	info.DriverStatus = [][2]string{{"Backing Filesystem", backingFS(d.cfg.DataRoot)}}
-	if d.driver == overlayDriver {
+	if d.driver == imagesvc.OverlayDriver {
 		info.DriverStatus = append(info.DriverStatus, [2]string{"Supports d_type", "true"}, [2]string{"Native Overlay Diff", "true"}, [2]string{"userxattr", "false"})
 	}
 	info.Plugins = system.PluginsInfo{Volume: []string{"local"}, Network: []string{"bridge", "host", "null"}, Log: logfile.Drivers}

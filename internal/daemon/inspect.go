@@ -193,7 +193,7 @@ func (d *Daemon) containerSizes(c *ctr) (rw, rootfs int64) {
 	rw, _ = d.snap.Usage(d.snapshotKey(c.ID))
 	rootfs = rw
 	if img, err := d.images.Get(c.Image); err == nil {
-		rootfs += d.imageSize(img)
+		rootfs += d.Size(img)
 	}
 	return rw, rootfs
 }
