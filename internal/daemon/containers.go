@@ -20,6 +20,7 @@ import (
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/logfile"
+	"github.com/tent-project/tent/internal/mounts"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/vmtask"
 	bolt "go.etcd.io/bbolt"
@@ -45,7 +46,7 @@ type record struct {
 	// docker's does).
 	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
 	// MountPoints are its binds and volumes, decided at create.
-	MountPoints []mountPoint `json:"mountPoints,omitempty"`
+	MountPoints []mounts.Point `json:"mountPoints,omitempty"`
 	// Networks are the networks it is on, by name, with what it asked of
 	// each (networks.go).
 	Networks map[string]*netapi.EndpointSettings `json:"networks,omitempty"`
@@ -292,7 +293,7 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 		}
 	}
 	hostConfigDefaults(hc, o.CgroupnsHostDefault)
-	mps, err := parseMountPoints(merged, hc, o.ReadOnlyNonRecursive)
+	mps, err := mounts.Parse(merged, hc, o.ReadOnlyNonRecursive)
 	if err != nil {
 		return resp, err
 	}
@@ -340,7 +341,7 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 	// no removal sees a volume unused in between.
 	d.vols.Lock()
 	if err == nil {
-		made, err = d.setUpVolumes(mps)
+		made, err = mounts.SetUp(d.vols, mps)
 	}
 	if err == nil {
 		c = newCtr(record{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID.String(),

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/tent-project/tent/internal/copier"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/mounts"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/vmtask"
@@ -203,7 +204,7 @@ func (d *Daemon) mountStopped(c *ctr) (*os.File, func(), error) {
 		return fail(err)
 	}
 	volumesUp = true
-	binds, err := d.specMounts(c)
+	binds, err := mounts.Spec(d.vols, c.mounts())
 	if err != nil {
 		return fail(err)
 	}

@@ -76,6 +76,8 @@ type Daemon struct {
 	// Service answers the image endpoints; its Mu serializes image
 	// deletion against container creation.
 	*imagesvc.Service
+	// Endpoints answers the volume endpoints.
+	volume.Endpoints
 	cfg     Config
 	db      *bolt.DB
 	content *content.Store
@@ -177,6 +179,7 @@ func New(cfg Config) (*Daemon, error) {
 	d.vols = volume.New(d.db, filepath.Join(cfg.DataRoot, "volumes"), func(action events.Action, name string) {
 		d.event(events.VolumeEventType, action, name, map[string]string{"driver": "local"})
 	})
+	d.Endpoints = volume.Endpoints{Store: d.vols, Users: d.volumeUsers}
 	// tent's own runtime, the process backend: monitors, container inits
 	// and exec helpers all run from one sealed in-memory copy of the
 	// monitor binary (internal/task/proc).

@@ -14,6 +14,7 @@ import (
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/logfile"
+	"github.com/tent-project/tent/internal/mounts"
 )
 
 func timeString(t time.Time) string {
@@ -63,7 +64,7 @@ func (d *Daemon) Inspect(ref string, size bool) (*container.InspectResponse, err
 		Platform:        "linux",
 		HostConfig:      &hc,
 		GraphDriver:     d.graphDriver(c),
-		Mounts:          d.mountPointsAPI(c.mounts()),
+		Mounts:          mounts.API(d.vols, c.mounts()),
 		Config:          &cfg,
 		NetworkSettings: d.networkSettings(c),
 		ExecIDs:         nil,
@@ -217,7 +218,7 @@ func (d *Daemon) summary(c *ctr) container.Summary {
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, ImageID: c.Image,
 		Command: psCommand(c.Path, c.Args), Created: c.Created.Unix(),
 		Ports: []container.PortSummary{}, Labels: c.Config.Labels, State: c.State.Status,
-		Mounts: d.mountPointsAPI(c.mounts()),
+		Mounts: mounts.API(d.vols, c.mounts()),
 	}
 	if s.Image == "" {
 		s.Image = c.Image

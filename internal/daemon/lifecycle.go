@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/mounts"
 	"github.com/tent-project/tent/internal/signals"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
@@ -117,7 +118,7 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 				return nil, err
 			}
 			volumesUp = true
-			if err := d.copyUp(c, root); err != nil {
+			if err := mounts.CopyUp(d.vols, c.MountPoints, root); err != nil {
 				return nil, err
 			}
 			return d.spec(c, root, eps)

@@ -13,6 +13,7 @@ import (
 	netapi "github.com/moby/moby/api/types/network"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/mounts"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/spec"
 	"github.com/tent-project/tent/internal/task/vmtask"
@@ -56,7 +57,7 @@ func (d *Daemon) spec(c *ctr, rootfs string, eps []*network.Endpoint) (*specs.Sp
 			return nil, err
 		}
 	}
-	if in.Mounts, err = d.specMounts(c); err != nil {
+	if in.Mounts, err = mounts.Spec(d.vols, c.mounts()); err != nil {
 		return nil, err
 	}
 	return spec.Build(in)
