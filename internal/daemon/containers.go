@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/health"
 	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/mounts"
 	"github.com/tent-project/tent/internal/task"
@@ -278,7 +279,7 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 		return resp, err
 	}
 	merged := mergeConfig(cfg, icfg)
-	merged.Healthcheck = mergeHealthcheck(cfg.Healthcheck, dcfg.Config.Healthcheck)
+	merged.Healthcheck = health.Merge(cfg.Healthcheck, dcfg.Config.Healthcheck)
 	if len(merged.Shell) == 0 {
 		merged.Shell = dcfg.Config.Shell
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/storage"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/health"
 	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/mounts"
 )
@@ -247,7 +248,7 @@ func humanStatus(c *ctr) string {
 	st := c.State
 	switch st.Status {
 	case container.StateRunning:
-		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + healthSuffix(st.Health)
+		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + health.Suffix(st.Health)
 	case container.StatePaused:
 		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + " (Paused)"
 	case container.StateExited:
