@@ -2,11 +2,9 @@ package daemon
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
@@ -38,7 +36,7 @@ func (d *Daemon) spec(c *ctr, rootfs string, eps []*network.Endpoint) (*specs.Sp
 	}
 	if len(links) > 0 { // docker's link variables, which the container's own override
 		cfg := *c.Config
-		cfg.Env = spec.MergeEnv(linkEnv(c, links), c.Config.Env)
+		cfg.Env = spec.MergeEnv(spec.LinkEnv(c.Name, links), c.Config.Env)
 		in.Config = &cfg
 	}
 	if d.useInit(c.HostConfig) {
@@ -146,44 +144,33 @@ func (d *Daemon) useInit(hc *container.HostConfig) bool {
 }
 
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
-// /etc/resolv.conf as dockerd writes them and returns (host path,
-// container path) pairs.
-func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint, links []link) ([][2]string, error) {
+// /etc/resolv.conf (internal/spec makes them as dockerd does) and returns
+// (host path, container path) pairs.
+func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint, links []spec.Link) ([][2]string, error) {
 	hc := c.HostConfig
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
-		"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
 	extra, err := d.extraHosts(hc)
 	if err != nil {
 		return nil, err
 	}
-	for _, h := range extra {
-		hosts += h[1] + "\t" + h[0] + "\n"
+	h := spec.HostsFile{Extra: extra, Links: links, Hostname: hostname, Domainname: c.Config.Domainname, HostNetwork: hc.NetworkMode.IsHost()}
+	if len(eps) > 0 {
+		h.IP = eps[0].IP.String()
 	}
-	for _, l := range links {
-		names := l.name + " " + l.id[:12]
-		if l.alias != l.name {
-			names = l.alias + " " + names
-		}
-		hosts += l.ip + "\t" + names + "\n"
+	if h.HostNetwork {
+		h.Host, _ = os.ReadFile("/etc/hosts")
 	}
-	if len(eps) > 0 && hostname != "" {
-		name := hostname
-		if c.Config.Domainname != "" {
-			name = hostname + "." + c.Config.Domainname + " " + hostname
-		}
-		hosts += eps[0].IP.String() + "\t" + name + "\n"
-	} else if hostname != "" && !hc.NetworkMode.IsHost() {
-		hosts += "127.0.1.1\t" + hostname + "\n" // loopback only: the name still resolves
+	engineDNS := ""
+	if len(eps) > 0 && d.resolvesNames(eps[0]) {
+		// The engine's server answers, and forwards to the --dns servers
+		// or the host's.
+		gw, _ := d.net.Get(eps[0].Network)
+		engineDNS = gw.Gateway.String()
 	}
-	if hc.NetworkMode.IsHost() {
-		if b, err := os.ReadFile("/etc/hosts"); err == nil {
-			hosts = string(b)
-		}
-	}
+	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
 	files := [][3]string{
 		{"hostname", "/etc/hostname", hostname + "\n"},
-		{"hosts", "/etc/hosts", hosts},
-		{"resolv.conf", "/etc/resolv.conf", d.resolvConf(c, eps)},
+		{"hosts", "/etc/hosts", h.String()},
+		{"resolv.conf", "/etc/resolv.conf", spec.ResolvConf(hostResolv, hc, engineDNS)},
 	}
 	dir := d.dataDir(c.ID)
 	var out [][2]string
@@ -197,17 +184,10 @@ func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint,
 	return out, nil
 }
 
-// A link is a --link NAME:ALIAS target, running.
-type link struct {
-	alias, name, id, ip string
-	exposed             []netapi.Port
-	env                 []string
-}
-
 // links are a container's --link targets: each must run, and is known by
 // its address on the network its main endpoint is on.
-func (d *Daemon) links(c *ctr) ([]link, error) {
-	var out []link
+func (d *Daemon) links(c *ctr) ([]spec.Link, error) {
+	var out []spec.Link
 	for _, l := range c.HostConfig.Links {
 		name, alias, _ := strings.Cut(l, ":")
 		name = strings.TrimPrefix(name, "/")
@@ -240,106 +220,9 @@ func (d *Daemon) links(c *ctr) ([]link, error) {
 			return nil, fmt.Errorf("cannot link to /%s: it has no address on a network: %w", tname, errdefs.ErrInvalidArgument)
 		}
 		slices.SortFunc(exposed, func(a, b netapi.Port) int { return int(a.Num()) - int(b.Num()) })
-		out = append(out, link{alias: alias, name: tname, id: tid, ip: ip, exposed: exposed, env: env})
+		out = append(out, spec.Link{Alias: alias, Name: tname, ID: tid, IP: ip, Exposed: exposed, Env: env})
 	}
 	return out, nil
-}
-
-// linkEnv are docker's variables of a container's links: ALIAS_NAME,
-// ALIAS_PORT (the lowest exposed port), ALIAS_PORT_N_PROTO{,_ADDR,_PORT,
-// _PROTO} per exposed port, ALIAS_ENV_X per variable of the target.
-func linkEnv(c *ctr, links []link) []string {
-	var env []string
-	for _, l := range links {
-		p := strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(l.alias))
-		env = append(env, p+"_NAME=/"+c.Name+"/"+l.alias)
-		for i, port := range l.exposed {
-			proto, num := string(port.Proto()), strconv.Itoa(int(port.Num()))
-			url := proto + "://" + l.ip + ":" + num
-			if i == 0 {
-				env = append(env, p+"_PORT="+url)
-			}
-			k := p + "_PORT_" + num + "_" + strings.ToUpper(proto)
-			env = append(env, k+"="+url, k+"_ADDR="+l.ip, k+"_PORT="+num, k+"_PROTO="+proto)
-		}
-		for _, kv := range l.env {
-			if k, v, ok := strings.Cut(kv, "="); ok && k != "HOME" && k != "PATH" && k != "HOSTNAME" {
-				env = append(env, p+"_ENV_"+k+"="+v)
-			}
-		}
-	}
-	return env
-}
-
-// resolvConf is a container's /etc/resolv.conf, as dockerd writes it:
-// on a user-defined network the engine's DNS server (the network's
-// gateway); elsewhere the --dns servers, or the host's without loopback
-// ones (unreachable from the container), or Google's if none is left;
-// --dns-search and --dns-option replace the host's.
-func (d *Daemon) resolvConf(c *ctr, eps []*network.Endpoint) string {
-	hc := c.HostConfig
-	host, _ := os.ReadFile("/etc/resolv.conf")
-	var servers, search, options []string
-	for _, line := range strings.Split(string(host), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "nameserver":
-			servers = append(servers, f[1])
-		case "search", "domain":
-			search = f[1:]
-		case "options":
-			options = append(options, f[1:]...)
-		}
-	}
-	if hc.NetworkMode.IsHost() && len(hc.DNS) == 0 && len(hc.DNSSearch) == 0 && len(hc.DNSOptions) == 0 {
-		return string(host)
-	}
-	if len(hc.DNSSearch) > 0 {
-		search = hc.DNSSearch
-		if len(search) == 1 && search[0] == "." {
-			search = nil
-		}
-	}
-	if len(hc.DNSOptions) > 0 {
-		options = hc.DNSOptions
-	}
-	switch {
-	case len(eps) > 0 && d.resolvesNames(eps[0]):
-		// The engine's server answers, and forwards to the --dns servers
-		// or the host's.
-		gw, _ := d.net.Get(eps[0].Network)
-		servers = []string{gw.Gateway.String()}
-	case len(hc.DNS) > 0:
-		servers = nil
-		for _, ip := range hc.DNS {
-			servers = append(servers, ip.String())
-		}
-	default:
-		kept := servers[:0]
-		for _, s := range servers {
-			if ip, err := netip.ParseAddr(s); err == nil && !ip.IsLoopback() {
-				kept = append(kept, s)
-			}
-		}
-		servers = kept
-		if len(servers) == 0 && !hc.NetworkMode.IsNone() {
-			servers = []string{"8.8.8.8", "8.8.4.4"}
-		}
-	}
-	var b strings.Builder
-	for _, s := range servers {
-		b.WriteString("nameserver " + s + "\n")
-	}
-	if len(search) > 0 {
-		b.WriteString("search " + strings.Join(search, " ") + "\n")
-	}
-	if len(options) > 0 {
-		b.WriteString("options " + strings.Join(options, " ") + "\n")
-	}
-	return b.String()
 }
 
 // resolvesNames reports whether ep is on a network with the engine's DNS.

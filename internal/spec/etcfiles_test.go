@@ -1,0 +1,59 @@
+package spec
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/api/types/container"
+	netapi "github.com/moby/moby/api/types/network"
+)
+
+func TestHostsFile(t *testing.T) {
+	f := HostsFile{Extra: [][2]string{{"db.local", "10.0.0.9"}}, Hostname: "web", Domainname: "example.com", IP: "172.18.0.2",
+		Links: []Link{{Alias: "cache", Name: "redis", ID: "0123456789abcdef", IP: "172.18.0.3"}}}
+	got := f.String()
+	for _, want := range []string{"127.0.0.1\tlocalhost\n", "10.0.0.9\tdb.local\n", "172.18.0.3\tcache redis 0123456789ab\n", "172.18.0.2\tweb.example.com web\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("hosts lacks %q:\n%s", want, got)
+		}
+	}
+	if got := (HostsFile{Hostname: "solo"}).String(); !strings.HasSuffix(got, "127.0.1.1\tsolo\n") {
+		t.Errorf("no network: %q", got)
+	}
+	if got := (HostsFile{Hostname: "h", HostNetwork: true, Host: []byte("1.2.3.4 host\n")}).String(); got != "1.2.3.4 host\n" {
+		t.Errorf("host network: %q", got)
+	}
+}
+
+func TestLinkEnv(t *testing.T) {
+	env := LinkEnv("web", []Link{{Alias: "my-db", IP: "10.0.0.3", Exposed: []netapi.Port{netapi.MustParsePort("5432/tcp")},
+		Env: []string{"PGDATA=/data", "PATH=/bin"}}})
+	want := "MY_DB_NAME=/web/my-db MY_DB_PORT=tcp://10.0.0.3:5432 MY_DB_PORT_5432_TCP=tcp://10.0.0.3:5432 MY_DB_PORT_5432_TCP_ADDR=10.0.0.3 " +
+		"MY_DB_PORT_5432_TCP_PORT=5432 MY_DB_PORT_5432_TCP_PROTO=tcp MY_DB_ENV_PGDATA=/data"
+	if got := strings.Join(env, " "); got != want {
+		t.Errorf("link env:\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestResolvConf(t *testing.T) {
+	host := []byte("nameserver 127.0.0.53\nnameserver 192.168.1.1\nsearch lan\noptions edns0\n")
+	for _, tc := range []struct {
+		name      string
+		hc        container.HostConfig
+		engineDNS string
+		want      string
+	}{
+		{"bridge", container.HostConfig{}, "", "nameserver 192.168.1.1\nsearch lan\noptions edns0\n"},
+		{"user network", container.HostConfig{}, "172.18.0.1", "nameserver 172.18.0.1\nsearch lan\noptions edns0\n"},
+		{"--dns", container.HostConfig{DNS: []netip.Addr{netip.MustParseAddr("9.9.9.9")}, DNSSearch: []string{"."}, DNSOptions: []string{"ndots:2"}}, "", "nameserver 9.9.9.9\noptions ndots:2\n"},
+		{"host", container.HostConfig{NetworkMode: "host"}, "", string(host)},
+	} {
+		if got := ResolvConf(host, &tc.hc, tc.engineDNS); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := ResolvConf([]byte("nameserver 127.0.0.1\n"), &container.HostConfig{}, ""); got != "nameserver 8.8.8.8\nnameserver 8.8.4.4\n" {
+		t.Errorf("only a loopback server: %q", got)
+	}
+}
