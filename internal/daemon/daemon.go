@@ -29,6 +29,7 @@ import (
 	"github.com/tent-project/tent/internal/eventbus"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/imagesvc"
+	"github.com/tent-project/tent/internal/netsvc"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/snapshot"
@@ -78,6 +79,8 @@ type Daemon struct {
 	*imagesvc.Service
 	// Endpoints answers the volume endpoints.
 	volume.Endpoints
+	// Networks answers the network endpoints but connect and disconnect.
+	*netsvc.Networks
 	cfg     Config
 	db      *bolt.DB
 	content *content.Store
@@ -204,6 +207,7 @@ func New(cfg Config) (*Daemon, error) {
 	if d.net, err = network.Open(netCfg); err != nil {
 		return nil, fmt.Errorf("networks: %w", err)
 	}
+	d.Networks = netsvc.New(d.net, d.events, d.networkUsed)
 	boot, err := d.restore()
 	if err != nil {
 		return nil, err

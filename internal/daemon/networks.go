@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	netapi "github.com/moby/moby/api/types/network"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/netsvc"
 	"github.com/tent-project/tent/internal/network"
 )
 
@@ -129,14 +130,6 @@ func mapsWith[V any](m map[string]V, k string, v V) map[string]V {
 		out[key] = val
 	}
 	return out
-}
-
-func parseMAC(s string) (netapi.HardwareAddr, error) {
-	var hw netapi.HardwareAddr
-	if err := hw.UnmarshalText([]byte(s)); err != nil || len(hw) != 6 {
-		return nil, fmt.Errorf("invalid MAC address %q: %w", s, errdefs.ErrInvalidArgument)
-	}
-	return hw, nil
 }
 
 // endpointConfig checks what a container asks of network n, as dockerd
@@ -327,7 +320,7 @@ func (d *Daemon) wireNetworks(c *ctr, eps []*network.Endpoint, pid int) error {
 		}
 	}
 	for _, ep := range eps {
-		d.networkEvent(ep.Network, events.ActionConnect, c.ID)
+		d.NetworkEvent(ep.Network, events.ActionConnect, c.ID)
 	}
 	return nil
 }
@@ -336,19 +329,8 @@ func (d *Daemon) wireNetworks(c *ctr, eps []*network.Endpoint, pid int) error {
 func (d *Daemon) releaseNetworks(c *ctr) {
 	for id := range d.net.ContainerEndpoints(c.ID) {
 		d.net.Release(c.ID, id)
-		d.networkEvent(id, events.ActionDisconnect, c.ID)
+		d.NetworkEvent(id, events.ActionDisconnect, c.ID)
 	}
-}
-
-func (d *Daemon) networkEvent(netID string, action events.Action, containerID string) {
-	attrs := map[string]string{"type": network.DriverBridge}
-	if n, err := d.net.Get(netID); err == nil {
-		attrs["name"], attrs["type"] = n.Name, n.Driver
-	}
-	if containerID != "" {
-		attrs["container"] = containerID
-	}
-	d.event(events.NetworkEventType, action, netID, attrs)
 }
 
 // networkSettings are a container's NetworkSettings in inspect; c.mu is
@@ -378,7 +360,7 @@ func (d *Daemon) networkSettings(c *ctr) *container.NetworkSettings {
 				if ep.Gateway {
 					out.Gateway = n.Gateway
 				}
-				if hw, err := parseMAC(ep.MAC); err == nil {
+				if hw, err := netsvc.ParseMAC(ep.MAC); err == nil {
 					out.MacAddress = hw
 				}
 				if n.UserDefined() {
