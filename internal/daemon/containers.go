@@ -22,6 +22,8 @@ import (
 	"github.com/tent-project/tent/internal/health"
 	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/mounts"
+	"github.com/tent-project/tent/internal/ps"
+	"github.com/tent-project/tent/internal/spec"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/vmtask"
 	bolt "go.etcd.io/bbolt"
@@ -63,6 +65,11 @@ type state struct {
 	Health     *container.Health `json:"health,omitempty"`
 	StartedAt  time.Time         `json:"startedAt"`
 	FinishedAt time.Time         `json:"finishedAt"`
+}
+
+// ps is what ps shows of the state.
+func (s state) ps() ps.State {
+	return ps.State{Status: s.Status, ExitCode: s.ExitCode, Health: s.Health, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}
 }
 
 // ctr is a container in memory. mu serializes its lifecycle operations.
@@ -278,7 +285,7 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 	if err := matchPlatform(cfg.Image, platform, icfg); err != nil {
 		return resp, err
 	}
-	merged := mergeConfig(cfg, icfg)
+	merged := spec.MergeConfig(cfg, icfg)
 	merged.Healthcheck = health.Merge(cfg.Healthcheck, dcfg.Config.Healthcheck)
 	if len(merged.Shell) == 0 {
 		merged.Shell = dcfg.Config.Shell
@@ -289,17 +296,17 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 		return resp, fmt.Errorf("no command specified: %w", errdefs.ErrInvalidArgument)
 	}
 	if hc.Runtime == vmtask.Name {
-		if err := validateVM(merged, hc); err != nil {
+		if err := spec.ValidateVM(merged, hc); err != nil {
 			return resp, err
 		}
 	}
-	hostConfigDefaults(hc, o.CgroupnsHostDefault)
+	spec.HostConfigDefaults(hc, o.CgroupnsHostDefault, hc.Runtime == vmtask.Name)
 	mps, err := mounts.Parse(merged, hc, o.ReadOnlyNonRecursive)
 	if err != nil {
 		return resp, err
 	}
-	nets, warnings, err := d.createNetworks(merged, hc, nc)
-	warnings = append(warnings, discardUnsupported(hc)...)
+	nets, warnings, err := d.CheckCreate(merged, hc, nc, func(ref string) error { _, err := d.get(ref); return err })
+	warnings = append(warnings, spec.DiscardUnsupported(hc)...)
 	if err != nil {
 		return resp, err
 	}

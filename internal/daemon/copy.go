@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/tent-project/tent/internal/copier"
@@ -208,48 +207,12 @@ func (d *Daemon) mountStopped(c *ctr) (*os.File, func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	for _, m := range binds {
-		if err := bindInto(mnt, m.Source, m.Destination, m.Options); err != nil {
-			return fail(fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err))
-		}
+	if err := mounts.BindAll(mnt, binds); err != nil {
+		return fail(err)
 	}
 	root, err := os.OpenFile(mnt, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fail(err)
 	}
 	return root, release, nil
-}
-
-// bindInto binds src at dest inside root (dest resolved in root, made if
-// missing), read-only if opts say so. Nothing of the container's runs
-// while it is stopped, so the resolution cannot race it.
-func bindInto(root, src, dest string, opts []string) error {
-	fi, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
-	target, err := securejoin.SecureJoin(root, dest)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		err = os.MkdirAll(target, 0o755)
-	} else if err = os.MkdirAll(filepath.Dir(target), 0o755); err == nil {
-		var f *os.File
-		if f, err = os.OpenFile(target, os.O_CREATE|unix.O_NOFOLLOW, 0o644); err == nil {
-			f.Close()
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return err
-	}
-	for _, o := range opts {
-		if o == "ro" {
-			return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
-		}
-	}
-	return nil
 }

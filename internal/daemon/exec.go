@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -168,7 +167,7 @@ func (d *Daemon) ExecStart(id string, detach, rawOut bool, in io.Reader, out io.
 	if stdin {
 		if e.cfg.Tty {
 			detached = make(chan struct{})
-			in = &detachNotice{r: streams.NewEscapeReader(in, e.detachKeys), detached: detached}
+			in = streams.NotifyDetach(streams.NewEscapeReader(in, e.detachKeys), detached)
 		}
 		go func() {
 			io.Copy(stream, in)
@@ -176,10 +175,10 @@ func (d *Daemon) ExecStart(id string, detach, rawOut bool, in io.Reader, out io.
 		}()
 	}
 	// The stream comes framed from the supervisor (raw with a terminal).
-	cw := newCutWriter(out)
+	cw := streams.NewCutWriter(out)
 	relayed := make(chan struct{})
 	go func() {
-		relay(cw, stream, e.cfg.Tty, rawOut)
+		streams.Relay(cw, stream, e.cfg.Tty, rawOut)
 		close(relayed)
 	}()
 	select {
@@ -190,34 +189,11 @@ func (d *Daemon) ExecStart(id string, detach, rawOut bool, in io.Reader, out io.
 		case <-time.After(5 * time.Second):
 		}
 	case <-detached: // nil, and never ready, without a terminal
-		cw.cut()
-	case <-cw.gone: // the client hung up (the docker CLI detaches so)
+		cw.Cut()
+	case <-cw.Gone(): // the client hung up (the docker CLI detaches so)
 	}
 	closeOut()
 	return nil
-}
-
-// relay copies an exec's stream (raw if the exec has a terminal, else
-// framed) to out in the form the client asked for.
-func relay(out io.Writer, stream io.Reader, ttyIn, rawOut bool) {
-	switch {
-	case ttyIn == rawOut:
-		io.Copy(out, stream)
-	case rawOut: // framed to raw: both streams, as they come
-		streams.Demux(out, out, stream)
-	default: // a terminal's output, framed as stdout
-		w := streams.NewWriter(out, false)
-		buf := make([]byte, 32*1024)
-		for {
-			n, err := stream.Read(buf)
-			if n > 0 && w.Write(streams.Stdout, buf[:n]) != nil {
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}
 }
 
 // finishExec records the end of exec e of task t.
@@ -256,55 +232,6 @@ func (d *Daemon) restoreExecs(c *ctr, t task.Task) {
 		d.execs[e.id] = e
 		d.mu.Unlock()
 	}
-}
-
-// detachNotice closes detached when the escape reader it wraps meets the
-// detach keys.
-type detachNotice struct {
-	r        io.Reader
-	detached chan struct{}
-	once     sync.Once
-}
-
-func (d *detachNotice) Read(p []byte) (int, error) {
-	n, err := d.r.Read(p)
-	if errors.Is(err, streams.ErrDetached) {
-		d.once.Do(func() { close(d.detached) })
-	}
-	return n, err
-}
-
-// cutWriter writes to w until it is cut or a write fails (then gone is
-// closed), and from then on drops what it is given: the process it
-// relays for goes on.
-type cutWriter struct {
-	mu   sync.Mutex
-	w    io.Writer
-	gone chan struct{}
-}
-
-func newCutWriter(w io.Writer) *cutWriter { return &cutWriter{w: w, gone: make(chan struct{})} }
-
-func (c *cutWriter) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.w == nil {
-		return len(p), nil
-	}
-	if _, err := c.w.Write(p); err != nil {
-		c.w = nil
-		close(c.gone)
-	}
-	return len(p), nil
-}
-
-func (c *cutWriter) cut() {
-	c.mu.Lock()
-	if c.w != nil {
-		c.w = nil
-		close(c.gone)
-	}
-	c.mu.Unlock()
 }
 
 // execSpec is the process of an exec: the container's process settings

@@ -1,21 +1,16 @@
 package daemon
 
 import (
-	"fmt"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/storage"
 	"github.com/tent-project/tent/internal/backend"
-	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/health"
 	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/mounts"
+	"github.com/tent-project/tent/internal/ps"
 )
 
 func timeString(t time.Time) string {
@@ -95,25 +90,8 @@ func (d *Daemon) graphDriver(c *ctr) *storage.DriverData {
 
 // List returns containers, newest first, as GET /containers/json.
 func (d *Daemon) List(o backend.ListOpts) ([]container.Summary, error) {
-	for k := range o.Filters {
-		switch k {
-		case "id", "name", "status", "label", "exited", "ancestor", "before", "since", "volume":
-		case "health":
-			for _, v := range o.Filters[k] {
-				if container.ValidateHealthStatus(container.HealthStatus(v)) != nil {
-					return nil, fmt.Errorf("Unrecognised filter value for health: %s: %w", v, errdefs.ErrInvalidArgument)
-				}
-			}
-		default:
-			return nil, fmt.Errorf("invalid filter '%s': %w", k, errdefs.ErrInvalidArgument)
-		}
-	}
-	if vals, ok := o.Filters["status"]; ok {
-		for _, v := range vals {
-			if container.ValidateContainerState(container.ContainerState(v)) != nil {
-				return nil, fmt.Errorf("invalid filter 'status=%s': %w", v, errdefs.ErrInvalidArgument)
-			}
-		}
+	if err := ps.CheckFilters(o.Filters); err != nil {
+		return nil, err
 	}
 	all := d.all()
 	var before, since time.Time
@@ -142,7 +120,7 @@ func (d *Daemon) List(o backend.ListOpts) ([]container.Summary, error) {
 		if !before.IsZero() && !c.Created.Before(before) || !since.IsZero() && !c.Created.After(since) {
 			keep = false
 		}
-		if keep && !d.matches(c, s, o.Filters) {
+		if keep && !ps.Matches(s, c.State.ps(), c.Config.Labels, o.Filters, d.imageID) {
 			keep = false
 		}
 		if keep {
@@ -158,66 +136,20 @@ func (d *Daemon) List(o backend.ListOpts) ([]container.Summary, error) {
 	return out, nil
 }
 
-func (d *Daemon) matches(c *ctr, s container.Summary, f map[string][]string) bool {
-	any := func(key string, ok func(string) bool) bool {
-		vals, set := f[key]
-		return !set || slices.ContainsFunc(vals, ok)
+// imageID is the ID of image ref, "" if there is none.
+func (d *Daemon) imageID(ref string) string {
+	img, err := d.images.Get(ref)
+	if err != nil {
+		return ""
 	}
-	return any("id", func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
-		any("name", func(v string) bool { return strings.Contains(c.Name, strings.TrimPrefix(v, "/")) }) &&
-		any("status", func(v string) bool { return string(s.State) == v }) &&
-		any("health", func(v string) bool {
-			if c.State.Health == nil {
-				return v == string(container.NoHealthcheck)
-			}
-			return string(c.State.Health.Status) == v
-		}) &&
-		any("exited", func(v string) bool {
-			n, err := strconv.Atoi(v)
-			return err == nil && s.State == container.StateExited && c.State.ExitCode == n
-		}) &&
-		any("ancestor", func(v string) bool {
-			img, err := d.images.Get(v)
-			return err == nil && img.ID.String() == c.Image
-		}) &&
-		any("volume", func(v string) bool { // a volume's name or a mount's destination
-			return slices.ContainsFunc(s.Mounts, func(m container.MountPoint) bool { return m.Name == v || m.Destination == v })
-		}) &&
-		allLabels(c.Config.Labels, f["label"])
-}
-
-// allLabels reports whether labels has every "key" or "key=value" asked.
-func allLabels(labels map[string]string, want []string) bool { return backend.AllLabels(labels, want) }
-
-// containerSizes are the bytes of c's writable layer, and those with its
-// image's layers (as stored).
-func (d *Daemon) containerSizes(c *ctr) (rw, rootfs int64) {
-	rw, _ = d.snap.Usage(d.snapshotKey(c.ID))
-	rootfs = rw
-	if img, err := d.images.Get(c.Image); err == nil {
-		rootfs += d.Size(img)
-	}
-	return rw, rootfs
-}
-
-// psCommand is the command as `ps` shows it: dockerd quotes an argument
-// with a space in it ('exit 3'), nothing else.
-func psCommand(path string, args []string) string {
-	out := []string{path}
-	for _, a := range args {
-		if strings.Contains(a, " ") {
-			a = "'" + a + "'"
-		}
-		out = append(out, a)
-	}
-	return strings.Join(out, " ")
+	return img.ID.String()
 }
 
 // summary is the `ps` line of c; c.mu is held.
 func (d *Daemon) summary(c *ctr) container.Summary {
 	s := container.Summary{
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, ImageID: c.Image,
-		Command: psCommand(c.Path, c.Args), Created: c.Created.Unix(),
+		Command: ps.Command(c.Path, c.Args), Created: c.Created.Unix(),
 		Ports: []container.PortSummary{}, Labels: c.Config.Labels, State: c.State.Status,
 		Mounts: mounts.API(d.vols, c.mounts()),
 	}
@@ -229,36 +161,20 @@ func (d *Daemon) summary(c *ctr) container.Summary {
 	if s.HostConfig.NetworkMode == "" {
 		s.HostConfig.NetworkMode = "default"
 	}
-	s.Status = humanStatus(c)
+	s.Status = ps.Status(c.State.ps())
 	ns := d.networkSettings(c)
 	s.NetworkSettings = &container.NetworkSettingsSummary{Networks: ns.Networks}
-	for p, bindings := range ns.Ports {
-		if len(bindings) == 0 {
-			s.Ports = append(s.Ports, container.PortSummary{PrivatePort: p.Num(), Type: string(p.Proto())})
-		}
-		for _, b := range bindings {
-			n, _ := strconv.ParseUint(b.HostPort, 10, 16)
-			s.Ports = append(s.Ports, container.PortSummary{IP: b.HostIP, PrivatePort: p.Num(), PublicPort: uint16(n), Type: string(p.Proto())})
-		}
-	}
+	s.Ports = ps.Ports(ns.Ports)
 	return s
 }
 
-func humanStatus(c *ctr) string {
-	st := c.State
-	switch st.Status {
-	case container.StateRunning:
-		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + health.Suffix(st.Health)
-	case container.StatePaused:
-		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + " (Paused)"
-	case container.StateExited:
-		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, units.HumanDuration(time.Since(st.FinishedAt)))
-	case container.StateCreated:
-		return "Created"
-	case container.StateRemoving:
-		return "Removal In Progress"
-	case container.StateDead:
-		return "Dead"
+// containerSizes are the bytes of c's writable layer, and those with its
+// image's layers (as stored).
+func (d *Daemon) containerSizes(c *ctr) (rw, rootfs int64) {
+	rw, _ = d.snap.Usage(d.snapshotKey(c.ID))
+	rootfs = rw
+	if img, err := d.images.Get(c.Image); err == nil {
+		rootfs += d.Size(img)
 	}
-	return string(st.Status)
+	return rw, rootfs
 }

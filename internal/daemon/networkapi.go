@@ -7,6 +7,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	netapi "github.com/moby/moby/api/types/network"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/netsvc"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/task/vmtask"
 )
@@ -50,7 +51,7 @@ func (d *Daemon) NetworkConnect(ref, containerRef string, es *netapi.EndpointSet
 		return fmt.Errorf("connecting a VM container to another network is not supported yet (a VM has one, given at its start): %w", errdefs.ErrNotImplemented)
 	}
 	mode := c.HostConfig.NetworkMode
-	if modeNetwork(mode) == "" {
+	if netsvc.ModeNetwork(mode) == "" {
 		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrForbidden)
 	}
 	if n.Driver != network.DriverBridge {
@@ -59,7 +60,7 @@ func (d *Daemon) NetworkConnect(ref, containerRef string, es *netapi.EndpointSet
 	if _, on := c.Networks[n.Name]; on {
 		return fmt.Errorf("endpoint with name %s already exists in network %s: %w", c.Name, n.Name, errdefs.ErrForbidden)
 	}
-	keep, err := endpointConfig(n, es)
+	keep, err := netsvc.EndpointConfig(n, es)
 	if err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func (d *Daemon) NetworkConnect(ref, containerRef string, es *netapi.EndpointSet
 			return err
 		}
 	}
-	c.Networks = mapsWith(c.Networks, n.Name, keep)
+	c.Networks = netsvc.With(c.Networks, n.Name, keep)
 	if err := d.save(c); err != nil {
 		return err
 	}

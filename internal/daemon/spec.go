@@ -148,7 +148,7 @@ func (d *Daemon) useInit(hc *container.HostConfig) bool {
 // (host path, container path) pairs.
 func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint, links []spec.Link) ([][2]string, error) {
 	hc := c.HostConfig
-	extra, err := d.extraHosts(hc)
+	extra, err := d.ExtraHosts(hc)
 	if err != nil {
 		return nil, err
 	}

@@ -3,11 +3,13 @@ package imagesvc
 import (
 	"archive/tar"
 	"bytes"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -170,5 +172,48 @@ func TestApplyChange(t *testing.T) {
 		if err := ApplyChange(&cfg, bad); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("%s: %v", bad, err)
 		}
+	}
+}
+
+// TestCommitImage: a committed container's image has its base's layers
+// and one more, the container's config with the request's fields and
+// changes over it, a history entry of its command, and the asked name.
+func TestCommitImage(t *testing.T) {
+	s, _ := newService(t, users{})
+	img, err := s.ImageImport(rootfs(t, "base", "b"), "base:1", []string{"CMD [\"/base\"]"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := s.store.DockerConfig(img.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := rootfs(t, "added", "a").Bytes()
+	diffID, err := s.store.AddLayerWritten(base.RootFS.DiffIDs, func(w io.Writer) (digest.Digest, error) {
+		_, err := w.Write(layer)
+		return digest.FromBytes(layer), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr := &container.Config{Cmd: []string{"/run"}, Env: []string{"A=1"}, Labels: map[string]string{"from": "ctr"}, User: "app"}
+	o := backend.CommitOptions{Repo: "committed", Tag: "v2", Author: "me", Comment: "a commit", Changes: []string{"EXPOSE 8080"},
+		Config: &container.Config{Env: []string{"B=2"}, Labels: map[string]string{"extra": "yes"}}}
+	id, err := s.CommitImage(base, diffID, ctr, o, "/run now")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, err := s.ImageInspect("committed:v2")
+	if err != nil || ins.ID != id.String() || len(ins.RootFS.Layers) != 2 || ins.Author != "me" || ins.Comment != "a commit" {
+		t.Fatalf("inspect: %+v %v", ins, err)
+	}
+	c := ins.Config
+	if strings.Join(c.Cmd, " ") != "/run" || strings.Join(c.Env, ",") != "A=1,B=2" || c.Labels["from"] != "ctr" || c.Labels["extra"] != "yes" ||
+		c.User != "app" || len(c.ExposedPorts) != 1 {
+		t.Errorf("config: %+v", c)
+	}
+	hist, _ := s.ImageHistory(id.String())
+	if len(hist) != 2 || hist[0].CreatedBy != "/run now" || hist[0].Comment != "a commit" {
+		t.Errorf("history: %+v", hist)
 	}
 }

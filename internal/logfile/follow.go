@@ -58,9 +58,15 @@ func (fl *Follower) Next() ([]Entry, error) {
 	}
 	switch {
 	case held.Ino != now.Ino || held.Dev != now.Dev:
-		// Rotated: the held file is complete. Files rotated after it
-		// (it is path.k, they are path.k-1 ... path.1) come next, whole,
-		// then the new path.
+		// Rotated. The writer closed the held file before it renamed
+		// it: what it wrote there since the read above is there now,
+		// and read (a follower kept off the CPU between that read and
+		// the stat lost it). Files rotated after it (it is path.k, they
+		// are path.k-1 ... path.1) come next, whole, then the new path.
+		more, err := fl.read()
+		if out = append(out, more...); err != nil {
+			return out, err
+		}
 		k := fl.heldAt(&held)
 		if k == 0 && fl.missed < 3 {
 			fl.missed++
@@ -79,7 +85,7 @@ func (fl *Follower) Next() ([]Entry, error) {
 		}
 		fl.f.Close()
 		fl.f, fl.pos = f, 0
-		more, err := fl.read()
+		more, err = fl.read()
 		return append(out, more...), err
 	case now.Size < fl.pos: // truncated in place
 		fl.pos = 0

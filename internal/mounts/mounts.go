@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	vol "github.com/tent-project/tent/internal/volume"
+	"golang.org/x/sys/unix"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/moby/api/types/container"
@@ -369,4 +370,49 @@ func VolumeNames(mps []Point) []string {
 		}
 	}
 	return names
+}
+
+// BindAll binds the OCI mounts binds (mount points' Spec) into root, a
+// stopped container's file system mounted on a view of the daemon's.
+func BindAll(root string, binds []specs.Mount) error {
+	for _, m := range binds {
+		if err := bindInto(root, m.Source, m.Destination, m.Options); err != nil {
+			return fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err)
+		}
+	}
+	return nil
+}
+
+// bindInto binds src at dest inside root (dest resolved in root, made if
+// missing), read-only if opts say so. Nothing of the container's runs
+// while it is stopped, so the resolution cannot race it.
+func bindInto(root, src, dest string, opts []string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	target, err := securejoin.SecureJoin(root, dest)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		err = os.MkdirAll(target, 0o755)
+	} else if err = os.MkdirAll(filepath.Dir(target), 0o755); err == nil {
+		var f *os.File
+		if f, err = os.OpenFile(target, os.O_CREATE|unix.O_NOFOLLOW, 0o644); err == nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	for _, o := range opts {
+		if o == "ro" {
+			return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		}
+	}
+	return nil
 }

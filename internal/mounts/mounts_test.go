@@ -11,9 +11,12 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/testutil"
 	vol "github.com/tent-project/tent/internal/volume"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 func TestParse(t *testing.T) {
@@ -120,5 +123,33 @@ func TestVolumes(t *testing.T) {
 	api := API(vols, mps)
 	if api[0].Name != "data" || api[0].Driver != "local" || api[0].RW || api[1].Type != mount.TypeBind || api[1].Source != filepath.Join(root, "made") {
 		t.Errorf("api: %+v", api)
+	}
+}
+
+// TestBindAll: binds go where the view's paths lead inside it (made if
+// missing, a symlink resolved within the view), read-only if asked.
+func TestBindAll(t *testing.T) {
+	testutil.RequiresRoot(t)
+	dir := t.TempDir()
+	root, src, file := filepath.Join(dir, "root"), filepath.Join(dir, "src"), filepath.Join(dir, "file")
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.Symlink("/etc", filepath.Join(root, "link"))
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "x"), []byte("x"), 0o644)
+	os.WriteFile(file, []byte("f"), 0o644)
+	err := BindAll(root, []specs.Mount{{Source: src, Destination: "/link/data", Options: []string{"rbind", "ro"}}, {Source: file, Destination: "/new/file", Options: []string{"rbind"}}})
+	defer unix.Unmount(filepath.Join(root, "etc", "data"), unix.MNT_DETACH)
+	defer unix.Unmount(filepath.Join(root, "new", "file"), unix.MNT_DETACH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "etc", "data", "x")); err != nil || string(b) != "x" {
+		t.Errorf("the directory bind through the view's symlink: %q %v", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "data", "y"), nil, 0o644); err == nil {
+		t.Error("a read-only bind was written")
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "new", "file")); err != nil || string(b) != "f" {
+		t.Errorf("the file bind: %q %v", b, err)
 	}
 }
