@@ -358,6 +358,26 @@ func TestNetworkPublishedPorts(t *testing.T) {
 		}
 		return err
 	})
+	// UDP: a datagram sent to the published port reaches the container.
+	e.must(t, "run", "-d", "--name", "udp", "-p", "127.0.0.1:18053:53/udp", "busybox", "nc", "-u", "-l", "-p", "53")
+	if out := strings.TrimSpace(e.must(t, "port", "udp", "53/udp")); out != "127.0.0.1:18053" {
+		t.Fatalf("docker port of 53/udp: %q", out)
+	}
+	eventually(t, "a datagram to 127.0.0.1:18053/udp", func() error {
+		c, err := net.Dial("udp4", "127.0.0.1:18053")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("ping-udp\n")); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+		if out := e.out("logs", "udp"); !strings.Contains(out, "ping-udp") {
+			return fmt.Errorf("the container got %q", out)
+		}
+		return nil
+	})
 	// Once web is gone its ports are free again.
 	e.must(t, "rm", "-f", "web", "web2")
 	e.must(t, "run", "-d", "--name", "web3", "-p", "18081:80", "busybox", "sleep", "60")
