@@ -5,6 +5,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -358,8 +361,9 @@ func TestNetworkPublishedPorts(t *testing.T) {
 		}
 		return err
 	})
-	// UDP: a datagram sent to the published port reaches the container.
-	e.must(t, "run", "-d", "--name", "udp", "-p", "127.0.0.1:18053:53/udp", "busybox", "nc", "-u", "-l", "-p", "53")
+	// UDP: a datagram sent to the published port reaches the container
+	// (busybox's nc has no -u here: a small server of the test's).
+	e.must(t, "run", "-d", "--name", "udp", "-p", "127.0.0.1:18053:53/udp", "-v", udpServer(t)+":/udpd:ro", "busybox", "/udpd", ":53")
 	if out := strings.TrimSpace(e.must(t, "port", "udp", "53/udp")); out != "127.0.0.1:18053" {
 		t.Fatalf("docker port of 53/udp: %q", out)
 	}
@@ -523,4 +527,42 @@ func TestNetworkTentCLI(t *testing.T) {
 	if out := e.tentOK(t, "network", "ls", "-q"); strings.Count(out, "\n") != 3 {
 		t.Fatalf("networks after rm:\n%s", out)
 	}
+}
+
+// udpServer is a static program that prints each datagram it gets on the
+// address it is given (built in the test's temporary directory).
+func udpServer(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := `package main
+
+import (
+	"net"
+	"os"
+)
+
+func main() {
+	c, err := net.ListenPacket("udp", os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	buf := make([]byte, 65536)
+	for {
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			panic(err)
+		}
+		os.Stdout.Write(buf[:n])
+	}
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", "udpd", "main.go")
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the UDP server: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "udpd")
 }
