@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -82,8 +83,18 @@ func (e *engine) docker(args ...string) string {
 
 func (e *engine) try(args ...string) (string, error) { return e.run("docker", args...) }
 
+// commandTimeout bounds one client command: dockerd 20.10 here has
+// hung for good in a mass `rm -f` (session 12), and a run that waits
+// forever reports nothing.
+const commandTimeout = 10 * time.Minute
+
 func (e *engine) run(client string, args ...string) (string, error) {
-	out, err := exec.Command(client, append([]string{"-H", e.host}, args...)...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, client, append([]string{"-H", e.host}, args...)...).CombinedOutput()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("no answer in %v (the engine hangs)", commandTimeout)
+	}
 	if err != nil {
 		return string(out), fmt.Errorf("%s: %s %s: %v: %s", e.name, filepath.Base(client), strings.Join(args, " "), err, out)
 	}
@@ -110,8 +121,10 @@ func (e *engine) removeAll() {
 		logf("%v", err)
 		return
 	}
+	// Twenty at a time: the docker CLI removes the IDs it is given all at
+	// once, and dockerd 20.10 hung in a removal of a hundred.
 	for len(ids) > 0 {
-		n := min(len(ids), 200)
+		n := min(len(ids), 20)
 		if _, err := e.try(append([]string{"rm", "-f"}, ids[:n]...)...); err != nil {
 			logf("%v", err) // not fail: this also runs in the clean-up at exit
 		}

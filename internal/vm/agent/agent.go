@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -289,53 +288,6 @@ func (a *agent) exec(f wire.Frame) {
 	a.w.WriteID(wire.Exit, f.ID, b)
 }
 
-// configureNetwork gives the guest's NIC the container's MAC, addresses,
-// MTU and default route (the host mirrors the container's veth to it).
-func configureNetwork(ifaces []wire.Iface) error {
-	links, err := netlink.LinkList()
-	if err != nil {
-		return err
-	}
-	var nics []netlink.Link
-	for _, l := range links {
-		if l.Attrs().Name != "lo" {
-			nics = append(nics, l)
-		}
-	}
-	for i, ifc := range ifaces {
-		if i >= len(nics) {
-			return fmt.Errorf("%d interfaces for %d NICs", len(ifaces), len(nics))
-		}
-		l := nics[i]
-		if mac, err := net.ParseMAC(ifc.MAC); err == nil {
-			if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
-				return fmt.Errorf("MAC %s: %w", mac, err)
-			}
-		}
-		if ifc.MTU > 0 {
-			netlink.LinkSetMTU(l, ifc.MTU)
-		}
-		for _, a := range ifc.Addrs {
-			addr, err := netlink.ParseAddr(a)
-			if err != nil {
-				return err
-			}
-			if err := netlink.AddrAdd(l, addr); err != nil {
-				return fmt.Errorf("address %s: %w", a, err)
-			}
-		}
-		if err := netlink.LinkSetUp(l); err != nil {
-			return err
-		}
-		if gw := net.ParseIP(ifc.Gateway); gw != nil {
-			if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw}); err != nil {
-				return fmt.Errorf("default route via %s: %w", gw, err)
-			}
-		}
-	}
-	return nil
-}
-
 // shimArg makes tent-agent the workload's shim (shimMain).
 const shimArg = "workload-shim"
 
@@ -409,116 +361,6 @@ func report(w *wire.Writer, code int) error {
 	unix.Sync()
 	b, _ := json.Marshal(wire.ExitStatus{Code: code})
 	return w.Write(wire.Exit, b)
-}
-
-func loadModules() error {
-	list, err := os.ReadFile(ModulesList)
-	if err != nil {
-		return nil // a kernel with the drivers built in
-	}
-	for _, m := range strings.Fields(string(list)) {
-		f, err := os.Open(m)
-		if err != nil {
-			return err
-		}
-		err = unix.FinitModule(int(f.Fd()), "", 0)
-		f.Close()
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("load %s: %w", filepath.Base(m), err)
-		}
-	}
-	return nil
-}
-
-// openPort finds the agent's virtio-serial port by its name.
-func openPort() (*os.File, error) {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
-		for _, n := range names {
-			if b, err := os.ReadFile(n); err == nil && strings.TrimSpace(string(b)) == PortName {
-				dev := "/dev/" + filepath.Base(filepath.Dir(n))
-				if f, err := os.OpenFile(dev, os.O_RDWR, 0); err == nil {
-					return f, nil
-				}
-			}
-		}
-	}
-	return nil, fmt.Errorf("no virtio-serial port named %s", PortName)
-}
-
-// mountRoot mounts the container's disk at /root with what a container
-// has below its root, writes the engine's files, and makes it the root.
-func mountRoot(p *wire.Process) error {
-	os.MkdirAll(newRoot, 0o755)
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if err = unix.Mount("/dev/vda", newRoot, "ext4", 0, ""); err == nil || !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENXIO) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("mount the root disk: %w", err)
-	}
-	for path, content := range p.Files {
-		dst := filepath.Join(newRoot, filepath.Clean("/"+path))
-		os.MkdirAll(filepath.Dir(dst), 0o755)
-		os.Remove(dst) // a symbolic link in the image is replaced, not followed
-		if err := os.WriteFile(dst, content, 0o644); err != nil {
-			return err
-		}
-	}
-	mounts := []struct {
-		fs, dir, opts string
-		flags         uintptr
-	}{
-		{"proc", "proc", "", unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV},
-		{"sysfs", "sys", "", unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV | unix.MS_RDONLY},
-		{"devtmpfs", "dev", "", unix.MS_NOSUID},
-		{"devpts", "dev/pts", "newinstance,ptmxmode=0666,mode=0620,gid=5", unix.MS_NOSUID | unix.MS_NOEXEC},
-		{"tmpfs", "dev/shm", "mode=1777,size=65536k", unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV},
-		{"mqueue", "dev/mqueue", "", unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV},
-	}
-	for _, m := range mounts {
-		dir := filepath.Join(newRoot, m.dir)
-		os.MkdirAll(dir, 0o755)
-		if err := unix.Mount(m.fs, dir, m.fs, m.flags, m.opts); err != nil {
-			return fmt.Errorf("mount %s: %w", m.dir, err)
-		}
-	}
-	for _, m := range p.Mounts {
-		dst := filepath.Join(newRoot, filepath.Clean("/"+m.Dest))
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			return fmt.Errorf("mount point %s: %w", m.Dest, err)
-		}
-		var flags uintptr
-		if m.ReadOnly {
-			flags |= unix.MS_RDONLY
-		}
-		var err error
-		if m.Tag != "" {
-			err = unix.Mount(m.Tag, dst, "9p", flags, "trans=virtio,version=9p2000.L,msize=262144")
-		} else {
-			err = unix.Mount("tmpfs", dst, "tmpfs", flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, m.Options)
-		}
-		if err != nil {
-			return fmt.Errorf("mount %s: %w", m.Dest, err)
-		}
-	}
-	ptmx := filepath.Join(newRoot, "dev/ptmx")
-	os.Remove(ptmx)
-	os.Symlink("pts/ptmx", ptmx)
-	if p.ReadonlyRootfs {
-		if err := unix.Mount("", newRoot, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
-			return fmt.Errorf("read-only root: %w", err)
-		}
-	}
-	if err := unix.Chroot(newRoot); err != nil {
-		return err
-	}
-	if p.Hostname != "" {
-		unix.Sethostname([]byte(p.Hostname))
-	}
-	return os.Chdir("/")
 }
 
 // stdio is the workload's standard streams as the agent holds them.
