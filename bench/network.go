@@ -201,9 +201,9 @@ func iperfImage(tarball string) error {
 func (s *suite) scaleFigure() {
 	n := s.netScale
 	// The kernel's neighbour table is one for every network namespace,
-	// 1,024 entries by default (gc_thresh3): a container that pings 2,000
-	// others gets about 1,000 answers whatever the engine. Room for them
-	// all during the figure, for both engines; the host's values after.
+	// 1,024 entries by default (gc_thresh3): room for all during the
+	// figure, for both engines, the host's values after. (It was not
+	// what capped one pinger at ~1,000 answers: docs/benchmarks.md.)
 	defer raiseNeighbourTable(4 * n)()
 	reach := func(e *engine) func() float64 {
 		return func() float64 {
