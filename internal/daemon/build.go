@@ -35,10 +35,8 @@ func (d *Daemon) Build(ctx context.Context, o builder.Options, body io.Reader, o
 func (d *Daemon) BuildPrune() (*build.CachePruneReport, error) {
 	d.Service.Mu.Lock()
 	defer d.Service.Mu.Unlock()
-	res, err := d.builder.Prune(func(id digest.Digest) bool {
-		user, _ := containerImages{d}.ImageUser(id)
-		return user != ""
-	}, d.Size)
+	users := containerImages{d}.ImageUsers()
+	res, err := d.builder.Prune(func(id digest.Digest) bool { return users[id.String()] > 0 }, d.Size)
 	if err != nil {
 		return nil, err
 	}

@@ -124,8 +124,10 @@ func (d *Daemon) logOptions(c *ctr) logfile.Options {
 
 // logDriver is the daemon's default log driver.
 func (d *Daemon) logDriver() string {
-	driver, _ := logfile.Merge("", nil, d.cfg.LogDriver, nil)
-	return driver
+	if d.cfg.LogDriver == "" {
+		return logfile.DriverJSONFile
+	}
+	return d.cfg.LogDriver
 }
 
 // jsonLogPath is inspect's LogPath: the json-file driver's file, as

@@ -89,6 +89,7 @@ func (s *Service) ImagePrune(all bool, f backend.PruneFilter) ([]image.DeleteRes
 	if err != nil {
 		return nil, err
 	}
+	users := s.ctrs.ImageUsers()
 	out := []image.DeleteResponse{}
 	for _, img := range list {
 		if (len(img.Names) > 0 && !all) || img.Cache {
@@ -101,7 +102,7 @@ func (s *Service) ImagePrune(all bool, f backend.PruneFilter) ([]image.DeleteRes
 		if !f.Matches(img.Created, labels) {
 			continue
 		}
-		if user, _ := s.ctrs.ImageUser(img.ID); user != "" {
+		if users[img.ID.String()] > 0 {
 			continue
 		}
 		resp, err := s.ImageRemove(img.ID.String(), true)

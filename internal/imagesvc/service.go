@@ -28,7 +28,8 @@ type Containers interface {
 	// ImageUsers counts the containers made from each image (by ID).
 	ImageUsers() map[string]int64
 	// ImageUser is a container made from the image and whether it runs
-	// ("" if none is).
+	// ("" if none is); it may wait for a busy container, where
+	// ImageUsers does not.
 	ImageUser(id digest.Digest) (container string, running bool)
 }
 

@@ -104,9 +104,8 @@ func (s *Service) Usage(du *backend.DiskUsage, imgs, cache bool) error {
 		sum.SharedSize = shared[img.ID]
 		switch {
 		case img.Cache && cache:
-			user, _ := s.ctrs.ImageUser(img.ID)
 			du.BuildCache = append(du.BuildCache, build.CacheRecord{ID: img.ID.Encoded()[:12], Type: "regular",
-				Description: "build step", InUse: user != "", Shared: sum.SharedSize > 0, Size: sum.Size - sum.SharedSize, CreatedAt: img.Created})
+				Description: "build step", InUse: sum.Containers > 0, Shared: sum.SharedSize > 0, Size: sum.Size - sum.SharedSize, CreatedAt: img.Created})
 		case !img.Cache && imgs:
 			du.Images = append(du.Images, sum)
 		}

@@ -43,8 +43,19 @@ func (jsonCodec) decode(r io.Reader, o ReadOpts) ([]Entry, int64, error) {
 	}
 }
 
-// validEnd is after the last newline.
+// validEnd is after the last newline: the end of the file, but for a
+// torn line (read back only then; this runs at every container start).
 func (jsonCodec) validEnd(f *os.File, n int64) (int64, error) {
+	if n == 0 {
+		return 0, nil
+	}
+	var last [1]byte
+	if _, err := f.ReadAt(last[:], n-1); err != nil {
+		return 0, err
+	}
+	if last[0] == '\n' {
+		return n, nil
+	}
 	buf := make([]byte, 64*1024)
 	for end := n; end > 0; {
 		start := max(end-int64(len(buf)), 0)
