@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	goruntime "runtime"
 	"sync"
 
@@ -168,6 +169,16 @@ func initChild(cfg *initConfig, ch *channel) error {
 	// From here on a failure (a startContainer hook, execve itself) ends
 	// the init with its reason on the container's stderr, as with runc.
 
+	if unix.Getpid() == 1 {
+		// From Start on the container runs its program, and a signal
+		// for it may come before the execve: the kernel gives PID 1 only
+		// the signals it has a handler for, so the program, with none
+		// yet, would not see it. Go's runtime would: it would try to die
+		// of the signal, fail as PID 1, and exit 2. Catch and drop them
+		// all; execve puts the default dispositions back. (Before Start,
+		// Signal turns a terminating signal into SIGKILL.)
+		signal.Notify(make(chan os.Signal, 1))
+	}
 	// Block until Start writes to the exec fifo.
 	fifo := os.NewFile(fifoFd, "exec.fifo")
 	buf := make([]byte, 1)

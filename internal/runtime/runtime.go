@@ -201,6 +201,12 @@ func (c *Container) Signal(sig syscall.Signal, all bool) error {
 	if st == Stopped && !all {
 		return fmt.Errorf("container %s is not running: %w", c.rec.ID, errdefs.ErrConflict)
 	}
+	if st == Created && terminates(sig) {
+		// The init waits for Start and drops what it catches (see
+		// initChild); a created container ends on a terminating signal,
+		// as runc's does.
+		sig = unix.SIGKILL
+	}
 	if !all {
 		return signalInit(c.rec, sig)
 	}
@@ -228,6 +234,16 @@ func (c *Container) Signal(sig syscall.Signal, all bool) error {
 		return cg.Thaw()
 	}
 	return nil
+}
+
+// terminates reports whether sig's default action ends a process.
+func terminates(sig syscall.Signal) bool {
+	switch sig {
+	case 0, unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH, unix.SIGCONT,
+		unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+		return false
+	}
+	return true
 }
 
 // signalInit signals the init through a pidfd, so a PID recycled since the

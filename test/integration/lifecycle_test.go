@@ -176,6 +176,36 @@ func TestKillSignals(t *testing.T) {
 	r.assertGone("all", "/all")
 }
 
+// A signal that comes between Start and the program's execve reaches a
+// PID 1 without handlers: the program runs as if it had come a moment
+// later (the kernel drops it), rather than the init dying of it with
+// Go's exit status 2. Before Start, a terminating signal ends the
+// container, as with runc.
+func TestSignalAroundStart(t *testing.T) {
+	r := newRT(t)
+	// The startContainer hook runs after Start, before the execve: it
+	// holds the window open for the signal.
+	b := testutil.Bundle(t, []string{"sh", "-c", "echo ran"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "0.5"}}}}
+	})
+	out := r.create(b, "window")
+	r.ok("start", "window")
+	r.ok("kill", "window", "TERM")
+	r.waitStatus("window", "stopped")
+	if got := readAll(t, out); got != "ran\n" {
+		t.Errorf("output of a program signalled before its execve: %q, want %q", got, "ran\n")
+	}
+	r.ok("delete", "window")
+
+	r.create(b, "created")
+	r.ok("kill", "created", "TERM")
+	r.waitStatus("created", "stopped")
+	if res := r.run("", nil, "start", "created"); res.Code == 0 {
+		t.Errorf("start after a created container was sent TERM succeeded: %v", res)
+	}
+	r.ok("delete", "created")
+}
+
 func TestExec(t *testing.T) {
 	r := newRT(t)
 	b := testutil.Bundle(t, []string{"sleep", "1000"}, func(s *specs.Spec) {
