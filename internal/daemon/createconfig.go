@@ -52,7 +52,7 @@ func (d *Daemon) selectRuntime(hc *container.HostConfig) error {
 		return fmt.Errorf("Invalid isolation: %q - linux only supports 'default' (and tent's 'vm'): %w", hc.Isolation, errdefs.ErrInvalidArgument)
 	}
 	if hc.Runtime == "" {
-		hc.Runtime = defaultRuntime
+		hc.Runtime = d.defaultRuntime
 	}
 	if hc.Runtime == vmtask.Name {
 		hc.Isolation = isolationVM

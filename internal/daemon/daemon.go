@@ -34,6 +34,7 @@ import (
 	"github.com/tent-project/tent/internal/registry"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
+	"github.com/tent-project/tent/internal/task/ocibin"
 	"github.com/tent-project/tent/internal/task/proc"
 	"github.com/tent-project/tent/internal/task/vmtask"
 	"github.com/tent-project/tent/internal/vm"
@@ -70,6 +71,11 @@ type Config struct {
 	// Network configures the networks (its Root and Log are the
 	// daemon's: DataRoot/network).
 	Network network.Config
+	// Runtimes are OCI runtime binaries by name (dockerd's
+	// --add-runtime), DefaultRuntime the runtime of containers that name
+	// none (default: tent's own).
+	Runtimes       map[string]ocibin.Binary
+	DefaultRuntime string
 }
 
 // Daemon is a running engine.
@@ -92,11 +98,13 @@ type Daemon struct {
 	builder *builder.Builder
 	// runtimes are the task backends by name (HostConfig.Runtime).
 	runtimes map[string]task.Runtime
-	vmHost   *vm.Host // nil: no VM runtime, for the reason vmErr gives
-	vmErr    error
-	events   *eventbus.Bus
-	log      *slog.Logger
-	started  time.Time
+	// defaultRuntime names the runtime of containers that name none.
+	defaultRuntime string
+	vmHost         *vm.Host // nil: no VM runtime, for the reason vmErr gives
+	vmErr          error
+	events         *eventbus.Bus
+	log            *slog.Logger
+	started        time.Time
 
 	mu         sync.Mutex
 	containers map[string]*ctr // by ID
@@ -190,7 +198,7 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.runtimes = map[string]task.Runtime{defaultRuntime: procRT}
+	d.runtimes = map[string]task.Runtime{ownRuntime: procRT}
 	if host, err := d.findVMHost(); err != nil {
 		d.vmErr = err
 		d.log.Info("VM isolation is not available", "reason", err)
@@ -198,6 +206,9 @@ func New(cfg Config) (*Daemon, error) {
 		d.vmHost = host
 		host.StartProbe() // KVM or TCG: found before the first VM needs it
 		d.runtimes[vmtask.Name] = vmtask.New(cfg.Exe, host)
+	}
+	if err := d.addRuntimes(procRT.MonitorExe()); err != nil {
+		return nil, err
 	}
 	if d.builder, err = builder.New(d.db, d.images, d.snap, buildSteps{d}, filepath.Join(cfg.DataRoot, "build")); err != nil {
 		return nil, err
@@ -294,16 +305,39 @@ func (d *Daemon) background(f func()) {
 func (d *Daemon) runtime(hc *container.HostConfig) (task.Runtime, error) {
 	name := hc.Runtime
 	if name == "" { // a record from before runtimes were recorded
-		name = defaultRuntime
+		name = ownRuntime
 	}
 	rt, ok := d.runtimes[name]
 	if name == runcAlias {
-		rt, ok = d.runtimes[defaultRuntime], true
+		rt, ok = d.runtimes[ownRuntime], true
 	}
 	if !ok {
 		return nil, fmt.Errorf("unknown or invalid runtime name: %s: %w", name, errdefs.ErrInvalidArgument)
 	}
 	return rt, nil
+}
+
+// addRuntimes adds the configured runtime binaries to d.runtimes (their
+// monitors run from monitorExe) and checks the default runtime.
+func (d *Daemon) addRuntimes(monitorExe string) error {
+	for name, b := range d.cfg.Runtimes {
+		if _, taken := d.runtimes[name]; taken || name == runcAlias || name == vmtask.Name {
+			return fmt.Errorf("runtime name %q is reserved: %w", name, errdefs.ErrInvalidArgument)
+		}
+		rt, err := ocibin.New(b, filepath.Join(d.cfg.ExecRoot, "runtimes", name), monitorExe)
+		if err != nil {
+			return fmt.Errorf("runtime %s: %w", name, err)
+		}
+		d.runtimes[name] = rt
+	}
+	d.defaultRuntime = ownRuntime
+	if name := d.cfg.DefaultRuntime; name != "" {
+		if _, err := d.runtime(&container.HostConfig{Runtime: name}); err != nil {
+			return fmt.Errorf("default runtime: %w", err)
+		}
+		d.defaultRuntime = name
+	}
+	return nil
 }
 
 // findVMHost finds what the VM isolation mode needs on this host: the

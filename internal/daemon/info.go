@@ -13,10 +13,10 @@ import (
 	"github.com/tent-project/tent/internal/task/vmtask"
 )
 
-// defaultRuntime is the name of tent's own runtime (the process backend,
+// ownRuntime is the name of tent's own runtime (the process backend,
 // internal/task/proc), which containers run with unless HostConfig.Runtime
-// names another of d.runtimes.
-const defaultRuntime = "tent"
+// or the daemon's default runtime names another of d.runtimes.
+const ownRuntime = "tent"
 
 // runcAlias names the default runtime too: tent's runtime is a drop-in for
 // runc, and compose files and scripts written for dockerd ask for "runc".
@@ -26,11 +26,15 @@ const runcAlias = "runc"
 func (d *Daemon) Info() (*system.Info, error) {
 	info := sysinfo.Info(sysinfo.Engine{DataRoot: d.cfg.DataRoot, Driver: d.driver, Overlay: d.driver == imagesvc.OverlayDriver,
 		LogDriver: d.logDriver(), LogDrivers: logfile.Drivers, Insecure: d.cfg.InsecureRegistries})
-	info.DefaultRuntime = defaultRuntime
+	info.DefaultRuntime = d.defaultRuntime
 	for name := range d.runtimes {
-		info.Runtimes[name] = system.RuntimeWithStatus{Runtime: system.Runtime{Path: d.cfg.Exe}}
+		r := system.Runtime{Path: d.cfg.Exe}
+		if b, ok := d.cfg.Runtimes[name]; ok {
+			r = system.Runtime{Path: b.Path, Args: b.Args}
+		}
+		info.Runtimes[name] = system.RuntimeWithStatus{Runtime: r}
 	}
-	info.Runtimes[runcAlias] = info.Runtimes[defaultRuntime]
+	info.Runtimes[runcAlias] = info.Runtimes[ownRuntime]
 	if d.vmHost != nil {
 		accel, note := d.vmHost.Accel()
 		rt := info.Runtimes[vmtask.Name]

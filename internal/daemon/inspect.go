@@ -39,7 +39,7 @@ func (d *Daemon) Inspect(ref string, size bool) (*container.InspectResponse, err
 		hc.LogConfig.Type = logfile.DriverJSONFile
 	}
 	if hc.Runtime == "" {
-		hc.Runtime = defaultRuntime
+		hc.Runtime = ownRuntime
 	}
 	r := &container.InspectResponse{
 		ID: c.ID, Created: timeString(c.Created), Path: c.Path, Args: c.Args,

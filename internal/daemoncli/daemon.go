@@ -29,6 +29,7 @@ import (
 	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/server"
+	"github.com/tent-project/tent/internal/task/ocibin"
 	"github.com/tent-project/tent/internal/version"
 )
 
@@ -76,6 +77,18 @@ type daemonOpts struct {
 	LogDriver string  `json:"log-driver"`
 	LogOpts   logOpts `json:"log-opts"`
 	logFlags  []string
+	// Runtimes are OCI runtime binaries containers may run with
+	// (--runtime), as dockerd's: name=path on the command line
+	// (--add-runtime), {"path": ..., "runtimeArgs": [...]} in the file.
+	Runtimes       map[string]runtimeOpts `json:"runtimes"`
+	runtimeFlags   []string
+	DefaultRuntime string `json:"default-runtime"`
+}
+
+// runtimeOpts are a runtime's settings in the config file.
+type runtimeOpts struct {
+	Path        string   `json:"path"`
+	RuntimeArgs []string `json:"runtimeArgs"`
 }
 
 // logOpts are dockerd's log-opts: strings, though numbers and booleans
@@ -138,6 +151,8 @@ func daemonCmd() *cobra.Command {
 	f.StringVar(&o.LogDriver, "log-driver", logfile.DriverJSONFile, "log driver of containers that name none: json-file, local or none")
 	f.StringArrayVar(&o.logFlags, "log-opt", nil, "option of the default log driver: KEY=VALUE (repeatable)")
 	f.BoolVar(&o.Experimental, "experimental", false, "say that experimental features are on (the docker CLI then offers checkpoint and start --checkpoint)")
+	f.StringArrayVar(&o.runtimeFlags, "add-runtime", nil, "an OCI runtime binary containers may ask for with --runtime: NAME=PATH (repeatable)")
+	f.StringVar(&o.DefaultRuntime, "default-runtime", "", "the runtime of containers that name none (default: tent's own)")
 	f.StringVar(&configFile, "config-file", "", "JSON file with the same settings as the flags (flags win)")
 	return cmd
 }
@@ -192,6 +207,8 @@ func loadDaemonConfig(path string, o *daemonOpts, cmd *cobra.Command) error {
 		o.Experimental = true
 	}
 	set("log-driver", &o.LogDriver, fileOpts.LogDriver)
+	set("default-runtime", &o.DefaultRuntime, fileOpts.DefaultRuntime)
+	o.Runtimes = fileOpts.Runtimes
 	if !cmd.Flags().Changed("log-opt") {
 		o.LogOpts = fileOpts.LogOpts
 	}
@@ -221,8 +238,12 @@ func runDaemon(o *daemonOpts) error {
 		return fmt.Errorf("default log driver: %w", err)
 	}
 	cfg := daemon.Config{DataRoot: o.DataRoot, ExecRoot: o.ExecRoot, CgroupParent: o.CgroupParent, Logger: log,
-		LogDriver: o.LogDriver, LogOpts: o.LogOpts, InsecureRegistries: o.Insecure, Init: o.Init, InitPath: o.InitPath}
+		LogDriver: o.LogDriver, LogOpts: o.LogOpts, InsecureRegistries: o.Insecure, Init: o.Init, InitPath: o.InitPath,
+		DefaultRuntime: o.DefaultRuntime}
 	var err error
+	if cfg.Runtimes, err = o.runtimes(); err != nil {
+		return err
+	}
 	if cfg.Network, err = o.networkConfig(); err != nil {
 		return err
 	}
@@ -371,4 +392,27 @@ func (o *daemonOpts) networkConfig() (network.Config, error) {
 		c.Pools = append(c.Pools, network.Pool{Base: base.Masked(), Size: p.Size})
 	}
 	return c, nil
+}
+
+// runtimes are the configured runtime binaries: the file's and the
+// flags' (a name in both is an error, as with dockerd).
+func (o *daemonOpts) runtimes() (map[string]ocibin.Binary, error) {
+	out := map[string]ocibin.Binary{}
+	for name, r := range o.Runtimes {
+		if r.Path == "" {
+			return nil, fmt.Errorf("runtime %s: no path in the config file", name)
+		}
+		out[name] = ocibin.Binary{Path: r.Path, Args: r.RuntimeArgs}
+	}
+	for _, kv := range o.runtimeFlags {
+		name, path, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || path == "" {
+			return nil, fmt.Errorf("invalid --add-runtime %q: want NAME=PATH", kv)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("runtime %s is given both by --add-runtime and in the config file", name)
+		}
+		out[name] = ocibin.Binary{Path: path}
+	}
+	return out, nil
 }

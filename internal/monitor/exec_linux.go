@@ -51,6 +51,8 @@ func (m *monitor) exec(conn net.Conn, br *bufio.Reader, req ExecRequest) {
 	var err error
 	if v, ok := m.work.(*vmWorkload); ok {
 		p, err = v.exec(req)
+	} else if _, ok := m.work.(*ociWorkload); ok {
+		p, err = m.ociExec(req)
 	} else {
 		p, err = m.runtimeExec(req)
 	}

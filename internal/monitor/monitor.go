@@ -50,6 +50,9 @@ type Config struct {
 	// VM: the container is a VM this monitor boots (vm_linux.go), not a
 	// process of the runtime.
 	VM *VMConfig `json:"vm,omitempty"`
+	// OCI: an OCI runtime binary makes the container (oci_linux.go),
+	// not tent's runtime.
+	OCI *OCIRuntime `json:"oci,omitempty"`
 }
 
 // Exit is how a container ended.

@@ -193,6 +193,28 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, workload, error) {
 		go m.serve(l)
 		return m, w, nil
 	}
+	if m.cfg.OCI != nil {
+		st, err := newOCIStdio(m.cfg.Tty, m.cfg.OpenStdin)
+		if err != nil {
+			l.Close()
+			return nil, nil, err
+		}
+		w, err := m.createOCI(st)
+		if err == nil {
+			if err = st.started(m.cfg.OpenStdin); err != nil {
+				syscall.Kill(w.pid, syscall.SIGKILL)
+				w.Wait()
+				w.finish()
+			}
+		}
+		if err != nil {
+			st.close()
+			l.Close()
+			return nil, nil, err
+		}
+		m.hold(st, w, l)
+		return m, w, nil
+	}
 	rt, err := runtime.New(m.cfg.RuntimeRoot)
 	if err != nil {
 		l.Close()
@@ -219,15 +241,20 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, workload, error) {
 		l.Close()
 		return nil, nil, err
 	}
+	w := &initWorkload{proc: proc, cfg: m.cfg}
+	m.hold(st, w, l)
+	return m, w, nil
+}
+
+// hold takes the created container's stdio and serves on l.
+func (m *monitor) hold(st *stdio, w workload, l net.Listener) {
 	m.stdin = st.stdin
 	if st.master != nil {
 		m.resize = ptyResizer(st.master)
 	}
-	w := &initWorkload{proc: proc, cfg: m.cfg}
 	m.work = w
 	go m.serve(l)
 	m.pump(st.outputs)
-	return m, w, nil
 }
 
 // ptyResizer sets the size of the terminal whose master is master.

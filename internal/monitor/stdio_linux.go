@@ -12,18 +12,19 @@ import (
 // init and for exec'd processes alike: pipes, or with a terminal the pty
 // master, which the process sends over a console socket.
 type stdio struct {
-	child   [3]*os.File // the process's ends (nil: /dev/null)
-	console *os.File    // the process's end of the console socket
-	recv    *os.File    // this end of it
-	outputs []*os.File  // stdout and stderr, or the master
-	stdin   io.WriteCloser
-	master  *os.File
+	tty, openStdin bool
+	child          [3]*os.File // the process's ends (nil: /dev/null)
+	console        *os.File    // the process's end of the console socket
+	recv           *os.File    // this end of it
+	outputs        []*os.File  // stdout and stderr, or the master
+	stdin          io.WriteCloser
+	master         *os.File
 	// childEnds are closed once the process has them.
 	childEnds []*os.File
 }
 
 func newStdio(tty, openStdin bool) (*stdio, error) {
-	s := &stdio{}
+	s := &stdio{tty: tty, openStdin: openStdin}
 	if tty {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -72,12 +73,26 @@ func (s *stdio) started(openStdin bool) error {
 	if err != nil {
 		return err
 	}
+	s.setMaster(m, openStdin)
+	return nil
+}
+
+// newOCIStdio is newStdio for a runtime binary, which sends a terminal's
+// master over a console socket of its own (ociStart), not this one's.
+func newOCIStdio(tty, openStdin bool) (*stdio, error) {
+	if tty {
+		return &stdio{tty: true, openStdin: openStdin}, nil
+	}
+	return newStdio(false, openStdin)
+}
+
+// setMaster takes a terminal's master as the process's stdio.
+func (s *stdio) setMaster(m *os.File, openStdin bool) {
 	s.master = m
 	s.outputs = append(s.outputs, m)
 	if openStdin {
 		s.stdin = nopCloser{m}
 	}
-	return nil
 }
 
 // close releases everything (after a failed start, or once drained).

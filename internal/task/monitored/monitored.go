@@ -9,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
+	"golang.org/x/sys/unix"
 )
 
 // PrepareRoot mounts o.Rootfs at root (made if missing) and builds the
@@ -94,4 +97,86 @@ func (c Client) Attach(ctx context.Context, o task.AttachOpts) (task.Stream, err
 // Resize implements task.Task.
 func (c Client) Resize(ctx context.Context, height, width uint16) error {
 	return monitor.Resize(c.Dir, height, width)
+}
+
+// Ending is how a monitored task's end is waited for: once, its result
+// kept for every later Wait.
+type Ending struct {
+	Paths task.Paths
+
+	mu     sync.Mutex
+	waiter *monitor.Waiter // registered at Start, before the program runs
+	gone   <-chan struct{} // once waited for
+
+	// waitMu makes one Wait wait; the others get its result.
+	waitMu sync.Mutex
+	waited bool
+	exit   task.Exit
+	err    error
+}
+
+// Arm registers for the end before the start, so that the end of a
+// program that exits at once cannot be missed.
+func (e *Ending) Arm() {
+	e.mu.Lock()
+	e.waiter = monitor.NewWaiter(e.Paths.Dir, e.Paths.ExitFile)
+	e.mu.Unlock()
+}
+
+// Wait implements task.Task's Wait. lost ends the container when its
+// monitor died without a word (nothing supervises it any more).
+func (e *Ending) Wait(lost func()) (task.Exit, <-chan struct{}, error) {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	e.mu.Lock()
+	gone, w := e.gone, e.waiter
+	e.mu.Unlock()
+	if e.waited {
+		return e.exit, gone, e.err
+	}
+	if w == nil {
+		w = monitor.NewWaiter(e.Paths.Dir, e.Paths.ExitFile)
+	}
+	x, gone, err := w.Wait()
+	if err != nil {
+		lost()
+		x = monitor.Exit{Code: 255, At: time.Now().UTC()}
+	}
+	e.waited, e.exit, e.err = true, task.Exit{Code: x.Code, OOMKilled: x.OOMKilled, At: x.At}, err
+	e.mu.Lock()
+	e.gone = gone
+	e.mu.Unlock()
+	return e.exit, gone, e.err
+}
+
+// UnmountRoot unmounts a task's root (Delete). Busy, it waits for the
+// monitor, if waited for, to finish first: processes outside the init's
+// PID namespace (--pid host) live until its clean-up kills them.
+func (e *Ending) UnmountRoot(root string) error {
+	if snapshot.Unmount(root) == nil {
+		return nil
+	}
+	e.mu.Lock()
+	gone := e.gone
+	e.mu.Unlock()
+	if gone != nil {
+		<-gone
+	}
+	return snapshot.Unmount(root)
+}
+
+// OpenRoot is task.RootOpener's OpenRoot for a task whose first process
+// is pid and whose root is mounted at root: the process's root, checked
+// to be that one (a pid reused after the task ended would be another's).
+func OpenRoot(id string, pid int, root string) (*os.File, error) {
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("task %s has ended: %w", id, errdefs.ErrConflict)
+	}
+	var got, want unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &got) != nil || unix.Stat(root, &want) != nil || got.Dev != want.Dev || got.Ino != want.Ino {
+		f.Close()
+		return nil, fmt.Errorf("task %s has ended: %w", id, errdefs.ErrConflict)
+	}
+	return f, nil
 }

@@ -58,6 +58,10 @@ func New(exe, stateDir string, log *slog.Logger) (*Runtime, error) {
 	return r, nil
 }
 
+// MonitorExe is the path of the sealed monitor binary (for as long as
+// the backend is open), which other backends' monitors may run from.
+func (r *Runtime) MonitorExe() string { return r.exe }
+
 // Close ends the spare monitor. Tasks keep running.
 func (r *Runtime) Close() error {
 	r.mu.Lock()
@@ -108,7 +112,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 		return nil, fmt.Errorf("failed to create task for container: %w", err)
 	}
 	go reap()
-	t := &Task{Client: monitored.Client{ID: id, Dir: o.Dir}, r: r, id: id, paths: o.Paths, pid: pid}
+	t := &Task{Client: monitored.Client{ID: id, Dir: o.Dir}, Ending: monitored.Ending{Paths: o.Paths}, r: r, id: id, pid: pid}
 	if t.c, err = r.rt.Load(id); err != nil {
 		// Created, but its state cannot be read: end it.
 		syscall.Kill(pid, syscall.SIGKILL)
@@ -121,7 +125,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 
 // Connect implements task.Runtime.
 func (r *Runtime) Connect(ctx context.Context, id string, paths task.Paths) (task.Task, error) {
-	t := &Task{Client: monitored.Client{ID: id, Dir: paths.Dir}, r: r, id: id, paths: paths}
+	t := &Task{Client: monitored.Client{ID: id, Dir: paths.Dir}, Ending: monitored.Ending{Paths: paths}, r: r, id: id}
 	if t.c, _ = r.rt.Load(id); t.c != nil { // none: the task has ended and its monitor cleaned up
 		t.pid = t.c.State().Pid
 	}

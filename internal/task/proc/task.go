@@ -4,39 +4,24 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"syscall"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/runtime"
-	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/monitored"
-	"golang.org/x/sys/unix"
 )
 
 // Task is a container under its monitor.
 type Task struct {
 	monitored.Client // stdio, terminal and execs, through the monitor
-	r                *Runtime
-	id               string
-	paths            task.Paths
-	c                *runtime.Container // nil: its state is gone (the task has ended)
-	pid              int
-
-	mu     sync.Mutex
-	waiter *monitor.Waiter // registered at Start, before the program runs
-	gone   <-chan struct{} // once waited for
-
-	// waitMu makes one Wait wait; the others get its result.
-	waitMu sync.Mutex
-	waited bool
-	exit   task.Exit
-	err    error
+	monitored.Ending
+	r   *Runtime
+	id  string
+	c   *runtime.Container // nil: its state is gone (the task has ended)
+	pid int
 }
 
 func (t *Task) ID() string { return t.id }
@@ -73,11 +58,7 @@ func (t *Task) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Registered before the start, so that the end of a program that
-	// exits at once cannot be missed.
-	t.mu.Lock()
-	t.waiter = monitor.NewWaiter(t.paths.Dir, t.paths.ExitFile)
-	t.mu.Unlock()
+	t.Arm()
 	if err := c.Start(); err != nil {
 		return err
 	}
@@ -86,31 +67,11 @@ func (t *Task) Start(ctx context.Context) error {
 }
 
 func (t *Task) Wait(ctx context.Context) (task.Exit, <-chan struct{}, error) {
-	t.waitMu.Lock()
-	defer t.waitMu.Unlock()
-	t.mu.Lock()
-	gone, w := t.gone, t.waiter
-	t.mu.Unlock()
-	if t.waited {
-		return t.exit, gone, t.err
-	}
-	if w == nil {
-		w = monitor.NewWaiter(t.paths.Dir, t.paths.ExitFile)
-	}
-	e, gone, err := w.Wait()
-	if err != nil {
-		// The monitor died without a word: nothing supervises the
-		// container any more, so it ends.
-		if c, lerr := t.r.rt.Load(t.id); lerr == nil {
+	return t.Ending.Wait(func() {
+		if c, err := t.r.rt.Load(t.id); err == nil {
 			c.Delete(true)
 		}
-		e = monitor.Exit{Code: 255, At: time.Now().UTC()}
-	}
-	t.waited, t.exit, t.err = true, task.Exit{Code: e.Code, OOMKilled: e.OOMKilled, At: e.At}, err
-	t.mu.Lock()
-	t.gone = gone
-	t.mu.Unlock()
-	return t.exit, gone, t.err
+	})
 }
 
 func (t *Task) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
@@ -145,19 +106,9 @@ func (t *Task) Pids(ctx context.Context) ([]int, error) {
 	return c.Pids()
 }
 
-// OpenRoot implements task.RootOpener: the init's root, checked to be
-// the task's own (a pid reused after the init died would be another's).
+// OpenRoot implements task.RootOpener.
 func (t *Task) OpenRoot(ctx context.Context) (*os.File, error) {
-	root, err := os.OpenFile(fmt.Sprintf("/proc/%d/root", t.pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
-	}
-	var got, want unix.Stat_t
-	if unix.Fstat(int(root.Fd()), &got) != nil || unix.Stat(rootOf(t.paths), &want) != nil || got.Dev != want.Dev || got.Ino != want.Ino {
-		root.Close()
-		return nil, fmt.Errorf("task %s has ended: %w", t.id, errdefs.ErrConflict)
-	}
-	return root, nil
+	return monitored.OpenRoot(t.id, t.pid, rootOf(t.Paths))
 }
 
 func (t *Task) Stats(ctx context.Context) (*cgroups.Stats, error) {
@@ -177,17 +128,5 @@ func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
 }
 
 func (t *Task) Delete(ctx context.Context) error {
-	root := rootOf(t.paths)
-	if snapshot.Unmount(root) == nil {
-		return nil
-	}
-	// Busy: processes outside the init's PID namespace (--pid host) live
-	// until the monitor's clean-up kills them.
-	t.mu.Lock()
-	gone := t.gone
-	t.mu.Unlock()
-	if gone != nil {
-		<-gone
-	}
-	return snapshot.Unmount(root)
+	return t.UnmountRoot(rootOf(t.Paths))
 }
