@@ -111,6 +111,11 @@ type applier struct {
 	x       *ExtractOptions // nil for a layer
 	written map[string]bool // paths (relative) this layer wrote
 	dirs    []dirTimes      // directory times, set once their content is written
+	// lastDir (relative) was resolved to lastParent and made: entries
+	// come directory by directory, and one in lastDir cannot change it
+	// or its ancestors, so the next one there needs neither again.
+	lastDir, lastParent string
+	buf                 []byte // file content goes through it
 }
 
 type dirTimes struct {
@@ -125,13 +130,30 @@ func clean(name string) string {
 }
 
 // resolve returns where rel lives on disk: its parent resolved inside the
-// root (following symlinks only within it), its last element as is.
+// root (following symlinks only within it) and made, its last element as
+// is.
 func (a *applier) resolve(rel string) (string, error) {
-	parent, err := securejoin.SecureJoin(a.root, filepath.Dir(rel))
+	parent, err := a.parent(filepath.Dir(rel))
 	if err != nil {
 		return "", err
 	}
 	return filepath.Join(parent, filepath.Base(rel)), nil
+}
+
+// parent resolves the directory dirRel inside the root and makes it.
+func (a *applier) parent(dirRel string) (string, error) {
+	if a.lastParent != "" && dirRel == a.lastDir {
+		return a.lastParent, nil
+	}
+	dir, err := securejoin.SecureJoin(a.root, dirRel)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	a.lastDir, a.lastParent = dirRel, dir
+	return dir, nil
 }
 
 // name is where an entry name lives, relative to the root: for a layer
@@ -141,7 +163,7 @@ func (a *applier) name(name string) (string, error) {
 	if a.x == nil {
 		return clean(name), nil
 	}
-	rel := filepath.Clean(strings.TrimPrefix(name, "/"))
+	rel := filepath.Clean(a.x.renamed(strings.TrimPrefix(name, "/")))
 	if rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("%q is outside of the extraction directory: %w", name, ErrBreakout)
 	}
@@ -162,9 +184,6 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	path, err := a.resolve(rel)
 	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	// Whatever is there (from a lower layer) is replaced, except that a
@@ -190,7 +209,10 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(f, r)
+		if a.buf == nil {
+			a.buf = make([]byte, 1<<20)
+		}
+		err = copyFull(f, r, a.buf)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -245,6 +267,27 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	return a.attributes(path, hdr, mode)
 }
 
+// copyFull copies r to w through buf, a write of whole buffers (not
+// f.ReadFrom, which finds nothing to splice from a tar and copies
+// through a new 32 KiB buffer, one write per read of the stream).
+func copyFull(w io.Writer, r io.Reader, buf []byte) error {
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			return nil
+		default:
+			return err
+		}
+	}
+}
+
 // attributes sets owner, mode, extended attributes and times.
 func (a *applier) attributes(path string, hdr *tar.Header, mode uint32) error {
 	uid, gid := hdr.Uid, hdr.Gid
@@ -287,11 +330,8 @@ func lutimes(path string, atime, mtime time.Time) error {
 // directory's lower content hidden).
 func (a *applier) whiteout(rel, base string) error {
 	dirRel := filepath.Dir(rel)
-	dir, err := securejoin.SecureJoin(a.root, dirRel)
+	dir, err := a.parent(dirRel)
 	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	if base == whOpaque {

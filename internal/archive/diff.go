@@ -64,6 +64,7 @@ type differ struct {
 	// flat: an entry is written alone, not with what its directory holds
 	// (WriteTreeDiff lists every path it writes).
 	flat bool
+	buf  []byte // file content goes through it
 }
 
 // RemoveLeftOut removes from upper what WriteDiff leaves out of its
@@ -236,7 +237,12 @@ func (d *differ) entry(rel string) error {
 		if err != nil {
 			return err
 		}
-		n, err := io.Copy(d.tw, f)
+		if d.buf == nil {
+			d.buf = make([]byte, 1<<20)
+		}
+		// Not f.WriteTo, which has nothing to splice into and copies
+		// through a new 32 KiB buffer each time.
+		n, err := io.CopyBuffer(d.tw, struct{ io.Reader }{f}, d.buf)
 		f.Close()
 		if err != nil {
 			return err

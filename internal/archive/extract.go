@@ -28,6 +28,9 @@ type ExtractOptions struct {
 	// NoOverwriteDirNonDir keeps a directory from being replaced by a
 	// non-directory and the reverse (ErrDirNonDir).
 	NoOverwriteDirNonDir bool
+	// Rename {from, to}: an entry named from, or below it, is extracted
+	// as to (a copy that takes the destination's name).
+	Rename [2]string
 	// Owner, when set, owns every entry (uid, gid) instead of the
 	// archive's owners.
 	Owner *[2]int
@@ -41,6 +44,18 @@ func Extract(root string, r io.Reader, o ExtractOptions) error {
 	a := &applier{root: root, wh: Plain, x: &o, written: map[string]bool{}}
 	_, err := a.apply(r)
 	return err
+}
+
+// renamed is name after Rename.
+func (x *ExtractOptions) renamed(name string) string {
+	if x == nil || x.Rename[0] == "" {
+		return name
+	}
+	rest, ok := strings.CutPrefix(name, x.Rename[0])
+	if !ok || rest != "" && rest[0] != '/' {
+		return name
+	}
+	return x.Rename[1] + rest
 }
 
 // mayReplace checks the replacement of fi by hdr's entry.

@@ -130,3 +130,49 @@ func TestWriteTreeNames(t *testing.T) {
 		t.Errorf("a file's tar: %v %+v", err, h)
 	}
 }
+
+// Rename gives the archive's top entry, and what is below it, another
+// name (hard links too); other names stay.
+func TestExtractRename(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "dst"), 0o755)
+	data := layer(t, entry{name: "src/", typ: tar.TypeDir}, entry{name: "src/f", body: "f"},
+		entry{name: "src/hl", typ: tar.TypeLink, link: "src/f"}, entry{name: "srcx", body: "x"})
+	if err := Extract(root, bytes.NewReader(data), ExtractOptions{Under: "dst", Rename: [2]string{"src", "new"}}); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"dst/new/f": "f", "dst/new/hl": "f", "dst/srcx": "x"} {
+		if b, err := os.ReadFile(filepath.Join(root, path)); string(b) != want {
+			t.Errorf("%s: %q %v, want %q", path, b, err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "dst/src")); err == nil {
+		t.Error("the old name was extracted too")
+	}
+}
+
+// An entry that turns a directory into a symlink sends what comes after
+// it under that name where the link points (inside the root), though
+// the directory was resolved for the entries before it; large files
+// arrive whole.
+func TestExtractResolvesAgainAfterAChange(t *testing.T) {
+	root := t.TempDir()
+	big := string(bytes.Repeat([]byte("0123456789abcdef"), 200_000)) // 3.2 MB: several buffers
+	data := layer(t, entry{name: "e/", typ: tar.TypeDir}, entry{name: "d/", typ: tar.TypeDir}, entry{name: "d/f1", body: big},
+		entry{name: "d", typ: tar.TypeSymlink, link: "e"}, entry{name: "d/f2", body: "2"}, entry{name: "e/big", body: big})
+	if err := Extract(root, bytes.NewReader(data), ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "e/f2")); string(b) != "2" {
+		t.Errorf("e/f2 = %q: d/f2 did not follow the new link d -> e", b)
+	}
+	if l, err := os.Readlink(filepath.Join(root, "d")); err != nil || l != "e" {
+		t.Errorf("d: %q %v", l, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "e/f1")); err == nil {
+		t.Error("d/f1, written before the link, is under e")
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "e/big")); string(b) != big {
+		t.Errorf("a 3.2 MB file arrived with %d bytes", len(b))
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/spf13/cobra"
+	"github.com/tent-project/tent/internal/client"
 )
 
 type buildFlags struct {
@@ -104,7 +105,7 @@ func (a *app) build(ctxPath string, f *buildFlags) error {
 	if dockerfile != "" {
 		q.Set("dockerfile", dockerfile)
 	}
-	resp, err := a.c.Do(a.ctx, http.MethodPost, "/build", q, body, "application/x-tar")
+	resp, err := a.c.Do(a.ctx, http.MethodPost, "/build", q, client.Bulk(body), "application/x-tar")
 	if err != nil {
 		return apiError(err, 1)
 	}

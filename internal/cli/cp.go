@@ -15,6 +15,8 @@ import (
 	"github.com/moby/go-archive"
 	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
+	tarchive "github.com/tent-project/tent/internal/archive"
+	"github.com/tent-project/tent/internal/client"
 	"golang.org/x/term"
 )
 
@@ -138,7 +140,7 @@ func (a *app) copyFrom(ctr, src, dst string, follow, quiet bool) error {
 		content = archive.RebaseArchiveEntries(counted, base, rebase)
 	}
 	info := archive.CopyInfo{Path: src, Exists: true, IsDir: st.Mode.IsDir(), RebaseName: rebase}
-	if err := archive.CopyTo(content, info, dst); err != nil {
+	if err := extractCopy(content, info, dst); err != nil {
 		return statusError{code: 1, msg: err.Error()}
 	}
 	if !quiet {
@@ -191,24 +193,33 @@ func (a *app) copyTo(ctr, dst, src string, follow, owners, quiet bool) error {
 		if err != nil {
 			return statusError{code: 1, msg: err.Error()}
 		}
-		tarred, err := archive.TarResource(srcInfo)
-		if err != nil {
-			return statusError{code: 1, msg: err.Error()}
+		if dir, name, ok := directCopy(srcInfo, dstInfo); ok {
+			// tent's archiver names the entries as they will be (no
+			// second pass renames them) and reads each file at once.
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(tarchive.WriteTree(pw, srcInfo.Path, name, nil)) }()
+			defer pr.Close()
+			extractTo, content = dir, pr
+		} else {
+			tarred, err := archive.TarResource(srcInfo)
+			if err != nil {
+				return statusError{code: 1, msg: err.Error()}
+			}
+			defer tarred.Close()
+			dir, prepared, err := archive.PrepareArchiveCopy(tarred, srcInfo, dstInfo)
+			if err != nil {
+				return statusError{code: 1, msg: err.Error()}
+			}
+			defer prepared.Close()
+			extractTo, content = dir, prepared
 		}
-		defer tarred.Close()
-		dir, prepared, err := archive.PrepareArchiveCopy(tarred, srcInfo, dstInfo)
-		if err != nil {
-			return statusError{code: 1, msg: err.Error()}
-		}
-		defer prepared.Close()
-		extractTo, content = dir, prepared
 	}
 	counted := &countingReader{r: content}
 	q := url.Values{"path": {extractTo}, "noOverwriteDirNonDir": {"true"}}
 	if owners {
 		q.Set("copyUIDGID", "true")
 	}
-	resp, err := a.c.Do(a.ctx, http.MethodPut, "/containers/"+ctr+"/archive", q, counted, "application/x-tar")
+	resp, err := a.c.Do(a.ctx, http.MethodPut, "/containers/"+ctr+"/archive", q, client.Bulk(counted), "application/x-tar")
 	if err != nil {
 		return apiError(err, 1)
 	}
@@ -217,6 +228,58 @@ func (a *app) copyTo(ctr, dst, src string, follow, owners, quiet bool) error {
 		fmt.Fprintf(os.Stderr, "Successfully copied %s to %s\n", units.HumanSizeWithPrecision(float64(counted.n), 3), ctr+":"+dst)
 	}
 	return nil
+}
+
+// directCopy tells where a copy of src goes (dir) under which name, as
+// archive.PrepareArchiveCopy decides it: into an existing directory under
+// src's own name, or as the destination (a directory copied to a new
+// name, a file onto an existing file). Any other case (a source named
+// "dir/.", a file to a path that is not there, what PrepareArchiveCopy
+// refuses) is its own, through moby's archiver.
+func directCopy(src, dst archive.CopyInfo) (dir, name string, ok bool) {
+	usable := func(n string) bool { return n != "" && n != "." && n != "/" }
+	if src.RebaseName != "" {
+		return "", "", false
+	}
+	switch {
+	case dst.Exists && dst.IsDir:
+		_, name = archive.SplitPathDirEntry(src.Path)
+		return dst.Path, name, usable(name)
+	case dst.Exists && src.IsDir, !dst.Exists && !src.IsDir:
+		return "", "", false
+	}
+	dir, name = archive.SplitPathDirEntry(dst.Path)
+	return dir, name, usable(name)
+}
+
+// extractCopy extracts the archive of src (GET /containers/{id}/archive)
+// at dst as docker's CLI does (archive.CopyTo: into dst if it is a
+// directory, else as dst in its parent), with tent's extraction, which
+// renames the entries as it goes rather than in a second pass, and
+// copies file content through one buffer. The files are the caller's,
+// as docker cp makes them. What CopyTo refuses it still refuses.
+func extractCopy(content io.Reader, src archive.CopyInfo, dst string) error {
+	dstInfo, err := archive.CopyInfoDestinationPath(dst)
+	if err != nil {
+		return err
+	}
+	_, srcBase := archive.SplitPathDirEntry(src.Path)
+	if src.RebaseName != "" {
+		srcBase = src.RebaseName
+	}
+	o := tarchive.ExtractOptions{Under: dstInfo.Path, NoOverwriteDirNonDir: true, Owner: &[2]int{os.Getuid(), os.Getgid()}}
+	switch {
+	case dstInfo.Exists && dstInfo.IsDir:
+	case dstInfo.Exists && src.IsDir, !dstInfo.Exists && !src.IsDir && strings.HasSuffix(dstInfo.Path, "/"):
+		return archive.CopyTo(content, src, dst) // its error
+	default:
+		dir, dstBase := archive.SplitPathDirEntry(dstInfo.Path)
+		if srcBase == "" || srcBase == "." || srcBase == "/" || dstBase == "." {
+			return archive.CopyTo(content, src, dst)
+		}
+		o.Under, o.Rename = dir, [2]string{srcBase, dstBase}
+	}
+	return tarchive.Extract("/", content, o)
 }
 
 type countingReader struct {

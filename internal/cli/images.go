@@ -16,6 +16,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/image"
 	"github.com/spf13/cobra"
+	"github.com/tent-project/tent/internal/client"
 	"golang.org/x/term"
 )
 
@@ -163,7 +164,7 @@ func loadCmd(a *app) *cobra.Command {
 		} else if term.IsTerminal(int(os.Stdin.Fd())) {
 			return statusError{code: 1, msg: "requested load from stdin, but stdin is empty"}
 		}
-		resp, err := a.c.Do(a.ctx, http.MethodPost, "/images/load", url.Values{"quiet": {strconv.FormatBool(quiet)}}, in, "application/x-tar")
+		resp, err := a.c.Do(a.ctx, http.MethodPost, "/images/load", url.Values{"quiet": {strconv.FormatBool(quiet)}}, client.Bulk(in), "application/x-tar")
 		if err != nil {
 			return apiError(err, 1)
 		}

@@ -185,3 +185,37 @@ func (c *Client) Hijack(ctx context.Context, path string, q url.Values, body any
 	}
 	return conn, br, nil
 }
+
+// Bulk is a request body for a bulk upload (a cp, an image load, a build
+// context): it goes out in chunks of up to 1 MiB, each one write to the
+// socket. net/http sends a chunked body as its reads come, one write per
+// read, and an archive's producer hands out pieces of 512 bytes to
+// 32 KiB; never for a stream someone types into, which it would hold back.
+func Bulk(r io.Reader) io.Reader { return bulk{r} }
+
+type bulk struct{ r io.Reader }
+
+func (b bulk) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// WriteTo is what net/http's body copy uses when there is one.
+func (b bulk) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var total int64
+	for {
+		n, err := io.ReadFull(b.r, buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			return total, nil
+		default:
+			return total, err
+		}
+	}
+}

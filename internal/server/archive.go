@@ -59,7 +59,8 @@ func (s *Server) archiveGet(w http.ResponseWriter, r *http.Request) {
 	setPathStat(w, st)
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.WriteHeader(http.StatusOK)
-	_, err = io.Copy(w, tr)
+	// Large writes: each is a chunk, and one write to the socket.
+	_, err = io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{tr}, make([]byte, 1<<20))
 	if cerr := tr.Close(); err == nil {
 		err = cerr
 	}

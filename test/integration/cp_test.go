@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -89,18 +88,102 @@ func waitFile(t *testing.T, d *dockerEngine, ctr, path string) {
 func TestCopy(t *testing.T) {
 	d := startDocker(t)
 	e := startTent(t)
-	type engine struct {
-		name string
-		d    *dockerEngine
-		img  string
-		dir  string // the host side of its copies
-	}
-	engines := []engine{{"docker", d, "busybox:tent", t.TempDir()}, {"tent", &e.dockerEngine, "busybox:latest", t.TempDir()}}
 	src := t.TempDir() // what is copied in
 	writeTree(t, src, map[string]string{"in/a": "A\n", "in/deep/b": "B\n", "one": "1\n"})
 	os.Symlink("a", filepath.Join(src, "in", "alink"))
 	os.Chown(filepath.Join(src, "in", "a"), 1234, 4321)
 	os.Chmod(filepath.Join(src, "one"), 0o700)
+	tentCLI := e.dockerEngine
+	tentCLI.cli = tentBin()
+	// Every case through the docker CLI against both engines, then
+	// through tent's own CLI against tent, held to the docker CLI's
+	// results against dockerd.
+	for _, via := range []struct {
+		name string
+		tent *dockerEngine
+	}{{"docker CLI", &e.dockerEngine}, {"tent CLI", &tentCLI}} {
+		engines := []engine{{"docker", d, "busybox:tent", t.TempDir()}, {"tent", via.tent, "busybox:latest", t.TempDir()}}
+		t.Run(via.name, func(t *testing.T) { copyCases(t, engines, src) })
+	}
+	engines := []engine{{"docker", d, "busybox:tent", t.TempDir()}, {"tent", &e.dockerEngine, "busybox:latest", t.TempDir()}}
+	t.Run("stopped container and its volume", func(t *testing.T) {
+		for _, en := range engines {
+			en.d.must(t, "create", "--name", "stopped", "--network", "none", "-v", "cpvol:/vol", en.img, "cat", "/vol/one", "/made")
+			for _, dst := range []string{"stopped:/vol/", "stopped:/made"} {
+				if out, code := en.d.run("cp", filepath.Join(src, "one"), dst); code != 0 && dst == "stopped:/vol/" {
+					t.Errorf("%s: cp into a stopped container's volume: %s", en.name, out)
+				} else if code != 0 {
+					t.Errorf("%s: cp into a stopped container: %s", en.name, out)
+				}
+			}
+			if out, code := en.d.run("start", "-a", "stopped"); code != 0 || out != "1\n1\n" {
+				t.Errorf("%s: the stopped container, started, read %q (exit %d)", en.name, out, code)
+			}
+			out := filepath.Join(en.dir, "from-stopped")
+			if o, code := en.d.run("cp", "stopped:/vol/one", out); code != 0 {
+				t.Errorf("%s: cp out of a stopped container's volume: %s", en.name, o)
+			} else if b, _ := os.ReadFile(out); string(b) != "1\n" {
+				t.Errorf("%s: copied out %q", en.name, b)
+			}
+		}
+	})
+}
+
+// TestCopySymlinkRace: a container swaps a directory of the copied path
+// for a symlink to "/" as fast as it can, while files are copied out of
+// and into that path. Nothing of the host's is read or written: the
+// paths resolve in the container's root, whatever it does.
+func TestCopySymlinkRace(t *testing.T) {
+	e := startTent(t)
+	host := t.TempDir() // exists on the host only
+	marker := filepath.Join(host, "marker")
+	if err := os.WriteFile(marker, []byte("host secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.must(t, "run", "-d", "--name", "racer", "--network", "none", "busybox", "sh", "-c",
+		`mkdir -p /race/d`+host+` && echo inside > /race/d`+host+`/marker && touch /ready && while true; do mv /race/d /race/real && ln -s / /race/d && rm /race/d && mv /race/real /race/d && usleep 2000; done`)
+	waitFile(t, &e.dockerEngine, "racer", "/ready")
+	out := t.TempDir()
+	in := filepath.Join(t.TempDir(), "planted")
+	os.WriteFile(in, []byte("planted\n"), 0o644)
+	copiedOut, copiedIn := 0, 0
+	for i := 0; i < 40; i++ {
+		dst := filepath.Join(out, fmt.Sprint(i))
+		if _, code := e.run("cp", "racer:/race/d"+marker, dst); code == 0 {
+			copiedOut++
+			if b, _ := os.ReadFile(dst); string(b) != "inside\n" {
+				t.Fatalf("copy %d read %q: the host's file, through the container's symlink", i, b)
+			}
+		}
+		if _, code := e.run("cp", in, "racer:/race/d"+host+"/"); code == 0 {
+			copiedIn++
+		}
+	}
+	entries, _ := os.ReadDir(host)
+	if len(entries) != 1 {
+		t.Errorf("the host directory holds %d entries after the copies in; want only the marker", len(entries))
+	}
+	if b, _ := os.ReadFile(marker); string(b) != "host secret\n" {
+		t.Errorf("the host's marker was overwritten: %q", b)
+	}
+	t.Logf("copies that found the container's own file: %d out, %d in (of 40 each)", copiedOut, copiedIn)
+	if copiedOut == 0 && copiedIn == 0 {
+		t.Error("no copy succeeded at all: the race test tested nothing")
+	}
+}
+
+// engine is an engine of TestCopy, with the client it is driven by.
+type engine struct {
+	name string
+	d    *dockerEngine
+	img  string
+	dir  string // the host side of its copies
+}
+
+// copyCases copies out of and into a container "cc" of each engine
+// (docker's first, the reference) and compares what each did; cc is
+// removed at the end.
+func copyCases(t *testing.T, engines []engine, src string) {
 	for _, en := range engines {
 		en.d.must(t, "run", "-d", "--name", "cc", "--network", "none", en.img, "sh", "-c", cpScript)
 		waitFile(t, en.d, "cc", "/ready")
@@ -224,89 +307,7 @@ func TestCopy(t *testing.T) {
 		}
 	})
 
-	t.Run("stopped container and its volume", func(t *testing.T) {
-		for _, en := range engines {
-			en.d.must(t, "create", "--name", "stopped", "--network", "none", "-v", "cpvol:/vol", en.img, "cat", "/vol/one", "/made")
-			for _, dst := range []string{"stopped:/vol/", "stopped:/made"} {
-				if out, code := en.d.run("cp", filepath.Join(src, "one"), dst); code != 0 && dst == "stopped:/vol/" {
-					t.Errorf("%s: cp into a stopped container's volume: %s", en.name, out)
-				} else if code != 0 {
-					t.Errorf("%s: cp into a stopped container: %s", en.name, out)
-				}
-			}
-			if out, code := en.d.run("start", "-a", "stopped"); code != 0 || out != "1\n1\n" {
-				t.Errorf("%s: the stopped container, started, read %q (exit %d)", en.name, out, code)
-			}
-			out := filepath.Join(en.dir, "from-stopped")
-			if o, code := en.d.run("cp", "stopped:/vol/one", out); code != 0 {
-				t.Errorf("%s: cp out of a stopped container's volume: %s", en.name, o)
-			} else if b, _ := os.ReadFile(out); string(b) != "1\n" {
-				t.Errorf("%s: copied out %q", en.name, b)
-			}
-		}
-	})
-
-	t.Run("tent CLI", func(t *testing.T) {
-		tent := func(args ...string) (string, string, int) {
-			return capture(t, exec.Command(tentBin(), append([]string{"-H", e.host}, args...)...), nil)
-		}
-		dir := t.TempDir()
-		if out, errOut, code := tent("cp", "cc:/d", filepath.Join(dir, "d")); code != 0 {
-			t.Fatalf("tent cp out: %s %s", out, errOut)
-		}
-		e.must(t, "cp", "cc:/d", filepath.Join(dir, "by-docker"))
-		sameTrees(t, "tent cp out", hostTree(t, filepath.Join(dir, "d")), hostTree(t, filepath.Join(dir, "by-docker")))
-		if out, errOut, code := tent("cp", filepath.Join(src, "in"), "cc:/by-tent"); code != 0 {
-			t.Fatalf("tent cp in: %s %s", out, errOut)
-		}
-		if out := e.must(t, "exec", "cc", "cat", "/by-tent/deep/b"); out != "B\n" {
-			t.Errorf("tent cp in: %q", out)
-		}
-		if _, errOut, code := tent("cp", "cc:/nosuch", dir); code != 1 || !strings.Contains(errOut, "Could not find the file /nosuch in container cc") {
-			t.Errorf("tent cp of a missing path: %d %s", code, errOut)
-		}
-	})
-}
-
-// TestCopySymlinkRace: a container swaps a directory of the copied path
-// for a symlink to "/" as fast as it can, while files are copied out of
-// and into that path. Nothing of the host's is read or written: the
-// paths resolve in the container's root, whatever it does.
-func TestCopySymlinkRace(t *testing.T) {
-	e := startTent(t)
-	host := t.TempDir() // exists on the host only
-	marker := filepath.Join(host, "marker")
-	if err := os.WriteFile(marker, []byte("host secret\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.must(t, "run", "-d", "--name", "racer", "--network", "none", "busybox", "sh", "-c",
-		`mkdir -p /race/d`+host+` && echo inside > /race/d`+host+`/marker && touch /ready && while true; do mv /race/d /race/real && ln -s / /race/d && rm /race/d && mv /race/real /race/d && usleep 2000; done`)
-	waitFile(t, &e.dockerEngine, "racer", "/ready")
-	out := t.TempDir()
-	in := filepath.Join(t.TempDir(), "planted")
-	os.WriteFile(in, []byte("planted\n"), 0o644)
-	copiedOut, copiedIn := 0, 0
-	for i := 0; i < 40; i++ {
-		dst := filepath.Join(out, fmt.Sprint(i))
-		if _, code := e.run("cp", "racer:/race/d"+marker, dst); code == 0 {
-			copiedOut++
-			if b, _ := os.ReadFile(dst); string(b) != "inside\n" {
-				t.Fatalf("copy %d read %q: the host's file, through the container's symlink", i, b)
-			}
-		}
-		if _, code := e.run("cp", in, "racer:/race/d"+host+"/"); code == 0 {
-			copiedIn++
-		}
-	}
-	entries, _ := os.ReadDir(host)
-	if len(entries) != 1 {
-		t.Errorf("the host directory holds %d entries after the copies in; want only the marker", len(entries))
-	}
-	if b, _ := os.ReadFile(marker); string(b) != "host secret\n" {
-		t.Errorf("the host's marker was overwritten: %q", b)
-	}
-	t.Logf("copies that found the container's own file: %d out, %d in (of 40 each)", copiedOut, copiedIn)
-	if copiedOut == 0 && copiedIn == 0 {
-		t.Error("no copy succeeded at all: the race test tested nothing")
+	for _, en := range engines {
+		en.d.must(t, "rm", "-f", "cc")
 	}
 }

@@ -26,6 +26,9 @@ const dockerCgroupParent = "/tent-docker-test"
 type dockerEngine struct {
 	t    *testing.T
 	host string
+	// cli is the client it runs (default: the docker CLI); tent's, with
+	// -H, for a test that holds tent's CLI to docker's.
+	cli string
 }
 
 func startDocker(t *testing.T) *dockerEngine {
@@ -152,6 +155,9 @@ func tail(s string, n int) string {
 }
 
 func (d *dockerEngine) command(args ...string) *exec.Cmd {
+	if d.cli != "" {
+		return exec.Command(d.cli, append([]string{"-H", d.host}, args...)...)
+	}
 	cmd := exec.Command("docker", args...)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.host)
 	return cmd
