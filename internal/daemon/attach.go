@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/logfile"
+	"github.com/tent-project/tent/internal/logs"
 	"github.com/tent-project/tent/internal/streams"
 	"github.com/tent-project/tent/internal/task"
 )
@@ -171,83 +170,16 @@ func (d *Daemon) Resize(ref string, height, width uint16) error {
 	return c.task.Resize(context.TODO(), height, width)
 }
 
-// backend.LogOpts are the options of `logs`.
-// Logs writes the container's log to w (framed unless it has a terminal);
-// with Follow it keeps writing until the container stops, Until passes or
-// ctx ends.
-// ready is called with the stream kind once the container is found.
+// Logs writes the container's log to the writer ready gives for its
+// kind of stream (internal/logs); with Follow it keeps writing until the
+// container stops, Until passes or ctx ends.
 func (d *Daemon) Logs(ctx context.Context, ref string, o backend.LogOpts, ready func(tty bool) io.Writer) error {
 	c, err := d.get(ref)
 	if err != nil {
 		return err
 	}
-	if !o.Stdout && !o.Stderr {
-		return fmt.Errorf("You must choose at least one stream: %w", errdefs.ErrInvalidArgument)
-	}
 	c.mu.Lock()
-	tty, exited, running := c.Config.Tty, c.exited, c.running()
-	lo := d.logOptions(c)
+	src := logs.Source{Log: d.logOptions(c), Tty: c.Config.Tty, Running: c.running(), Exited: c.exited}
 	c.mu.Unlock()
-	if lo.Path == "" {
-		return fmt.Errorf("configured logging driver does not support reading: %w", errdefs.ErrNotImplemented)
-	}
-	w := streams.NewWriter(ready(tty), tty)
-	send := func(entries []logfile.Entry) error {
-		for _, e := range entries {
-			kind := streams.Kind(e.Stream)
-			if (kind == streams.Stdout && !o.Stdout) || (kind == streams.Stderr && !o.Stderr) {
-				continue
-			}
-			line := []byte(e.Log)
-			if o.Timestamps {
-				line = append([]byte(e.Time.Format("2006-01-02T15:04:05.000000000Z07:00")+" "), line...)
-			}
-			if err := w.Write(kind, line); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	ro := logfile.ReadOpts{Since: o.Since, Until: o.Until, Tail: o.Tail}
-	entries, offset, err := logfile.Read(lo.Path, lo.Format, ro)
-	if err != nil {
-		return err
-	}
-	if err := send(entries); err != nil || !o.Follow || !running {
-		return err
-	}
-	// Following ends at --until too, as docker's does.
-	var until <-chan time.Time
-	if !o.Until.IsZero() {
-		left := time.Until(o.Until)
-		if left <= 0 {
-			return nil
-		}
-		t := time.NewTimer(left)
-		defer t.Stop()
-		until = t.C
-	}
-	fl := logfile.NewFollower(lo.Path, lo.Format, offset, ro)
-	defer fl.Close()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		done := false
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-exited:
-			done = true
-		case <-until:
-			done = true
-		case <-tick.C:
-		}
-		entries, err := fl.Next()
-		if err != nil {
-			return err
-		}
-		if err := send(entries); err != nil || done {
-			return err
-		}
-	}
+	return logs.Send(ctx, src, o, ready)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/spec"
+	"github.com/tent-project/tent/internal/stringid"
 	"github.com/tent-project/tent/internal/task/vmtask"
 	"golang.org/x/sys/unix"
 )
@@ -48,7 +49,7 @@ func (d *Daemon) withImageRoot(c *ctr, fn func(root string) error) error {
 	if err != nil {
 		return err
 	}
-	key := "view-" + newID()
+	key := "view-" + stringid.New()
 	ms, err := d.snap.View(key, images.ChainKey(conf.RootFS.DiffIDs))
 	if err != nil {
 		return err

@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -24,6 +22,7 @@ import (
 	"github.com/tent-project/tent/internal/mounts"
 	"github.com/tent-project/tent/internal/ps"
 	"github.com/tent-project/tent/internal/spec"
+	"github.com/tent-project/tent/internal/stringid"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/vmtask"
 	bolt "go.etcd.io/bbolt"
@@ -242,12 +241,6 @@ func (d *Daemon) reserveName(name, id string) (string, error) {
 	return name, nil
 }
 
-func newID() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Create makes a container from an image, as POST /containers/create;
 // platform (os[/arch[/variant]], optional) must be the image's.
 func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *container.HostConfig, nc *netapi.NetworkingConfig) (container.CreateResponse, error) {
@@ -312,7 +305,7 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 	if err != nil {
 		return resp, err
 	}
-	id := newID()
+	id := stringid.New()
 	if merged.Hostname == "" && !hc.NetworkMode.IsHost() && !hc.NetworkMode.IsContainer() && !hc.UTSMode.IsHost() {
 		merged.Hostname = id[:12] // as dockerd records it
 	}

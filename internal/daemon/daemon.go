@@ -27,6 +27,7 @@ import (
 	"github.com/tent-project/tent/internal/content"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/eventbus"
+	"github.com/tent-project/tent/internal/execs"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/imagesvc"
 	"github.com/tent-project/tent/internal/netsvc"
@@ -87,6 +88,8 @@ type Daemon struct {
 	volume.Endpoints
 	// Networks answers the network endpoints but connect and disconnect.
 	*netsvc.Networks
+	// Manager answers the exec endpoints.
+	*execs.Manager
 	cfg     Config
 	db      *bolt.DB
 	content *content.Store
@@ -109,7 +112,6 @@ type Daemon struct {
 	mu         sync.Mutex
 	containers map[string]*ctr // by ID
 	names      map[string]string
-	execs      map[string]*execProc
 	closeMu    sync.Mutex
 	closed     bool
 	// bg counts background work (directory removals) that Close waits
@@ -148,7 +150,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, events: eventbus.New(), started: time.Now(), quit: make(chan struct{}),
-		containers: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{}}
+		containers: map[string]*ctr{}, names: map[string]string{}}
 	var err error
 	d.db, err = bolt.Open(filepath.Join(cfg.DataRoot, "metadata.db"), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -190,6 +192,7 @@ func New(cfg Config) (*Daemon, error) {
 	d.vols = volume.New(d.db, filepath.Join(cfg.DataRoot, "volumes"), func(action events.Action, name string) {
 		d.event(events.VolumeEventType, action, name, map[string]string{"driver": "local"})
 	})
+	d.Manager = execs.New(execTargets{d})
 	d.Endpoints = volume.Endpoints{Store: d.vols, Users: d.volumeUsers}
 	// tent's own runtime, the process backend: monitors, container inits
 	// and exec helpers all run from one sealed in-memory copy of the

@@ -6,7 +6,9 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/tent-project/tent/internal/execs"
 	"github.com/tent-project/tent/internal/health"
+	"github.com/tent-project/tent/internal/stringid"
 	"github.com/tent-project/tent/internal/task"
 )
 
@@ -41,10 +43,10 @@ func (d *Daemon) healthLoop(c *ctr, t task.Task, exited chan struct{}, cmd []str
 		case <-time.After(wait):
 		}
 		res := &container.HealthcheckResult{Start: time.Now().UTC(), End: time.Now().UTC(), ExitCode: -1}
-		if proc, err := d.execSpec(t, pid, container.ExecCreateRequest{Cmd: cmd}); err != nil {
+		if proc, err := execs.Spec(t, pid, container.ExecCreateRequest{Cmd: cmd}); err != nil {
 			res.Output = err.Error()
 		} else {
-			res = health.Probe(context.TODO(), t, "health-"+newID(), proc, health.Timeout(cfg))
+			res = health.Probe(context.TODO(), t, "health-"+stringid.New(), proc, health.Timeout(cfg))
 		}
 		select {
 		case <-exited: // the run ended while probing: its result says nothing

@@ -9,6 +9,7 @@ import (
 	"github.com/moby/moby/api/types/system"
 	"github.com/tent-project/tent/internal/imagesvc"
 	"github.com/tent-project/tent/internal/logfile"
+	"github.com/tent-project/tent/internal/stringid"
 	"github.com/tent-project/tent/internal/sysinfo"
 	"github.com/tent-project/tent/internal/task/vmtask"
 )
@@ -75,7 +76,7 @@ func (d *Daemon) engineID() string {
 	if b, err := os.ReadFile(p); err == nil {
 		return strings.TrimSpace(string(b))
 	}
-	id := newID()[:32]
+	id := stringid.New()[:32]
 	os.WriteFile(p, []byte(id+"\n"), 0o600)
 	return id
 }

@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/execs"
 	"github.com/tent-project/tent/internal/mounts"
 	"github.com/tent-project/tent/internal/signals"
 	"github.com/tent-project/tent/internal/snapshot"
@@ -101,7 +102,7 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 				d.releaseVolumes(c)
 			}
 			c.State.Error = err.Error()
-			c.State.ExitCode = startFailureCode(err)
+			c.State.ExitCode = execs.StartFailureCode(err)
 			d.save(c)
 			if c.State.ExitCode != 128 {
 				// The program is missing or cannot run: a bad config
@@ -160,18 +161,6 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 	d.startHealth(c, t, false)
 	d.containerEvent(c, events.ActionStart, nil)
 	return nil
-}
-
-// startFailureCode is the exit code docker records for a container that
-// could not start.
-func startFailureCode(err error) int {
-	switch {
-	case errors.Is(err, errdefs.ErrPermission):
-		return 126
-	case errdefs.IsNotFound(err):
-		return 127
-	}
-	return 128
 }
 
 // watch waits for the run of t that started with exited to end and
@@ -534,12 +523,8 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 	d.mu.Lock()
 	delete(d.containers, c.ID)
 	delete(d.names, c.Name)
-	for id, e := range d.execs {
-		if e.containerID == c.ID {
-			delete(d.execs, id)
-		}
-	}
 	d.mu.Unlock()
+	d.Manager.Forget(c.ID)
 	close(c.removed)
 	d.closePending(c)
 	d.containerEvent(c, events.ActionDestroy, nil)

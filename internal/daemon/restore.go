@@ -75,7 +75,7 @@ func (d *Daemon) restore() (boot []string, err error) {
 				c.State.Status, c.State.Pid = container.StateExited, 0
 			}
 			c.task = t
-			d.restoreExecs(c, t)
+			d.restoreExecs(c.ID, t)
 			go d.watch(c, c.exited, t)
 			if st.Status != task.Stopped {
 				d.startHealth(c, t, true)
@@ -92,7 +92,7 @@ func (d *Daemon) restore() (boot []string, err error) {
 					}
 					d.countVolumes(c)
 					c.task = t
-					d.restoreExecs(c, t)
+					d.restoreExecs(c.ID, t)
 					go d.watch(c, c.exited, t)
 					continue
 				}
@@ -153,4 +153,11 @@ func restartOnBoot(c *ctr) bool {
 		return !c.ManuallyStopped && c.State.ExitCode != 0 && (p.MaximumRetryCount == 0 || c.RestartCount < p.MaximumRetryCount)
 	}
 	return false
+}
+
+// restoreExecs takes back the execs of container id's task t.
+func (d *Daemon) restoreExecs(id string, t task.Task) {
+	if err := d.Manager.Restore(id, t); err != nil {
+		d.log.Warn("execs of a re-adopted container", "container", id, "err", err)
+	}
 }

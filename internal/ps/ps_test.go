@@ -81,3 +81,17 @@ func TestLine(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTop(t *testing.T) {
+	out := "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 /sbin/init splash\nroot 42 1 0 10:01 ? 00:00:00 sleep 1000\n"
+	top, err := parseTop(out, []int{42}, "-ef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top.Processes) != 1 || top.Processes[0][1] != "42" || top.Processes[0][7] != "sleep 1000" || len(top.Titles) != 8 {
+		t.Errorf("top: %+v", top)
+	}
+	if _, err := parseTop("USER COMMAND\nroot sh\n", []int{1}, "-o user,comm"); err == nil {
+		t.Error("ps output without a PID column taken")
+	}
+}
