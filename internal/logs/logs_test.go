@@ -2,8 +2,8 @@ package logs
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"io"
 	"path/filepath"
 	"regexp"
