@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/tent-project/tent/internal/copier"
+	"github.com/tent-project/tent/internal/ctrfs"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/mounts"
-	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/vmtask"
 	"golang.org/x/sys/unix"
@@ -160,43 +159,23 @@ func (d *Daemon) openRoot(c *ctr) (*os.File, func(), error) {
 	return root, func() { release(); c.mu.Unlock() }, nil
 }
 
-// mountStopped mounts c's file system and its volumes and binds on a
-// fresh directory; c.mu is held.
+// mountStopped mounts c's file system (internal/ctrfs) and its volumes
+// and binds on a fresh directory; c.mu is held.
 func (d *Daemon) mountStopped(c *ctr) (*os.File, func(), error) {
-	ms, err := d.snap.Mounts(d.snapshotKey(c.ID))
-	if err != nil {
-		return nil, nil, err
-	}
-	dir := filepath.Join(d.cfg.ExecRoot, "views")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
-	}
-	mnt, err := os.MkdirTemp(dir, "copy-")
+	vm, _ := d.runtimes[c.HostConfig.Runtime].(*vmtask.Runtime)
+	mnt, unmount, err := d.fs().MountRoot(ctrfs.Container{Key: d.snapshotKey(c.ID), VM: vm, Paths: d.paths(c.ID)})
 	if err != nil {
 		return nil, nil, err
 	}
 	volumesUp := false
-	unmountDisk := func() {}
 	release := func() {
-		unix.Unmount(mnt, unix.MNT_DETACH) // the root and every mount below it
-		unmountDisk()
-		os.Remove(mnt)
+		unmount()
 		if volumesUp {
 			d.releaseVolumes(c)
 		}
 	}
 	fail := func(err error) (*os.File, func(), error) {
 		release()
-		return nil, nil, err
-	}
-	if vmRT, ok := d.runtimes[c.HostConfig.Runtime].(*vmtask.Runtime); ok {
-		// A VM's files are on its own disk, mounted read-only.
-		if unmountDisk, err = vmRT.MountDisk(d.paths(c.ID), mnt); err != nil {
-			os.Remove(mnt)
-			return nil, nil, err
-		}
-	} else if err := snapshot.MountAll(ms, mnt); err != nil {
-		os.Remove(mnt)
 		return nil, nil, err
 	}
 	if err := d.mountVolumes(c); err != nil {
