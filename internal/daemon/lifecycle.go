@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/backend"
+	"github.com/tent-project/tent/internal/checkpoints"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/execs"
 	"github.com/tent-project/tent/internal/mounts"
@@ -44,7 +45,7 @@ func (d *Daemon) Start(ref, checkpoint string) error {
 	}
 	restore := ""
 	if checkpoint != "" {
-		if restore, err = d.checkpointDir(c, checkpoint); err != nil {
+		if restore, err = d.checkpoints(c.ID).Dir(checkpoint); err != nil {
 			c.mu.Unlock()
 			return err
 		}
@@ -86,7 +87,7 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 		ms = snapshot.Volatile(ms)
 	}
 	volumesUp := false
-	pins, err := savedEndpoints(restore)
+	pins, err := checkpoints.Endpoints(restore)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	netapi "github.com/moby/moby/api/types/network"
+	"github.com/tent-project/tent/internal/checkpoints"
 	"github.com/tent-project/tent/internal/netsvc"
 	"github.com/tent-project/tent/internal/network"
 )
@@ -40,7 +41,7 @@ func networkNames(c *ctr) []string {
 // (addresses and host ports), before its /etc/hosts is written; c.mu is
 // held. On error none is kept. saved are the addresses of a checkpoint
 // being restored, by network ID: its guest has them already.
-func (d *Daemon) allocateNetworks(c *ctr, saved map[string]savedEndpoint) (eps []*network.Endpoint, err error) {
+func (d *Daemon) allocateNetworks(c *ctr, saved map[string]checkpoints.Endpoint) (eps []*network.Endpoint, err error) {
 	defer func() {
 		if err != nil {
 			d.net.ReleaseAll(c.ID)
