@@ -3,9 +3,12 @@ package network
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -102,7 +105,45 @@ func bridgeFor(n *Network) (netlink.Link, error) {
 			}
 			continue
 		}
+		raiseKernelLimits((k + 1) * portsPerBridge)
 		return addOverflow(n, br, k)
+	}
+}
+
+// kernelLimits are the host's settings that a segment of ports bridge
+// ports needs, by /proc/sys path: a broadcast (an ARP request) is one
+// packet per port queued at once on one CPU's backlog, whose default
+// (1,000) drops the rest, so the ports after the first thousand never
+// hear it; and the neighbour table, one for all network namespaces
+// (1,024 entries by default), holds an entry in each container for each
+// peer it talks to, and refuses new ones when full ("neighbor table
+// overflow"). Measured: one namespace pinging 1,020 others on one
+// bridge reached 832 with the defaults, 1,000 with the neighbour table
+// raised, all with the backlog raised too.
+func kernelLimits(ports int) map[string]int {
+	return map[string]int{
+		"net/core/netdev_max_backlog":       2 * ports,
+		"net/ipv4/neigh/default/gc_thresh2": 2 * ports,
+		"net/ipv4/neigh/default/gc_thresh3": 4 * ports,
+	}
+}
+
+// raiseKernelLimits raises the host's settings to what ports bridge
+// ports need (never lowers them), as a network outgrows a bridge.
+func raiseKernelLimits(ports int) {
+	for path, want := range kernelLimits(ports) {
+		b, err := os.ReadFile("/proc/sys/" + path)
+		if err != nil {
+			continue // a kernel without it
+		}
+		if cur, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && cur >= want {
+			continue
+		}
+		if err := sysctl(path, strconv.Itoa(want)); err != nil {
+			slog.Warn("raise a kernel limit for a large network", "setting", path, "to", want, "err", err)
+		} else {
+			slog.Info("raised a kernel limit for a large network", "setting", path, "to", want)
+		}
 	}
 }
 

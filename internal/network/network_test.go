@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -352,5 +353,26 @@ func TestBesideDockersDropPolicy(t *testing.T) {
 	rules, _ := c.GetRules(filter, user)
 	if len(rules) != 0 {
 		t.Errorf("%d rules left in DOCKER-USER after the engine's table went", len(rules))
+	}
+}
+
+// A segment of 2,000 ports gets a backlog and a neighbour table for
+// them; raising never lowers what the host has.
+func TestKernelLimits(t *testing.T) {
+	l := kernelLimits(2000)
+	if l["net/core/netdev_max_backlog"] < 2000 || l["net/ipv4/neigh/default/gc_thresh3"] < 4000 || l["net/ipv4/neigh/default/gc_thresh2"] >= l["net/ipv4/neigh/default/gc_thresh3"] {
+		t.Errorf("limits for 2,000 ports: %v", l)
+	}
+	testutil.RequiresRoot(t)
+	before := map[string]string{}
+	for path := range l {
+		b, _ := os.ReadFile("/proc/sys/" + path)
+		before[path] = string(b)
+	}
+	raiseKernelLimits(1) // below any host's defaults
+	for path, was := range before {
+		if b, _ := os.ReadFile("/proc/sys/" + path); string(b) != was {
+			t.Errorf("%s: %q, was %q: lowered", path, b, was)
+		}
 	}
 }
