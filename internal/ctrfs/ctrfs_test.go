@@ -11,13 +11,11 @@ import (
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/tent-project/tent/internal/content"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
-	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/imagestest"
 	"github.com/tent-project/tent/internal/task/vmtask"
 	"github.com/tent-project/tent/internal/testutil"
-	bolt "go.etcd.io/bbolt"
 )
 
 // newFS is an FS over the overlay snapshotter (what changes are read
@@ -26,30 +24,9 @@ import (
 func newFS(t *testing.T) (*FS, Container) {
 	t.Helper()
 	testutil.RequiresRoot(t) // snapshots are mounted
-	root := t.TempDir()
-	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	cs, err := content.New(filepath.Join(root, "content"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snapRoot := filepath.Join(root, "snapshots")
-	os.MkdirAll(snapRoot, 0o700)
-	if !snapshot.OverlaySupported(snapRoot) {
-		t.Skip("overlayfs is not usable here")
-	}
-	sn, err := snapshot.NewOverlay(snapRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sn.Close() })
-	st, err := images.New(db, cs, sn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stores := imagestest.New(t, imagestest.Overlay)
+	st, sn := stores.Images, stores.Snap
+
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg, ModTime: time.Unix(1, 0)})
@@ -66,7 +43,7 @@ func newFS(t *testing.T) (*FS, Container) {
 	if _, err := sn.Prepare("container-x", images.ChainKey(conf.RootFS.DiffIDs)); err != nil {
 		t.Fatal(err)
 	}
-	return &FS{Snap: sn, Images: st, Views: filepath.Join(root, "views")}, Container{Key: "container-x", Image: img.ID}
+	return &FS{Snap: sn, Images: st, Views: filepath.Join(t.TempDir(), "views")}, Container{Key: "container-x", Image: img.ID}
 }
 
 // What a container changed is listed, exported and made a layer of.

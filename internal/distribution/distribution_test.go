@@ -8,18 +8,15 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/moby/moby/api/types/events"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/tent-project/tent/internal/content"
 	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/imagestest"
 	tentreg "github.com/tent-project/tent/internal/registry"
-	"github.com/tent-project/tent/internal/snapshot"
-	bolt "go.etcd.io/bbolt"
 )
 
 func newService(t *testing.T) (*Service, *images.Store, *[]string) {
@@ -27,25 +24,7 @@ func newService(t *testing.T) (*Service, *images.Store, *[]string) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (unpacking keeps owners)")
 	}
-	root := t.TempDir()
-	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	cs, err := content.New(filepath.Join(root, "content"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sn, err := snapshot.NewNative(filepath.Join(root, "snapshots"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sn.Close() })
-	store, err := images.New(db, cs, sn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := imagestest.New(t, imagestest.Native).Images
 	reg, err := tentreg.New(nil)
 	if err != nil {
 		t.Fatal(err)

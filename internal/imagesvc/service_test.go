@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +13,10 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tent-project/tent/internal/backend"
-	"github.com/tent-project/tent/internal/content"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/eventbus"
-	"github.com/tent-project/tent/internal/images"
+	"github.com/tent-project/tent/internal/imagestest"
 	"github.com/tent-project/tent/internal/registry"
-	"github.com/tent-project/tent/internal/snapshot"
-	bolt "go.etcd.io/bbolt"
 )
 
 // users is a test's containers: image ID -> container, running.
@@ -44,25 +40,8 @@ func (u users) ImageUser(id digest.Digest) (string, bool) {
 
 func newService(t *testing.T, ctrs users) (*Service, *eventbus.Bus) {
 	t.Helper()
-	root := t.TempDir()
-	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	cs, err := content.New(filepath.Join(root, "content"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sn, err := snapshot.NewNative(filepath.Join(root, "snapshots"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sn.Close() })
-	st, err := images.New(db, cs, sn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stores := imagestest.New(t, imagestest.Native)
+	st, cs, sn := stores.Images, stores.Content, stores.Snap
 	reg, err := registry.New(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/tent-project/tent/internal/cgroups"
-	"github.com/tent-project/tent/internal/content"
 	"github.com/tent-project/tent/internal/images"
-	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/imagestest"
 	"github.com/tent-project/tent/internal/testutil"
-	bolt "go.etcd.io/bbolt"
 )
 
 // dockerCgroupParent keeps the test engine's cgroups apart from any other.
@@ -120,30 +118,7 @@ func startPair(t *testing.T) (d *dockerEngine, e *tentEngine, engines map[string
 // native snapshots) in a temporary directory.
 func newImageStore(t *testing.T) *images.Store {
 	t.Helper()
-	root := t.TempDir()
-	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	cs, err := content.New(filepath.Join(root, "content"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	newSn := snapshot.NewNative
-	if snapshot.OverlaySupported(root) {
-		newSn = snapshot.NewOverlay
-	}
-	sn, err := newSn(filepath.Join(root, "snapshots"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sn.Close() })
-	s, err := images.New(db, cs, sn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return imagestest.New(t, imagestest.Any).Images
 }
 
 func tail(s string, n int) string {

@@ -6,9 +6,11 @@ package monitored
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -35,6 +37,30 @@ func PrepareRoot(o task.CreateOpts, root string) (*specs.Spec, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// PrepareBundle makes the OCI bundle of a task in o.Dir: its root's
+// mounts at root and the spec (with that root) as config.json; the exit
+// file of an earlier run goes. On an error nothing stays mounted.
+func PrepareBundle(o task.CreateOpts, root string) (*specs.Spec, error) {
+	spec, err := PrepareRoot(o, root)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Root == nil {
+		spec.Root = &specs.Root{}
+	}
+	spec.Root.Path = root
+	b, err := json.Marshal(spec)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(o.Dir, "config.json"), b, 0o600)
+	}
+	if err != nil {
+		snapshot.Unmount(root)
+		return nil, err
+	}
+	os.Remove(o.ExitFile)
+	return spec, nil
 }
 
 // Client talks to the monitor of task ID in Dir.

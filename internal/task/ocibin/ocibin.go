@@ -68,7 +68,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	}
 	root := rootOf(o.Paths)
 	r.Cleanup(ctx, id, o.Paths) // what a crash left
-	spec, err := monitored.PrepareRoot(o, root)
+	spec, err := monitored.PrepareBundle(o, root)
 	if err != nil {
 		return nil, err
 	}
@@ -77,18 +77,6 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 			snapshot.Unmount(root)
 		}
 	}()
-	if spec.Root == nil {
-		spec.Root = &specs.Root{}
-	}
-	spec.Root.Path = root
-	b, err := json.Marshal(spec)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(o.Dir, "config.json"), b, 0o600); err != nil {
-		return nil, err
-	}
-	os.Remove(o.ExitFile)
 	pid, reap, err := monitor.Spawn(r.exe, o.Dir, monitor.Config{
 		ID: id, Bundle: o.Dir, Log: o.Log, ExitFile: o.ExitFile,
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce, OCI: r.oci,

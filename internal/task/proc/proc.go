@@ -10,7 +10,6 @@ package proc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 	"sync"
 	"syscall"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/runtime"
@@ -83,7 +81,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	}
 	root := rootOf(o.Paths)
 	r.Cleanup(ctx, id, o.Paths) // what a crash left
-	spec, err := monitored.PrepareRoot(o, root)
+	_, err = monitored.PrepareBundle(o, root)
 	if err != nil {
 		return nil, err
 	}
@@ -92,18 +90,6 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 			snapshot.Unmount(root)
 		}
 	}()
-	if spec.Root == nil {
-		spec.Root = &specs.Root{}
-	}
-	spec.Root.Path = root
-	b, err := json.Marshal(spec)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(o.Dir, "config.json"), b, 0o600); err != nil {
-		return nil, err
-	}
-	os.Remove(o.ExitFile)
 	pid, reap, err := r.spawnMonitor(o.Dir, monitor.Config{
 		ID: id, RuntimeRoot: r.rt.Root(), Bundle: o.Dir, Log: o.Log, ExitFile: o.ExitFile,
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
