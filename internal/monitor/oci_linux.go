@@ -188,12 +188,14 @@ func (m *monitor) ociStart(st *stdio, pidName string, args ...string) (int, erro
 			cmd.Stderr = f
 		}
 	}
-	// The binary's own complaints go to its log, read on a failure.
-	logPath := filepath.Join(m.dir, "runtime.log")
-	os.Remove(logPath)
+	// The binary's own complaints go to a log of this call's (execs may
+	// run at once), read on a failure.
+	logPath := filepath.Join(m.dir, strings.TrimSuffix(pidName, ".pid")+"-runtime.log")
 	cmd.Args = append([]string{cmd.Args[0], "--log", logPath}, cmd.Args[1:]...)
-	if err := cmd.Run(); err != nil {
-		said, _ := os.ReadFile(logPath)
+	err := cmd.Run()
+	said, _ := os.ReadFile(logPath)
+	os.Remove(logPath)
+	if err != nil {
 		msg := lastError(said)
 		return 0, classify(rt.failure(args[0], err, msg), logMessage(msg))
 	}

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -257,9 +256,4 @@ func (t *Task) OpenRoot(ctx context.Context) (*os.File, error) {
 
 func (t *Task) Delete(ctx context.Context) error {
 	return t.UnmountRoot(rootOf(t.Paths))
-}
-
-// String names the backend's binary.
-func (r *Runtime) String() string {
-	return strings.Join(append([]string{r.oci.Path}, r.oci.Args...), " ")
 }
