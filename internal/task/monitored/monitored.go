@@ -63,6 +63,19 @@ func PrepareBundle(o task.CreateOpts, root string) (*specs.Spec, error) {
 	return spec, nil
 }
 
+// BundleSpec is the spec PrepareBundle wrote in dir, or nil.
+func BundleSpec(dir string) *specs.Spec {
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil
+	}
+	var s specs.Spec
+	if json.Unmarshal(b, &s) != nil {
+		return nil
+	}
+	return &s
+}
+
 // Client talks to the monitor of task ID in Dir.
 type Client struct {
 	ID  string

@@ -93,12 +93,7 @@ func (r *Runtime) Connect(ctx context.Context, id string, paths task.Paths) (tas
 	if st, err := t.State(ctx); err == nil {
 		t.pid = st.Pid
 	}
-	if b, err := os.ReadFile(filepath.Join(paths.Dir, "config.json")); err == nil {
-		var s specs.Spec
-		if json.Unmarshal(b, &s) == nil {
-			t.spec = &s
-		}
-	}
+	t.spec = monitored.BundleSpec(paths.Dir)
 	return t, nil
 }
 

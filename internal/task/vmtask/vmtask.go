@@ -308,12 +308,7 @@ func (r *Runtime) Connect(ctx context.Context, id string, paths task.Paths) (tas
 	if b, err := os.ReadFile(recordPath(paths)); err == nil {
 		json.Unmarshal(b, &t.rec)
 	}
-	if b, err := os.ReadFile(filepath.Join(paths.Dir, "config.json")); err == nil {
-		var s specs.Spec
-		if json.Unmarshal(b, &s) == nil {
-			t.spec = &s
-		}
-	}
+	t.spec = monitored.BundleSpec(paths.Dir)
 	return t, nil
 }
 
