@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/tent-project/tent/internal/checkpoints"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/task"
 )
@@ -34,13 +35,13 @@ func (d *Daemon) CheckpointCreate(ref string, r checkpoint.CreateRequest) error 
 	if err := checkpoints.CheckName(r.CheckpointID); err != nil {
 		return err
 	}
-	c, err := d.getRunning(ref)
+	c, err := d.ctrs.GetRunning(ref)
 	if err != nil {
 		return err
 	}
-	exited := c.exited
+	exited := c.Exited
 	err = d.checkpoint(c, r)
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if err == nil && r.Exit {
 		// As a SIGKILL's kill: answered once the container has stopped.
 		select {
@@ -51,15 +52,15 @@ func (d *Daemon) CheckpointCreate(ref string, r checkpoint.CreateRequest) error 
 	return err
 }
 
-// checkpoint does the work of CheckpointCreate; c.mu is held.
-func (d *Daemon) checkpoint(c *ctr, r checkpoint.CreateRequest) error {
+// checkpoint does the work of CheckpointCreate; c.Mu is held.
+func (d *Daemon) checkpoint(c *containers.Container, r checkpoint.CreateRequest) error {
 	if c.State.Status == container.StatePaused {
 		return fmt.Errorf("container %s is paused: unpause it to checkpoint it: %w", c.ID, errdefs.ErrConflict)
 	}
 	if r.Exit && c.HostConfig.AutoRemove {
 		return fmt.Errorf("container %s is removed when it stops (--rm), and its checkpoints with it: checkpoint it with --leave-running: %w", c.ID, errdefs.ErrInvalidArgument)
 	}
-	cp, ok := c.task.(task.Checkpointer)
+	cp, ok := c.Task.(task.Checkpointer)
 	if !ok {
 		return fmt.Errorf("checkpointing a process container needs CRIU, which tent does not drive yet (a VM container, --isolation vm, can be): %w", errdefs.ErrNotImplemented)
 	}
@@ -84,7 +85,7 @@ func (d *Daemon) checkpoint(c *ctr, r checkpoint.CreateRequest) error {
 
 // CheckpointList lists container ref's checkpoints.
 func (d *Daemon) CheckpointList(ref string) ([]checkpoint.Summary, error) {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +94,7 @@ func (d *Daemon) CheckpointList(ref string) ([]checkpoint.Summary, error) {
 
 // CheckpointDelete removes checkpoint name of container ref.
 func (d *Daemon) CheckpointDelete(ref, name string) error {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return err
 	}

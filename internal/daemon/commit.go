@@ -9,8 +9,8 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/backend"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/ctrfs"
-	"github.com/tent-project/tent/internal/task/vmtask"
 )
 
 // fs reads containers' file systems (internal/ctrfs).
@@ -19,17 +19,22 @@ func (d *Daemon) fs() *ctrfs.FS {
 }
 
 // fsOf is c's file system as internal/ctrfs finds it.
-func (d *Daemon) fsOf(c *ctr) ctrfs.Container {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	vm, _ := d.runtimes[c.HostConfig.Runtime].(*vmtask.Runtime)
-	return ctrfs.Container{Key: d.snapshotKey(c.ID), Image: digest.Digest(c.Image), VM: vm, Paths: d.paths(c.ID), Running: c.running()}
+func (d *Daemon) fsOf(c *containers.Container) ctrfs.Container {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	return d.fsOfLocked(c)
+}
+
+// fsOfLocked is fsOf with c.Mu held.
+func (d *Daemon) fsOfLocked(c *containers.Container) ctrfs.Container {
+	vm := d.runtimes.VM(c.HostConfig.Runtime)
+	return ctrfs.Container{Key: d.snapshotKey(c.ID), Image: digest.Digest(c.Image), VM: vm, Paths: d.paths(c.ID), Running: c.Running()}
 }
 
 // Changes lists what a container changed in its file system (docker
 // diff): paths added, modified and deleted over its image.
 func (d *Daemon) Changes(ref string) ([]container.FilesystemChange, error) {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +52,7 @@ func (d *Daemon) Changes(ref string) ([]container.FilesystemChange, error) {
 // Export writes a container's file system, flattened, as a tar (docker
 // export).
 func (d *Daemon) Export(ref string, w io.Writer) error {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return err
 	}
@@ -62,15 +67,15 @@ func (d *Daemon) Export(ref string, w io.Writer) error {
 // of what it changed, its config (with changes applied), and a history
 // entry of its command (docker commit).
 func (d *Daemon) Commit(ref string, o backend.CommitOptions) (digest.Digest, error) {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return "", err
 	}
 	fc := d.fsOf(c)
 	if o.Pause && fc.VM == nil { // a VM is committed stopped (ctrfs)
-		c.mu.Lock()
+		c.Mu.Lock()
 		running := c.State.Status == container.StateRunning
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		if running {
 			if err := d.Pause(c.ID, true); err == nil {
 				defer d.Pause(c.ID, false)

@@ -1,14 +1,9 @@
 package daemon
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -16,93 +11,14 @@ import (
 	netapi "github.com/moby/moby/api/types/network"
 	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/backend"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/health"
 	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/mounts"
-	"github.com/tent-project/tent/internal/ps"
 	"github.com/tent-project/tent/internal/spec"
 	"github.com/tent-project/tent/internal/stringid"
-	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/vmtask"
-	bolt "go.etcd.io/bbolt"
 )
-
-var containersBucket = []byte("containers") // ID -> record
-
-// record is a container as stored in metadata.db.
-type record struct {
-	ID           string                `json:"id"`
-	Name         string                `json:"name"` // without the leading "/"
-	Created      time.Time             `json:"created"`
-	Image        string                `json:"image"` // the image ID
-	Config       *container.Config     `json:"config"`
-	HostConfig   *container.HostConfig `json:"hostConfig"`
-	Path         string                `json:"path"`
-	Args         []string              `json:"args"`
-	State        state                 `json:"state"`
-	RestartCount int                   `json:"restartCount,omitempty"`
-	// ManuallyStopped is set while stop or kill ends the container on
-	// purpose, and kept until its next start: a restart policy leaves such
-	// a container stopped (but "always" starts it with the daemon, as
-	// docker's does).
-	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
-	// MountPoints are its binds and volumes, decided at create.
-	MountPoints []mounts.Point `json:"mountPoints,omitempty"`
-	// Networks are the networks it is on, by name, with what it asked of
-	// each (networks.go).
-	Networks map[string]*netapi.EndpointSettings `json:"networks,omitempty"`
-}
-
-type state struct {
-	Status    container.ContainerState `json:"status"`
-	Pid       int                      `json:"pid,omitempty"`
-	ExitCode  int                      `json:"exitCode"`
-	Error     string                   `json:"error,omitempty"`
-	OOMKilled bool                     `json:"oomKilled,omitempty"`
-	// Health is the health check's state, for a container with one.
-	Health     *container.Health `json:"health,omitempty"`
-	StartedAt  time.Time         `json:"startedAt"`
-	FinishedAt time.Time         `json:"finishedAt"`
-}
-
-// ps is what ps shows of the state.
-func (s state) ps() ps.State {
-	return ps.State{Status: s.Status, ExitCode: s.ExitCode, Health: s.Health, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}
-}
-
-// ctr is a container in memory. mu serializes its lifecycle operations.
-type ctr struct {
-	mu sync.Mutex
-	record
-	// exited is closed when the current (or next) run ends, then replaced.
-	exited chan struct{}
-	// removed is closed when the container is removed.
-	removed chan struct{}
-	// pending are attachments that wait for the container to start.
-	pending []*pendingAttach
-	// monitorGone is closed once the last run's monitor has finished
-	// (monitor.Waiter): a new run, or the removal of the container's
-	// directories, waits for it.
-	monitorGone <-chan struct{}
-	// task is the current (or last) run, nil before the first one.
-	task task.Task
-}
-
-// closedChan is a channel that never blocks.
-var closedChan = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()
-
-func newCtr(r record) *ctr {
-	return &ctr{record: r, exited: make(chan struct{}), removed: make(chan struct{}), monitorGone: closedChan}
-}
-
-func (c *ctr) running() bool {
-	return c.State.Status == container.StateRunning || c.State.Status == container.StatePaused
-}
 
 func (d *Daemon) snapshotKey(id string) string { return "container-" + id }
 func (d *Daemon) exitFile(id string) string    { return filepath.Join(d.dataDir(id), "exit.json") }
@@ -110,7 +26,7 @@ func (d *Daemon) exitFile(id string) string    { return filepath.Join(d.dataDir(
 // logOptions is how c's output is logged (checked at create): where, in
 // which format, how it rotates; no Path for the none driver. The files
 // are where dockerd keeps them.
-func (d *Daemon) logOptions(c *ctr) logfile.Options {
+func (d *Daemon) logOptions(c *containers.Container) logfile.Options {
 	o, _ := logfile.Configure(c.HostConfig.LogConfig.Type, c.HostConfig.LogConfig.Config)
 	switch o.Format {
 	case logfile.JSONFile:
@@ -131,120 +47,17 @@ func (d *Daemon) logDriver() string {
 
 // jsonLogPath is inspect's LogPath: the json-file driver's file, as
 // dockerd shows no other.
-func (d *Daemon) jsonLogPath(c *ctr) string {
+func (d *Daemon) jsonLogPath(c *containers.Container) string {
 	if o := d.logOptions(c); o.Format == logfile.JSONFile {
 		return o.Path
 	}
 	return ""
 }
 
-// deleteRecord removes a container's record.
-func (d *Daemon) deleteRecord(id string) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
-		if bk := tx.Bucket(containersBucket); bk != nil {
-			return bk.Delete([]byte(id))
-		}
-		return nil
-	})
-}
-
-// save writes the record; callers hold c.mu (or own c exclusively).
-func (d *Daemon) save(c *ctr) error {
-	return <-d.saveAsync(c)
-}
-
-// saveAsync takes a copy of c's record now and writes it in the
-// background; the channel gives the result.
-func (d *Daemon) saveAsync(c *ctr) <-chan error {
-	done := make(chan error, 1)
-	b, err := json.Marshal(c.record)
-	if err != nil {
-		done <- err
-		return done
-	}
-	go func() {
-		done <- d.db.Update(func(tx *bolt.Tx) error {
-			bk, err := tx.CreateBucketIfNotExists(containersBucket)
-			if err != nil {
-				return err
-			}
-			return bk.Put([]byte(c.ID), b)
-		})
-	}()
-	return done
-}
-
-// get finds a container by full ID, name or unique ID prefix.
-func (d *Daemon) get(ref string) (*ctr, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if c, ok := d.containers[ref]; ok {
-		return c, nil
-	}
-	if id, ok := d.names[strings.TrimPrefix(ref, "/")]; ok {
-		return d.containers[id], nil
-	}
-	var found *ctr
-	if ref != "" {
-		for id, c := range d.containers {
-			if strings.HasPrefix(id, ref) {
-				if found != nil {
-					return nil, fmt.Errorf("multiple IDs found with provided prefix: %s: %w", ref, errdefs.ErrInvalidArgument)
-				}
-				found = c
-			}
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("No such container: %s: %w", ref, errdefs.ErrNotFound)
-	}
-	return found, nil
-}
-
-// getRunning finds a running (or paused) container and returns it with
-// c.mu held; the caller unlocks it.
-func (d *Daemon) getRunning(ref string) (*ctr, error) {
-	c, err := d.get(ref)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if !c.running() {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
-	}
-	return c, nil
-}
-
-var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
-
-// reserveName claims name for id, or generates one when name is empty.
-// Callers hold d.mu.
-func (d *Daemon) reserveName(name, id string) (string, error) {
-	if name == "" {
-		for i := 0; ; i++ {
-			name = randomName(i)
-			if _, taken := d.names[name]; !taken {
-				break
-			}
-		}
-	} else {
-		if !validName.MatchString(name) {
-			return "", fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", name, errdefs.ErrInvalidArgument)
-		}
-		name = strings.TrimPrefix(name, "/")
-		if other, taken := d.names[name]; taken {
-			return "", fmt.Errorf("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name: %w", name, other, errdefs.ErrConflict)
-		}
-	}
-	d.names[name] = id
-	return name, nil
-}
-
 // Create makes a container from an image, as POST /containers/create;
 // platform (os[/arch[/variant]], optional) must be the image's.
 func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *container.HostConfig, nc *netapi.NetworkingConfig) (container.CreateResponse, error) {
-	name, platform := o.Name, o.Platform
+	name := o.Name
 	var resp container.CreateResponse
 	if cfg == nil {
 		return resp, fmt.Errorf("config cannot be empty in order to create a container: %w", errdefs.ErrInvalidArgument)
@@ -252,38 +65,21 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 	if hc == nil {
 		hc = &container.HostConfig{}
 	}
-	if err := d.selectRuntime(hc); err != nil {
+	if err := d.runtimes.Select(hc); err != nil {
 		return resp, err
 	}
 	hc.LogConfig.Type, hc.LogConfig.Config = logfile.Merge(hc.LogConfig.Type, hc.LogConfig.Config, d.cfg.LogDriver, d.cfg.LogOpts)
 	if err := validateHostConfig(hc); err != nil {
 		return resp, err
 	}
-	if d.useInit(hc) && d.cfg.InitPath == "" {
+	if d.specs.UseInit(hc) && d.cfg.InitPath == "" {
 		return resp, fmt.Errorf("--init: no init binary (install tini, or set the daemon's --init-path): %w", errdefs.ErrInvalidArgument)
 	}
 	d.Service.Mu.Lock()
 	defer d.Service.Mu.Unlock()
-	img, err := d.images.Get(cfg.Image)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return resp, fmt.Errorf("No such image: %s: %w", cfg.Image, errdefs.ErrNotFound)
-		}
-		return resp, err
-	}
-	dcfg, err := d.images.DockerConfig(img.ID)
+	img, merged, err := d.RunConfig(cfg, o.Platform)
 	if err != nil {
 		return resp, err
-	}
-	icfg := &dcfg.Image
-	icfg.Config = dcfg.Config.ImageConfig
-	if err := matchPlatform(cfg.Image, platform, icfg); err != nil {
-		return resp, err
-	}
-	merged := spec.MergeConfig(cfg, icfg)
-	merged.Healthcheck = health.Merge(cfg.Healthcheck, dcfg.Config.Healthcheck)
-	if len(merged.Shell) == 0 {
-		merged.Shell = dcfg.Config.Shell
 	}
 	path, args := merged.Entrypoint, merged.Cmd
 	cmd := append(append([]string(nil), path...), args...)
@@ -300,7 +96,7 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 	if err != nil {
 		return resp, err
 	}
-	nets, warnings, err := d.CheckCreate(merged, hc, nc, func(ref string) error { _, err := d.get(ref); return err })
+	nets, warnings, err := d.CheckCreate(merged, hc, nc, func(ref string) error { _, err := d.ctrs.Get(ref); return err })
 	warnings = append(warnings, spec.DiscardUnsupported(hc)...)
 	if err != nil {
 		return resp, err
@@ -309,17 +105,10 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 	if merged.Hostname == "" && !hc.NetworkMode.IsHost() && !hc.NetworkMode.IsContainer() && !hc.UTSMode.IsHost() {
 		merged.Hostname = id[:12] // as dockerd records it
 	}
-	d.mu.Lock()
-	name, err = d.reserveName(name, id)
-	d.mu.Unlock()
-	if err != nil {
+	if name, err = d.ctrs.ReserveName(name, id); err != nil {
 		return resp, err
 	}
-	release := func() {
-		d.mu.Lock()
-		delete(d.names, name)
-		d.mu.Unlock()
-	}
+	release := func() { d.ctrs.ReleaseName(name) }
 	parent, err := d.images.RootFS(img)
 	if err != nil {
 		release()
@@ -336,7 +125,7 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 	}()
 	var (
 		made  []string
-		c     *ctr
+		c     *containers.Container
 		saved <-chan error
 	)
 	err = os.MkdirAll(d.dataDir(id), 0o710)
@@ -347,17 +136,17 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 		made, err = mounts.SetUp(d.vols, mps)
 	}
 	if err == nil {
-		c = newCtr(record{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID.String(),
-			Config: merged, HostConfig: hc, Path: cmd[0], Args: cmd[1:], State: state{Status: container.StateCreated},
+		c = containers.New(containers.Record{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID.String(),
+			Config: merged, HostConfig: hc, Path: cmd[0], Args: cmd[1:], State: containers.State{Status: container.StateCreated},
 			MountPoints: mps, Networks: nets})
-		saved = d.saveAsync(c)
+		saved = d.ctrs.SaveAsync(c)
 	}
 	perr := <-prepared
 	if saved != nil {
 		if serr := <-saved; serr != nil {
 			err = serr
 		} else if perr != nil {
-			d.deleteRecord(id)
+			d.ctrs.DeleteRecord(id)
 		}
 	}
 	if err == nil {
@@ -373,27 +162,13 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 		release()
 		return resp, err
 	}
-	d.mu.Lock()
-	d.containers[id] = c
-	d.mu.Unlock()
+	d.ctrs.Add(c)
 	d.vols.Unlock()
 	d.containerEvent(c, events.ActionCreate, nil)
 	return container.CreateResponse{ID: id, Warnings: warnings}, nil
 }
 
-// all returns every container, newest first.
-func (d *Daemon) all() []*ctr {
-	d.mu.Lock()
-	out := make([]*ctr, 0, len(d.containers))
-	for _, c := range d.containers {
-		out = append(out, c)
-	}
-	d.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
-	return out
-}
-
-func (d *Daemon) containerEvent(c *ctr, action events.Action, extra map[string]string) {
+func (d *Daemon) containerEvent(c *containers.Container, action events.Action, extra map[string]string) {
 	attrs := map[string]string{"name": c.Name, "image": c.Config.Image}
 	for k, v := range c.Config.Labels {
 		attrs[k] = v
@@ -409,19 +184,29 @@ type containerImages struct{ d *Daemon }
 
 func (ci containerImages) ImageUsers() map[string]int64 {
 	users := map[string]int64{}
-	for _, c := range ci.d.all() {
+	for _, c := range ci.d.ctrs.All() {
 		users[c.Image]++
 	}
 	return users
 }
 
 func (ci containerImages) ImageUser(id digest.Digest) (string, bool) {
-	for _, c := range ci.d.all() {
+	for _, c := range ci.d.ctrs.All() {
 		if c.Image == id.String() {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			return c.ID, c.running()
+			c.Mu.Lock()
+			defer c.Mu.Unlock()
+			return c.ID, c.Running()
 		}
 	}
 	return "", false
+}
+
+// validateHostConfig refuses what the engine cannot do yet, rather than
+// accepting and ignoring it: a log driver or option (internal/logfile),
+// the rest (internal/spec).
+func validateHostConfig(hc *container.HostConfig) error {
+	if _, err := logfile.Configure(hc.LogConfig.Type, hc.LogConfig.Config); err != nil {
+		return err
+	}
+	return spec.ValidateHostConfig(hc)
 }

@@ -1,5 +1,8 @@
-// Package daemon is the composition root of the engine: it owns the image
-// store, the containers and their monitors, and the event stream, and it
+// Package daemon is the composition root of the engine and the
+// containers' state machine: it opens the stores and composes the services
+// (images, volumes, networks, execs, runtimes, the builder), and drives
+// each container's lifecycle (create, start on its runtime, watch for its
+// end, restart policies, stop, remove, re-adoption at start-up). It
 // answers in the Engine API's types (github.com/moby/moby/api), which the
 // server package puts on the wire.
 //
@@ -13,7 +16,6 @@ package daemon
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -21,11 +23,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/tent-project/tent/internal/builder"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/content"
-	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/ctrspec"
 	"github.com/tent-project/tent/internal/eventbus"
 	"github.com/tent-project/tent/internal/execs"
 	"github.com/tent-project/tent/internal/images"
@@ -33,12 +35,10 @@ import (
 	"github.com/tent-project/tent/internal/netsvc"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/registry"
+	"github.com/tent-project/tent/internal/runtimes"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/ocibin"
-	"github.com/tent-project/tent/internal/task/proc"
-	"github.com/tent-project/tent/internal/task/vmtask"
-	"github.com/tent-project/tent/internal/vm"
 	"github.com/tent-project/tent/internal/volume"
 	bolt "go.etcd.io/bbolt"
 )
@@ -100,20 +100,15 @@ type Daemon struct {
 	net     *network.Manager
 	builder *builder.Builder
 	// runtimes are the task backends by name (HostConfig.Runtime).
-	runtimes map[string]task.Runtime
-	// defaultRuntime names the runtime of containers that name none.
-	defaultRuntime string
-	vmHost         *vm.Host // nil: no VM runtime, for the reason vmErr gives
-	vmErr          error
-	events         *eventbus.Bus
-	log            *slog.Logger
-	started        time.Time
+	runtimes *runtimes.Set
+	events   *eventbus.Bus
+	log      *slog.Logger
+	started  time.Time
 
-	mu         sync.Mutex
-	containers map[string]*ctr // by ID
-	names      map[string]string
-	closeMu    sync.Mutex
-	closed     bool
+	ctrs    *containers.Store
+	specs   *ctrspec.Maker
+	closeMu sync.Mutex
+	closed  bool
 	// bg counts background work (directory removals) that Close waits
 	// for; quit tells it to stop.
 	bg   sync.WaitGroup
@@ -149,13 +144,13 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, events: eventbus.New(), started: time.Now(), quit: make(chan struct{}),
-		containers: map[string]*ctr{}, names: map[string]string{}}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, events: eventbus.New(), started: time.Now(), quit: make(chan struct{})}
 	var err error
 	d.db, err = bolt.Open(filepath.Join(cfg.DataRoot, "metadata.db"), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open %s (is another daemon using this data root?): %w", filepath.Join(cfg.DataRoot, "metadata.db"), err)
 	}
+	d.ctrs = containers.NewStore(d.db)
 	ok := false
 	defer func() {
 		if !ok {
@@ -194,23 +189,8 @@ func New(cfg Config) (*Daemon, error) {
 	})
 	d.Manager = execs.New(execTargets{d})
 	d.Endpoints = volume.Endpoints{Store: d.vols, Users: d.volumeUsers}
-	// tent's own runtime, the process backend: monitors, container inits
-	// and exec helpers all run from one sealed in-memory copy of the
-	// monitor binary (internal/task/proc).
-	procRT, err := proc.New(cfg.Exe, filepath.Join(cfg.ExecRoot, "runtime"), d.log)
-	if err != nil {
-		return nil, err
-	}
-	d.runtimes = map[string]task.Runtime{ownRuntime: procRT}
-	if host, err := d.findVMHost(); err != nil {
-		d.vmErr = err
-		d.log.Info("VM isolation is not available", "reason", err)
-	} else {
-		d.vmHost = host
-		host.StartProbe() // KVM or TCG: found before the first VM needs it
-		d.runtimes[vmtask.Name] = vmtask.New(cfg.Exe, host)
-	}
-	if err := d.addRuntimes(procRT.MonitorExe()); err != nil {
+	if d.runtimes, err = runtimes.Open(runtimes.Config{Exe: cfg.Exe, ExecRoot: cfg.ExecRoot, DataRoot: cfg.DataRoot,
+		Binaries: cfg.Runtimes, Default: cfg.DefaultRuntime, Log: d.log}); err != nil {
 		return nil, err
 	}
 	if d.builder, err = builder.New(d.db, d.images, d.snap, buildSteps{d}, filepath.Join(cfg.DataRoot, "build")); err != nil {
@@ -221,7 +201,9 @@ func New(cfg Config) (*Daemon, error) {
 	if d.net, err = network.Open(netCfg); err != nil {
 		return nil, fmt.Errorf("networks: %w", err)
 	}
-	d.Networks = netsvc.New(d.net, d.events, d.networkUsed)
+	d.Networks = netsvc.New(d.net, d.events, d.ctrs)
+	d.specs = &ctrspec.Maker{Containers: d.ctrs, Networks: d.Networks, Net: d.net, Volumes: d.vols,
+		CgroupParent: cfg.CgroupParent, InitPath: cfg.InitPath, Init: cfg.Init, FilesDir: d.dataDir, RunDir: d.execDir}
 	boot, err := d.restore()
 	if err != nil {
 		return nil, err
@@ -229,13 +211,13 @@ func New(cfg Config) (*Daemon, error) {
 	// Endpoints of containers that ended while no daemon ran go (their
 	// namespaces, and so their veths, went with them).
 	if err := d.net.Reconcile(func(id string) bool {
-		c, err := d.get(id)
+		c, err := d.ctrs.Get(id)
 		if err != nil {
 			return false
 		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.running()
+		c.Mu.Lock()
+		defer c.Mu.Unlock()
+		return c.Running()
 	}); err != nil {
 		return nil, fmt.Errorf("networks: %w", err)
 	}
@@ -277,12 +259,9 @@ func (d *Daemon) Close() error {
 	d.closeMu.Unlock()
 	d.bg.Wait()
 	var errs []error
-	for _, rt := range d.runtimes {
-		if c, ok := rt.(io.Closer); ok {
-			errs = append(errs, c.Close())
-		}
+	if d.runtimes != nil {
+		errs = append(errs, d.runtimes.Close())
 	}
-	d.runtimes = nil
 	if d.net != nil {
 		d.net.Close()
 	}
@@ -302,56 +281,6 @@ func (d *Daemon) background(f func()) {
 		defer d.bg.Done()
 		f()
 	}()
-}
-
-// runtime is the task backend of a container (by HostConfig.Runtime).
-func (d *Daemon) runtime(hc *container.HostConfig) (task.Runtime, error) {
-	name := hc.Runtime
-	if name == "" { // a record from before runtimes were recorded
-		name = ownRuntime
-	}
-	rt, ok := d.runtimes[name]
-	if name == runcAlias {
-		rt, ok = d.runtimes[ownRuntime], true
-	}
-	if !ok {
-		return nil, fmt.Errorf("unknown or invalid runtime name: %s: %w", name, errdefs.ErrInvalidArgument)
-	}
-	return rt, nil
-}
-
-// addRuntimes adds the configured runtime binaries to d.runtimes (their
-// monitors run from monitorExe) and checks the default runtime.
-func (d *Daemon) addRuntimes(monitorExe string) error {
-	for name, b := range d.cfg.Runtimes {
-		if _, taken := d.runtimes[name]; taken || name == runcAlias || name == vmtask.Name {
-			return fmt.Errorf("runtime name %q is reserved: %w", name, errdefs.ErrInvalidArgument)
-		}
-		rt, err := ocibin.New(b, filepath.Join(d.cfg.ExecRoot, "runtimes", name), monitorExe)
-		if err != nil {
-			return fmt.Errorf("runtime %s: %w", name, err)
-		}
-		d.runtimes[name] = rt
-	}
-	d.defaultRuntime = ownRuntime
-	if name := d.cfg.DefaultRuntime; name != "" {
-		if _, err := d.runtime(&container.HostConfig{Runtime: name}); err != nil {
-			return fmt.Errorf("default runtime: %w", err)
-		}
-		d.defaultRuntime = name
-	}
-	return nil
-}
-
-// findVMHost finds what the VM isolation mode needs on this host: the
-// guest kernel where scripts/guest-kernel.sh puts it, tent-agent next to
-// the monitor binary (a build tree) or there (make install).
-func (d *Daemon) findVMHost() (*vm.Host, error) {
-	agent := filepath.Join(filepath.Dir(d.cfg.Exe), "tent-agent")
-	if _, err := os.Stat(agent); err != nil {
-		agent = filepath.Join(vm.DefaultGuestDir, "tent-agent")
-	}
-	return vm.NewHost(vm.DefaultGuestDir, agent, filepath.Join(d.cfg.DataRoot, "vm"))
 }
 
 // paths are where a container's task keeps its files.

@@ -15,17 +15,17 @@ import (
 type execTargets struct{ d *Daemon }
 
 func (x execTargets) Target(ref string) (execs.Target, error) {
-	c, err := x.d.get(ref)
+	c, err := x.d.ctrs.Get(ref)
 	if err != nil {
 		return execs.Target{}, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return execs.Target{ID: c.ID, Running: c.running(), Paused: c.State.Status == container.StatePaused, Task: c.task, Pid: c.State.Pid}, nil
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	return execs.Target{ID: c.ID, Running: c.Running(), Paused: c.State.Status == container.StatePaused, Task: c.Task, Pid: c.State.Pid}, nil
 }
 
 func (x execTargets) Event(id string, action events.Action, attrs map[string]string) {
-	if c, err := x.d.get(id); err == nil {
+	if c, err := x.d.ctrs.Get(id); err == nil {
 		x.d.containerEvent(c, action, attrs)
 	}
 }

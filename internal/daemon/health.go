@@ -6,6 +6,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/execs"
 	"github.com/tent-project/tent/internal/health"
 	"github.com/tent-project/tent/internal/stringid"
@@ -14,8 +15,8 @@ import (
 
 // startHealth begins the checks of a run of c that just started (or was
 // taken back at start-up, when resumed keeps its state; internal/health);
-// c.mu is held.
-func (d *Daemon) startHealth(c *ctr, t task.Task, resumed bool) {
+// c.Mu is held.
+func (d *Daemon) startHealth(c *containers.Container, t task.Task, resumed bool) {
 	cmd := health.Command(c.Config)
 	if cmd == nil {
 		c.State.Health = nil
@@ -24,17 +25,17 @@ func (d *Daemon) startHealth(c *ctr, t task.Task, resumed bool) {
 	if !resumed || c.State.Health == nil {
 		c.State.Health = health.Starting()
 	}
-	go d.healthLoop(c, t, c.exited, cmd)
+	go d.healthLoop(c, t, c.Exited, cmd)
 }
 
 // healthLoop probes c until the run that ends with exited is over.
-func (d *Daemon) healthLoop(c *ctr, t task.Task, exited chan struct{}, cmd []string) {
+func (d *Daemon) healthLoop(c *containers.Container, t task.Task, exited chan struct{}, cmd []string) {
 	cfg := c.Config.Healthcheck
 	for {
-		c.mu.Lock()
+		c.Mu.Lock()
 		wait := health.Wait(cfg, c.State.Health, c.State.StartedAt)
 		pid := c.State.Pid
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		select {
 		case <-exited:
 			return
@@ -59,17 +60,17 @@ func (d *Daemon) healthLoop(c *ctr, t task.Task, exited chan struct{}, cmd []str
 
 // recordProbe takes a probe's result into c's health, and says so in an
 // event when the status changes.
-func (d *Daemon) recordProbe(c *ctr, res *container.HealthcheckResult) {
-	c.mu.Lock()
+func (d *Daemon) recordProbe(c *containers.Container, res *container.HealthcheckResult) {
+	c.Mu.Lock()
 	h := c.State.Health
 	if h == nil || c.State.Status != container.StateRunning {
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		return
 	}
 	changed := health.Record(c.Config.Healthcheck, h, c.State.StartedAt, res)
 	status := h.Status
-	d.save(c)
-	c.mu.Unlock()
+	d.ctrs.Save(c)
+	c.Mu.Unlock()
 	if changed {
 		d.containerEvent(c, events.Action(string(events.ActionHealthStatus)+": "+string(status)), nil)
 	}

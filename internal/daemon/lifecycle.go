@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/backend"
 	"github.com/tent-project/tent/internal/checkpoints"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/execs"
 	"github.com/tent-project/tent/internal/mounts"
@@ -30,23 +31,23 @@ import (
 // name, if not "") it goes on where the checkpoint saved it
 // (checkpoints.go).
 func (d *Daemon) Start(ref, checkpoint string) error {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
+	c.Mu.Lock()
 	switch c.State.Status {
 	case container.StateRunning, container.StatePaused:
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		return errdefs.ErrNotModified
 	case container.StateRemoving, container.StateDead:
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		return fmt.Errorf("container %s is marked for removal and cannot be started: %w", c.ID, errdefs.ErrConflict)
 	}
 	restore := ""
 	if checkpoint != "" {
 		if restore, err = d.checkpoints(c.ID).Dir(checkpoint); err != nil {
-			c.mu.Unlock()
+			c.Mu.Unlock()
 			return err
 		}
 	}
@@ -54,10 +55,10 @@ func (d *Daemon) Start(ref, checkpoint string) error {
 	if err != nil {
 		// Nothing will come to the attached clients; an auto-remove
 		// container goes, as in docker.
-		d.closePending(c)
+		c.ClosePending()
 	}
 	autoRemove := err != nil && c.HostConfig.AutoRemove
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if autoRemove {
 		d.Remove(c.ID, true, false)
 	}
@@ -68,14 +69,14 @@ func (d *Daemon) Start(ref, checkpoint string) error {
 // running container or a stop of a stopped one (HTTP 304, as docker).
 func IsNotModified(err error) bool { return errors.Is(err, errdefs.ErrNotModified) }
 
-// start does the work of Start; c.mu is held.
-func (d *Daemon) start(c *ctr) error { return d.startFrom(c, "") }
+// start does the work of Start; c.Mu is held.
+func (d *Daemon) start(c *containers.Container) error { return d.startFrom(c, "") }
 
 // startFrom is start, from the checkpoint in directory restore if not "".
-func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
-	<-c.monitorGone // the last run's clean-up is done
+func (d *Daemon) startFrom(c *containers.Container, restore string) (err error) {
+	<-c.MonitorGone // the last run's clean-up is done
 	ctx := context.TODO()
-	rt, err := d.runtime(c.HostConfig)
+	rt, err := d.runtimes.Get(c.HostConfig.Runtime)
 	if err != nil {
 		return err
 	}
@@ -91,20 +92,20 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 	if err != nil {
 		return err
 	}
-	eps, err := d.allocateNetworks(c, pins)
+	eps, err := d.Networks.AllocateEndpoints(c, pins)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			d.releaseNetworks(c)
-			d.releaseShm(c)
+			d.Networks.ReleaseEndpoints(c)
+			d.specs.ReleaseShm(c)
 			if volumesUp {
 				d.releaseVolumes(c)
 			}
 			c.State.Error = err.Error()
 			c.State.ExitCode = execs.StartFailureCode(err)
-			d.save(c)
+			d.ctrs.Save(c)
 			if c.State.ExitCode != 128 {
 				// The program is missing or cannot run: a bad config
 				// (HTTP 400, as dockerd), not a missing object.
@@ -123,7 +124,7 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 			if err := mounts.CopyUp(d.vols, c.MountPoints, root); err != nil {
 				return nil, err
 			}
-			return d.spec(c, root, eps)
+			return d.specs.Spec(c, root, eps)
 		},
 		IO:      task.IO{Terminal: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce},
 		Log:     d.logOptions(c),
@@ -133,15 +134,15 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 	if err != nil {
 		return err
 	}
-	c.task = t
-	c.State = state{Status: container.StateRunning, Pid: t.Pid(), StartedAt: time.Now().UTC()}
+	c.Task = t
+	c.State = containers.State{Status: container.StateRunning, Pid: t.Pid(), StartedAt: time.Now().UTC()}
 	c.ManuallyStopped = false
 	// The record is written while the container starts: a daemon that
 	// dies in between finds a started container recorded as created,
 	// and restore adopts it.
-	saved := d.saveAsync(c)
-	d.connectPending(c)
-	err = d.wireNetworks(c, eps, t.Pid())
+	saved := d.ctrs.SaveAsync(c)
+	c.ConnectPending()
+	err = d.Networks.WireEndpoints(c, eps, t.Pid())
 	if err == nil {
 		err = t.Start(ctx)
 	}
@@ -157,7 +158,7 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 		c.State.Pid = 0
 		return err
 	}
-	exited := c.exited
+	exited := c.Exited
 	go d.watch(c, exited, t)
 	d.startHealth(c, t, false)
 	d.containerEvent(c, events.ActionStart, nil)
@@ -166,24 +167,24 @@ func (d *Daemon) startFrom(c *ctr, restore string) (err error) {
 
 // watch waits for the run of t that started with exited to end and
 // records it.
-func (d *Daemon) watch(c *ctr, exited chan struct{}, t task.Task) {
+func (d *Daemon) watch(c *containers.Container, exited chan struct{}, t task.Task) {
 	ctx := context.TODO()
 	exit, gone, err := t.Wait(ctx)
 	if err != nil {
 		d.log.Error("container monitor lost", "container", c.ID, "err", err)
 	}
-	c.mu.Lock()
-	if c.exited != exited { // already recorded
-		c.mu.Unlock()
+	c.Mu.Lock()
+	if c.Exited != exited { // already recorded
+		c.Mu.Unlock()
 		return
 	}
-	c.monitorGone = gone
+	c.MonitorGone = gone
 	if err := t.Delete(ctx); err != nil {
 		d.log.Warn("delete task", "container", c.ID, "err", err)
 	}
 	d.releaseVolumes(c)
-	d.releaseNetworks(c)
-	d.releaseShm(c)
+	d.Networks.ReleaseEndpoints(c)
+	d.specs.ReleaseShm(c)
 	c.State.Status = container.StateExited
 	c.State.Pid = 0
 	c.State.ExitCode = exit.Code
@@ -195,16 +196,14 @@ func (d *Daemon) watch(c *ctr, exited chan struct{}, t task.Task) {
 	// An auto-remove container's record is deleted next; a crash before
 	// that finds it running, reads the exit file and removes it then.
 	if !c.HostConfig.AutoRemove {
-		if serr := d.save(c); serr != nil {
+		if serr := d.ctrs.Save(c); serr != nil {
 			d.log.Error("save container", "container", c.ID, "err", serr)
 		}
 	}
-	c.exited = make(chan struct{})
-	close(exited)
-	d.closePending(c)
-	restart := d.shouldRestart(c)
+	c.EndRun()
+	restart := c.ShouldRestart()
 	autoRemove := c.HostConfig.AutoRemove
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if exit.OOMKilled {
 		d.containerEvent(c, events.ActionOOM, nil)
 	}
@@ -215,33 +214,18 @@ func (d *Daemon) watch(c *ctr, exited chan struct{}, t task.Task) {
 			d.log.Error("auto-remove", "container", c.ID, "err", err)
 		}
 	case restart:
-		c.mu.Lock()
+		c.Mu.Lock()
 		c.RestartCount++
 		if err := d.start(c); err != nil {
 			d.log.Error("restart", "container", c.ID, "err", err)
 		}
-		c.mu.Unlock()
+		c.Mu.Unlock()
 	}
-}
-
-// shouldRestart applies the restart policy; c.mu is held.
-func (d *Daemon) shouldRestart(c *ctr) bool {
-	if c.ManuallyStopped {
-		return false
-	}
-	p := c.HostConfig.RestartPolicy
-	switch p.Name {
-	case container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
-		return true
-	case container.RestartPolicyOnFailure:
-		return c.State.ExitCode != 0 && (p.MaximumRetryCount == 0 || c.RestartCount < p.MaximumRetryCount)
-	}
-	return false
 }
 
 // Kill sends a signal (default SIGKILL) to the container's init.
 func (d *Daemon) Kill(ref, sig string) error {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return err
 	}
@@ -251,17 +235,17 @@ func (d *Daemon) Kill(ref, sig string) error {
 			return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 		}
 	}
-	c.mu.Lock()
-	if !c.running() {
-		c.mu.Unlock()
+	c.Mu.Lock()
+	if !c.Running() {
+		c.Mu.Unlock()
 		return fmt.Errorf("Cannot kill container: %s: container %s is not running: %w", ref, c.ID, errdefs.ErrConflict)
 	}
 	if s == syscall.SIGKILL || s == syscall.SIGTERM {
 		c.ManuallyStopped = true
 	}
-	exited := c.exited
+	exited := c.Exited
 	err = d.signal(c, s)
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if err == nil && s == syscall.SIGKILL {
 		// As dockerd: a SIGKILL is answered once the container has
 		// stopped, so that an inspect or a remove right after it sees
@@ -274,13 +258,13 @@ func (d *Daemon) Kill(ref, sig string) error {
 	return err
 }
 
-// signal sends s to a running container's init; c.mu is held.
-func (d *Daemon) signal(c *ctr, s syscall.Signal) error {
+// signal sends s to a running container's init; c.Mu is held.
+func (d *Daemon) signal(c *containers.Container, s syscall.Signal) error {
 	ctx := context.TODO()
 	if c.State.Status == container.StatePaused && (s == syscall.SIGKILL || s == syscall.SIGTERM) {
-		defer c.task.Resume(ctx)
+		defer c.Task.Resume(ctx)
 	}
-	if err := c.task.Kill(ctx, s, false); err != nil {
+	if err := c.Task.Kill(ctx, s, false); err != nil {
 		return err
 	}
 	// As dockerd: every signal sent (kill, stop, rm -f) is a kill event.
@@ -291,13 +275,13 @@ func (d *Daemon) signal(c *ctr, s syscall.Signal) error {
 // Stop ends a container: its stop signal, then SIGKILL after timeout
 // seconds (nil: the container's StopTimeout or 10; -1: wait for ever).
 func (d *Daemon) Stop(ref string, sig string, timeout *int) error {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	if !c.running() {
-		c.mu.Unlock()
+	c.Mu.Lock()
+	if !c.Running() {
+		c.Mu.Unlock()
 		return errdefs.ErrNotModified
 	}
 	if sig == "" {
@@ -306,7 +290,7 @@ func (d *Daemon) Stop(ref string, sig string, timeout *int) error {
 	s := syscall.SIGTERM
 	if sig != "" {
 		if s, err = signals.Parse(sig); err != nil {
-			c.mu.Unlock()
+			c.Mu.Unlock()
 			return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 		}
 	}
@@ -318,9 +302,9 @@ func (d *Daemon) Stop(ref string, sig string, timeout *int) error {
 		t = *timeout
 	}
 	c.ManuallyStopped = true
-	exited := c.exited
+	exited := c.Exited
 	err = d.signal(c, s)
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -331,17 +315,17 @@ func (d *Daemon) Stop(ref string, sig string, timeout *int) error {
 	select {
 	case <-exited:
 	case <-after:
-		c.mu.Lock()
-		if c.exited == exited {
+		c.Mu.Lock()
+		if c.Exited == exited {
 			err = d.signal(c, syscall.SIGKILL)
 		}
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		<-exited
 	}
 	if err == nil {
-		c.mu.Lock()
+		c.Mu.Lock()
 		d.containerEvent(c, events.ActionStop, nil)
-		c.mu.Unlock()
+		c.Mu.Unlock()
 	}
 	return err
 }
@@ -351,13 +335,13 @@ func (d *Daemon) Restart(ref string, sig string, timeout *int) error {
 	if err := d.Stop(ref, sig, timeout); err != nil && !IsNotModified(err) {
 		return err
 	}
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.running() {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	if c.Running() {
 		return nil
 	}
 	c.RestartCount++
@@ -370,11 +354,11 @@ func (d *Daemon) Restart(ref string, sig string, timeout *int) error {
 
 // Pause freezes the container; Unpause thaws it.
 func (d *Daemon) Pause(ref string, pause bool) error {
-	c, err := d.getRunning(ref)
+	c, err := d.ctrs.GetRunning(ref)
 	if err != nil {
 		return err
 	}
-	defer c.mu.Unlock()
+	defer c.Mu.Unlock()
 	if pause == (c.State.Status == container.StatePaused) {
 		what := "paused"
 		if !pause {
@@ -384,74 +368,44 @@ func (d *Daemon) Pause(ref string, pause bool) error {
 	}
 	action := events.ActionPause
 	if pause {
-		err = c.task.Pause(context.TODO())
+		err = c.Task.Pause(context.TODO())
 		c.State.Status = container.StatePaused
 	} else {
-		err = c.task.Resume(context.TODO())
+		err = c.Task.Resume(context.TODO())
 		c.State.Status, action = container.StateRunning, events.ActionUnPause
 	}
 	if err != nil {
 		return err
 	}
 	d.containerEvent(c, action, nil)
-	return d.save(c)
+	return d.ctrs.Save(c)
 }
 
 // Wait blocks until the container reaches condition, and returns its exit
 // status then. ready is called once the wait is registered.
 func (d *Daemon) Wait(ctx context.Context, ref string, cond container.WaitCondition, ready func()) (container.WaitResponse, error) {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return container.WaitResponse{}, err
 	}
-	c.mu.Lock()
-	exited, removed, running := c.exited, c.removed, c.running()
-	c.mu.Unlock()
-	ready()
-	var ch <-chan struct{}
-	switch cond {
-	case container.WaitConditionNextExit:
-		ch = exited
-	case container.WaitConditionRemoved:
-		ch = removed
-	default:
-		if running {
-			ch = exited
-		}
-	}
-	if ch != nil {
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return container.WaitResponse{}, ctx.Err()
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	resp := container.WaitResponse{StatusCode: int64(c.State.ExitCode)}
-	// A run that ended badly (not a start that failed: the client has
-	// that error already) reports its error.
-	if c.State.Error != "" && !c.State.StartedAt.IsZero() && c.State.FinishedAt.After(c.State.StartedAt) {
-		resp.Error = &container.WaitExitError{Message: c.State.Error}
-	}
-	return resp, nil
+	return c.Wait(ctx, cond, ready)
 }
 
 // Remove deletes a container and its writable layer; a running one only
 // with force (which kills it first).
 func (d *Daemon) Remove(ref string, force, volumes bool) error {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
+	c.Mu.Lock()
 	if c.State.Status == container.StateRemoving {
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		return fmt.Errorf("removal of container %s is already in progress: %w", c.ID, errdefs.ErrConflict)
 	}
-	if c.running() {
+	if c.Running() {
 		if !force {
-			c.mu.Unlock()
+			c.Mu.Unlock()
 			what := "running"
 			if c.State.Status == container.StatePaused {
 				what = "paused"
@@ -459,20 +413,20 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 			return fmt.Errorf("cannot remove container %q: container is %s: stop the container before removing or force remove: %w", "/"+c.Name, what, errdefs.ErrConflict)
 		}
 		c.ManuallyStopped = true
-		exited := c.exited
+		exited := c.Exited
 		err := d.signal(c, syscall.SIGKILL)
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		if err != nil {
 			return err
 		}
 		<-exited
-		c.mu.Lock()
+		c.Mu.Lock()
 	}
 	// Anonymous volumes go with the container (rm -v, --rm), once it is
-	// gone and c.mu released; ones still used elsewhere stay.
+	// gone and c.Mu released; ones still used elsewhere stay.
 	var anonymous []string
 	if volumes || c.HostConfig.AutoRemove {
-		for _, m := range c.mounts() {
+		for _, m := range c.Mounts() {
 			if m.Type != mount.TypeVolume {
 				continue
 			}
@@ -482,14 +436,14 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 		}
 	}
 	defer func() { d.removeVolumes(anonymous) }()
-	defer c.mu.Unlock()
+	defer c.Mu.Unlock()
 	if c.State.Status == container.StateRemoving {
 		return nil // auto-remove got there first
 	}
 	c.State.Status = container.StateRemoving
-	if c.task != nil {
-		c.task.Delete(context.TODO()) // done by watch already, unless it failed
-		c.task = nil
+	if c.Task != nil {
+		c.Task.Delete(context.TODO()) // done by watch already, unless it failed
+		c.Task = nil
 	}
 	// The record and the writable layer's record go together (two
 	// databases, so in parallel); the directories after them, in the
@@ -498,17 +452,17 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 	// record, a record whose layer is gone is removed by the next rm.
 	layer := make(chan error, 1)
 	go func() { layer <- d.snap.Remove(d.snapshotKey(c.ID)) }()
-	err = d.deleteRecord(c.ID)
+	err = d.ctrs.DeleteRecord(c.ID)
 	if lerr := <-layer; lerr != nil && !errdefs.IsNotFound(lerr) {
 		err = errors.Join(err, lerr)
 	}
 	if err != nil {
 		c.State.Status = container.StateDead
 		c.State.Error = err.Error()
-		d.save(c)
+		d.ctrs.Save(c)
 		return fmt.Errorf("could not remove container %s: %w", c.ID, err)
 	}
-	gone := c.monitorGone
+	gone := c.MonitorGone
 	d.background(func() {
 		select {
 		case <-gone: // it writes the exit file there
@@ -521,51 +475,41 @@ func (d *Daemon) Remove(ref string, force, volumes bool) error {
 			}
 		}
 	})
-	d.mu.Lock()
-	delete(d.containers, c.ID)
-	delete(d.names, c.Name)
-	d.mu.Unlock()
+	d.ctrs.Forget(c)
 	d.Manager.Forget(c.ID)
-	close(c.removed)
-	d.closePending(c)
+	close(c.Removed)
+	c.ClosePending()
 	d.containerEvent(c, events.ActionDestroy, nil)
 	return nil
 }
 
 // Rename gives a container a new name.
 func (d *Daemon) Rename(ref, name string) error {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return err
 	}
 	if name == "" {
 		return fmt.Errorf("Neither old nor new names may be empty: %w", errdefs.ErrInvalidArgument)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d.mu.Lock()
-	name, err = d.reserveName(name, c.ID)
-	if err == nil {
-		delete(d.names, c.Name)
-	}
-	d.mu.Unlock()
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	old, err := d.ctrs.Rename(c, name)
 	if err != nil {
 		return err
 	}
-	old := c.Name
-	c.Name = name
 	d.containerEvent(c, events.ActionRename, map[string]string{"oldName": "/" + old})
-	return d.save(c)
+	return d.ctrs.Save(c)
 }
 
 // Prune removes every stopped container and returns their IDs and the
 // bytes their writable layers held (docker's SpaceReclaimed).
 func (d *Daemon) Prune(f backend.PruneFilter) (ids []string, reclaimed uint64, err error) {
-	for _, c := range d.all() {
-		c.mu.Lock()
+	for _, c := range d.ctrs.All() {
+		c.Mu.Lock()
 		stopped := c.State.Status == container.StateExited || c.State.Status == container.StateCreated || c.State.Status == container.StateDead
 		match := f.Matches(c.Created, c.Config.Labels)
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		if !stopped || !match {
 			continue
 		}

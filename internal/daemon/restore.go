@@ -2,38 +2,24 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
-	bolt "go.etcd.io/bbolt"
 )
 
 // restore loads the containers of metadata.db and re-adopts the running
 // ones: each is watched through its monitor, which may have recorded an
 // exit while no daemon was there.
 func (d *Daemon) restore() (boot []string, err error) {
-	var recs []record
-	err = d.db.View(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(containersBucket)
-		if bk == nil {
-			return nil
-		}
-		return bk.ForEach(func(k, v []byte) error {
-			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
-				d.log.Error("unreadable container record", "id", string(k), "err", err)
-				return nil
-			}
-			recs = append(recs, r)
-			return nil
-		})
+	recs, err := d.ctrs.Load(func(id string, err error) {
+		d.log.Error("unreadable container record", "id", id, "err", err)
 	})
 	if err != nil {
 		return nil, err
@@ -43,14 +29,13 @@ func (d *Daemon) restore() (boot []string, err error) {
 			if _, err := d.snap.Stat(d.snapshotKey(r.ID)); errdefs.IsNotFound(err) {
 				// A create that a crash interrupted (its layer is made
 				// in parallel with the record): undone.
-				d.deleteRecord(r.ID)
+				d.ctrs.DeleteRecord(r.ID)
 				continue
 			}
 		}
-		c := newCtr(r)
-		d.containers[r.ID] = c
-		d.names[r.Name] = r.ID
-		rt, err := d.runtime(r.HostConfig)
+		c := containers.New(r)
+		d.ctrs.Add(c)
+		rt, err := d.runtimes.Get(r.HostConfig.Runtime)
 		if err != nil {
 			d.log.Error("container of an unknown runtime", "id", r.ID, "err", err)
 			continue
@@ -74,9 +59,9 @@ func (d *Daemon) restore() (boot []string, err error) {
 				// it ended and applies its restart policy.
 				c.State.Status, c.State.Pid = container.StateExited, 0
 			}
-			c.task = t
+			c.Task = t
 			d.restoreExecs(c.ID, t)
-			go d.watch(c, c.exited, t)
+			go d.watch(c, c.Exited, t)
 			if st.Status != task.Stopped {
 				d.startHealth(c, t, true)
 			}
@@ -86,21 +71,21 @@ func (d *Daemon) restore() (boot []string, err error) {
 			if t, err := rt.Connect(ctx, r.ID, d.paths(r.ID)); err == nil {
 				if st, _ := t.State(ctx); r.State.Status == container.StateCreated && (st.Status == task.Running || st.Status == task.Paused) {
 					// Started by a daemon that died before its record said so.
-					c.State = state{Status: container.StateRunning, Pid: st.Pid, StartedAt: st.Created}
+					c.State = containers.State{Status: container.StateRunning, Pid: st.Pid, StartedAt: st.Created}
 					if st.Status == task.Paused {
 						c.State.Status = container.StatePaused
 					}
 					d.countVolumes(c)
-					c.task = t
+					c.Task = t
 					d.restoreExecs(c.ID, t)
-					go d.watch(c, c.exited, t)
+					go d.watch(c, c.Exited, t)
 					continue
 				}
 			}
 			// Never started, or ended: what is left of its task goes.
 			rt.Cleanup(ctx, r.ID, d.paths(r.ID))
-			d.releaseShm(c)
-			if restartOnBoot(c) {
+			d.specs.ReleaseShm(c)
+			if c.RestartOnBoot() {
 				boot = append(boot, r.ID)
 			}
 		}
@@ -110,7 +95,7 @@ func (d *Daemon) restore() (boot []string, err error) {
 	for _, root := range []string{d.cfg.DataRoot, d.cfg.ExecRoot} {
 		entries, _ := os.ReadDir(filepath.Join(root, "containers"))
 		for _, e := range entries {
-			if _, ok := d.containers[e.Name()]; !ok {
+			if !d.ctrs.Has(e.Name()) {
 				os.RemoveAll(filepath.Join(root, "containers", e.Name()))
 			}
 		}
@@ -118,14 +103,14 @@ func (d *Daemon) restore() (boot []string, err error) {
 	var orphans []string
 	err = d.snap.Walk(func(i snapshot.Info) error {
 		if id, ok := strings.CutPrefix(i.Key, "container-"); ok {
-			if _, known := d.containers[id]; !known {
+			if !d.ctrs.Has(id) {
 				orphans = append(orphans, id)
 			}
 		}
 		return nil
 	})
 	for _, id := range orphans {
-		for _, rt := range d.runtimes {
+		for _, rt := range d.runtimes.All() {
 			rt.Cleanup(context.TODO(), id, d.paths(id))
 		}
 		if err := d.snap.Remove(d.snapshotKey(id)); err != nil {
@@ -133,26 +118,6 @@ func (d *Daemon) restore() (boot []string, err error) {
 		}
 	}
 	return boot, err
-}
-
-// restartOnBoot is docker's rule for a stopped container when the daemon
-// starts: "always" starts it even if it was stopped by hand;
-// "unless-stopped" and "on-failure" (after an error, within its retries)
-// only if it was not.
-func restartOnBoot(c *ctr) bool {
-	if c.State.Status != container.StateExited {
-		return false // created and never started: docker leaves it too
-	}
-	p := c.HostConfig.RestartPolicy
-	switch p.Name {
-	case container.RestartPolicyAlways:
-		return true
-	case container.RestartPolicyUnlessStopped:
-		return !c.ManuallyStopped
-	case container.RestartPolicyOnFailure:
-		return !c.ManuallyStopped && c.State.ExitCode != 0 && (p.MaximumRetryCount == 0 || c.RestartCount < p.MaximumRetryCount)
-	}
-	return false
 }
 
 // restoreExecs takes back the execs of container id's task t.

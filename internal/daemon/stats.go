@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/stats"
 	"github.com/tent-project/tent/internal/task/vmtask"
 )
@@ -12,7 +13,7 @@ import (
 // internal/stats). A container that is not running gets one empty
 // sample, as from dockerd.
 func (d *Daemon) Stats(ctx context.Context, ref string, stream, oneShot bool, send func(*container.StatsResponse) error) error {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return err
 	}
@@ -21,14 +22,14 @@ func (d *Daemon) Stats(ctx context.Context, ref string, stream, oneShot bool, se
 
 // sample reads c's counters now; a container that does not run has none
 // (and a zero Read).
-func (d *Daemon) sample(ctx context.Context, c *ctr) *container.StatsResponse {
-	c.mu.Lock()
+func (d *Daemon) sample(ctx context.Context, c *containers.Container) *container.StatsResponse {
+	c.Mu.Lock()
 	s := &container.StatsResponse{ID: c.ID, Name: "/" + c.Name, OSType: "linux"}
-	t, pid := c.task, c.State.Pid
+	t, pid := c.Task, c.State.Pid
 	running := c.State.Status == container.StateRunning || c.State.Status == container.StatePaused
 	// A VM's network is its guest's, not that of its QEMU's namespace.
 	ownNet := !c.HostConfig.NetworkMode.IsHost() && !c.HostConfig.NetworkMode.IsContainer() && c.HostConfig.Runtime != vmtask.Name
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if !running || t == nil {
 		return s
 	}

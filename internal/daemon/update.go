@@ -13,12 +13,12 @@ import (
 // written to the running container's cgroup. A zero field is unchanged,
 // as with dockerd; the checks and their wording are dockerd's.
 func (d *Daemon) Update(ref string, u container.UpdateConfig) ([]string, error) {
-	c, err := d.get(ref)
+	c, err := d.ctrs.Get(ref)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
 	hc := *c.HostConfig
 	if err := spec.ApplyUpdate(&hc, u); err != nil {
 		return nil, err
@@ -27,17 +27,17 @@ func (d *Daemon) Update(ref string, u container.UpdateConfig) ([]string, error) 
 		return nil, err
 	}
 	running := c.State.Status == container.StateRunning || c.State.Status == container.StatePaused
-	if running && c.task != nil {
+	if running && c.Task != nil {
 		r, err := spec.UpdateResources(&hc)
 		if err != nil {
 			return nil, err
 		}
-		if err := c.task.Update(context.TODO(), r); err != nil {
+		if err := c.Task.Update(context.TODO(), r); err != nil {
 			return nil, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
 		}
 	}
 	c.HostConfig = &hc
-	if err := d.save(c); err != nil {
+	if err := d.ctrs.Save(c); err != nil {
 		return nil, err
 	}
 	d.containerEvent(c, "update", nil)

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +195,33 @@ func TestCommitImage(t *testing.T) {
 	hist, _ := s.ImageHistory(id.String())
 	if len(hist) != 2 || hist[0].CreatedBy != "/run now" || hist[0].Comment != "a commit" {
 		t.Errorf("history: %+v", hist)
+	}
+}
+
+// TestRunConfig: a container's configuration merged with its image's
+// (command, environment as dockerd orders it, working directory),
+// and the platform it asked for checked.
+func TestRunConfig(t *testing.T) {
+	s, _ := newService(t, users{})
+	if _, err := s.ImageImport(rootfs(t, "hello", "hi"), "app:1", []string{`CMD ["/hello"]`, "ENV A=1", "WORKDIR /srv"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	img, merged, err := s.RunConfig(&container.Config{Image: "app:1", Env: []string{"B=2"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img == nil || strings.Join(merged.Cmd, " ") != "/hello" || strings.Join(merged.Env, ",") != "B=2,A=1" || merged.WorkingDir != "/srv" {
+		t.Errorf("merged: %+v", merged)
+	}
+	_, merged, err = s.RunConfig(&container.Config{Image: "app:1", Cmd: []string{"/other"}}, runtime.GOOS+"/"+runtime.GOARCH)
+	if err != nil || strings.Join(merged.Cmd, " ") != "/other" {
+		t.Errorf("own command, own platform: %+v %v", merged, err)
+	}
+	if _, _, err := s.RunConfig(&container.Config{Image: "app:1"}, "linux/s390x"); !errdefs.IsNotFound(err) ||
+		!strings.Contains(err.Error(), "does not match the specified platform: wanted linux/s390x") {
+		t.Errorf("another platform: %v", err)
+	}
+	if _, _, err := s.RunConfig(&container.Config{Image: "nothere:1"}, ""); !errdefs.IsNotFound(err) || !strings.Contains(err.Error(), "No such image: nothere:1") {
+		t.Errorf("a missing image: %v", err)
 	}
 }

@@ -55,7 +55,7 @@ func TestEndpointConfig(t *testing.T) {
 }
 
 func TestCheckCreateAndSettings(t *testing.T) {
-	s, _ := newService(t, map[string]bool{})
+	s, _, _ := newService(t)
 	exists := func(ref string) error { return nil }
 	p80 := netapi.MustParsePort("80/tcp")
 	hc := &container.HostConfig{NetworkMode: "host", PortBindings: netapi.PortMap{p80: {{}}}}

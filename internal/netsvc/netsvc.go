@@ -1,7 +1,7 @@
 // Package netsvc answers the Engine API's network endpoints (create,
-// inspect, list with dockerd's filters, remove, prune) over the network
-// manager (internal/network), with their events. Connecting containers
-// is the daemon's (it holds them); it says which networks they use.
+// inspect, list with dockerd's filters, remove, prune, connect and
+// disconnect) over the network manager (internal/network), with their
+// events, and gives a starting container its endpoints (endpoints.go).
 package netsvc
 
 import (
@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	netapi "github.com/moby/moby/api/types/network"
 	"github.com/tent-project/tent/internal/backend"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/eventbus"
 	"github.com/tent-project/tent/internal/network"
@@ -22,13 +23,12 @@ import (
 type Networks struct {
 	net    *network.Manager
 	events *eventbus.Bus
-	used   func(n *network.Network) bool
+	ctrs   *containers.Store
 }
 
-// New makes the service; used says whether a container, running or
-// not, is on a network.
-func New(m *network.Manager, bus *eventbus.Bus, used func(n *network.Network) bool) *Networks {
-	return &Networks{net: m, events: bus, used: used}
+// New makes the service over the engine's containers.
+func New(m *network.Manager, bus *eventbus.Bus, ctrs *containers.Store) *Networks {
+	return &Networks{net: m, events: bus, ctrs: ctrs}
 }
 
 // NetworkEvent publishes an event of network netID (of a container's

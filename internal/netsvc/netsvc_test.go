@@ -1,24 +1,29 @@
 package netsvc
 
 import (
+	"errors"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	netapi "github.com/moby/moby/api/types/network"
 	"github.com/tent-project/tent/internal/backend"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/eventbus"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/testutil"
 	"github.com/vishvananda/netlink"
+	bolt "go.etcd.io/bbolt"
 )
 
 // newService is the service over a network manager with a bridge, table
-// and pool of its own, all gone at the end.
-func newService(t *testing.T, used map[string]bool) (*Networks, *eventbus.Bus) {
+// and pool of its own, all gone at the end, and an empty container store.
+func newService(t *testing.T) (*Networks, *eventbus.Bus, *containers.Store) {
 	t.Helper()
 	testutil.RequiresRoot(t)
 	cfg := network.Config{Root: t.TempDir(), Bridge: "tnt-svc0", Table: "tent_svc_test",
@@ -34,13 +39,24 @@ func newService(t *testing.T, used map[string]bool) (*Networks, *eventbus.Bus) {
 		}
 		network.DeleteTable(cfg.Table)
 	})
-	bus := eventbus.New()
-	return New(m, bus, func(n *network.Network) bool { return used[n.Name] }), bus
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	bus, ctrs := eventbus.New(), containers.NewStore(db)
+	return New(m, bus, ctrs), bus, ctrs
+}
+
+// stoppedOn is a container that never ran, recorded on network name.
+func stoppedOn(name string) *containers.Container {
+	return containers.New(containers.Record{ID: strings.Repeat("c", 64), Name: "user", Config: &container.Config{},
+		HostConfig: &container.HostConfig{NetworkMode: "bridge"},
+		Networks:   map[string]*netapi.EndpointSettings{name: {}}})
 }
 
 func TestNetworks(t *testing.T) {
-	used := map[string]bool{}
-	s, bus := newService(t, used)
+	s, bus, ctrs := newService(t)
 	_, ch, cancel := bus.Subscribe(time.Time{})
 	defer cancel()
 	resp, err := s.NetworkCreate(netapi.CreateRequest{Name: "front", Driver: "bridge", Labels: map[string]string{"tier": "web"},
@@ -69,7 +85,8 @@ func TestNetworks(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
-	used["back"] = true
+	user := stoppedOn("back") // a stopped container keeps its network
+	ctrs.Add(user)
 	for _, tc := range []struct {
 		f    map[string][]string
 		want string
@@ -98,7 +115,7 @@ func TestNetworks(t *testing.T) {
 	if err != nil || strings.Join(pruned, ",") != "front" {
 		t.Errorf("prune (back is used): %q %v", pruned, err)
 	}
-	used["back"] = false
+	ctrs.Forget(user)
 	if err := s.NetworkRemove("back"); err != nil {
 		t.Errorf("remove: %v", err)
 	}
@@ -110,5 +127,50 @@ func TestNetworks(t *testing.T) {
 	}
 	if _, err := ParseMAC("02:42"); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("a short MAC: %v", err)
+	}
+}
+
+// TestConnectStopped connects and disconnects a stopped container: only
+// its record changes (its endpoints come at its start), and docker's
+// refusals hold.
+func TestConnectStopped(t *testing.T) {
+	s, bus, ctrs := newService(t)
+	if _, err := s.NetworkCreate(netapi.CreateRequest{Name: "mid", Driver: "bridge"}); err != nil {
+		t.Fatal(err)
+	}
+	c := stoppedOn("bridge")
+	ctrs.Add(c)
+	_, ch, cancel := bus.Subscribe(time.Time{})
+	defer cancel()
+	if err := s.NetworkConnect("mid", "user", &netapi.EndpointSettings{Aliases: []string{"db"}}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-ch; ev.Action != events.ActionConnect || ev.Actor.Attributes["container"] != c.ID {
+		t.Errorf("connect event: %+v", ev)
+	}
+	if es := c.Networks["mid"]; es == nil || len(es.Aliases) != 1 || es.NetworkID == "" {
+		t.Errorf("recorded: %+v", c.Networks)
+	}
+	if err := s.NetworkConnect("mid", "user", nil); !errors.Is(err, errdefs.ErrForbidden) {
+		t.Errorf("a second connect: %v", err)
+	}
+	if err := s.NetworkConnect("mid", "nobody", nil); !errdefs.IsNotFound(err) {
+		t.Errorf("connect of a missing container: %v", err)
+	}
+	if err := s.NetworkDisconnect("mid", "user", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, on := c.Networks["mid"]; on || c.Networks["bridge"] == nil {
+		t.Errorf("after disconnect: %+v", c.Networks)
+	}
+	if err := s.NetworkDisconnect("mid", "user", false); !errors.Is(err, errdefs.ErrForbidden) {
+		t.Errorf("a second disconnect: %v", err)
+	}
+	if err := s.NetworkDisconnect("mid", "nobody", true); err != nil {
+		t.Errorf("forced disconnect of a missing container: %v", err)
+	}
+	recs, err := ctrs.Load(func(string, error) {})
+	if err != nil || len(recs) != 1 || len(recs[0].Networks) != 1 {
+		t.Errorf("saved record: %+v %v", recs, err)
 	}
 }

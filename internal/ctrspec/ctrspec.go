@@ -1,4 +1,10 @@
-package daemon
+// Package ctrspec makes a container's OCI runtime spec with what is the
+// engine's own on top of internal/spec (which knows a container's
+// configuration only): its /etc files, volumes and binds, the init,
+// --link targets, and the namespaces and /dev/shm it shares with other
+// containers. The daemon makes the specs of containers this way, and the
+// builder's RUN steps run as containers of the daemon.
+package ctrspec
 
 import (
 	"fmt"
@@ -10,28 +16,49 @@ import (
 	"github.com/moby/moby/api/types/container"
 	netapi "github.com/moby/moby/api/types/network"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/mounts"
+	"github.com/tent-project/tent/internal/netsvc"
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/spec"
 	"github.com/tent-project/tent/internal/task/vmtask"
+	"github.com/tent-project/tent/internal/volume"
 	"golang.org/x/sys/unix"
 )
 
-// spec makes the OCI runtime spec of a container whose root file system
+// Maker makes the specs of the engine's containers.
+type Maker struct {
+	Containers *containers.Store
+	Networks   *netsvc.Networks
+	Net        *network.Manager
+	Volumes    *volume.Store
+	// CgroupParent is where containers' cgroups go unless they say.
+	CgroupParent string
+	// InitPath is the init that --init runs; Init gives every
+	// container one unless it says no (the daemon's --init).
+	InitPath string
+	Init     bool
+	// FilesDir is where container id's /etc files are written (they
+	// stay: inspect shows them), RunDir its directory while the host is up.
+	FilesDir func(id string) string
+	RunDir   func(id string) string
+}
+
+// Spec makes the OCI runtime spec of a container whose root file system
 // is mounted at rootfs (internal/spec), with what is the engine's own:
 // its /etc files, volumes and binds, the init, namespaces to join; eps
 // are its endpoints, allocated for this run.
-func (d *Daemon) spec(c *ctr, rootfs string, eps []*network.Endpoint) (*specs.Spec, error) {
-	links, err := d.links(c)
+func (m *Maker) Spec(c *containers.Container, rootfs string, eps []*network.Endpoint) (*specs.Spec, error) {
+	links, err := m.links(c)
 	if err != nil {
 		return nil, err
 	}
 	in := spec.Container{
 		ID: c.ID, Config: c.Config, Host: c.HostConfig, Args: append([]string{c.Path}, c.Args...),
-		Rootfs: rootfs, CgroupParent: d.cfg.CgroupParent,
+		Rootfs: rootfs, CgroupParent: m.CgroupParent,
 		Files: func(hostname string) ([][2]string, error) {
-			return d.writeEtcFiles(c, hostname, eps, links)
+			return m.writeEtcFiles(c, hostname, eps, links)
 		},
 	}
 	if len(links) > 0 { // docker's link variables, which the container's own override
@@ -39,23 +66,23 @@ func (d *Daemon) spec(c *ctr, rootfs string, eps []*network.Endpoint) (*specs.Sp
 		cfg.Env = spec.MergeEnv(spec.LinkEnv(c.Name, links), c.Config.Env)
 		in.Config = &cfg
 	}
-	if d.useInit(c.HostConfig) {
-		in.Init = d.cfg.InitPath
+	if m.UseInit(c.HostConfig) {
+		in.Init = m.InitPath
 	}
 	if other, ok := strings.CutPrefix(string(c.HostConfig.PidMode), "container:"); ok && other != "" {
-		if in.PIDNamespace, err = d.donorNamespace(other, "pid", "PID"); err != nil {
+		if in.PIDNamespace, err = m.donorNamespace(other, "pid", "PID"); err != nil {
 			return nil, err
 		}
 	}
-	if in.IPCNamespace, in.Shm, err = d.ipcShare(c); err != nil {
+	if in.IPCNamespace, in.Shm, err = m.ipcShare(c); err != nil {
 		return nil, err
 	}
 	if c.HostConfig.NetworkMode.IsContainer() {
-		if in.NetNS, err = d.donorNamespace(c.HostConfig.NetworkMode.ConnectedContainer(), "net", "network"); err != nil {
+		if in.NetNS, err = m.donorNamespace(c.HostConfig.NetworkMode.ConnectedContainer(), "net", "network"); err != nil {
 			return nil, err
 		}
 	}
-	if in.Mounts, err = mounts.Spec(d.vols, c.mounts()); err != nil {
+	if in.Mounts, err = mounts.Spec(m.Volumes, c.Mounts()); err != nil {
 		return nil, err
 	}
 	return spec.Build(in)
@@ -63,14 +90,14 @@ func (d *Daemon) spec(c *ctr, rootfs string, eps []*network.Endpoint) (*specs.Sp
 
 // donorNamespace is the namespace file (kind: pid, net) of a running
 // container that another shares.
-func (d *Daemon) donorNamespace(ref, kind, what string) (string, error) {
-	donor, err := d.get(ref)
+func (m *Maker) donorNamespace(ref, kind, what string) (string, error) {
+	donor, err := m.Containers.Get(ref)
 	if err != nil {
 		return "", err
 	}
-	donor.mu.Lock()
-	pid, running := donor.State.Pid, donor.running()
-	donor.mu.Unlock()
+	donor.Mu.Lock()
+	pid, running := donor.State.Pid, donor.Running()
+	donor.Mu.Unlock()
 	if !running {
 		return "", fmt.Errorf("cannot join %s of a non running container: %s: %w", what, ref, errdefs.ErrConflict)
 	}
@@ -81,21 +108,21 @@ func (d *Daemon) donorNamespace(ref, kind, what string) (string, error) {
 // a tmpfs of the daemon's, outside the container, which the containers
 // that join its IPC namespace bind too (a mount of the container's own
 // namespace could not be bound into another's).
-func (d *Daemon) shmDir(id string) string { return filepath.Join(d.execDir(id), "shm") }
+func (m *Maker) shmDir(id string) string { return filepath.Join(m.RunDir(id), "shm") }
 
 // ipcShare is the IPC namespace to join and the /dev/shm to bind for c:
 // a donor's for --ipc container:NAME (which must run, and be shareable,
 // as dockerd asks), its own tmpfs (mounted here) when shareable.
-func (d *Daemon) ipcShare(c *ctr) (ns, shm string, err error) {
+func (m *Maker) ipcShare(c *containers.Container) (ns, shm string, err error) {
 	mode := c.HostConfig.IpcMode
 	if other, ok := strings.CutPrefix(string(mode), "container:"); ok && other != "" {
-		donor, err := d.get(other)
+		donor, err := m.Containers.Get(other)
 		if err != nil {
 			return "", "", err
 		}
-		donor.mu.Lock()
-		shareable, running, pid := donor.HostConfig.IpcMode == "shareable", donor.running(), donor.State.Pid
-		donor.mu.Unlock()
+		donor.Mu.Lock()
+		shareable, running, pid := donor.HostConfig.IpcMode == "shareable", donor.Running(), donor.State.Pid
+		donor.Mu.Unlock()
 		if !running {
 			return "", "", fmt.Errorf("can't join IPC of container %s: container %s is not running: %w", donor.ID, donor.ID, errdefs.ErrConflict)
 		}
@@ -103,12 +130,12 @@ func (d *Daemon) ipcShare(c *ctr) (ns, shm string, err error) {
 		if !shareable {
 			return "", "", fmt.Errorf("cannot join IPC of container %s: non-shareable IPC (hint: use IpcMode:shareable for the donor container): %w", other, errdefs.ErrInvalidArgument)
 		}
-		return ns, d.shmDir(donor.ID), nil
+		return ns, m.shmDir(donor.ID), nil
 	}
 	if mode != "shareable" {
 		return "", "", nil
 	}
-	dir := d.shmDir(c.ID)
+	dir := m.shmDir(c.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", err
 	}
@@ -123,32 +150,32 @@ func (d *Daemon) ipcShare(c *ctr) (ns, shm string, err error) {
 	return "", dir, nil
 }
 
-// releaseShm unmounts a shareable container's /dev/shm once it has
+// ReleaseShm unmounts a shareable container's /dev/shm once it has
 // stopped (joined containers keep it alive for as long as they hold it).
-func (d *Daemon) releaseShm(c *ctr) {
+func (m *Maker) ReleaseShm(c *containers.Container) {
 	if c.HostConfig.IpcMode == "shareable" {
-		unix.Unmount(d.shmDir(c.ID), unix.MNT_DETACH)
+		unix.Unmount(m.shmDir(c.ID), unix.MNT_DETACH)
 	}
 }
 
-// useInit tells whether a container runs an init as PID 1: its own
+// UseInit tells whether a container runs an init as PID 1: its own
 // choice (--init, --init=false), else the daemon's --init.
-func (d *Daemon) useInit(hc *container.HostConfig) bool {
+func (m *Maker) UseInit(hc *container.HostConfig) bool {
 	if hc.Runtime == vmtask.Name {
 		return false // a VM's agent is its init: it reaps and passes signals
 	}
 	if hc.Init != nil {
 		return *hc.Init
 	}
-	return d.cfg.Init
+	return m.Init
 }
 
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
 // /etc/resolv.conf (internal/spec makes them as dockerd does) and returns
 // (host path, container path) pairs.
-func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint, links []spec.Link) ([][2]string, error) {
+func (m *Maker) writeEtcFiles(c *containers.Container, hostname string, eps []*network.Endpoint, links []spec.Link) ([][2]string, error) {
 	hc := c.HostConfig
-	extra, err := d.ExtraHosts(hc)
+	extra, err := m.Networks.ExtraHosts(hc)
 	if err != nil {
 		return nil, err
 	}
@@ -160,10 +187,10 @@ func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint,
 		h.Host, _ = os.ReadFile("/etc/hosts")
 	}
 	engineDNS := ""
-	if len(eps) > 0 && d.resolvesNames(eps[0]) {
+	if len(eps) > 0 && m.resolvesNames(eps[0]) {
 		// The engine's server answers, and forwards to the --dns servers
 		// or the host's.
-		gw, _ := d.net.Get(eps[0].Network)
+		gw, _ := m.Net.Get(eps[0].Network)
 		engineDNS = gw.Gateway.String()
 	}
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
@@ -172,7 +199,7 @@ func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint,
 		{"hosts", "/etc/hosts", h.String()},
 		{"resolv.conf", "/etc/resolv.conf", spec.ResolvConf(hostResolv, hc, engineDNS)},
 	}
-	dir := d.dataDir(c.ID)
+	dir := m.FilesDir(c.ID)
 	var out [][2]string
 	for _, f := range files {
 		p := filepath.Join(dir, f[0])
@@ -186,24 +213,24 @@ func (d *Daemon) writeEtcFiles(c *ctr, hostname string, eps []*network.Endpoint,
 
 // links are a container's --link targets: each must run, and is known by
 // its address on the network its main endpoint is on.
-func (d *Daemon) links(c *ctr) ([]spec.Link, error) {
+func (m *Maker) links(c *containers.Container) ([]spec.Link, error) {
 	var out []spec.Link
 	for _, l := range c.HostConfig.Links {
 		name, alias, _ := strings.Cut(l, ":")
 		name = strings.TrimPrefix(name, "/")
 		alias = alias[strings.LastIndex(alias, "/")+1:]
-		target, err := d.get(name)
+		target, err := m.Containers.Get(name)
 		if err != nil {
 			return nil, fmt.Errorf("could not get container for %s: %w", name, err)
 		}
-		target.mu.Lock()
-		running, tname, tid := target.running(), target.Name, target.ID
+		target.Mu.Lock()
+		running, tname, tid := target.Running(), target.Name, target.ID
 		env := slices.Clone(target.Config.Env)
 		var exposed []netapi.Port
 		for p := range target.Config.ExposedPorts {
 			exposed = append(exposed, p)
 		}
-		target.mu.Unlock()
+		target.Mu.Unlock()
 		if alias == "" {
 			alias = tname
 		}
@@ -211,7 +238,7 @@ func (d *Daemon) links(c *ctr) ([]spec.Link, error) {
 			return nil, fmt.Errorf("cannot link to a non running container: /%s AS /%s/%s: %w", tname, c.Name, alias, errdefs.ErrInvalidArgument)
 		}
 		ip := ""
-		for _, ep := range d.net.ContainerEndpoints(tid) {
+		for _, ep := range m.Net.ContainerEndpoints(tid) {
 			if ip == "" || ep.Gateway {
 				ip = ep.IP.String()
 			}
@@ -226,7 +253,7 @@ func (d *Daemon) links(c *ctr) ([]spec.Link, error) {
 }
 
 // resolvesNames reports whether ep is on a network with the engine's DNS.
-func (d *Daemon) resolvesNames(ep *network.Endpoint) bool {
-	n, err := d.net.Get(ep.Network)
+func (m *Maker) resolvesNames(ep *network.Endpoint) bool {
+	n, err := m.Net.Get(ep.Network)
 	return err == nil && n.UserDefined()
 }
