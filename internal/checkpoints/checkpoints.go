@@ -28,6 +28,7 @@ const endpointsFile = "endpoints.json"
 // Endpoint is an address a checkpointed container had on a network.
 type Endpoint struct {
 	IP  netip.Addr `json:"ip"`
+	IP6 netip.Addr `json:"ip6,omitzero"` // on a network with IPv6
 	MAC string     `json:"mac"`
 }
 

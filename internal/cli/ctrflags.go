@@ -24,7 +24,7 @@ type ctrFlags struct {
 	volumes, mounts                                                     []string
 	publish, expose, aliases, addHosts, dns, dnsSearch, dnsOptions      []string
 	links                                                               []string
-	ip, mac                                                             string
+	ip, ip6, mac                                                        string
 	publishAll                                                          bool
 	cpus                                                                float64
 	pidsLimit                                                           int64
@@ -59,6 +59,7 @@ func (f *ctrFlags) add(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish all exposed ports to random ports")
 	fs.StringArrayVar(&f.expose, "expose", nil, "expose a port or a range of ports")
 	fs.StringVar(&f.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	fs.StringVar(&f.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
 	fs.StringVar(&f.mac, "mac-address", "", "container MAC address (e.g., 92:d0:c6:0a:29:33)")
 	fs.StringArrayVar(&f.aliases, "network-alias", nil, "add network-scoped alias for the container")
 	fs.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping (host:ip)")
@@ -211,16 +212,13 @@ func (f *ctrFlags) networking(cfg *container.Config, hc *container.HostConfig) (
 			return nil, err
 		}
 	}
-	if f.ip == "" && f.mac == "" && len(f.aliases) == 0 {
+	if f.ip == "" && f.ip6 == "" && f.mac == "" && len(f.aliases) == 0 {
 		return nil, nil
 	}
 	es := &network.EndpointSettings{Aliases: f.aliases}
-	if f.ip != "" {
-		ip, err := netip.ParseAddr(f.ip)
-		if err != nil || !ip.Is4() {
-			return nil, fmt.Errorf("invalid argument %q for \"--ip\" flag: invalid IPv4 address", f.ip)
-		}
-		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ip}
+	var err error
+	if es.IPAMConfig, err = endpointAddrs(f.ip, f.ip6); err != nil {
+		return nil, err
 	}
 	if f.mac != "" {
 		if err := es.MacAddress.UnmarshalText([]byte(f.mac)); err != nil {
@@ -343,4 +341,28 @@ func readEnvFile(path string) ([]string, error) {
 		out = append(out, line)
 	}
 	return out, sc.Err()
+}
+
+// endpointAddrs are --ip and --ip6 ("": not given) as an endpoint's
+// IPAM config (nil if neither is given).
+func endpointAddrs(ip4, ip6 string) (*network.EndpointIPAMConfig, error) {
+	if ip4 == "" && ip6 == "" {
+		return nil, nil
+	}
+	var c network.EndpointIPAMConfig
+	if ip4 != "" {
+		ip, err := netip.ParseAddr(ip4)
+		if err != nil || !ip.Is4() {
+			return nil, fmt.Errorf("invalid argument %q for \"--ip\" flag: invalid IPv4 address", ip4)
+		}
+		c.IPv4Address = ip
+	}
+	if ip6 != "" {
+		ip, err := netip.ParseAddr(ip6)
+		if err != nil || !ip.Is6() || ip.Is4In6() {
+			return nil, fmt.Errorf("invalid argument %q for \"--ip6\" flag: invalid IPv6 address", ip6)
+		}
+		c.IPv6Address = ip
+	}
+	return &c, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -23,7 +24,8 @@ func networkCmd(a *app) *cobra.Command {
 }
 
 func networkCreateCmd(a *app) *cobra.Command {
-	var driver, subnet, ipRange, gateway string
+	var driver string
+	var subnets, ipRanges, gateways []string
 	var internal, attachable, ipv6 bool
 	var labels, opts []string
 	cmd := &cobra.Command{Use: "create [OPTIONS] NETWORK", Short: "Create a network", Args: cobra.ExactArgs(1)}
@@ -33,25 +35,12 @@ func networkCreateCmd(a *app) *cobra.Command {
 		if ipv6 {
 			req.EnableIPv6 = &ipv6
 		}
-		if subnet != "" || ipRange != "" || gateway != "" {
-			var c network.IPAMConfig
-			var err error
-			if subnet != "" {
-				if c.Subnet, err = netip.ParsePrefix(subnet); err != nil {
-					return fmt.Errorf("invalid argument %q for \"--subnet\" flag: %v", subnet, err)
-				}
-			}
-			if ipRange != "" {
-				if c.IPRange, err = netip.ParsePrefix(ipRange); err != nil {
-					return fmt.Errorf("invalid argument %q for \"--ip-range\" flag: %v", ipRange, err)
-				}
-			}
-			if gateway != "" {
-				if c.Gateway, err = netip.ParseAddr(gateway); err != nil {
-					return fmt.Errorf("invalid argument %q for \"--gateway\" flag: %v", gateway, err)
-				}
-			}
-			req.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{c}}
+		configs, err := ipamConfigs(subnets, ipRanges, gateways)
+		if err != nil {
+			return err
+		}
+		if len(configs) > 0 {
+			req.IPAM = &network.IPAM{Driver: "default", Config: configs}
 		}
 		var resp network.CreateResponse
 		if err := a.c.JSON(a.ctx, http.MethodPost, "/networks/create", nil, req, &resp); err != nil {
@@ -62,15 +51,70 @@ func networkCreateCmd(a *app) *cobra.Command {
 	})
 	f := cmd.Flags()
 	f.StringVarP(&driver, "driver", "d", "bridge", "driver to manage the network")
-	f.StringVar(&subnet, "subnet", "", "subnet in CIDR format that represents a network segment")
-	f.StringVar(&ipRange, "ip-range", "", "allocate container IPs from a sub-range")
-	f.StringVar(&gateway, "gateway", "", "IPv4 gateway for the master subnet")
+	f.StringSliceVar(&subnets, "subnet", nil, "subnet in CIDR format that represents a network segment")
+	f.StringSliceVar(&ipRanges, "ip-range", nil, "allocate container IPs from a sub-range")
+	f.StringSliceVar(&gateways, "gateway", nil, "IPv4 or IPv6 gateway for the master subnet")
 	f.BoolVar(&internal, "internal", false, "restrict external access to the network")
 	f.BoolVar(&attachable, "attachable", false, "enable manual container attachment")
 	f.BoolVar(&ipv6, "ipv6", false, "enable IPv6 networking")
 	f.StringArrayVar(&labels, "label", nil, "set metadata on a network")
 	f.StringArrayVarP(&opts, "opt", "o", nil, "set driver specific options")
 	return cmd
+}
+
+// ipamConfigs are network create's --subnet, --ip-range and --gateway
+// (each repeatable) as docker's CLI pairs them: each range and gateway
+// goes with the one subnet that contains it.
+func ipamConfigs(subnets, ipRanges, gateways []string) ([]network.IPAMConfig, error) {
+	if len(subnets) == 0 {
+		if len(ipRanges) > 0 || len(gateways) > 0 {
+			return nil, errors.New("every ip-range or gateway must have a corresponding subnet")
+		}
+		return nil, nil
+	}
+	out := make([]network.IPAMConfig, len(subnets))
+	for i, s := range subnets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("invalid argument %q for \"--subnet\" flag: %v", s, err)
+		}
+		out[i].Subnet = p
+	}
+	// owner is the config whose subnet holds a; taken says what it has.
+	owner := func(a netip.Addr, what string, taken func(c *network.IPAMConfig) bool) (*network.IPAMConfig, error) {
+		for i := range out {
+			if out[i].Subnet.Contains(a) {
+				if taken(&out[i]) {
+					return nil, fmt.Errorf("cannot configure multiple %s for the same subnet", what)
+				}
+				return &out[i], nil
+			}
+		}
+		return nil, fmt.Errorf("no matching subnet for %s %s", strings.TrimSuffix(what, "s"), a)
+	}
+	for _, r := range ipRanges {
+		p, err := netip.ParsePrefix(r)
+		if err != nil {
+			return nil, fmt.Errorf("invalid argument %q for \"--ip-range\" flag: %v", r, err)
+		}
+		c, err := owner(p.Addr(), "ranges", func(c *network.IPAMConfig) bool { return c.IPRange.IsValid() })
+		if err != nil {
+			return nil, err
+		}
+		c.IPRange = p
+	}
+	for _, g := range gateways {
+		a, err := netip.ParseAddr(g)
+		if err != nil {
+			return nil, fmt.Errorf("invalid argument %q for \"--gateway\" flag: %v", g, err)
+		}
+		c, err := owner(a, "gateways", func(c *network.IPAMConfig) bool { return c.Gateway.IsValid() })
+		if err != nil {
+			return nil, err
+		}
+		c.Gateway = a
+	}
+	return out, nil
 }
 
 func networkLsCmd(a *app) *cobra.Command {
@@ -155,17 +199,14 @@ func networkPruneCmd(a *app) *cobra.Command {
 }
 
 func networkConnectCmd(a *app) *cobra.Command {
-	var ip string
+	var ip, ip6 string
 	var aliases []string
 	cmd := &cobra.Command{Use: "connect [OPTIONS] NETWORK CONTAINER", Short: "Connect a container to a network", Args: cobra.ExactArgs(2)}
 	cmd.RunE = a.runE(func(args []string) error {
 		es := &network.EndpointSettings{Aliases: aliases}
-		if ip != "" {
-			addr, err := netip.ParseAddr(ip)
-			if err != nil {
-				return fmt.Errorf("invalid argument %q for \"--ip\" flag: %v", ip, err)
-			}
-			es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: addr}
+		var err error
+		if es.IPAMConfig, err = endpointAddrs(ip, ip6); err != nil {
+			return err
 		}
 		req := network.ConnectRequest{Container: args[1], EndpointConfig: es}
 		if err := a.c.JSON(a.ctx, http.MethodPost, "/networks/"+args[0]+"/connect", nil, req, nil); err != nil {
@@ -175,6 +216,7 @@ func networkConnectCmd(a *app) *cobra.Command {
 	})
 	f := cmd.Flags()
 	f.StringVar(&ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	f.StringVar(&ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
 	f.StringArrayVar(&aliases, "alias", nil, "add network-scoped alias for the container")
 	return cmd
 }

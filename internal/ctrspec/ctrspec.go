@@ -182,6 +182,9 @@ func (m *Maker) writeEtcFiles(c *containers.Container, hostname string, eps []*n
 	h := spec.HostsFile{Extra: extra, Links: links, Hostname: hostname, Domainname: c.Config.Domainname, HostNetwork: hc.NetworkMode.IsHost()}
 	if len(eps) > 0 {
 		h.IP = eps[0].IP.String()
+		if eps[0].IP6.IsValid() {
+			h.IP6 = eps[0].IP6.String()
+		}
 	}
 	if h.HostNetwork {
 		h.Host, _ = os.ReadFile("/etc/hosts")

@@ -66,7 +66,7 @@ func (d *Daemon) checkpoint(c *containers.Container, r checkpoint.CreateRequest)
 	}
 	eps := map[string]checkpoints.Endpoint{}
 	for netID, ep := range d.net.ContainerEndpoints(c.ID) {
-		eps[netID] = checkpoints.Endpoint{IP: ep.IP, MAC: ep.MAC}
+		eps[netID] = checkpoints.Endpoint{IP: ep.IP, IP6: ep.IP6, MAC: ep.MAC}
 	}
 	stopped := c.ManuallyStopped
 	err := d.checkpoints(c.ID).Create(r.CheckpointID, eps, func(dir string) error {

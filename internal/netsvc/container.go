@@ -154,7 +154,17 @@ func EndpointConfig(n *network.Network, es *netapi.EndpointSettings) (*netapi.En
 		keep.IPAMConfig = &netapi.EndpointIPAMConfig{IPv4Address: ip}
 	}
 	if ipam := es.IPAMConfig; ipam != nil && ipam.IPv6Address.IsValid() {
-		return nil, fmt.Errorf("IPv6 addresses are not supported yet: %w", errdefs.ErrNotImplemented)
+		ip := ipam.IPv6Address
+		if !n.UserDefined() {
+			return nil, fmt.Errorf("user specified IP address is supported on user defined networks only: %w", errdefs.ErrInvalidArgument)
+		}
+		if !ip.Is6() || !n.Subnet6.Contains(ip) {
+			return nil, fmt.Errorf("no configured subnet or ip-range contain the IP address %s: %w", ip, errdefs.ErrInvalidArgument)
+		}
+		if keep.IPAMConfig == nil {
+			keep.IPAMConfig = &netapi.EndpointIPAMConfig{}
+		}
+		keep.IPAMConfig.IPv6Address = ip
 	}
 	return keep, nil
 }
@@ -275,6 +285,12 @@ func (s *Networks) Settings(c Container) *container.NetworkSettings {
 				out.EndpointID, out.IPAddress, out.IPPrefixLen, out.DNSNames = ep.ID, ep.IP, n.Subnet.Bits(), nil
 				if ep.Gateway {
 					out.Gateway = n.Gateway
+				}
+				if ep.IP6.IsValid() {
+					out.GlobalIPv6Address, out.GlobalIPv6PrefixLen = ep.IP6, n.Subnet6.Bits()
+					if ep.Gateway {
+						out.IPv6Gateway = n.Gateway6
+					}
 				}
 				if hw, err := ParseMAC(ep.MAC); err == nil {
 					out.MacAddress = hw

@@ -70,7 +70,7 @@ func (s *Networks) AllocateEndpoints(c *containers.Container, saved map[string]c
 		}
 		if n, err := s.net.Get(ref); err == nil && saved != nil {
 			if sv, ok := saved[n.ID]; ok {
-				o.IP, o.MAC, o.Restored = sv.IP, sv.MAC, true
+				o.IP, o.IP6, o.MAC, o.Restored = sv.IP, sv.IP6, sv.MAC, true
 			}
 		}
 		for _, ip := range c.HostConfig.DNS {
@@ -90,7 +90,7 @@ func (s *Networks) AllocateEndpoints(c *containers.Container, saved map[string]c
 func endpointOpts(c *containers.Container, es *netapi.EndpointSettings, iface string) network.EndpointOpts {
 	o := network.EndpointOpts{Container: c.ID, Name: c.Name, Aliases: es.Aliases, Iface: iface}
 	if es.IPAMConfig != nil {
-		o.IP = es.IPAMConfig.IPv4Address
+		o.IP, o.IP6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
 	}
 	if len(es.MacAddress) > 0 {
 		o.MAC = es.MacAddress.String()

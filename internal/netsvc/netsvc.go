@@ -73,33 +73,27 @@ func (s *Networks) NetworkCreate(req netapi.CreateRequest) (netapi.CreateRespons
 		if req.IPAM.Driver != "" && req.IPAM.Driver != "default" {
 			return netapi.CreateResponse{}, fmt.Errorf("IPAM driver %q not found: %w", req.IPAM.Driver, errdefs.ErrNotFound)
 		}
-		var v4 []netapi.IPAMConfig
+		var v4, v6 []netapi.IPAMConfig
 		for _, c := range req.IPAM.Config {
 			if c.Subnet.IsValid() && c.Subnet.Addr().Is6() {
-				if !o.IPv6 {
-					return netapi.CreateResponse{}, fmt.Errorf("an IPv6 subnet needs --ipv6: %w", errdefs.ErrInvalidArgument)
-				}
-				continue // refused with o.IPv6 below
+				v6 = append(v6, c)
+			} else {
+				v4 = append(v4, c)
 			}
-			v4 = append(v4, c)
 		}
-		if len(v4) > 1 {
-			return netapi.CreateResponse{}, fmt.Errorf("more than one IPv4 subnet per network is not supported yet: %w", errdefs.ErrNotImplemented)
+		if len(v4) > 1 || len(v6) > 1 {
+			return netapi.CreateResponse{}, fmt.Errorf("more than one subnet of a family per network is not supported yet: %w", errdefs.ErrNotImplemented)
 		}
-		if len(v4) == 1 {
-			c := v4[0]
+		for _, c := range append(v4, v6...) {
 			if len(c.AuxAddress) > 0 {
 				return netapi.CreateResponse{}, fmt.Errorf("auxiliary addresses are not supported yet: %w", errdefs.ErrNotImplemented)
 			}
-			if c.Subnet.IsValid() {
-				o.Subnet = c.Subnet.String()
-			}
-			if c.IPRange.IsValid() {
-				o.IPRange = c.IPRange.String()
-			}
-			if c.Gateway.IsValid() {
-				o.Gateway = c.Gateway.String()
-			}
+		}
+		if len(v4) == 1 {
+			o.Subnet, o.IPRange, o.Gateway = text(v4[0].Subnet), text(v4[0].IPRange), text(v4[0].Gateway)
+		}
+		if len(v6) == 1 {
+			o.Subnet6, o.IPRange6, o.Gateway6 = text(v6[0].Subnet), text(v6[0].IPRange), text(v6[0].Gateway)
 		}
 	}
 	n, err := s.net.Create(o)
@@ -108,6 +102,17 @@ func (s *Networks) NetworkCreate(req netapi.CreateRequest) (netapi.CreateRespons
 	}
 	s.NetworkEvent(n.ID, events.ActionCreate, "")
 	return netapi.CreateResponse{ID: n.ID, Warning: ""}, nil
+}
+
+// text is v as text, "" if it is not valid.
+func text[T interface {
+	IsValid() bool
+	String() string
+}](v T) string {
+	if !v.IsValid() {
+		return ""
+	}
+	return v.String()
 }
 
 // NetworkInspect describes a network, as GET /networks/{id}.
@@ -121,7 +126,7 @@ func (s *Networks) NetworkInspect(ref string) (netapi.Inspect, error) {
 
 func (s *Networks) inspect(n *network.Network) netapi.Inspect {
 	out := netapi.Inspect{Network: netapi.Network{
-		Name: n.Name, ID: n.ID, Scope: "local", Driver: n.Driver, EnableIPv4: true, Internal: n.Internal,
+		Name: n.Name, ID: n.ID, Scope: "local", Driver: n.Driver, EnableIPv4: true, EnableIPv6: n.IPv6(), Internal: n.Internal,
 		Attachable: n.Attachable, Options: n.Options, Labels: n.Labels,
 		IPAM: netapi.IPAM{Driver: "default", Config: []netapi.IPAMConfig{}},
 	}, Containers: map[string]netapi.EndpointResource{}}
@@ -135,11 +140,18 @@ func (s *Networks) inspect(n *network.Network) netapi.Inspect {
 	if n.Subnet.IsValid() {
 		out.IPAM.Config = append(out.IPAM.Config, netapi.IPAMConfig{Subnet: n.Subnet, Gateway: n.Gateway, IPRange: n.IPRange})
 	}
+	if n.IPv6() {
+		out.IPAM.Config = append(out.IPAM.Config, netapi.IPAMConfig{Subnet: n.Subnet6, Gateway: n.Gateway6, IPRange: n.IPRange6})
+	}
 	for _, ep := range s.net.Endpoints(n.ID) {
 		var hw netapi.HardwareAddr
 		hw, _ = ParseMAC(ep.MAC)
-		out.Containers[ep.Container] = netapi.EndpointResource{Name: ep.Name, EndpointID: ep.ID, MacAddress: hw,
+		res := netapi.EndpointResource{Name: ep.Name, EndpointID: ep.ID, MacAddress: hw,
 			IPv4Address: netip.PrefixFrom(ep.IP, n.Subnet.Bits())}
+		if ep.IP6.IsValid() {
+			res.IPv6Address = netip.PrefixFrom(ep.IP6, n.Subnet6.Bits())
+		}
+		out.Containers[ep.Container] = res
 	}
 	return out
 }

@@ -140,10 +140,12 @@ func (s *dnsServer) local(netID string, q *dns.Msg) *dns.Msg {
 	r.Authoritative, r.RecursionAvailable = true, true
 	if question.Qtype == dns.TypePTR {
 		for _, ep := range eps {
-			if rev, _ := dns.ReverseAddr(ep.IP.String()); strings.EqualFold(rev, question.Name) {
-				r.Answer = append(r.Answer, &dns.PTR{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 600},
-					Ptr: dns.Fqdn(ep.Name)})
-				return r
+			for _, ip := range []netip.Addr{ep.IP, ep.IP6} {
+				if rev, _ := dns.ReverseAddr(ip.String()); ip.IsValid() && strings.EqualFold(rev, question.Name) {
+					r.Answer = append(r.Answer, &dns.PTR{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 600},
+						Ptr: dns.Fqdn(ep.Name)})
+					return r
+				}
 			}
 		}
 		return nil
@@ -158,11 +160,15 @@ func (s *dnsServer) local(netID string, q *dns.Msg) *dns.Msg {
 			r.Answer = append(r.Answer, &dns.A{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 600},
 				A: ep.IP.AsSlice()})
 		}
+		if ep.IP6.IsValid() && (question.Qtype == dns.TypeAAAA || question.Qtype == dns.TypeANY) {
+			r.Answer = append(r.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 600},
+				AAAA: ep.IP6.AsSlice()})
+		}
 	}
 	if !found {
 		return nil
 	}
-	return r // AAAA and others of a known name: no records, no error
+	return r // other types of a known name (AAAA without IPv6): no records, no error
 }
 
 // answers reports whether name is one of the endpoint's DNS names.

@@ -21,6 +21,7 @@ type EndpointOpts struct {
 	Name      string // the container's
 	Aliases   []string
 	IP        netip.Addr // --ip; zero: the next free one
+	IP6       netip.Addr // --ip6, on a network with IPv6; zero: the next free one
 	MAC       string     // --mac-address; "": derived from the address
 	Ports     []PortMapping
 	Gateway   bool
@@ -59,15 +60,25 @@ func (m *Manager) Allocate(netRef string, o EndpointOpts) (*Endpoint, error) {
 		if !n.UserSubnet && !o.Restored {
 			return nil, fmt.Errorf("user specified IP address is supported only when connecting to networks with user configured subnets: %w", errdefs.ErrInvalidArgument)
 		}
-		if !n.Subnet.Contains(o.IP) || o.IP == n.Subnet.Addr() || o.IP == broadcast(n.Subnet) {
-			return nil, fmt.Errorf("invalid address %s: it does not belong to any of this network's subnets (%s): %w", o.IP, n.Subnet, errdefs.ErrInvalidArgument)
-		}
-		if o.IP == n.Gateway || m.leased(n.ID, o.IP) {
-			return nil, fmt.Errorf("address %s is already in use on network %s: %w", o.IP, n.Name, errdefs.ErrConflict)
+		if err := m.checkAddr(n, o.IP, n.Subnet, n.Gateway); err != nil {
+			return nil, err
 		}
 		ep.IP = o.IP
-	} else if ep.IP, err = m.nextIP(n); err != nil {
+	} else if ep.IP, err = m.nextIP(n, n.Subnet, n.IPRange, n.Gateway, m.ipNext); err != nil {
 		return nil, err
+	}
+	switch {
+	case o.IP6.IsValid() && !n.IPv6():
+		return nil, fmt.Errorf("invalid address %s: network %s has no IPv6 subnet: %w", o.IP6, n.Name, errdefs.ErrInvalidArgument)
+	case o.IP6.IsValid():
+		if err := m.checkAddr(n, o.IP6, n.Subnet6, n.Gateway6); err != nil {
+			return nil, err
+		}
+		ep.IP6 = o.IP6
+	case n.IPv6():
+		if ep.IP6, err = m.nextIP(n, n.Subnet6, n.IPRange6, n.Gateway6, m.ipNext6); err != nil {
+			return nil, err
+		}
 	}
 	ep.MAC = macFor(ep.IP).String()
 	if o.MAC != "" {
@@ -143,44 +154,74 @@ func (m *Manager) writeLease(ep *Endpoint, create bool) error {
 	return err
 }
 
-// leased reports whether ip is taken on network id; m.mu is held.
+// leased reports whether ip (of either family) is taken on network id;
+// m.mu is held.
 func (m *Manager) leased(id string, ip netip.Addr) bool {
 	for _, ep := range m.endpoints[id] {
-		if ep.IP == ip {
+		if ep.IP == ip || ep.IP6 == ip {
 			return true
 		}
 	}
 	return false
 }
 
-// nextIP is the next free address of n's range after the last one
-// handed out (docker's serial allocation: a released address is not
-// reused at once); m.mu is held.
-func (m *Manager) nextIP(n *Network) (netip.Addr, error) {
-	r := n.Subnet
-	if n.IPRange.IsValid() {
-		r = n.IPRange
+// checkAddr checks an address asked for on n (--ip, --ip6) against the
+// subnet of its family and the addresses in use; m.mu is held.
+func (m *Manager) checkAddr(n *Network, ip netip.Addr, sub netip.Prefix, gw netip.Addr) error {
+	if !sub.Contains(ip) || ip == sub.Addr() || ip.Is4() && ip == lastAddr(sub) {
+		return fmt.Errorf("invalid address %s: it does not belong to any of this network's subnets (%s): %w", ip, sub, errdefs.ErrInvalidArgument)
 	}
-	used := map[netip.Addr]bool{n.Gateway: true}
+	if ip == gw || m.leased(n.ID, ip) {
+		return fmt.Errorf("address %s is already in use on network %s: %w", ip, n.Name, errdefs.ErrConflict)
+	}
+	return nil
+}
+
+// nextIP is the next free address of n's subnet sub (its range r if
+// valid) after the last one handed out, kept in next (docker's serial
+// allocation: a released address is not reused at once); m.mu is held.
+func (m *Manager) nextIP(n *Network, sub, r netip.Prefix, gw netip.Addr, next map[string]netip.Addr) (netip.Addr, error) {
+	if !r.IsValid() {
+		r = sub
+	}
+	used := map[netip.Addr]bool{gw: true, sub.Addr(): true}
+	if sub.Addr().Is4() {
+		used[lastAddr(sub)] = true
+	}
 	for _, ep := range m.endpoints[n.ID] {
-		used[ep.IP] = true
+		used[ep.IP], used[ep.IP6] = true, true
 	}
-	first, last := r.Masked().Addr(), broadcast(r)
-	ip := m.ipNext[n.ID]
+	first, last := r.Masked().Addr(), lastAddr(r)
+	ip := next[n.ID]
 	if !r.Contains(ip) {
 		ip = first
 	}
-	for range 1 << (32 - r.Bits()) {
-		if ip == last || !r.Contains(ip) {
-			ip = first
-		}
-		if !used[ip] && ip != n.Subnet.Addr() && ip != broadcast(n.Subnet) {
-			m.ipNext[n.ID] = ip.Next()
+	// Every address of the range once at most; past the number of used
+	// ones plus one, one of those seen was free.
+	tries := len(used) + 1
+	if bits := r.Addr().BitLen() - r.Bits(); bits < 24 && 1<<bits < tries {
+		tries = 1 << bits
+	}
+	for range tries {
+		if !used[ip] {
+			if ip == last {
+				next[n.ID] = first
+			} else {
+				next[n.ID] = ip.Next()
+			}
 			return ip, nil
 		}
-		ip = ip.Next()
+		if ip == last {
+			ip = first
+		} else {
+			ip = ip.Next()
+		}
 	}
-	return netip.Addr{}, fmt.Errorf("no available IPv4 addresses on this network's address pools: %s (%s): %w", n.Name, n.ID, errdefs.ErrUnavailable)
+	family := 4
+	if sub.Addr().Is6() {
+		family = 6
+	}
+	return netip.Addr{}, fmt.Errorf("no available IPv%d addresses on this network's address pools: %s (%s): %w", family, n.Name, n.ID, errdefs.ErrUnavailable)
 }
 
 // Wire plugs an allocated endpoint into the network namespace of pid:

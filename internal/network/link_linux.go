@@ -17,23 +17,39 @@ import (
 )
 
 func ipNet(ip netip.Addr, bits int) *net.IPNet {
-	return &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(bits, 32)}
+	return &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(bits, ip.BitLen())}
+}
+
+// addr6 is an IPv6 address without duplicate address detection (the
+// engine hands each out once; DAD would hold it "tentative", unusable,
+// for a second or more).
+func addr6(ip netip.Addr, bits int) *netlink.Addr {
+	return &netlink.Addr{IPNet: ipNet(ip, bits), Flags: unix.IFA_F_NODAD}
 }
 
 func sysctl(path, value string) error {
 	return os.WriteFile("/proc/sys/"+path, []byte(value), 0o644)
 }
 
-var forwarding sync.Once
+var forwarding, forwarding6 sync.Once
 
 // ensureBridge makes n's bridge if it is missing and gives it the
-// gateway address; it is up, with route_localnet (published ports on
-// 127.0.0.1 are DNATed to it), and the host forwards IPv4.
+// gateway address (and the IPv6 one); it is up, with route_localnet
+// (published ports on 127.0.0.1 are DNATed to it), and the host forwards
+// IPv4 (and IPv6, once a network has it, as dockerd: note that a host
+// that forwards IPv6 takes no router advertisements on interfaces with
+// accept_ra 1).
 func ensureBridge(n *Network) error {
 	var ferr error
 	forwarding.Do(func() { ferr = sysctl("net/ipv4/ip_forward", "1") })
 	if ferr != nil {
 		return fmt.Errorf("enable IPv4 forwarding: %w", ferr)
+	}
+	if n.IPv6() {
+		forwarding6.Do(func() { ferr = sysctl("net/ipv6/conf/all/forwarding", "1") })
+		if ferr != nil {
+			return fmt.Errorf("enable IPv6 forwarding (is IPv6 disabled on this host?): %w", ferr)
+		}
 	}
 	link, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
@@ -64,6 +80,21 @@ func ensureBridge(n *Network) error {
 	}
 	if err := sysctl("net/ipv4/conf/"+n.Bridge+"/route_localnet", "1"); err != nil {
 		return err
+	}
+	if n.IPv6() {
+		// No duplicate address detection on the bridge either: its
+		// link-local address would stay tentative for a second or two
+		// after its creation, in which the host's neighbour solicitations
+		// to the containers went unanswered (measured: a container of
+		// another network could not reach one of a network just made).
+		for _, kv := range [][2]string{{"disable_ipv6", "0"}, {"accept_dad", "0"}} {
+			if err := sysctl("net/ipv6/conf/"+n.Bridge+"/"+kv[0], kv[1]); err != nil {
+				return fmt.Errorf("IPv6 on %s: %w", n.Bridge, err)
+			}
+		}
+		if err := netlink.AddrReplace(link, addr6(n.Gateway6, n.Subnet6.Bits())); err != nil {
+			return fmt.Errorf("address %s on %s: %w", n.Gateway6, n.Bridge, err)
+		}
 	}
 	return netlink.LinkSetUp(link)
 }
@@ -283,12 +314,22 @@ func wire(n *Network, ep *Endpoint, pid int) error {
 	if err := h.AddrAdd(in, &netlink.Addr{IPNet: ipNet(ep.IP, n.Subnet.Bits())}); err != nil {
 		return fmt.Errorf("address %s: %w", ep.IP, err)
 	}
+	if ep.IP6.IsValid() {
+		if err := h.AddrAdd(in, addr6(ep.IP6, n.Subnet6.Bits())); err != nil {
+			return fmt.Errorf("address %s: %w", ep.IP6, err)
+		}
+	}
 	if err := h.LinkSetUp(in); err != nil {
 		return err
 	}
 	if ep.Gateway {
 		if err := h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway.AsSlice()}); err != nil {
 			return fmt.Errorf("default route via %s: %w", n.Gateway, err)
+		}
+		if ep.IP6.IsValid() {
+			if err := h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway6.AsSlice()}); err != nil {
+				return fmt.Errorf("default route via %s: %w", n.Gateway6, err)
+			}
 		}
 	}
 	ok = true

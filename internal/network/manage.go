@@ -27,8 +27,13 @@ type CreateOpts struct {
 	Subnet  string
 	IPRange string
 	Gateway string
-	Options map[string]string
-	Labels  map[string]string
+	// Subnet6, IPRange6 and Gateway6: the IPv6 config, which IPv6
+	// needs (a subnet at least) and which needs IPv6.
+	Subnet6  string
+	IPRange6 string
+	Gateway6 string
+	Options  map[string]string
+	Labels   map[string]string
 }
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
@@ -48,8 +53,6 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 		return nil, fmt.Errorf("only one instance of %q network is allowed: %w", o.Driver, errdefs.ErrForbidden)
 	case o.Driver != DriverBridge:
 		return nil, fmt.Errorf("could not find plugin %s in v1 plugin registry: plugin not found: %w", o.Driver, errdefs.ErrNotFound)
-	case o.IPv6:
-		return nil, fmt.Errorf("IPv6 networks are not supported yet: %w", errdefs.ErrNotImplemented)
 	}
 	n := &Network{ID: newID(), Name: o.Name, Driver: o.Driver, Created: time.Now().UTC(), Internal: o.Internal,
 		Attachable: o.Attachable, Options: o.Options, Labels: o.Labels, MTU: m.cfg.MTU}
@@ -108,15 +111,27 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 	return &c, nil
 }
 
-// ipamConfig gives n its subnet, range and gateway: those asked, checked
-// as dockerd checks them, or a free pool subnet. m.mu is held.
+// ipamConfig gives n its subnets, ranges and gateways: those asked,
+// checked as dockerd checks them, or a free pool subnet (IPv4; an IPv6
+// subnet must be asked for, as dockerd 20.10 has no IPv6 pool). m.mu is
+// held.
 func (m *Manager) ipamConfig(n *Network, o CreateOpts) error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf(format+": %w", append(a, errdefs.ErrInvalidArgument)...)
+	if o.IPv6 != (o.Subnet6 != "") {
+		if o.IPv6 { // dockerd 20.10's words: it has no IPv6 pool either
+			return fmt.Errorf("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network (give an IPv6 --subnet): %w", errdefs.ErrForbidden)
+		}
+		return fmt.Errorf("an IPv6 subnet needs --ipv6: %w", errdefs.ErrInvalidArgument)
+	}
+	if o.IPv6 {
+		sub, r, gw, err := m.checkPool(6, o.Subnet6, o.IPRange6, o.Gateway6)
+		if err != nil {
+			return err
+		}
+		n.Subnet6, n.IPRange6, n.Gateway6 = sub, r, gw
 	}
 	if o.Subnet == "" {
 		if o.IPRange != "" || o.Gateway != "" {
-			return bad("a gateway or an IP range needs a subnet")
+			return fmt.Errorf("a gateway or an IP range needs a subnet: %w", errdefs.ErrInvalidArgument)
 		}
 		sub, err := m.freeSubnet()
 		if err != nil {
@@ -125,39 +140,56 @@ func (m *Manager) ipamConfig(n *Network, o CreateOpts) error {
 		n.Subnet, n.Gateway = sub, sub.Addr().Next()
 		return nil
 	}
-	sub, err := netip.ParsePrefix(o.Subnet)
-	if err != nil || !sub.Addr().Is4() {
-		return bad("invalid subnet %s: it must be an IPv4 CIDR (a.b.c.d/n)", o.Subnet)
+	sub, r, gw, err := m.checkPool(4, o.Subnet, o.IPRange, o.Gateway)
+	if err != nil {
+		return err
 	}
-	if sub.Bits() > 30 {
-		return bad("invalid subnet %s: a /%d has no room for containers", o.Subnet, sub.Bits())
+	n.Subnet, n.IPRange, n.Gateway, n.UserSubnet = sub, r, gw, true
+	return nil
+}
+
+// checkPool parses and checks a subnet of IP version family with its
+// range and gateway (each optional; the gateway defaults to the subnet's
+// first address). m.mu is held.
+func (m *Manager) checkPool(family int, subnet, ipRange, gateway string) (sub, r netip.Prefix, gw netip.Addr, err error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf(format+": %w", append(a, errdefs.ErrInvalidArgument)...)
+	}
+	maxBits, cidr := 30, "a.b.c.d/n"
+	if family == 6 {
+		maxBits, cidr = 126, "x:x::/n"
+	}
+	sub, perr := netip.ParsePrefix(subnet)
+	if perr != nil || sub.Addr().Is4() != (family == 4) || sub.Addr().Is4In6() {
+		return sub, r, gw, bad("invalid subnet %s: it must be an IPv%d CIDR (%s)", subnet, family, cidr)
+	}
+	if sub.Bits() > maxBits {
+		return sub, r, gw, bad("invalid subnet %s: a /%d has no room for containers", subnet, sub.Bits())
 	}
 	if sub.Masked() != sub {
-		return bad("invalid subnet %s: it has host bits set (did you mean %s?)", o.Subnet, sub.Masked())
+		return sub, r, gw, bad("invalid subnet %s: it has host bits set (did you mean %s?)", subnet, sub.Masked())
 	}
 	for _, other := range m.nets {
-		if other.Subnet.IsValid() && !other.Removing && other.Subnet.Overlaps(sub) {
-			return fmt.Errorf("invalid pool request: Pool overlaps with other one on this address space: %w", errdefs.ErrForbidden)
+		for _, o := range []netip.Prefix{other.Subnet, other.Subnet6} {
+			if o.IsValid() && !other.Removing && o.Overlaps(sub) {
+				return sub, r, gw, fmt.Errorf("invalid pool request: Pool overlaps with other one on this address space: %w", errdefs.ErrForbidden)
+			}
 		}
 	}
-	n.Subnet, n.UserSubnet = sub, true
-	if o.IPRange != "" {
-		r, err := netip.ParsePrefix(o.IPRange)
-		if err != nil || r.Masked() != r || !sub.Contains(r.Addr()) || r.Bits() < sub.Bits() {
-			return bad("invalid IP range %s: it must be a CIDR within subnet %s", o.IPRange, o.Subnet)
+	if ipRange != "" {
+		r, perr = netip.ParsePrefix(ipRange)
+		if perr != nil || r.Masked() != r || !sub.Contains(r.Addr()) || r.Bits() < sub.Bits() {
+			return sub, r, gw, bad("invalid IP range %s: it must be a CIDR within subnet %s", ipRange, subnet)
 		}
-		n.IPRange = r
 	}
-	if o.Gateway != "" {
-		gw, err := netip.ParseAddr(o.Gateway)
-		if err != nil || !sub.Contains(gw) || gw == sub.Addr() || gw == broadcast(sub) {
-			return bad("invalid gateway %s: it must be an address within subnet %s", o.Gateway, o.Subnet)
+	gw = sub.Addr().Next()
+	if gateway != "" {
+		gw, perr = netip.ParseAddr(gateway)
+		if perr != nil || !sub.Contains(gw) || gw == sub.Addr() || family == 4 && gw == lastAddr(sub) {
+			return sub, r, gw, bad("invalid gateway %s: it must be an address within subnet %s", gateway, subnet)
 		}
-		n.Gateway = gw
-	} else {
-		n.Gateway = sub.Addr().Next()
 	}
-	return nil
+	return sub, r, gw, nil
 }
 
 // freeSubnet is the first pool subnet that overlaps no network and no
@@ -201,11 +233,14 @@ func nextPrefix(p netip.Prefix) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), p.Bits())
 }
 
-func broadcast(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v |= uint32(1)<<(32-p.Bits()) - 1
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+// lastAddr is p's last address (IPv4's broadcast address).
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(a)*8; i++ {
+		a[i/8] |= 0x80 >> (i % 8)
+	}
+	out, _ := netip.AddrFromSlice(a)
+	return out
 }
 
 // Remove deletes a network that no container is on, as dockerd: a

@@ -68,6 +68,12 @@ type Network struct {
 	Labels     map[string]string `json:",omitempty"`
 	// UserSubnet: the subnet was asked for (IPAM.Config in inspect).
 	UserSubnet bool `json:",omitempty"`
+	// Subnet6, Gateway6 and IPRange6 are its IPv6 twins, for a network
+	// made with --ipv6 (zero otherwise); the IPv6 subnet is always the
+	// user's.
+	Subnet6  netip.Prefix `json:",omitzero"`
+	Gateway6 netip.Addr   `json:",omitzero"`
+	IPRange6 netip.Prefix `json:",omitzero"`
 	// Removing: its removal began (a crash then finishes it at start-up).
 	Removing bool `json:",omitempty"`
 }
@@ -76,6 +82,9 @@ type Network struct {
 func (n *Network) Predefined() bool {
 	return n.Name == NameBridge || n.Name == NameHost || n.Name == NameNone
 }
+
+// IPv6 reports whether n gives its endpoints IPv6 addresses too.
+func (n *Network) IPv6() bool { return n.Subnet6.IsValid() }
 
 // UserDefined reports whether containers on n resolve each other by name
 // (docker: user-defined bridge networks, not the default one).
@@ -100,6 +109,7 @@ type Endpoint struct {
 	Name      string   // the container's name
 	Aliases   []string `json:",omitempty"`
 	IP        netip.Addr
+	IP6       netip.Addr `json:",omitzero"` // on a network with IPv6
 	MAC       string
 	Iface     string // in the container: eth0, eth1...
 	HostVeth  string
@@ -174,8 +184,9 @@ type Manager struct {
 	mu        sync.Mutex
 	nets      map[string]*Network             // by ID
 	endpoints map[string]map[string]*Endpoint // network ID -> container ID -> endpoint
-	ipNext    map[string]netip.Addr           // where a network's next search starts
-	writes    sync.WaitGroup                  // lease files being written
+	ipNext    map[string]netip.Addr           // where a network's next search starts (IPv4, IPv6: ipNext6)
+	ipNext6   map[string]netip.Addr
+	writes    sync.WaitGroup // lease files being written
 }
 
 func (m *Manager) netDir() string   { return filepath.Join(m.cfg.Root, "networks") }
@@ -197,7 +208,8 @@ func Open(cfg Config) (*Manager, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	m := &Manager{cfg: cfg, log: cfg.Log, nets: map[string]*Network{}, endpoints: map[string]map[string]*Endpoint{}, ipNext: map[string]netip.Addr{}}
+	m := &Manager{cfg: cfg, log: cfg.Log, nets: map[string]*Network{}, endpoints: map[string]map[string]*Endpoint{},
+		ipNext: map[string]netip.Addr{}, ipNext6: map[string]netip.Addr{}}
 	for _, d := range []string{m.netDir(), m.leaseDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err

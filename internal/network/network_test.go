@@ -145,6 +145,14 @@ func TestCreateRefusesBadInput(t *testing.T) {
 		{CreateOpts{Name: "bridge"}, "pre-defined"},
 		{CreateOpts{Name: "two", Driver: "overlay"}, "plugin not found"},
 		{CreateOpts{Name: "bad name"}, "invalid network name"},
+		{CreateOpts{Name: "two", IPv6: true}, "non-overlapping IPv6 address pool"},
+		{CreateOpts{Name: "two", Subnet6: "fd00:9::/64"}, "an IPv6 subnet needs --ipv6"},
+		{CreateOpts{Name: "two", IPv6: true, Subnet6: "10.9.0.0/24"}, "it must be an IPv6 CIDR"},
+		{CreateOpts{Name: "two", IPv6: true, Subnet6: "fd00:9::1/64"}, "host bits"},
+		{CreateOpts{Name: "two", IPv6: true, Subnet6: "fd00:9::/127"}, "no room"},
+		{CreateOpts{Name: "two", IPv6: true, Subnet6: "fd00:9::/64", Gateway6: "fd00:8::1"}, "invalid gateway"},
+		{CreateOpts{Name: "two", IPv6: true, Subnet6: "fd00:9::/64", IPRange6: "fd00:9::/48"}, "invalid IP range"},
+		{CreateOpts{Name: "two", Subnet: "fd00:9::/64"}, "it must be an IPv4 CIDR"},
 	} {
 		if _, err := m.Create(c.o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("create %+v: %v, want %q", c.o, err, c.want)
@@ -183,6 +191,74 @@ func TestLeasesSurviveReopen(t *testing.T) {
 	m2.Reconcile(func(id string) bool { return id == ep2.Container })
 	if got := m2.ContainerEndpoints(ep.Container); len(got) != 0 {
 		t.Fatalf("endpoint of a container that does not run kept: %v", got)
+	}
+}
+
+// TestIPv6Network: an IPv6 network gives each endpoint an IPv6 address
+// too (the next free one, or the one asked); containers reach each other
+// and the gateway over IPv6 and resolve each other's AAAA records, and
+// another network's containers are kept off it over IPv6 as over IPv4.
+func TestIPv6Network(t *testing.T) {
+	m := newManager(t)
+	n, err := m.Create(CreateOpts{Name: "six", IPv6: true, Subnet6: "fd00:5a::/64", IPRange6: "fd00:5a::100/120"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Gateway6 != netip.MustParseAddr("fd00:5a::1") || !n.Subnet.IsValid() {
+		t.Fatalf("network: %+v", n)
+	}
+	if _, err := m.Create(CreateOpts{Name: "six2", IPv6: true, Subnet6: "fd00:5a::/56"}); err == nil || !strings.Contains(err.Error(), "overlaps") {
+		t.Errorf("an overlapping IPv6 subnet: %v", err)
+	}
+	other, err := m.Create(CreateOpts{Name: "other", IPv6: true, Subnet6: "fd00:5b::/64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, p2, p3 := sandbox(t), sandbox(t), sandbox(t)
+	e1 := attach(t, m, "six", "db", p1)
+	e2, err := m.Allocate("six", EndpointOpts{Container: strings.Repeat("w", 64), Name: "web", Iface: "eth0", Gateway: true,
+		IP6: netip.MustParseAddr("fd00:5a::99")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Wire(e2, p2); err != nil {
+		t.Fatal(err)
+	}
+	e3 := attach(t, m, "other", "spy", p3)
+	if e1.IP6 != netip.MustParseAddr("fd00:5a::100") || e3.IP6 != netip.MustParseAddr("fd00:5b::2") {
+		t.Errorf("IPv6 addresses: %s (range fd00:5a::100/120), %s", e1.IP6, e3.IP6)
+	}
+	if out, err := in(t, p1, "ping", "-6", "-c1", "-W2", e2.IP6.String()); err != nil {
+		t.Fatalf("db cannot reach web over IPv6: %v\n%s", err, out)
+	}
+	if out, err := in(t, p2, "ping", "-6", "-c1", "-W2", n.Gateway6.String()); err != nil {
+		t.Fatalf("web cannot reach the IPv6 gateway: %v\n%s", err, out)
+	}
+	out, err := in(t, p2, "nslookup", "-type=aaaa", "db", n.Gateway.String())
+	if err != nil || !strings.Contains(out, e1.IP6.String()) {
+		t.Fatalf("web cannot resolve db's IPv6 address: %v\n%s", err, out)
+	}
+	if out, err := in(t, p3, "ping", "-6", "-c1", "-W1", e1.IP6.String()); err == nil {
+		t.Fatalf("a container on another network reached db over IPv6:\n%s", out)
+	}
+	if _, err := m.Allocate("six", EndpointOpts{Container: strings.Repeat("x", 64), Name: "x", IP6: e2.IP6}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("an IPv6 address twice: %v", err)
+	}
+	if _, err := m.Allocate("bridge", EndpointOpts{Container: strings.Repeat("y", 64), Name: "y", IP6: netip.MustParseAddr("fd00:5a::5")}); err == nil || !strings.Contains(err.Error(), "no IPv6 subnet") {
+		t.Errorf("an IPv6 address on a network without IPv6: %v", err)
+	}
+	for _, ep := range []*Endpoint{e1, e2} {
+		m.Release(ep.Container, n.ID)
+	}
+	m.Release(e3.Container, other.ID)
+	for _, name := range []string{"six", "other"} {
+		if err := m.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := nftables.New()
+	if _, err := c.ListTableOfFamily(m.cfg.Table, nftables.TableFamilyIPv6); err == nil {
+		t.Error("the IPv6 table stayed after the last IPv6 network went")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -12,7 +13,9 @@ import (
 )
 
 // The engine's packet filter rules live in one nftables table of its
-// own (Config.Table, family ip), rebuilt whole in one atomic transaction
+// own (Config.Table, family ip; and one of the same name in family ip6
+// while a network has IPv6: forward and postrouting alone, as IPv6
+// ports are not published), rebuilt whole in one atomic transaction
 // whenever a network or a published port changes: the table is the
 // networks' and ports' function, so a restart after a crash makes it
 // right by building it again, and no rule is ever left behind.
@@ -110,9 +113,11 @@ func DeleteTable(name string) error {
 	if err != nil {
 		return err
 	}
-	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: name}
-	c.AddTable(t)
-	c.DelTable(t)
+	for _, f := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		t := &nftables.Table{Family: f, Name: name}
+		c.AddTable(t)
+		c.DelTable(t)
+	}
 	if err := c.Flush(); err != nil {
 		return err
 	}
@@ -138,7 +143,38 @@ func writeTable(name string, nets []*Network, ports []portRule) error {
 	c.AddTable(t) // so that the delete finds one
 	c.DelTable(t)
 	c.AddTable(t)
+	if err := forwardChain(c, t, nets); err != nil {
+		return err
+	}
+	natChains(c, t, ports)
+	postrouting(c, t, nets)
+	t6 := &nftables.Table{Family: nftables.TableFamilyIPv6, Name: name}
+	c.AddTable(t6)
+	c.DelTable(t6)
+	if slices.ContainsFunc(nets, (*Network).IPv6) {
+		c.AddTable(t6)
+		if err := forwardChain(c, t6, nets); err != nil {
+			return err
+		}
+		postrouting(c, t6, nets)
+	}
+	return c.Flush()
+}
 
+var accept = nftables.ChainPolicyAccept
+
+// addRule adds a rule made of the parts' expressions, in order.
+func addRule(c *nftables.Conn, ch *nftables.Chain, parts ...[]expr.Any) {
+	var e []expr.Any
+	for _, p := range parts {
+		e = append(e, p...)
+	}
+	c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: e})
+}
+
+// forwardChain lets DNATed traffic pass, keeps an internal network's
+// traffic on its bridge and one network's traffic off another's bridge.
+func forwardChain(c *nftables.Conn, t *nftables.Table, nets []*Network) error {
 	bridges := &nftables.Set{Table: t, Name: "bridges", KeyType: nftables.TypeIFName}
 	var elems []nftables.SetElement
 	for _, n := range nets {
@@ -147,29 +183,23 @@ func writeTable(name string, nets []*Network, ports []portRule) error {
 	if err := c.AddSet(bridges, elems); err != nil {
 		return err
 	}
-
-	accept := nftables.ChainPolicyAccept
 	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-	// rule adds a rule made of the parts' expressions, in order.
-	rule := func(ch *nftables.Chain, parts ...[]expr.Any) {
-		var e []expr.Any
-		for _, p := range parts {
-			e = append(e, p...)
-		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
-	}
 	accepted, dropped := verdict(expr.VerdictAccept), verdict(expr.VerdictDrop)
-	rule(fwd, ctDNAT(), accepted)
+	addRule(c, fwd, ctDNAT(), accepted)
 	for _, n := range nets {
 		if n.Internal {
-			rule(fwd, iif(n.Bridge, true), oif(n.Bridge, false), dropped)
-			rule(fwd, oif(n.Bridge, true), iif(n.Bridge, false), dropped)
+			addRule(c, fwd, iif(n.Bridge, true), oif(n.Bridge, false), dropped)
+			addRule(c, fwd, oif(n.Bridge, true), iif(n.Bridge, false), dropped)
 		}
-		rule(fwd, iif(n.Bridge, true), oif(n.Bridge, false), []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		addRule(c, fwd, iif(n.Bridge, true), oif(n.Bridge, false), []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
 			&expr.Lookup{SourceRegister: 1, SetName: bridges.Name, SetID: bridges.ID}}, dropped)
 	}
+	return nil
+}
 
+// natChains DNAT what comes to a local address's published port (IPv4).
+func natChains(c *nftables.Conn, t *nftables.Table, ports []portRule) {
 	portsChain := c.AddChain(&nftables.Chain{Name: "ports", Table: t})
 	for _, hook := range []struct {
 		name string
@@ -177,14 +207,14 @@ func writeTable(name string, nets []*Network, ports []portRule) error {
 	}{{"prerouting", nftables.ChainHookPrerouting}, {"output", nftables.ChainHookOutput}} {
 		ch := c.AddChain(&nftables.Chain{Name: hook.name, Table: t, Type: nftables.ChainTypeNAT,
 			Hooknum: hook.num, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
-		rule(ch, []expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		addRule(c, ch, []expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)},
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: portsChain.Name}})
 	}
 	for _, p := range ports {
 		var e []expr.Any
 		if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
-			e = append(e, addrMatch(16, netip.PrefixFrom(p.HostIP, 32))...)
+			e = append(e, addrMatch(false, netip.PrefixFrom(p.HostIP, 32))...)
 		}
 		proto := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "sctp": unix.IPPROTO_SCTP}[p.Proto]
 		to := p.to.As4()
@@ -197,21 +227,32 @@ func writeTable(name string, nets []*Network, ports []portRule) error {
 			&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, p.ContainerPort)},
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 		)
-		rule(portsChain, e)
+		addRule(c, portsChain, e)
 	}
+}
 
+// postrouting masquerades what leaves a network for elsewhere and, in
+// IPv4, what reaches a bridge from 127.0.0.0/8 (ports published on the
+// loopback address) and hairpin traffic (a container to its own
+// network's published port).
+func postrouting(c *nftables.Conn, t *nftables.Table, nets []*Network) {
 	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
 	loopback := netip.MustParsePrefix("127.0.0.0/8")
+	masq := []expr.Any{&expr.Masq{}}
 	for _, n := range nets {
-		masq := []expr.Any{&expr.Masq{}}
-		if !n.Internal {
-			rule(post, addrMatch(12, n.Subnet), oif(n.Bridge, false), masq)
+		if t.Family == nftables.TableFamilyIPv6 {
+			if n.IPv6() && !n.Internal {
+				addRule(c, post, addrMatch(true, n.Subnet6), oif(n.Bridge, false), masq)
+			}
+			continue
 		}
-		rule(post, oif(n.Bridge, true), addrMatch(12, loopback), masq)
-		rule(post, oif(n.Bridge, true), addrMatch(12, n.Subnet), ctDNAT(), masq)
+		if !n.Internal {
+			addRule(c, post, addrMatch(true, n.Subnet), oif(n.Bridge, false), masq)
+		}
+		addRule(c, post, oif(n.Bridge, true), addrMatch(true, loopback), masq)
+		addRule(c, post, oif(n.Bridge, true), addrMatch(true, n.Subnet), ctDNAT(), masq)
 	}
-	return c.Flush()
 }
 
 // ifname is an interface name as nftables compares it.
@@ -234,24 +275,30 @@ func ifMatch(key expr.MetaKey, name string, eq bool) []expr.Any {
 	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: ifname(name)}}
 }
 
-// addrMatch matches the IPv4 source (offset 12) or destination (16)
-// address against p.
-func addrMatch(offset uint32, p netip.Prefix) []expr.Any {
-	a := p.Masked().Addr().As4()
-	mask := netipMask(p.Bits())
+// addrMatch matches the source (src) or destination address against p,
+// in p's family.
+func addrMatch(src bool, p netip.Prefix) []expr.Any {
+	var offset uint32 // in the IPv4 or IPv6 header
+	switch {
+	case p.Addr().Is4() && src:
+		offset = 12
+	case p.Addr().Is4():
+		offset = 16
+	case src:
+		offset = 8
+	default:
+		offset = 24
+	}
+	a := p.Masked().Addr().AsSlice()
+	mask := make([]byte, len(a))
+	for i := range p.Bits() {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
 	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: uint32(len(a))},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(a)), Mask: mask, Xor: make([]byte, len(a))},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a},
 	}
-}
-
-func netipMask(bits int) []byte {
-	v := ^uint32(0) << (32 - bits)
-	if bits == 0 {
-		v = 0
-	}
-	return binary.BigEndian.AppendUint32(nil, v)
 }
 
 // ctDNAT matches connections whose destination was NATed (a published

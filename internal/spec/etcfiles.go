@@ -24,8 +24,9 @@ type HostsFile struct {
 	Extra [][2]string
 	Links []Link
 	// Hostname and Domainname name the container at IP, its main
-	// endpoint's address ("" without a network: loopback).
-	Hostname, Domainname, IP string
+	// endpoint's address ("" without a network: loopback), and at IP6,
+	// its IPv6 address on a network with IPv6 ("": none).
+	Hostname, Domainname, IP, IP6 string
 	// HostNetwork: the host's own file, as with --network host.
 	HostNetwork bool
 	// Host is the host's /etc/hosts (read when HostNetwork).
@@ -56,6 +57,9 @@ func (f HostsFile) String() string {
 			name = f.Hostname + "." + f.Domainname + " " + f.Hostname
 		}
 		b.WriteString(f.IP + "\t" + name + "\n")
+		if f.IP6 != "" {
+			b.WriteString(f.IP6 + "\t" + name + "\n")
+		}
 	case f.Hostname != "" && !f.HostNetwork:
 		b.WriteString("127.0.1.1\t" + f.Hostname + "\n") // loopback only: the name still resolves
 	}

@@ -18,6 +18,9 @@ func TestHostsFile(t *testing.T) {
 			t.Errorf("hosts lacks %q:\n%s", want, got)
 		}
 	}
+	if got := (HostsFile{Hostname: "v6", IP: "10.1.0.2", IP6: "fd00:1::2"}).String(); !strings.HasSuffix(got, "10.1.0.2\tv6\nfd00:1::2\tv6\n") {
+		t.Errorf("an IPv6 network: %q", got)
+	}
 	if got := (HostsFile{Hostname: "solo"}).String(); !strings.HasSuffix(got, "127.0.1.1\tsolo\n") {
 		t.Errorf("no network: %q", got)
 	}

@@ -202,9 +202,10 @@ func TestVMIsolation(t *testing.T) {
 	e.must(t, "unpause", "ticker")
 	waitFor(t, "the unpaused ticker", func() bool { return e.out("logs", "ticker") != before })
 	e.must(t, "rm", "-f", "ticker")
-	// On a network a VM is the container: named on a user network,
-	// reached from a process container, its published port from the host.
-	e.must(t, "network", "create", "vmnet")
+	// On a network a VM is the container: named on a user network (with
+	// IPv6), reached from a process container, its published port from
+	// the host.
+	e.must(t, "network", "create", "--ipv6", "--subnet", "fd00:190::/64", "vmnet")
 	e.must(t, "run", "-d", "--name", "web", "--isolation", "vm", "--network", "vmnet", "-p", "127.0.0.1:18090:80", "busybox", "sh", "-c",
 		`echo "hello from the VM" > /tmp/page; while true; do nc -l -p 80 < /tmp/page; done`)
 	var page string
@@ -215,6 +216,13 @@ func TestVMIsolation(t *testing.T) {
 	if page != "hello from the VM\n" {
 		t.Errorf("a process container asking the VM by name: %q", page)
 	}
+	if out := e.must(t, "exec", "web", "ip", "-6", "-o", "addr", "show", "scope", "global"); !strings.Contains(out, "fd00:190::2/64") {
+		t.Errorf("the VM's IPv6 address:\n%s", out)
+	}
+	waitFor(t, "a process container to the VM over IPv6", func() bool {
+		_, code := e.run("run", "--rm", "--network", "vmnet", "busybox", "ping", "-6", "-c1", "-W2", "web")
+		return code == 0
+	})
 	// The server answers one connection at a time (nc in a loop): a
 	// refusal between two is retried.
 	waitFor(t, "the VM's published port", func() bool {

@@ -52,20 +52,26 @@ func mirrorNetwork(pid int) ([]wire.Iface, error) {
 	}
 	veth := veths[0]
 	ifc := wire.Iface{MAC: veth.Attrs().HardwareAddr.String(), MTU: veth.Attrs().MTU}
-	addrs, err := h.AddrList(veth, netlink.FAMILY_V4)
+	addrs, err := h.AddrList(veth, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range addrs {
-		ifc.Addrs = append(ifc.Addrs, a.IPNet.String())
+		if a.IP.IsGlobalUnicast() { // not the veth's own IPv6 link-local address
+			ifc.Addrs = append(ifc.Addrs, a.IPNet.String())
+		}
 	}
-	routes, err := h.RouteList(veth, netlink.FAMILY_V4)
+	routes, err := h.RouteList(veth, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range routes {
 		if r.Gw != nil && (r.Dst == nil || r.Dst.IP.IsUnspecified() && r.Dst.Mask != nil && isZero(r.Dst.Mask)) {
-			ifc.Gateway = r.Gw.String()
+			if r.Gw.To4() != nil {
+				ifc.Gateway = r.Gw.String()
+			} else {
+				ifc.Gateway6 = r.Gw.String()
+			}
 		}
 	}
 	if err := h.LinkSetMTU(tap, veth.Attrs().MTU); err != nil {

@@ -47,6 +47,9 @@ func configureNetwork(ifaces []wire.Iface) error {
 			if err != nil {
 				return err
 			}
+			if addr.IP.To4() == nil {
+				addr.Flags = unix.IFA_F_NODAD // the engine hands each address out once
+			}
 			if err := netlink.AddrAdd(l, addr); err != nil {
 				return fmt.Errorf("address %s: %w", a, err)
 			}
@@ -54,7 +57,10 @@ func configureNetwork(ifaces []wire.Iface) error {
 		if err := netlink.LinkSetUp(l); err != nil {
 			return err
 		}
-		if gw := net.ParseIP(ifc.Gateway); gw != nil {
+		for _, gw := range []net.IP{net.ParseIP(ifc.Gateway), net.ParseIP(ifc.Gateway6)} {
+			if gw == nil {
+				continue
+			}
 			if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw}); err != nil {
 				return fmt.Errorf("default route via %s: %w", gw, err)
 			}

@@ -94,9 +94,11 @@ type Rlimit struct {
 // VM's tap device).
 type Iface struct {
 	MAC     string   `json:"mac"`
-	Addrs   []string `json:"addrs"` // CIDR
+	Addrs   []string `json:"addrs"` // CIDR, IPv4 and IPv6
 	Gateway string   `json:"gateway,omitempty"`
-	MTU     int      `json:"mtu,omitempty"`
+	// Gateway6 is the IPv6 default route's (on a network with IPv6).
+	Gateway6 string `json:"gateway6,omitempty"`
+	MTU      int    `json:"mtu,omitempty"`
 }
 
 // Failure is an Error frame's payload: the error's text and its class
