@@ -198,15 +198,11 @@ func (b *Builder) Build(ctx context.Context, o Options, body io.Reader, out Outp
 	if err != nil {
 		return "", err
 	}
-	for i := range stages {
-		if needed[i] {
-			if err := bd.runStage(i); err != nil {
-				if !o.Quiet || ctx.Err() != nil {
-					quietLog.Reset()
-				}
-				return "", err
-			}
+	if err := bd.runStages(needed); err != nil {
+		if !o.Quiet || ctx.Err() != nil {
+			quietLog.Reset()
 		}
+		return "", err
 	}
 	final := bd.results[target]
 	conf := final.conf

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -40,10 +42,16 @@ type build struct {
 	escape  rune
 	// global are the ARGs before the first FROM (with the build's values)
 	// and the automatic platform ARGs.
-	global   []string
+	global []string
+	// argsMu guards usedArgs (stages run at once).
+	argsMu   sync.Mutex
 	usedArgs map[string]bool
-	step     int
 	total    int
+	// deps are the stages each stage reads (its base, COPY --from, RUN
+	// --mount from=), firstStep the number of its FROM step in the
+	// sequential order docker prints.
+	deps      [][]int
+	firstStep []int
 }
 
 // predefinedArgs may be given with --build-arg without being declared;
@@ -101,7 +109,9 @@ func (bd *build) globalArgs(metaArgs []instructions.ArgCommand) error {
 // env; ok is false for an ARG without either.
 func (bd *build) argValue(kv instructions.KeyValuePairOptional, env []string) (string, bool, error) {
 	if v, given := bd.o.BuildArgs[kv.Key]; given && v != nil {
+		bd.argsMu.Lock()
 		bd.usedArgs[kv.Key] = true
+		bd.argsMu.Unlock()
 		return *v, true, nil
 	}
 	if kv.Value == nil {
@@ -156,6 +166,7 @@ func (bd *build) stageRef(name string, at int) (int, bool) {
 // counts their steps.
 func (bd *build) plan(target int) ([]bool, error) {
 	needed := make([]bool, len(bd.stages))
+	bd.deps = make([][]int, len(bd.stages))
 	var visit func(i int) error
 	visit = func(i int) error {
 		if needed[i] {
@@ -168,6 +179,7 @@ func (bd *build) plan(target int) ([]bool, error) {
 			return err
 		}
 		if j, ok := bd.stageRef(base, i); ok {
+			bd.deps[i] = append(bd.deps[i], j)
 			if err := visit(j); err != nil {
 				return err
 			}
@@ -175,6 +187,7 @@ func (bd *build) plan(target int) ([]bool, error) {
 		for _, c := range s.Commands {
 			for _, from := range commandSources(c) {
 				if j, ok := bd.stageRef(from, i); ok {
+					bd.deps[i] = append(bd.deps[i], j)
 					if err := visit(j); err != nil {
 						return err
 					}
@@ -188,8 +201,10 @@ func (bd *build) plan(target int) ([]bool, error) {
 	if err := visit(target); err != nil {
 		return nil, err
 	}
+	bd.firstStep = make([]int, len(bd.stages))
 	for i, s := range bd.stages {
 		if needed[i] {
+			bd.firstStep[i] = bd.total + 1
 			bd.total += 1 + len(s.Commands)
 		}
 	}
@@ -216,29 +231,85 @@ func commandSources(c instructions.Command) []string {
 	return nil
 }
 
-// stageRun is one stage's work: its state and its ARGs.
+// stageRun is one stage's work: its state and its ARGs, its output and
+// the context it runs in (the build's, given up when another stage
+// fails).
 type stageRun struct {
 	*build
 	index  int
 	cur    state
 	args   []string // declared ARGs with values, NAME=value
 	cmdSet bool
+	ctx    context.Context
+	out    Output
+	step   int // the number of its next step
 }
 
-func (bd *build) printStep(text string) {
-	bd.step++
-	bd.out.Stream(fmt.Sprintf("Step %d/%d : %s\n", bd.step, bd.total, text))
+func (sr *stageRun) printStep(text string) {
+	sr.out.Stream(fmt.Sprintf("Step %d/%d : %s\n", sr.step, sr.total, text))
+	sr.step++
 }
 
-func (bd *build) runStage(i int) error {
-	s := &bd.stages[i]
-	bd.printStep(s.SourceCode)
-	base, err := bd.baseName(s)
+// runStages runs the needed stages, each as soon as the stages it reads
+// are done: independent stages at once (BuildKit's way). Their output is
+// printed in the stages' order all the same (output.go), with docker's
+// step numbers. The first failure ends the others.
+func (bd *build) runStages(needed []bool) error {
+	ctx, cancel := context.WithCancel(bd.ctx)
+	defer cancel()
+	var order []int
+	for i, n := range needed {
+		if n {
+			order = append(order, i)
+		}
+	}
+	seq := newSequencer(bd.out.Stream, order)
+	defer seq.flushAll()
+	var (
+		failOnce sync.Once
+		failure  error
+		wg       sync.WaitGroup
+	)
+	done := make([]chan struct{}, len(bd.stages))
+	for _, i := range order {
+		done[i] = make(chan struct{})
+	}
+	for _, i := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[i])
+			defer seq.finish(i)
+			for _, j := range bd.deps[i] {
+				select {
+				case <-done[j]:
+				case <-ctx.Done():
+				}
+				if ctx.Err() != nil || bd.results[j] == nil {
+					return // another stage failed: it says why
+				}
+			}
+			sr := &stageRun{build: bd, index: i, ctx: ctx, out: Output{Stream: seq.writer(i), Aux: bd.out.Aux}, step: bd.firstStep[i]}
+			if err := sr.runAll(); err != nil {
+				failOnce.Do(func() { failure = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	return failure
+}
+
+// runAll runs the stage: its FROM, its base image's ONBUILD triggers, its
+// instructions.
+func (sr *stageRun) runAll() error {
+	s := &sr.stages[sr.index]
+	sr.printStep(s.SourceCode)
+	base, err := sr.baseName(s)
 	if err != nil {
 		return err
 	}
 	if s.Platform != "" {
-		p, _, err := bd.lex().ProcessWord(s.Platform, shell.EnvsFromSlice(bd.global))
+		p, _, err := sr.lex().ProcessWord(s.Platform, shell.EnvsFromSlice(sr.global))
 		if err != nil {
 			return err
 		}
@@ -246,28 +317,40 @@ func (bd *build) runStage(i int) error {
 			return err
 		}
 	}
-	sr := &stageRun{build: bd, index: i}
-	if j, ok := bd.stageRef(base, i); ok {
-		sr.cur = *bd.results[j]
+	if j, ok := sr.stageRef(base, sr.index); ok {
+		sr.cur = sr.results[j].clone() // other stages may start from it too
 	} else if err := sr.from(base); err != nil {
 		return err
 	}
-	bd.out.Stream(fmt.Sprintf(" ---> %s\n", short(sr.cur.id)))
+	sr.out.Stream(fmt.Sprintf(" ---> %s\n", short(sr.cur.id)))
 	if err := sr.onBuild(); err != nil {
 		return err
 	}
 	for _, c := range s.Commands {
-		if err := bd.ctx.Err(); err != nil {
+		if err := sr.ctx.Err(); err != nil {
 			return err
 		}
-		bd.printStep(sourceText(c))
+		sr.printStep(sourceText(c))
 		if err := sr.dispatch(c); err != nil {
 			return err
 		}
-		bd.out.Stream(fmt.Sprintf(" ---> %s\n", short(sr.cur.id)))
+		sr.out.Stream(fmt.Sprintf(" ---> %s\n", short(sr.cur.id)))
 	}
-	bd.results[i] = &sr.cur
+	sr.results[sr.index] = &sr.cur
 	return nil
+}
+
+// clone is a deep copy of st (its config's maps and slices are its own).
+func (st *state) clone() state {
+	out := state{id: st.id}
+	b, err := json.Marshal(st.conf)
+	if err == nil {
+		err = json.Unmarshal(b, &out.conf)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("copy of an image config: %v", err)) // it was made from JSON
+	}
+	return out
 }
 
 // from starts the stage on an image (pulled when missing, or always with
@@ -294,12 +377,13 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // image finds an image by reference, pulling it when it is not here (or
 // always, with --pull).
-func (bd *build) image(ref string) (digest.Digest, *dockerspec.DockerOCIImage, error) {
+func (sr *stageRun) image(ref string) (digest.Digest, *dockerspec.DockerOCIImage, error) {
+	bd := sr.build
 	if _, err := bd.b.images.Get(ref); err != nil || bd.o.Pull {
 		if err != nil && !errdefs.IsNotFound(err) {
 			return "", nil, err
 		}
-		if perr := bd.b.be.PullImage(bd.ctx, ref, bd.o.Platform, registry.AuthFor(bd.o.Auth, ref), streamWriter(bd.out.Stream)); perr != nil {
+		if perr := bd.b.be.PullImage(sr.ctx, ref, bd.o.Platform, registry.AuthFor(bd.o.Auth, ref), streamWriter(sr.out.Stream)); perr != nil {
 			if err == nil {
 				return "", nil, perr
 			}

@@ -16,11 +16,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/spf13/cobra"
 	"github.com/tent-project/tent/internal/client"
+	"golang.org/x/term"
 )
 
 type buildFlags struct {
@@ -47,20 +49,23 @@ func buildCmd(a *app) *cobra.Command {
 	fl.StringVar(&f.network, "network", "", "networking mode for the RUN instructions (default, none, host)")
 	fl.StringVar(&f.platform, "platform", "", "set the platform (the host's only, for now)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret to expose to RUN --mount=type=secret (id=ID,src=FILE or id=ID,env=VAR)")
-	fl.StringVar(&f.progress, "progress", "auto", "type of progress output (auto, plain, quiet)")
+	fl.StringVar(&f.progress, "progress", "auto", "type of progress output (auto: tty on a terminal, else plain; plain, tty, quiet)")
 	return cmd
 }
 
-func (a *app) build(ctxPath string, f *buildFlags) error {
+func (a *app) build(ctxPath string, f *buildFlags) (err error) {
 	q := url.Values{"t": f.tags}
+	live := false
 	switch f.progress {
-	case "auto", "plain":
+	case "auto":
+		live = term.IsTerminal(int(os.Stdout.Fd())) && !f.quiet
+	case "plain":
 	case "quiet":
 		f.quiet = true
 	case "tty":
-		return statusError{code: 1, msg: "--progress tty: the live display is not there yet; use --progress plain"}
+		live = !f.quiet
 	default:
-		return statusError{code: 1, msg: fmt.Sprintf("--progress %s: use auto, plain or quiet", f.progress)}
+		return statusError{code: 1, msg: fmt.Sprintf("--progress %s: use auto, plain, tty or quiet", f.progress)}
 	}
 	for name, v := range map[string]string{"target": f.target, "networkmode": f.network, "platform": f.platform} {
 		if v != "" {
@@ -110,6 +115,14 @@ func (a *app) build(ctxPath string, f *buildFlags) error {
 		return apiError(err, 1)
 	}
 	defer resp.Body.Close()
+	show := func(text string) { fmt.Print(text) }
+	if live {
+		width, _, _ := term.GetSize(int(os.Stdout.Fd()))
+		p := newTTYProgress(os.Stdout, width, time.Now)
+		p.run(100 * time.Millisecond)
+		show = p.Write
+		defer func() { p.Close(err != nil) }() // the error is printed after the display
+	}
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var m struct {
@@ -135,7 +148,7 @@ func (a *app) build(ctxPath string, f *buildFlags) error {
 				return statusError{code: 1, msg: err.Error()}
 			}
 		}
-		fmt.Print(m.Stream)
+		show(m.Stream)
 	}
 }
 

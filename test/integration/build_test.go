@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tent-project/tent/internal/archive"
 )
@@ -431,4 +433,69 @@ func TestBuildCompose(t *testing.T) {
 		t.Errorf("the built service's image: %q", got)
 	}
 	noStepsLeft(t, e)
+}
+
+// TestBuildParallelStages: independent stages run at once, as BuildKit
+// runs them. Each of two stages waits (up to 20 s) for the other to have
+// started, through a shared cache mount: built one after the other, the
+// first would give up and fail the build. The output is printed in the
+// stages' order all the same, with docker's sequential step numbers; a
+// failing stage ends the build with its own error.
+func TestBuildParallelStages(t *testing.T) {
+	e := startTent(t)
+	ctx := t.TempDir()
+	wait := func(me, other string) string {
+		return fmt.Sprintf("RUN --mount=type=cache,target=/c,id=rendezvous-%%s touch /c/%s && i=0; "+
+			"while [ ! -e /c/%s ]; do i=$((i+1)); [ $i -gt 200 ] && exit 1; sleep 0.1; done; echo %s-done > /%s", me, other, me, me)
+	}
+	nonce := fmt.Sprint(time.Now().UnixNano()) // a fresh rendezvous per run
+	writeTree(t, ctx, map[string]string{
+		"Dockerfile": fmt.Sprintf("FROM busybox AS a\n"+wait("a", "b")+"\nFROM busybox AS b\n"+wait("b", "a")+
+			"\nFROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n", nonce, nonce),
+		"Dockerfile.fail": "FROM busybox AS slow\nRUN sleep 30\nFROM busybox AS bad\nRUN exit 3\nFROM busybox\nCOPY --from=slow /etc/hostname /x\nCOPY --from=bad /etc/hostname /y\n",
+	})
+	out, errOut, code := capture(t, exec.Command(tentBin(), "-H", e.host, "build", "-t", "par", ctx), nil)
+	if code != 0 {
+		t.Fatalf("a build whose two stages meet: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := e.must(t, "run", "--rm", "par", "cat", "/a", "/b"); got != "a-done\nb-done\n" {
+		t.Errorf("files: %q", got)
+	}
+	var steps []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "Step ") {
+			steps = append(steps, l[:strings.Index(l, " :")])
+		}
+	}
+	if strings.Join(steps, ",") != "Step 1/7,Step 2/7,Step 3/7,Step 4/7,Step 5/7,Step 6/7,Step 7/7" ||
+		strings.Index(out, "a-done") > strings.Index(out, "Step 3/7") {
+		t.Errorf("the output is not in the stages' order:\n%s", out)
+	}
+	// The live display (forced: the output is not a terminal here) over a
+	// rebuild: every step cached, the list left on the screen.
+	out, errOut, code = capture(t, exec.Command(tentBin(), "-H", e.host, "build", "--progress", "tty", "-t", "par", ctx), nil)
+	shown := regexp.MustCompile("\x1b\\[[0-9]*[AK]").ReplaceAllString(out, "")
+	if code != 0 || !strings.Contains(out, "\x1b[K") || !strings.Contains(shown, "(7/7) FINISHED") ||
+		!strings.Contains(shown, " => CACHED [2/7] RUN --mount=type=cache") || !strings.Contains(shown, "Successfully tagged par:latest") {
+		t.Errorf("--progress tty: exit %d\n%s\n%s", code, shown, errOut)
+	}
+	if _, errOut, code := capture(t, exec.Command(tentBin(), "-H", e.host, "build", "--progress", "fancy", ctx), nil); code == 0 || !strings.Contains(errOut, "use auto, plain, tty or quiet") {
+		t.Errorf("--progress fancy: exit %d %s", code, errOut)
+	}
+	// A failing stage: its error, at once (the other stage's 30 s sleep
+	// is given up), and nothing tagged.
+	start := time.Now()
+	out, errOut, code = capture(t, exec.Command(tentBin(), "-H", e.host, "build", "-t", "parfail", "-f", filepath.Join(ctx, "Dockerfile.fail"), ctx), nil)
+	if code == 0 || !strings.Contains(out+errOut, "returned a non-zero code: 3") {
+		t.Errorf("a failing stage: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if took := time.Since(start); took > 25*time.Second {
+		t.Errorf("the failing build waited for its other stage (%s)", took)
+	}
+	if _, code := e.run("image", "inspect", "parfail"); code == 0 {
+		t.Error("a failed build tagged its image")
+	}
+	if out := e.must(t, "ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("a failed build left containers: %q", out)
+	}
 }
