@@ -3,24 +3,18 @@ package containers
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/tent-project/tent/internal/errdefs"
-	bolt "go.etcd.io/bbolt"
+	"github.com/tent-project/tent/internal/testutil"
 )
 
 func newStore(t *testing.T) *Store {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "meta.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return NewStore(db)
+	return NewStore(testutil.BoltDB(t))
 }
 
 func record(id, name string) Record {

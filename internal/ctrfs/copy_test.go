@@ -5,15 +5,14 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/copier"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/testutil"
 	"github.com/tent-project/tent/internal/volume"
-	bolt "go.etcd.io/bbolt"
 )
 
 // TestMain lets the test binary be the copy helper (tentd copier ...).
@@ -28,13 +27,8 @@ func TestMain(m *testing.M) {
 // system is mounted for the copy and unmounted after it.
 func TestCopiesStopped(t *testing.T) {
 	f, fc := newFS(t)
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "meta.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	exe, _ := os.Executable()
-	p := Copies{FS: f, Volumes: volume.New(db, t.TempDir(), nil), Copier: copier.Copier{Bin: exe},
+	p := Copies{FS: f, Volumes: volume.New(testutil.BoltDB(t), t.TempDir(), nil), Copier: copier.Copier{Bin: exe},
 		Of: func(*containers.Container) Container { return fc }}
 	c := containers.New(containers.Record{ID: "x", Name: "box", Config: &container.Config{}, HostConfig: &container.HostConfig{},
 		State: containers.State{Status: container.StateExited}})

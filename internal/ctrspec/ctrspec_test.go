@@ -11,7 +11,7 @@ import (
 	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/task/vmtask"
-	bolt "go.etcd.io/bbolt"
+	"github.com/tent-project/tent/internal/testutil"
 )
 
 // newMaker is a Maker over an empty container store, with its files in a
@@ -20,13 +20,8 @@ import (
 func newMaker(t *testing.T) *Maker {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	files := func(id string) string { return filepath.Join(dir, id) }
-	return &Maker{Containers: containers.NewStore(db), CgroupParent: "/tent", InitPath: "/usr/bin/tini",
+	return &Maker{Containers: containers.NewStore(testutil.BoltDB(t)), CgroupParent: "/tent", InitPath: "/usr/bin/tini",
 		FilesDir: files, RunDir: files}
 }
 

@@ -3,7 +3,6 @@ package netsvc
 import (
 	"errors"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/testutil"
 	"github.com/vishvananda/netlink"
-	bolt "go.etcd.io/bbolt"
 )
 
 // newService is the service over a network manager with a bridge, table
@@ -39,12 +37,7 @@ func newService(t *testing.T) (*Networks, *eventbus.Bus, *containers.Store) {
 		}
 		network.DeleteTable(cfg.Table)
 	})
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "meta.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	bus, ctrs := eventbus.New(), containers.NewStore(db)
+	bus, ctrs := eventbus.New(), containers.NewStore(testutil.BoltDB(t))
 	return New(m, bus, ctrs), bus, ctrs
 }
 

@@ -11,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/oci"
+	bolt "go.etcd.io/bbolt"
 )
 
 // RequiresRoot skips the test unless it runs as root.
@@ -122,4 +123,16 @@ func BuildAgent(t testing.TB, dir string) string {
 		t.Fatalf("build the agent: %v: %s", err, out)
 	}
 	return agent
+}
+
+// BoltDB is a metadata database in a temporary directory, closed at the
+// test's end.
+func BoltDB(t testing.TB) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

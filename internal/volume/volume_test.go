@@ -9,18 +9,12 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/testutil"
-	bolt "go.etcd.io/bbolt"
 )
 
 func newStore(t *testing.T) (*Store, *[]string) {
 	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	var seen []string
-	return New(db, filepath.Join(dir, "volumes"), func(a events.Action, name string) { seen = append(seen, string(a)+" "+name) }), &seen
+	return New(testutil.BoltDB(t), filepath.Join(dir, "volumes"), func(a events.Action, name string) { seen = append(seen, string(a)+" "+name) }), &seen
 }
 
 func TestCreateGetRemove(t *testing.T) {
