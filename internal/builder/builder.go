@@ -109,6 +109,8 @@ type Builder struct {
 	// cacheMu guards cacheLocks, one per RUN --mount=type=cache id.
 	cacheMu    sync.Mutex
 	cacheLocks map[string]*sync.Mutex
+	// plans are what COPY steps found in recent contexts (plans.go).
+	plans plans
 }
 
 // New returns a builder keeping its files under root (contexts being
@@ -166,10 +168,11 @@ func (b *Builder) Build(ctx context.Context, o Options, body io.Reader, out Outp
 		return "", err
 	}
 	defer removeAll(work)
-	bc, err := unpackContext(body, filepath.Join(work, "context"), o.Dockerfile, o.ContextLimit)
+	bc, err := readContext(body, filepath.Join(work, "context"), o.Dockerfile, o.ContextLimit)
 	if err != nil {
 		return "", err
 	}
+	defer bc.close()
 	parsed, err := parser.Parse(bytes.NewReader(bc.dockerfile))
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)

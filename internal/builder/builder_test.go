@@ -35,7 +35,7 @@ func ctxDir(t *testing.T) string {
 	return dir
 }
 
-func TestUnpackContext(t *testing.T) {
+func TestReadContext(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root (the context's tmpfs)")
 	}
@@ -44,12 +44,21 @@ func TestUnpackContext(t *testing.T) {
 		"build.log": "b", ".dockerignore": "*.log\nlogs\n!logs/important.log\n", ".wh.plain": "not a whiteout",
 	}
 	dir := ctxDir(t)
-	c, err := unpackContext(bytes.NewReader(contextTar(t, files)), dir, "", 0)
+	c, err := readContext(bytes.NewReader(contextTar(t, files)), dir, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(c.dockerfile) != "FROM scratch\n" || c.dockerfileName != "Dockerfile" {
-		t.Errorf("Dockerfile %q (%s)", c.dockerfile, c.dockerfileName)
+	defer c.close()
+	if string(c.dockerfile) != "FROM scratch\n" || c.dockerfileName != "Dockerfile" || len(c.digest) != 64 {
+		t.Errorf("Dockerfile %q (%s), digest %q", c.dockerfile, c.dockerfileName, c.digest)
+	}
+	// The Dockerfile is read from the tar: nothing is unpacked before a
+	// step needs the files.
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("unpacked before it was needed: %v", ents)
+	}
+	if got, err := c.unpacked(); err != nil || got != dir {
+		t.Fatalf("unpack: %q %v", got, err)
 	}
 	for name, want := range map[string]bool{"keep.txt": true, "build.log": false, "logs/a.log": false,
 		"logs/important.log": true, "Dockerfile": true, ".dockerignore": true, ".wh.plain": true} {
@@ -58,16 +67,26 @@ func TestUnpackContext(t *testing.T) {
 		}
 	}
 	// A body that is no tar is the Dockerfile itself.
-	c, err = unpackContext(strings.NewReader("FROM busybox\nRUN true\n"), ctxDir(t), "", 0)
+	c, err = readContext(strings.NewReader("FROM busybox\nRUN true\n"), ctxDir(t), "", 0)
 	if err != nil || !strings.HasPrefix(string(c.dockerfile), "FROM busybox") || c.dockerfileName != "-" {
 		t.Errorf("bare Dockerfile: %v %q", err, c.dockerfile)
 	}
+	// A Dockerfile that is a link in the context is read through it.
+	var lb bytes.Buffer
+	tw := tar.NewWriter(&lb)
+	tw.WriteHeader(&tar.Header{Name: "real.Dockerfile", Mode: 0o644, Size: 13, Typeflag: tar.TypeReg})
+	tw.Write([]byte("FROM scratch\n"))
+	tw.WriteHeader(&tar.Header{Name: "Dockerfile", Linkname: "real.Dockerfile", Typeflag: tar.TypeSymlink})
+	tw.Close()
+	if c, err = readContext(&lb, ctxDir(t), "", 0); err != nil || string(c.dockerfile) != "FROM scratch\n" {
+		t.Errorf("a linked Dockerfile: %v %q", err, c.dockerfile)
+	}
 	// Limits and a missing Dockerfile are the client's mistakes.
 	big := contextTar(t, map[string]string{"Dockerfile": "FROM scratch\n", "big": strings.Repeat("x", 64<<10)})
-	if _, err := unpackContext(bytes.NewReader(big), ctxDir(t), "", 32<<10); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "larger") {
+	if _, err := readContext(bytes.NewReader(big), ctxDir(t), "", 32<<10); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "larger") {
 		t.Errorf("over the limit: %v", err)
 	}
-	if _, err := unpackContext(bytes.NewReader(contextTar(t, map[string]string{"x": "y"})), ctxDir(t), "Other", 0); !errdefs.IsInvalidArgument(err) {
+	if _, err := readContext(bytes.NewReader(contextTar(t, map[string]string{"x": "y"})), ctxDir(t), "Other", 0); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("missing Dockerfile: %v", err)
 	}
 }

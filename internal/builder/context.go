@@ -1,13 +1,19 @@
 package builder
 
 import (
+	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
+	"sync"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -20,14 +26,23 @@ import (
 // (uncompressed), unless the daemon is told otherwise.
 const DefaultContextLimit int64 = 8 << 30
 
-// buildContext is a build's context unpacked in a directory of the
-// engine's, with what .dockerignore excludes already gone.
+// buildContext is a build's context: its tar, unpacked in a directory of
+// the engine's (with what .dockerignore excludes gone) the first time a
+// step needs its files. A rebuild whose steps all come from the cache
+// never unpacks it: the Dockerfile is read from the tar, and what a COPY
+// found in a context of the same digest before is known (plans.go).
 type buildContext struct {
 	dir        string
 	dockerfile []byte
 	// dockerfileName is the Dockerfile's path in the context ("-" when the
 	// request's body was the Dockerfile itself).
 	dockerfileName string
+	// digest is the sha256 of the context's tar ("" for a bare
+	// Dockerfile): the same tar, the same files.
+	digest string
+	sp     *spool // the tar (nil for a bare Dockerfile)
+	once   sync.Once
+	err    error
 }
 
 // limitReader fails once more than n bytes were read.
@@ -52,10 +67,11 @@ func (l *limitReader) Read(p []byte) (int, error) {
 // go to the disk.
 const memoryContext = 128 << 20
 
-// unpackContext reads a build context (a tar, compressed or not, or a
-// bare Dockerfile, as dockerd takes them) into dir and finds its
-// Dockerfile: name, else "Dockerfile" (or "dockerfile").
-func unpackContext(body io.Reader, dir, name string, limit int64) (*buildContext, error) {
+// readContext reads a build context (a tar, compressed or not, or a
+// bare Dockerfile, as dockerd takes them), to be unpacked into dir when a
+// step needs it, and finds its Dockerfile: name, else "Dockerfile" (or
+// "dockerfile"). The caller closes it.
+func readContext(body io.Reader, dir, name string, limit int64) (*buildContext, error) {
 	if limit <= 0 {
 		limit = DefaultContextLimit
 	}
@@ -68,39 +84,107 @@ func unpackContext(body io.Reader, dir, name string, limit int64) (*buildContext
 		return nil, err
 	}
 	// The context is read (up to memoryContext into memory, the rest into
-	// a file) before it is unpacked, to choose where it goes.
-	sp, err := readSpool(&limitReader{r: plain, limit: limit}, filepath.Dir(dir))
+	// a file), and digested, before anything is unpacked.
+	h := sha256.New()
+	sp, err := readSpool(io.TeeReader(&limitReader{r: plain, limit: limit}, h), filepath.Dir(dir))
 	if err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
-	defer sp.close()
+	c := &buildContext{dir: dir}
 	if !isTar(sp.head(512)) {
 		// The whole body is the Dockerfile (docker build - < Dockerfile).
-		df, err := io.ReadAll(sp.reader())
-		if err != nil {
+		defer sp.close()
+		if c.dockerfile, err = io.ReadAll(sp.reader()); err != nil {
 			return nil, fmt.Errorf("build context: %w", err)
 		}
-		return &buildContext{dir: dir, dockerfile: df, dockerfileName: "-"}, nil
+		c.dockerfileName = "-"
+		return c, nil
 	}
-	if sp.file == nil {
-		// Room for the files and their metadata: the tar's size is an
-		// upper bound of its content, doubled for small files' blocks.
-		opts := fmt.Sprintf("size=%d,mode=0700", 2*int64(len(sp.mem))+16<<20)
-		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-			return nil, fmt.Errorf("build context: %w", err)
+	c.sp, c.digest = sp, hex.EncodeToString(h.Sum(nil))
+	if c.dockerfile, c.dockerfileName = tarDockerfile(sp.reader(), name); c.dockerfile == nil {
+		// Not a plain file of the tar (a link, say, or missing): read
+		// from the unpacked context, which says why if it is not there.
+		if err := c.readDockerfile(name); err != nil {
+			c.close()
+			return nil, err
 		}
-	}
-	if _, err := archive.Apply(dir, sp.reader(), archive.Plain); err != nil {
-		return nil, fmt.Errorf("build context: %w", err)
-	}
-	c := &buildContext{dir: dir}
-	if err := c.readDockerfile(name); err != nil {
-		return nil, err
-	}
-	if err := c.applyIgnore(); err != nil {
-		return nil, err
 	}
 	return c, nil
+}
+
+// dockerfileNames are the names a Dockerfile is looked for under.
+func dockerfileNames(name string) []string {
+	if name == "" {
+		return []string{"Dockerfile", "dockerfile"}
+	}
+	return []string{name}
+}
+
+// tarDockerfile finds the Dockerfile among the tar's regular files
+// (nil if it is not one).
+func tarDockerfile(r io.Reader, name string) ([]byte, string) {
+	want := map[string]bool{}
+	for _, n := range dockerfileNames(name) {
+		want[path.Clean(n)] = true
+	}
+	found := map[string][]byte{}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		n := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		if !want[n] {
+			continue
+		}
+		if h.Typeflag != tar.TypeReg {
+			return nil, "" // the last entry of a name counts: this one is not a file
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, ""
+		}
+		found[n] = b
+	}
+	for _, n := range dockerfileNames(name) {
+		if b, ok := found[path.Clean(n)]; ok {
+			return b, filepath.Clean(n)
+		}
+	}
+	return nil, ""
+}
+
+// unpacked is the directory of the context's files, unpacked on the
+// first call (stages that run at once share it).
+func (c *buildContext) unpacked() (string, error) {
+	c.once.Do(func() { c.err = c.unpack() })
+	return c.dir, c.err
+}
+
+func (c *buildContext) unpack() error {
+	if c.sp == nil {
+		return nil // a bare Dockerfile: an empty context
+	}
+	if c.sp.file == nil {
+		// Room for the files and their metadata: the tar's size is an
+		// upper bound of its content, doubled for small files' blocks.
+		opts := fmt.Sprintf("size=%d,mode=0700", 2*int64(len(c.sp.mem))+16<<20)
+		if err := unix.Mount("tmpfs", c.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+			return fmt.Errorf("build context: %w", err)
+		}
+	}
+	if _, err := archive.Apply(c.dir, c.sp.reader(), archive.Plain); err != nil {
+		return fmt.Errorf("build context: %w", err)
+	}
+	return c.applyIgnore()
+}
+
+// close lets the tar go (the directory goes with the build's).
+func (c *buildContext) close() {
+	if c.sp != nil {
+		c.sp.close()
+	}
 }
 
 // spool holds a stream read in full: its start in memory, the rest (past
@@ -153,10 +237,7 @@ func isTar(head []byte) bool {
 }
 
 func (c *buildContext) readDockerfile(name string) error {
-	candidates := []string{name}
-	if name == "" {
-		candidates = []string{"Dockerfile", "dockerfile"}
-	}
+	candidates := dockerfileNames(name)
 	for _, n := range candidates {
 		p, err := c.path(n)
 		if err != nil {
@@ -174,9 +255,14 @@ func (c *buildContext) readDockerfile(name string) error {
 	return fmt.Errorf("Cannot locate specified Dockerfile: %s: %w", candidates[0], errdefs.ErrInvalidArgument)
 }
 
-// path resolves a path of the context inside it (symlinks too).
+// path resolves a path of the context inside it (symlinks too), once
+// the context is unpacked.
 func (c *buildContext) path(rel string) (string, error) {
-	return secureJoin(c.dir, rel)
+	dir, err := c.unpacked()
+	if err != nil {
+		return "", err
+	}
+	return secureJoin(dir, rel)
 }
 
 // ignorePatterns reads <Dockerfile>.dockerignore next to the Dockerfile,

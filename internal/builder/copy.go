@@ -88,54 +88,100 @@ func (sr *stageRun) copy(r copyRequest) error {
 			from = &state{id: id, conf: *conf}
 		}
 	}
-	do := func(srcRoot string) error {
+	// plan finds the sources in srcRoot and digests them.
+	plan := func(srcRoot string) ([]source, copyPlan, error) {
 		sources, err := sr.sources(srcRoot, &r, from != nil)
 		if err != nil {
-			return err
+			return nil, copyPlan{}, err
 		}
-		dest := r.src.DestPath
-		destDir := strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
-		if len(sources) > 1 && !destDir {
-			return fmt.Errorf("When using %s with more than one source file, the destination must be a directory and end with a /: %w", r.verb(), errdefs.ErrInvalidArgument)
-		}
-		if !path.IsAbs(dest) {
-			dest = path.Join(orRoot(sr.cur.conf.Config.WorkingDir), dest)
-		}
-		dest = path.Clean(dest)
-		var sums []string
+		p := copyPlan{names: names(sources)}
 		for _, s := range sources {
 			sum, err := treeDigest(s.path, s.fromImage)
 			if err != nil {
-				return err
+				return nil, copyPlan{}, err
 			}
-			sums = append(sums, s.base+"="+sum)
+			p.sums = append(p.sums, s.base+"="+sum)
 		}
-		fromID := ""
-		if from != nil {
-			fromID = from.id.String()
-		}
-		key := cacheKey(sr.cur.id, r.verb(), dest, destDir, r.chown, r.chmod, r.exclude, fromID, sums, r.unpack)
-		createdBy := fmt.Sprintf("%s %s %s # buildkit", r.verb(), strings.Join(names(sources), " "), r.src.DestPath)
-		return sr.commitOrReuse(key, func() (string, bool, error) {
-			_, err := sr.changeFS(func(root string) (bool, error) {
-				c, err := newCopier(root, r.chown, mode, r.exclude)
-				if err != nil {
-					return false, err
-				}
-				for _, s := range sources {
-					if err := c.copySource(s, dest, destDir); err != nil {
-						return false, fmt.Errorf("%s %s: %w", r.verb(), s.name, err)
-					}
-				}
-				return true, c.finish()
-			})
-			return createdBy, false, err
-		})
+		return sources, p, nil
 	}
 	if from != nil {
-		return sr.withView(from, do)
+		return sr.withView(from, func(root string) error {
+			sources, p, err := plan(root)
+			if err != nil {
+				return err
+			}
+			return sr.commitCopy(&r, mode, from, p, func() ([]source, error) { return sources, nil })
+		})
 	}
-	return do(sr.bc.dir)
+	// From the context: what the same COPY found in a context of the same
+	// digest before holds, and the context is unpacked only if the step
+	// must run (plans.go).
+	memo := sr.b.plans.key(sr.bc, &r)
+	if p, ok := sr.b.plans.get(memo); ok {
+		return sr.commitCopy(&r, mode, nil, p, func() ([]source, error) {
+			dir, err := sr.bc.unpacked()
+			if err != nil {
+				return nil, err
+			}
+			sources, _, err := plan(dir)
+			return sources, err
+		})
+	}
+	dir, err := sr.bc.unpacked()
+	if err != nil {
+		return err
+	}
+	sources, p, err := plan(dir)
+	if err != nil {
+		return err
+	}
+	sr.b.plans.put(memo, p)
+	return sr.commitCopy(&r, mode, nil, p, func() ([]source, error) { return sources, nil })
+}
+
+// copyPlan is what a COPY's cache key needs of its sources: their names
+// and the digests of their content and metadata.
+type copyPlan struct {
+	names, sums []string
+}
+
+// commitCopy takes the COPY or ADD of plan p from the cache, or copies
+// the sources that find gives into a new layer.
+func (sr *stageRun) commitCopy(r *copyRequest, mode os.FileMode, from *state, p copyPlan, find func() ([]source, error)) error {
+	dest := r.src.DestPath
+	destDir := strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
+	if len(p.names) > 1 && !destDir {
+		return fmt.Errorf("When using %s with more than one source file, the destination must be a directory and end with a /: %w", r.verb(), errdefs.ErrInvalidArgument)
+	}
+	if !path.IsAbs(dest) {
+		dest = path.Join(orRoot(sr.cur.conf.Config.WorkingDir), dest)
+	}
+	dest = path.Clean(dest)
+	fromID := ""
+	if from != nil {
+		fromID = from.id.String()
+	}
+	key := cacheKey(sr.cur.id, r.verb(), dest, destDir, r.chown, r.chmod, r.exclude, fromID, p.sums, r.unpack)
+	createdBy := fmt.Sprintf("%s %s %s # buildkit", r.verb(), strings.Join(p.names, " "), r.src.DestPath)
+	return sr.commitOrReuse(key, func() (string, bool, error) {
+		sources, err := find()
+		if err != nil {
+			return "", false, err
+		}
+		_, err = sr.changeFS(func(root string) (bool, error) {
+			c, err := newCopier(root, r.chown, mode, r.exclude)
+			if err != nil {
+				return false, err
+			}
+			for _, s := range sources {
+				if err := c.copySource(s, dest, destDir); err != nil {
+					return false, fmt.Errorf("%s %s: %w", r.verb(), s.name, err)
+				}
+			}
+			return true, c.finish()
+		})
+		return createdBy, false, err
+	})
 }
 
 func names(ss []source) []string {

@@ -327,6 +327,9 @@ func writeContext(w io.Writer, dir string, pats []string, dockerfile string, ext
 			hdr.Name += "/"
 		}
 		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+		// No access or change times, as docker's CLI sends none: the same
+		// files make the same tar, which the engine knows again.
+		hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 		hdr.Format = tar.FormatPAX
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err

@@ -499,3 +499,41 @@ func TestBuildParallelStages(t *testing.T) {
 		t.Errorf("a failed build left containers: %q", out)
 	}
 }
+
+// TestBuildContextKnownAgain: what the engine remembers of a context it
+// was sent before (each COPY's sources, by the context's digest: the
+// context is then not unpacked while steps come from the cache) never
+// stands in for the files: a step that must run all the same (the cache
+// pruned) gets them, and a file changed in place (same size) is seen.
+func TestBuildContextKnownAgain(t *testing.T) {
+	e := startTent(t)
+	ctx := t.TempDir()
+	writeTree(t, ctx, map[string]string{"Dockerfile": "FROM busybox\nCOPY app/ /app/\nCOPY *.txt /notes/\nRUN cat /app/* /notes/* > /all\n",
+		"app/a": "alpha\n", "app/b": "bravo\n", "one.txt": "one\n", "two.txt": "two\n", ".dockerignore": "two.txt\n"})
+	build := func() string {
+		t.Helper()
+		out, errOut, code := capture(t, exec.Command(tentBin(), "-H", e.host, "build", "-q", "-t", "known", ctx), nil)
+		if code != 0 {
+			t.Fatalf("build: exit %d\n%s\n%s", code, out, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	first := build()
+	if again := build(); again != first {
+		t.Errorf("a rebuild of the same context: %s, want %s", again, first)
+	}
+	if _, errOut, code := capture(t, exec.Command(tentBin(), "-H", e.host, "builder", "prune", "-f"), nil); code != 0 {
+		t.Fatalf("builder prune: %s", errOut)
+	}
+	build()
+	if got := e.must(t, "run", "--rm", "known", "cat", "/all"); got != "alpha\nbravo\none\n" {
+		t.Errorf("after the cache was pruned: %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(ctx, "app", "a"), []byte("ALPHA\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build()
+	if got := e.must(t, "run", "--rm", "known", "cat", "/all"); got != "ALPHA\nbravo\none\n" {
+		t.Errorf("after a change in place: %q", got)
+	}
+}
