@@ -32,8 +32,10 @@ func newService(t *testing.T) (*Networks, *eventbus.Bus, *containers.Store) {
 	}
 	t.Cleanup(func() {
 		m.Close()
-		if l, err := netlink.LinkByName(cfg.Bridge); err == nil {
-			netlink.LinkDel(l)
+		for _, n := range m.List() { // the default bridge and the tests' networks'
+			if l, err := netlink.LinkByName(n.Bridge); err == nil && n.Bridge != "" {
+				netlink.LinkDel(l)
+			}
 		}
 		network.DeleteTable(cfg.Table)
 	})
