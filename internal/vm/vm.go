@@ -78,9 +78,18 @@ func (h *Host) Initrd() (string, error) {
 	if h.initrd != "" {
 		return h.initrd, nil
 	}
+	// Known by its content: the agent and every module (a kernel
+	// fetched again has other modules under the same names).
 	sum := sha256.New()
-	for _, f := range []string{h.Agent, filepath.Join(h.Modules, "order")} {
+	files := []string{h.Agent}
+	if ents, err := os.ReadDir(h.Modules); err == nil {
+		for _, e := range ents {
+			files = append(files, filepath.Join(h.Modules, e.Name()))
+		}
+	}
+	for _, f := range files {
 		if b, err := os.ReadFile(f); err == nil {
+			sum.Write([]byte(f))
 			sum.Write(b)
 		}
 	}
