@@ -66,7 +66,7 @@ func run() error {
 			return fmt.Errorf("mount %s: %w", m.dir, err)
 		}
 	}
-	if err := loadModules(); err != nil {
+	if err := loadModules(""); err != nil {
 		return err
 	}
 	port, err := openPort()

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +20,12 @@ import (
 // configureNetwork gives the guest's NIC the container's MAC, addresses,
 // MTU and default route (the host mirrors the container's veth to it).
 func configureNetwork(ifaces []wire.Iface) error {
+	if len(ifaces) == 0 {
+		return nil
+	}
+	if err := loadModules("net"); err != nil {
+		return err
+	}
 	links, err := netlink.LinkList()
 	if err != nil {
 		return err
@@ -69,18 +76,44 @@ func configureNetwork(ifaces []wire.Iface) error {
 	return nil
 }
 
-func loadModules() error {
-	list, err := os.ReadFile(ModulesList)
+// moduleGroups are modules loaded only when a VM needs them: its
+// network's, and 9p's for volumes and binds. The others load at boot.
+// (Under TCG a module costs its size in boot time: these two groups are
+// a fifth of the modules' bytes.)
+var moduleGroups = map[string]string{
+	"failover": "net", "net_failover": "net", "virtio_net": "net",
+	"netfs": "9p", "fscache": "9p", "9pnet": "9p", "9pnet_virtio": "9p", "9p": "9p",
+}
+
+// initramfs is the agent's own root, kept open from boot: modules loaded
+// once the agent has moved into the container's root (a network's, on
+// the host's first word about it) are read through it.
+var initramfs *os.File
+
+// loadModules loads the initramfs's modules of group ("": those of no
+// group), in the list's order (each after those it needs).
+func loadModules(group string) error {
+	if initramfs == nil {
+		var err error
+		if initramfs, err = os.Open("/"); err != nil {
+			return err
+		}
+	}
+	root := int(initramfs.Fd())
+	list, err := readAt(root, ModulesList)
 	if err != nil {
 		return nil // a kernel with the drivers built in
 	}
 	for _, m := range strings.Fields(string(list)) {
-		f, err := os.Open(m)
-		if err != nil {
-			return err
+		if moduleGroups[strings.TrimSuffix(filepath.Base(m), ".ko")] != group {
+			continue
 		}
-		err = unix.FinitModule(int(f.Fd()), "", 0)
-		f.Close()
+		fd, err := unix.Openat(root, strings.TrimPrefix(m, "/"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", m, err)
+		}
+		err = unix.FinitModule(fd, "", 0)
+		unix.Close(fd)
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("load %s: %w", filepath.Base(m), err)
 		}
@@ -88,7 +121,17 @@ func loadModules() error {
 	return nil
 }
 
-// openPort finds the agent's virtio-serial port by its name.
+// readAt reads the file at path below the directory dirfd.
+func readAt(dirfd int, path string) ([]byte, error) {
+	fd, err := unix.Openat(dirfd, strings.TrimPrefix(path, "/"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
 func openPort() (*os.File, error) {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
@@ -107,6 +150,14 @@ func openPort() (*os.File, error) {
 // mountRoot mounts the container's disk at /root with what a container
 // has below its root, writes the engine's files, and makes it the root.
 func mountRoot(p *wire.Process) error {
+	for _, m := range p.Mounts {
+		if m.Tag != "" { // a volume or bind over 9p
+			if err := loadModules("9p"); err != nil {
+				return err
+			}
+			break
+		}
+	}
 	os.MkdirAll(newRoot, 0o755)
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
