@@ -137,11 +137,19 @@ func (s *Networks) inspect(n *network.Network) netapi.Inspect {
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
+	// As dockerd's: a gateway that was not asked for with a subnet that
+	// was is not shown.
+	gateway := func(gw netip.Addr, implicit bool) netip.Addr {
+		if implicit {
+			return netip.Addr{}
+		}
+		return gw
+	}
 	if n.Subnet.IsValid() {
-		out.IPAM.Config = append(out.IPAM.Config, netapi.IPAMConfig{Subnet: n.Subnet, Gateway: n.Gateway, IPRange: n.IPRange})
+		out.IPAM.Config = append(out.IPAM.Config, netapi.IPAMConfig{Subnet: n.Subnet, Gateway: gateway(n.Gateway, n.ImplicitGateway), IPRange: n.IPRange})
 	}
 	if n.IPv6() {
-		out.IPAM.Config = append(out.IPAM.Config, netapi.IPAMConfig{Subnet: n.Subnet6, Gateway: n.Gateway6, IPRange: n.IPRange6})
+		out.IPAM.Config = append(out.IPAM.Config, netapi.IPAMConfig{Subnet: n.Subnet6, Gateway: gateway(n.Gateway6, n.ImplicitGateway6), IPRange: n.IPRange6})
 	}
 	for _, ep := range s.net.Endpoints(n.ID) {
 		var hw netapi.HardwareAddr

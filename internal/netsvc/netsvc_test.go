@@ -66,7 +66,7 @@ func TestNetworks(t *testing.T) {
 		t.Fatal(err)
 	}
 	ins, err := s.NetworkInspect("front")
-	if err != nil || ins.ID != resp.ID || ins.Scope != "local" || ins.IPAM.Config[0].Subnet.String() != "10.214.77.0/24" || ins.Labels["tier"] != "web" {
+	if err != nil || ins.ID != resp.ID || ins.Scope != "local" || ins.IPAM.Config[0].Subnet.String() != "10.214.77.0/24" || ins.IPAM.Config[0].Gateway.IsValid() || ins.Labels["tier"] != "web" {
 		t.Errorf("inspect: %+v %v", ins, err)
 	}
 	names := func(f map[string][]string) string {

@@ -127,7 +127,7 @@ func (m *Manager) ipamConfig(n *Network, o CreateOpts) error {
 		if err != nil {
 			return err
 		}
-		n.Subnet6, n.IPRange6, n.Gateway6 = sub, r, gw
+		n.Subnet6, n.IPRange6, n.Gateway6, n.ImplicitGateway6 = sub, r, gw, o.Gateway6 == ""
 	}
 	if o.Subnet == "" {
 		if o.IPRange != "" || o.Gateway != "" {
@@ -145,6 +145,7 @@ func (m *Manager) ipamConfig(n *Network, o CreateOpts) error {
 		return err
 	}
 	n.Subnet, n.IPRange, n.Gateway, n.UserSubnet = sub, r, gw, true
+	n.ImplicitGateway = o.Gateway == ""
 	return nil
 }
 

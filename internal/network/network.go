@@ -74,6 +74,10 @@ type Network struct {
 	Subnet6  netip.Prefix `json:",omitzero"`
 	Gateway6 netip.Addr   `json:",omitzero"`
 	IPRange6 netip.Prefix `json:",omitzero"`
+	// ImplicitGateway and ImplicitGateway6: the subnet was asked for, its
+	// gateway was not (dockerd's inspect leaves such a gateway out).
+	ImplicitGateway  bool `json:",omitempty"`
+	ImplicitGateway6 bool `json:",omitempty"`
 	// Removing: its removal began (a crash then finishes it at start-up).
 	Removing bool `json:",omitempty"`
 }

@@ -67,7 +67,7 @@ func sdkNetworks(t *testing.T, c *client.Client, img, sfx string) {
 	nc := must(c.NetworkCreate(ctx, netName, client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{"sdk": "1"},
 		IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: mustPrefix(t, subnet)}}}}))(t)
 	ni := must(c.NetworkInspect(ctx, netName, client.NetworkInspectOptions{}))(t).Network
-	if ni.ID != nc.ID || ni.Driver != "bridge" || ni.Scope != "local" || len(ni.IPAM.Config) != 1 || ni.IPAM.Config[0].Subnet.String() != subnet || !ni.IPAM.Config[0].Gateway.IsValid() {
+	if ni.ID != nc.ID || ni.Driver != "bridge" || ni.Scope != "local" || len(ni.IPAM.Config) != 1 || ni.IPAM.Config[0].Subnet.String() != subnet || ni.IPAM.Config[0].Gateway.IsValid() { // as dockerd: no gateway shown that was not asked for
 		t.Errorf("network inspect: %+v", ni)
 	}
 	if nl := must(c.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("label", "sdk=1")}))(t); len(nl.Items) != 1 || nl.Items[0].Name != netName {
