@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -343,6 +345,65 @@ func waitCmd(a *app) *cobra.Command {
 	return cmd
 }
 
+// displayPorts is ps's PORTS column as the docker CLI writes it: the
+// ports in order of container port, host address, host port and
+// protocol; a run of consecutive ports published on the same numbers
+// (or not published) is one range ("0.0.0.0:8000-8002->8000-8002/tcp",
+// "80-81/tcp"), others are listed one by one after those.
+func displayPorts(ports []container.PortSummary) string {
+	ports = slices.Clone(ports)
+	slices.SortFunc(ports, func(a, b container.PortSummary) int {
+		return cmp.Or(cmp.Compare(a.PrivatePort, b.PrivatePort), cmp.Compare(a.IP.String(), b.IP.String()),
+			cmp.Compare(a.PublicPort, b.PublicPort), cmp.Compare(a.Type, b.Type))
+	})
+	type run struct {
+		ip         string // "": not published
+		proto      string
+		first, end uint16
+	}
+	format := func(r *run) string {
+		s := strconv.Itoa(int(r.first))
+		if r.end != r.first {
+			s += "-" + strconv.Itoa(int(r.end))
+		}
+		if r.ip != "" {
+			s = net.JoinHostPort(r.ip, s) + "->" + s
+		}
+		return s + "/" + r.proto
+	}
+	// A run that breaks is written at once; the last of each address
+	// and protocol at the end, in the order they first came.
+	var out, mapped []string
+	var keys [][2]string
+	open := map[[2]string]*run{}
+	for _, p := range ports {
+		ip := ""
+		if p.IP.IsValid() {
+			if p.PublicPort != p.PrivatePort {
+				mapped = append(mapped, fmt.Sprintf("%s->%d/%s", net.JoinHostPort(p.IP.String(), strconv.Itoa(int(p.PublicPort))), p.PrivatePort, p.Type))
+				continue
+			}
+			ip = p.IP.String()
+		}
+		key := [2]string{ip, p.Type}
+		r := open[key]
+		switch {
+		case r == nil:
+			keys = append(keys, key)
+		case p.PrivatePort == r.end+1:
+			r.end = p.PrivatePort
+			continue
+		default:
+			out = append(out, format(r))
+		}
+		open[key] = &run{ip: ip, proto: p.Type, first: p.PrivatePort, end: p.PrivatePort}
+	}
+	for _, k := range keys {
+		out = append(out, format(open[k]))
+	}
+	return strings.Join(append(out, mapped...), ", ")
+}
+
 // psRow is one line of `ps`, with docker's --format field names.
 type psRow struct {
 	ID, Image, Command, CreatedAt, RunningFor, Ports, State, Status, Names, Labels, Mounts, Networks, Size string
@@ -395,7 +456,7 @@ func psCmd(a *app) *cobra.Command {
 			created := time.Unix(c.Created, 0)
 			rows = append(rows, psRow{ID: id, Image: c.Image, Command: strconv.Quote(command),
 				CreatedAt: created.Format("2006-01-02 15:04:05 -0700 MST"), RunningFor: units.HumanDuration(time.Since(created)) + " ago",
-				State: string(c.State), Status: c.Status, Names: strings.Join(names, ","), Labels: strings.Join(labels, ",")})
+				Ports: displayPorts(c.Ports), State: string(c.State), Status: c.Status, Names: strings.Join(names, ","), Labels: strings.Join(labels, ",")})
 		}
 		header := map[string]string{"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
 			"RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Names": "NAMES", "Labels": "LABELS"}

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -260,22 +262,57 @@ func portCmd(a *app) *cobra.Command {
 			if !ok || len(bindings) == 0 {
 				return statusError{code: 1, msg: fmt.Sprintf("Error: No public port '%s' published for %s", want, args[0])}
 			}
+			var lines []string
 			for _, b := range bindings {
-				fmt.Println(netip.AddrPortFrom(b.HostIP, 0).Addr().String() + ":" + b.HostPort)
+				lines = append(lines, net.JoinHostPort(b.HostIP.String(), b.HostPort))
 			}
+			printNatural(lines)
 			return nil
 		}
-		var keys []network.Port
-		for p := range ports {
-			keys = append(keys, p)
-		}
-		slices.SortFunc(keys, func(x, y network.Port) int { return int(x.Num()) - int(y.Num()) })
-		for _, p := range keys {
-			for _, b := range ports[p] {
-				fmt.Printf("%s -> %s:%s\n", p, b.HostIP, b.HostPort)
+		var lines []string
+		for p, bindings := range ports {
+			for _, b := range bindings {
+				lines = append(lines, fmt.Sprintf("%s -> %s", p, net.JoinHostPort(b.HostIP.String(), b.HostPort)))
 			}
 		}
+		printNatural(lines)
 		return nil
 	})
 	return cmd
+}
+
+// printNatural prints lines in natural order (runs of digits compared as
+// numbers: "80/tcp" before "443/tcp"), as the docker CLI's port does.
+func printNatural(lines []string) {
+	slices.SortFunc(lines, naturalCompare)
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+}
+
+func naturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitsPrefix(a), digitsPrefix(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if c := cmp.Or(cmp.Compare(len(na), len(nb)), strings.Compare(na, nb)); c != 0 {
+				return c
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func digitsPrefix(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -32,5 +33,14 @@ func TestIPAMConfigs(t *testing.T) {
 	}
 	if got, err := ipamConfigs(nil, nil, nil); err != nil || got != nil {
 		t.Errorf("no flags: %+v %v", got, err)
+	}
+}
+
+func TestNaturalCompare(t *testing.T) {
+	lines := []string{"443/tcp -> 0.0.0.0:1", "80/tcp -> [::]:18181", "80/tcp -> [::1]:18182", "80/tcp -> 0.0.0.0:18181", "8080/tcp -> 0.0.0.0:9", "80/tcp -> 0.0.0.0:9000"}
+	slices.SortFunc(lines, naturalCompare)
+	want := []string{"80/tcp -> 0.0.0.0:9000", "80/tcp -> 0.0.0.0:18181", "80/tcp -> [::1]:18182", "80/tcp -> [::]:18181", "443/tcp -> 0.0.0.0:1", "8080/tcp -> 0.0.0.0:9"}
+	if !slices.Equal(lines, want) {
+		t.Errorf("natural order:\n%q\nwant\n%q", lines, want)
 	}
 }

@@ -194,13 +194,8 @@ func PortMappings(cfg *container.Config, hc *container.HostConfig) ([]network.Po
 			bindings = []netapi.PortBinding{{}}
 		}
 		for _, b := range bindings {
-			m := network.PortMapping{Proto: string(p.Proto()), ContainerPort: p.Num(), HostIP: b.HostIP}
-			if b.HostIP.IsValid() && !b.HostIP.Is4() {
-				if b.HostIP.IsUnspecified() {
-					continue // "::": the IPv6 twin of 0.0.0.0, which the IPv4 binding covers
-				}
-				return nil, fmt.Errorf("publishing on IPv6 address %s is not supported yet: %w", b.HostIP, errdefs.ErrNotImplemented)
-			}
+			// No address: 0.0.0.0 and :: (network.Manager's allocation).
+			m := network.PortMapping{Proto: string(p.Proto()), ContainerPort: p.Num(), HostIP: b.HostIP.Unmap()}
 			if b.HostPort != "" {
 				lo, hi, ok := strings.Cut(b.HostPort, "-")
 				n, err := strconv.ParseUint(lo, 10, 16)

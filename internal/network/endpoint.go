@@ -8,9 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/tent-project/tent/internal/errdefs"
 )
@@ -38,7 +35,7 @@ type EndpointOpts struct {
 // Allocate gives a container an endpoint on a network: its address
 // (leased on disk before it is used) and its host ports. Nothing is
 // wired yet (Wire). On error nothing is kept.
-func (m *Manager) Allocate(netRef string, o EndpointOpts) (*Endpoint, error) {
+func (m *Manager) Allocate(netRef string, o EndpointOpts) (_ *Endpoint, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.get(netRef)
@@ -53,9 +50,15 @@ func (m *Manager) Allocate(netRef string, o EndpointOpts) (*Endpoint, error) {
 	}
 	ep := &Endpoint{ID: newID(), Network: n.ID, Container: o.Container, Name: o.Name, Aliases: o.Aliases,
 		Iface: o.Iface, Gateway: o.Gateway && !n.Internal, HostVeth: "veth" + newID()[:7], DNS: o.DNS}
-	if ep.Ports, err = m.allocatePorts(o.Ports); err != nil {
+	var proxies []*portProxy
+	if ep.Ports, proxies, err = m.allocatePorts(o.Ports); err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			closeProxies(proxies)
+		}
+	}()
 	if o.IP.IsValid() {
 		if !n.UserSubnet && !o.Restored {
 			return nil, fmt.Errorf("user specified IP address is supported only when connecting to networks with user configured subnets: %w", errdefs.ErrInvalidArgument)
@@ -93,6 +96,7 @@ func (m *Manager) Allocate(netRef string, o EndpointOpts) (*Endpoint, error) {
 	// used before it is on disk. m.endpoints holds the address meanwhile.
 	ep.lease = &leaseWrite{done: make(chan struct{})}
 	m.endpoints[n.ID][ep.Container] = ep
+	m.serveProxies(ep, proxies)
 	m.writes.Add(1)
 	go func(lw *leaseWrite, rec Endpoint) {
 		defer m.writes.Done()
@@ -272,6 +276,7 @@ func (m *Manager) release(ep *Endpoint, sync bool) {
 	m.mu.Lock()
 	if eps := m.endpoints[ep.Network]; eps != nil && eps[ep.Container] == ep {
 		delete(eps, ep.Container)
+		m.closeProxiesOf(ep)
 	}
 	m.mu.Unlock()
 	if len(ep.Ports) > 0 && sync {
@@ -289,98 +294,3 @@ func (m *Manager) release(ep *Endpoint, sync bool) {
 // Unwire takes an endpoint out of a running container's namespace (a
 // disconnect); Release then frees it.
 func (m *Manager) Unwire(ep *Endpoint, pid int) error { return unwire(ep, pid) }
-
-// allocatePorts gives each mapping its host port: the one asked, unless
-// it is taken (docker's "port is already allocated"), or a free one of
-// the ephemeral range. m.mu is held.
-func (m *Manager) allocatePorts(asked []PortMapping) ([]PortMapping, error) {
-	if len(asked) == 0 {
-		return nil, nil
-	}
-	var taken []PortMapping
-	for _, eps := range m.endpoints {
-		for _, ep := range eps {
-			taken = append(taken, ep.Ports...)
-		}
-	}
-	clash := func(p PortMapping) bool {
-		return slices.ContainsFunc(taken, func(t PortMapping) bool {
-			return t.Proto == p.Proto && t.HostPort == p.HostPort &&
-				(!t.HostIP.IsValid() || !p.HostIP.IsValid() || t.HostIP.IsUnspecified() || p.HostIP.IsUnspecified() || t.HostIP == p.HostIP)
-		})
-	}
-	lo, hi := ephemeralRange()
-	out := make([]PortMapping, 0, len(asked))
-	for _, p := range asked {
-		first, last, ephemeral := p.HostPort, p.HostPortEnd, p.HostPort == 0
-		if ephemeral {
-			first, last = uint16(lo), uint16(hi)
-		} else if last < first {
-			last = first
-		}
-		p.HostPortEnd = 0
-		var lastErr error
-		found := false
-		for port := int(first); port <= int(last) && !found; port++ {
-			p.HostPort = uint16(port)
-			if clash(p) {
-				lastErr = fmt.Errorf("driver failed programming external connectivity: Bind for %s failed: port is already allocated: %w", hostPortString(p), errdefs.ErrConflict)
-			} else if err := probePort(p); err != nil {
-				lastErr = fmt.Errorf("driver failed programming external connectivity: %v: %w", err, errdefs.ErrConflict)
-			} else {
-				found = true
-			}
-		}
-		if !found {
-			if ephemeral || first != last && lastErr == nil {
-				lastErr = fmt.Errorf("no free host port for %d/%s: %w", p.ContainerPort, p.Proto, errdefs.ErrUnavailable)
-			}
-			return nil, lastErr
-		}
-		taken = append(taken, p)
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-func hostPortString(p PortMapping) string {
-	ip := "0.0.0.0"
-	if p.HostIP.IsValid() {
-		ip = p.HostIP.String()
-	}
-	return net.JoinHostPort(ip, strconv.Itoa(int(p.HostPort)))
-}
-
-// probePort tells whether a host process holds the port already (the
-// engine's DNAT would hide it, or be hidden by it).
-func probePort(p PortMapping) error {
-	addr := hostPortString(p)
-	switch p.Proto {
-	case "tcp":
-		l, err := net.Listen("tcp4", addr)
-		if err != nil {
-			return err
-		}
-		return l.Close()
-	case "udp":
-		c, err := net.ListenPacket("udp4", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}
-	return nil
-}
-
-// ephemeralRange is the kernel's local port range (docker's too).
-func ephemeralRange() (int, int) {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
-		lo, err1 := strconv.Atoi(f[0])
-		hi, err2 := strconv.Atoi(f[1])
-		if err1 == nil && err2 == nil && lo > 0 && hi >= lo {
-			return lo, hi
-		}
-	}
-	return 32768, 60999
-}

@@ -190,7 +190,8 @@ type Manager struct {
 	endpoints map[string]map[string]*Endpoint // network ID -> container ID -> endpoint
 	ipNext    map[string]netip.Addr           // where a network's next search starts (IPv4, IPv6: ipNext6)
 	ipNext6   map[string]netip.Addr
-	writes    sync.WaitGroup // lease files being written
+	proxies   map[string][]*portProxy // by endpoint ID: its IPv6 bindings (ports.go)
+	writes    sync.WaitGroup          // lease files being written
 }
 
 func (m *Manager) netDir() string   { return filepath.Join(m.cfg.Root, "networks") }
@@ -213,7 +214,7 @@ func Open(cfg Config) (*Manager, error) {
 		cfg.Log = slog.Default()
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, nets: map[string]*Network{}, endpoints: map[string]map[string]*Endpoint{},
-		ipNext: map[string]netip.Addr{}, ipNext6: map[string]netip.Addr{}}
+		ipNext: map[string]netip.Addr{}, ipNext6: map[string]netip.Addr{}, proxies: map[string][]*portProxy{}}
 	for _, d := range []string{m.netDir(), m.leaseDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -251,10 +252,17 @@ func Open(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Close stops the DNS server and waits for lease files being written;
-// the data path stays (containers outlive the daemon).
+// Close stops the DNS server and the IPv6 bindings' relays and waits for
+// lease files being written; the rest of the data path stays
+// (containers outlive the daemon; a daemon started again relays again).
 func (m *Manager) Close() {
 	m.dns.close()
+	m.mu.Lock()
+	for _, xs := range m.proxies {
+		closeProxies(xs)
+	}
+	clear(m.proxies)
+	m.mu.Unlock()
 	m.writes.Wait()
 }
 
@@ -415,8 +423,8 @@ func (m *Manager) ContainerEndpoints(containerID string) map[string]Endpoint {
 }
 
 // Reconcile drops the endpoints of containers that no longer run (their
-// network namespaces are gone with them, and so their veths) and puts
-// the filter table in line with what is left.
+// network namespaces are gone with them, and so their veths), puts the
+// filter table in line with what is left and relays its IPv6 bindings.
 func (m *Manager) Reconcile(running func(containerID string) bool) error {
 	m.mu.Lock()
 	var all []*Endpoint
@@ -437,6 +445,9 @@ func (m *Manager) Reconcile(running func(containerID string) bool) error {
 	for _, ep := range gone {
 		m.release(ep, false)
 	}
+	m.mu.Lock()
+	m.resumeProxies()
+	m.mu.Unlock()
 	return m.syncRules()
 }
 

@@ -15,7 +15,7 @@ import (
 // The engine's packet filter rules live in one nftables table of its
 // own (Config.Table, family ip; and one of the same name in family ip6
 // while a network has IPv6: forward and postrouting alone, as IPv6
-// ports are not published), rebuilt whole in one atomic transaction
+// bindings of published ports are relayed: ports.go), rebuilt whole in one atomic transaction
 // whenever a network or a published port changes: the table is the
 // networks' and ports' function, so a restart after a crash makes it
 // right by building it again, and no rule is ever left behind.
@@ -49,7 +49,9 @@ func (m *Manager) syncRulesLocked() error {
 	for _, eps := range m.endpoints {
 		for _, ep := range eps {
 			for _, p := range ep.Ports {
-				ports = append(ports, portRule{p, ep.IP})
+				if !p.HostIP.Is6() { // IPv6 bindings are relayed (ports.go)
+					ports = append(ports, portRule{p, ep.IP})
+				}
 			}
 		}
 	}

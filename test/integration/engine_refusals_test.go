@@ -74,7 +74,6 @@ func TestEngineBadInput(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"-p", "[::1]:18080:80"}, "publishing on IPv6 address ::1 is not supported yet"},
 		{[]string{"--runtime", "kata"}, "unknown or invalid runtime name: kata"},
 		{[]string{"--security-opt", "apparmor=docker-default"}, "AppArmor is not enabled on this host"},
 		{[]string{"--security-opt", "label=type:container_t"}, "SELinux labels are not supported"},

@@ -4,6 +4,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNetworkIPv6: a network made with --ipv6 and an IPv6 subnet gives
@@ -96,5 +97,110 @@ func TestNetworkIPv6(t *testing.T) {
 	e.api(t, "GET", "/networks", "", &list)
 	if len(list) != 5 {
 		t.Errorf("networks after refusals (bridge, host, none, six, other6): %+v", list)
+	}
+}
+
+// TestNetworkPublishedPortsIPv6: `-p 8080:80` publishes on 0.0.0.0 and
+// :: on one port, as dockerd 20.10 does (seen by hand: inspect, ps and
+// port show both bindings); `-p [::1]:...` only there; the IPv6 bindings
+// reach a container that has IPv4 alone (a relay, as docker's userland
+// proxy), TCP and UDP, clash as docker's do, come back after the daemon
+// is killed and started again, and are free once the container is gone.
+func TestNetworkPublishedPortsIPv6(t *testing.T) {
+	if l, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skip("the host has no IPv6 loopback:", err)
+	} else {
+		l.Close()
+	}
+	e := startTent(t)
+	e.server(t, "web-ok", 80, "--name", "web", "-p", "18181:80", "-p", "[::1]:18182:80")
+	want := "0.0.0.0:18181->80/tcp, [::]:18181->80/tcp, [::1]:18182->80/tcp"
+	if got := strings.TrimSpace(e.must(t, "ps", "--filter", "name=web", "--format", "{{.Ports}}")); got != want {
+		t.Errorf("docker ps ports: %q, want %q", got, want)
+	}
+	if got := strings.TrimSpace(e.tentOK(t, "ps", "--filter", "name=web", "--format", "{{.Ports}}")); got != want {
+		t.Errorf("tent ps ports: %q, want %q", got, want)
+	}
+	for _, cli := range []func(*testing.T, ...string) string{e.must, e.tentOK} { // lines in natural order
+		if got := cli(t, "port", "web", "80"); got != "0.0.0.0:18181\n[::1]:18182\n[::]:18181\n" {
+			t.Errorf("port web 80: %q", got)
+		}
+		if got := cli(t, "port", "web"); got != "80/tcp -> 0.0.0.0:18181\n80/tcp -> [::1]:18182\n80/tcp -> [::]:18181\n" {
+			t.Errorf("port web: %q", got)
+		}
+	}
+	for _, addr := range []string{"[::1]:18181", "[::1]:18182", "127.0.0.1:18181"} {
+		eventually(t, "from the host to "+addr, func() error {
+			got, err := dial(addr)
+			if err == nil && got != "web-ok" {
+				err = errString("got " + got)
+			}
+			return err
+		})
+	}
+	if _, err := dial("127.0.0.1:18182"); err == nil {
+		t.Error("a port published on [::1] answers on 127.0.0.1")
+	}
+	// Clashes, docker's words; nothing half-made.
+	for _, c := range []struct{ p, want string }{
+		{"18181:80", "Bind for 0.0.0.0:18181 failed: port is already allocated"},
+		{"[::]:18181:80", "Bind for [::]:18181 failed: port is already allocated"},
+		{"[::1]:18182:80", "Bind for [::1]:18182 failed: port is already allocated"},
+	} {
+		if out, code := e.run("run", "--rm", "-p", c.p, "busybox", "true"); code == 0 || !strings.Contains(out, c.want) {
+			t.Errorf("-p %s again: %d %s, want %q", c.p, code, out, c.want)
+		}
+	}
+	l, err := net.Listen("tcp6", "[::1]:18183")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.run("run", "--rm", "-p", "[::1]:18183:80", "busybox", "true"); code == 0 || !strings.Contains(out, "address already in use") {
+		t.Errorf("a port a host process holds on [::1]: %d %s", code, out)
+	}
+	l.Close()
+	// 127.0.0.1 and ::1 are two bindings of one port.
+	e.server(t, "two-ok", 80, "--name", "two", "-p", "127.0.0.1:18184:80", "-p", "[::1]:18184:81")
+	// -P: one ephemeral port, both families.
+	e.must(t, "run", "-d", "--name", "exposed", "-P", "--expose", "7000", "busybox", "sleep", "300")
+	if got := strings.Fields(e.must(t, "port", "exposed", "7000")); len(got) != 2 || !strings.HasPrefix(got[1], "[::]:") || strings.TrimPrefix(got[0], "0.0.0.0:") != strings.TrimPrefix(got[1], "[::]:") {
+		t.Errorf("-P bindings: %q, want one port on 0.0.0.0 and ::", got)
+	}
+	// UDP through [::1].
+	e.must(t, "run", "-d", "--name", "udp", "-p", "18153:53/udp", "-v", udpServer(t)+":/udpd:ro", "busybox", "/udpd", ":53")
+	eventually(t, "a datagram to [::1]:18153/udp", func() error {
+		c, err := net.Dial("udp6", "[::1]:18153")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("ping-udp6\n")); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+		if out := e.out("logs", "udp"); !strings.Contains(out, "ping-udp6") {
+			return errString("the container got " + out)
+		}
+		return nil
+	})
+	// The relays are the daemon's: a daemon killed and started again
+	// relays again.
+	e.kill9()
+	e.start()
+	eventually(t, "[::1]:18181 after the daemon's restart", func() error {
+		got, err := dial("[::1]:18181")
+		if err == nil && got != "web-ok" {
+			err = errString("got " + got)
+		}
+		return err
+	})
+	e.must(t, "rm", "-f", "web")
+	for _, addr := range []string{"[::]:18181", "[::1]:18182"} {
+		l, err := net.Listen("tcp6", addr)
+		if err != nil {
+			t.Errorf("%s once web is gone: %v", addr, err)
+			continue
+		}
+		l.Close()
 	}
 }
