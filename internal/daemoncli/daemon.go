@@ -65,6 +65,9 @@ type daemonOpts struct {
 	InitPath     string   `json:"init-path"`
 	Bridge       string   `json:"bridge"`
 	BIP          string   `json:"bip"`
+	FixedCIDR    string   `json:"fixed-cidr"`
+	IPv6         bool     `json:"ipv6"`
+	FixedCIDRv6  string   `json:"fixed-cidr-v6"`
 	MTU          int      `json:"mtu"`
 	// Experimental: the daemon says it has docker's experimental features
 	// on, which is what the docker CLI asks before it offers its
@@ -146,6 +149,9 @@ func daemonCmd() *cobra.Command {
 	f.StringVar(&o.InitPath, "init-path", "", "the init binary for --init (default: docker-init or tini-static in $PATH)")
 	f.StringVarP(&o.Bridge, "bridge", "b", "tent0", "the default network's Linux bridge (made if missing)")
 	f.StringVar(&o.BIP, "bip", "", "the default bridge's address and prefix, as 172.20.0.1/16 (default: a free pool subnet)")
+	f.StringVar(&o.FixedCIDR, "fixed-cidr", "", "the default bridge's addresses for containers: an IPv4 range of its subnet")
+	f.BoolVar(&o.IPv6, "ipv6", false, "give the default bridge's containers IPv6 addresses too (from --fixed-cidr-v6)")
+	f.StringVar(&o.FixedCIDRv6, "fixed-cidr-v6", "", "the default bridge's IPv6 subnet, as fd00:1::/64 (with --ipv6)")
 	f.IntVar(&o.MTU, "mtu", 0, "MTU of the networks' interfaces (default: the kernel's, 1500)")
 	f.StringArrayVar(&o.poolFlags, "default-address-pool", nil, "where networks without a subnet get one: base=CIDR,size=BITS (repeatable)")
 	f.StringVar(&o.LogDriver, "log-driver", logfile.DriverJSONFile, "log driver of containers that name none: json-file, local or none")
@@ -185,6 +191,11 @@ func loadDaemonConfig(path string, o *daemonOpts, cmd *cobra.Command) error {
 	set("init-path", &o.InitPath, fileOpts.InitPath)
 	set("bridge", &o.Bridge, fileOpts.Bridge)
 	set("bip", &o.BIP, fileOpts.BIP)
+	set("fixed-cidr", &o.FixedCIDR, fileOpts.FixedCIDR)
+	set("fixed-cidr-v6", &o.FixedCIDRv6, fileOpts.FixedCIDRv6)
+	if !cmd.Flags().Changed("ipv6") && fileOpts.IPv6 {
+		o.IPv6 = true
+	}
 	if !cmd.Flags().Changed("mtu") && fileOpts.MTU != 0 {
 		o.MTU = fileOpts.MTU
 	}
@@ -244,7 +255,7 @@ func runDaemon(o *daemonOpts) error {
 	if cfg.Runtimes, err = o.runtimes(); err != nil {
 		return err
 	}
-	if cfg.Network, err = o.networkConfig(); err != nil {
+	if cfg.Network, err = o.networkConfig(log); err != nil {
 		return err
 	}
 	d, err := daemon.New(cfg)
@@ -356,7 +367,7 @@ type addressPool struct {
 }
 
 // networkConfig is the networks' part of the daemon's configuration.
-func (o *daemonOpts) networkConfig() (network.Config, error) {
+func (o *daemonOpts) networkConfig(log *slog.Logger) (network.Config, error) {
 	c := network.Config{Bridge: o.Bridge, MTU: o.MTU, Table: network.TableFor(o.Bridge)}
 	if o.BIP != "" {
 		p, err := netip.ParsePrefix(o.BIP)
@@ -364,6 +375,27 @@ func (o *daemonOpts) networkConfig() (network.Config, error) {
 			return c, fmt.Errorf("--bip %q: want an IPv4 address and prefix, as 172.20.0.1/16", o.BIP)
 		}
 		c.BIP = p
+	}
+	if o.FixedCIDR != "" {
+		p, err := netip.ParsePrefix(o.FixedCIDR)
+		if err != nil || !p.Addr().Is4() || p.Bits() > 30 {
+			return c, fmt.Errorf("--fixed-cidr %q: want an IPv4 range, as 172.20.1.0/24", o.FixedCIDR)
+		}
+		c.FixedCIDR = p.Masked()
+	}
+	switch {
+	case o.IPv6 && o.FixedCIDRv6 == "": // dockerd 20.10's words
+		return c, errors.New("IPv6 is enabled for the default bridge, but no subnet is configured. Specify an IPv6 subnet using --fixed-cidr-v6")
+	case o.FixedCIDRv6 != "":
+		p, err := netip.ParsePrefix(o.FixedCIDRv6)
+		if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() > 124 {
+			return c, fmt.Errorf("--fixed-cidr-v6 %q: want an IPv6 subnet, as fd00:1::/64", o.FixedCIDRv6)
+		}
+		if o.IPv6 {
+			c.FixedCIDRv6 = p.Masked()
+		} else {
+			log.Warn("--fixed-cidr-v6 is ignored without --ipv6", "fixed-cidr-v6", o.FixedCIDRv6)
+		}
 	}
 	for _, f := range o.poolFlags {
 		var p addressPool

@@ -70,6 +70,14 @@ func (m *Manager) Allocate(netRef string, o EndpointOpts) (_ *Endpoint, err erro
 	} else if ep.IP, err = m.nextIP(n, n.Subnet, n.IPRange, n.Gateway, m.ipNext); err != nil {
 		return nil, err
 	}
+	ep.MAC = macFor(ep.IP).String()
+	if o.MAC != "" {
+		hw, err := net.ParseMAC(o.MAC)
+		if err != nil || len(hw) != 6 {
+			return nil, fmt.Errorf("invalid MAC address %q: %w", o.MAC, errdefs.ErrInvalidArgument)
+		}
+		ep.MAC = hw.String()
+	}
 	switch {
 	case o.IP6.IsValid() && !n.IPv6():
 		return nil, fmt.Errorf("invalid address %s: network %s has no IPv6 subnet: %w", o.IP6, n.Name, errdefs.ErrInvalidArgument)
@@ -79,17 +87,19 @@ func (m *Manager) Allocate(netRef string, o EndpointOpts) (_ *Endpoint, err erro
 		}
 		ep.IP6 = o.IP6
 	case n.IPv6():
+		// On the default bridge, as dockerd: the subnet's prefix and the
+		// MAC address, where the subnet leaves room for one.
+		if hw, _ := net.ParseMAC(ep.MAC); n.Name == NameBridge && n.Subnet6.Bits() <= 80 {
+			b := n.Subnet6.Masked().Addr().As16()
+			copy(b[10:], hw)
+			if ip := netip.AddrFrom16(b); !m.leased(n.ID, ip) && ip != n.Gateway6 {
+				ep.IP6 = ip
+				break
+			}
+		}
 		if ep.IP6, err = m.nextIP(n, n.Subnet6, n.IPRange6, n.Gateway6, m.ipNext6); err != nil {
 			return nil, err
 		}
-	}
-	ep.MAC = macFor(ep.IP).String()
-	if o.MAC != "" {
-		hw, err := net.ParseMAC(o.MAC)
-		if err != nil || len(hw) != 6 {
-			return nil, fmt.Errorf("invalid MAC address %q: %w", o.MAC, errdefs.ErrInvalidArgument)
-		}
-		ep.MAC = hw.String()
 	}
 	// The lease file is written while the container is created (a file's
 	// creation here costs ~2 ms); Wire waits for it, so that no address is

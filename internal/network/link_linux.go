@@ -218,6 +218,21 @@ func addOverflow(n *Network, br netlink.Link, k int) (netlink.Link, error) {
 }
 
 // deleteBridge removes a network's bridge and its overflow bridges.
+// dropAddrs takes n's gateway addresses off its Linux bridge (the
+// default bridge, before it is given others).
+func dropAddrs(n *Network) {
+	link, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return
+	}
+	if n.Gateway.IsValid() {
+		netlink.AddrDel(link, &netlink.Addr{IPNet: ipNet(n.Gateway, n.Subnet.Bits())})
+	}
+	if n.Gateway6.IsValid() {
+		netlink.AddrDel(link, &netlink.Addr{IPNet: ipNet(n.Gateway6, n.Subnet6.Bits())})
+	}
+}
+
 func deleteBridge(n *Network) error {
 	for k := 1; ; k++ {
 		if _, err := netlink.LinkByName(overflowName(n, k)); err != nil {

@@ -135,6 +135,12 @@ type Config struct {
 	// BIP is the default bridge's address and prefix (--bip); zero: the
 	// first pool subnet that collides with no route of the host.
 	BIP netip.Prefix
+	// FixedCIDR is the default bridge's range of addresses for
+	// containers (--fixed-cidr); zero: its whole subnet.
+	FixedCIDR netip.Prefix
+	// FixedCIDRv6 is the default bridge's IPv6 subnet (--ipv6
+	// --fixed-cidr-v6); zero: the default bridge has IPv4 alone.
+	FixedCIDRv6 netip.Prefix
 	// Pools are where networks without a subnet get theirs
 	// (--default-address-pool); nil: docker's.
 	Pools []Pool
@@ -311,27 +317,23 @@ func (m *Manager) save(n *Network) error {
 }
 
 func (m *Manager) predefine() error {
-	have := map[string]bool{}
+	have := map[string]*Network{}
 	for _, n := range m.nets {
-		have[n.Name] = true
+		have[n.Name] = n
 	}
 	for _, p := range []struct{ name, driver string }{{NameBridge, DriverBridge}, {NameHost, DriverHost}, {NameNone, DriverNull}} {
-		if have[p.name] {
+		if n := have[p.name]; n != nil {
+			if p.driver == DriverBridge {
+				if err := m.resettleBridge(n); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		n := &Network{ID: newID(), Name: p.name, Driver: p.driver, Created: time.Now().UTC()}
 		if p.driver == DriverBridge {
-			n.Bridge, n.MTU = m.cfg.Bridge, m.cfg.MTU
-			n.Options = map[string]string{OptBridgeName: m.cfg.Bridge, "com.docker.network.bridge.default_bridge": "true",
-				"com.docker.network.bridge.enable_icc": "true", "com.docker.network.bridge.enable_ip_masquerade": "true"}
-			if m.cfg.BIP.IsValid() {
-				n.Subnet, n.Gateway, n.UserSubnet = m.cfg.BIP.Masked(), m.cfg.BIP.Addr(), true
-			} else {
-				sub, err := m.freeSubnet()
-				if err != nil {
-					return err
-				}
-				n.Subnet, n.Gateway = sub, sub.Addr().Next()
+			if err := m.bridgeSettings(n); err != nil {
+				return err
 			}
 		}
 		if err := m.save(n); err != nil {
@@ -340,6 +342,59 @@ func (m *Manager) predefine() error {
 		m.nets[n.ID], m.endpoints[n.ID] = n, map[string]*Endpoint{}
 	}
 	return nil
+}
+
+// bridgeSettings gives the default bridge the daemon's settings: its
+// Linux bridge and MTU, its subnet (--bip, else the one it had unless
+// that was an earlier --bip's, else a free pool subnet), --fixed-cidr,
+// and IPv6 (--ipv6 --fixed-cidr-v6: the subnet's first address is the
+// gateway, left out of inspect as by dockerd 20.10).
+func (m *Manager) bridgeSettings(n *Network) error {
+	n.Bridge, n.MTU = m.cfg.Bridge, m.cfg.MTU
+	n.Options = map[string]string{OptBridgeName: m.cfg.Bridge, "com.docker.network.bridge.default_bridge": "true",
+		"com.docker.network.bridge.enable_icc": "true", "com.docker.network.bridge.enable_ip_masquerade": "true"}
+	switch {
+	case m.cfg.BIP.IsValid():
+		n.Subnet, n.Gateway, n.UserSubnet = m.cfg.BIP.Masked(), m.cfg.BIP.Addr(), true
+	case !n.Subnet.IsValid() || n.UserSubnet:
+		sub, err := m.freeSubnet()
+		if err != nil {
+			return err
+		}
+		n.Subnet, n.Gateway, n.UserSubnet = sub, sub.Addr().Next(), false
+	}
+	n.IPRange = m.cfg.FixedCIDR
+	if r := n.IPRange; r.IsValid() && (r.Bits() < n.Subnet.Bits() || !n.Subnet.Contains(r.Addr())) {
+		return fmt.Errorf("--fixed-cidr %s is not a range of the default bridge's subnet %s", r, n.Subnet)
+	}
+	n.Subnet6, n.Gateway6, n.ImplicitGateway6 = m.cfg.FixedCIDRv6, netip.Addr{}, false
+	if n.Subnet6.IsValid() {
+		n.Gateway6, n.ImplicitGateway6 = n.Subnet6.Addr().Next(), true
+	}
+	return nil
+}
+
+// resettleBridge brings the default bridge of an earlier start to the
+// daemon's settings, as dockerd makes its default bridge anew at each
+// start; while containers of the last daemon still use it, it keeps
+// what they were given (a warning says so).
+func (m *Manager) resettleBridge(n *Network) error {
+	want := *n
+	if err := m.bridgeSettings(&want); err != nil {
+		return err
+	}
+	if want.Bridge == n.Bridge && want.MTU == n.MTU && want.Subnet == n.Subnet && want.Gateway == n.Gateway &&
+		want.IPRange == n.IPRange && want.Subnet6 == n.Subnet6 && want.Gateway6 == n.Gateway6 {
+		return nil
+	}
+	if len(m.endpoints[n.ID]) > 0 {
+		m.log.Warn("the default bridge keeps its settings while containers of the last start use it; restart the daemon once they are gone to apply the new ones",
+			"bridge", n.Bridge, "subnet", n.Subnet, "ipv6", n.Subnet6)
+		return nil
+	}
+	dropAddrs(n)
+	*n = want
+	return m.save(n)
 }
 
 // Get finds a network by ID, ID prefix or name, as dockerd: an exact ID,

@@ -109,6 +109,12 @@ func legacySettings(ns *container.NetworkSettings) legacyNetworkSettings {
 		if ep.Gateway.IsValid() {
 			out.Gateway = ep.Gateway.String()
 		}
+		if ep.GlobalIPv6Address.IsValid() {
+			out.GlobalIPv6Address, out.GlobalIPv6PrefixLen = ep.GlobalIPv6Address.String(), ep.GlobalIPv6PrefixLen
+		}
+		if ep.IPv6Gateway.IsValid() {
+			out.IPv6Gateway = ep.IPv6Gateway.String()
+		}
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,77 @@ func TestNetworkPublishedPortsIPv6(t *testing.T) {
 			continue
 		}
 		l.Close()
+	}
+}
+
+// TestNetworkDefaultBridgeIPv6: the daemon's --ipv6 --fixed-cidr-v6 (and
+// --fixed-cidr) give the default bridge's containers IPv6 addresses, as
+// dockerd 20.10 does (seen by hand: the MAC address in the subnet's
+// last 48 bits, the subnet's first address the gateway, inspect's IPAM
+// configs); the default bridge takes changed settings at a restart, but
+// keeps its own while containers of the last start use it; --ipv6
+// without a subnet is dockerd's error.
+func TestNetworkDefaultBridgeIPv6(t *testing.T) {
+	e := startTent(t)
+	e.stop()
+	e.flags = []string{"--bip", "10.151.0.1/24", "--fixed-cidr", "10.151.0.128/25", "--ipv6", "--fixed-cidr-v6", "fd00:151::/64"}
+	e.start()
+	got := strings.TrimSpace(e.must(t, "network", "inspect", "-f", "{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}} {{.IPRange}} {{.Gateway}};{{end}}", "bridge"))
+	if want := "true 10.151.0.0/24 10.151.0.128/25 10.151.0.1;fd00:151::/64  ;"; got != want {
+		t.Errorf("the default bridge: %q, want %q", got, want)
+	}
+	e.server(t, "bridge6-ok", 80, "--name", "web", "--hostname", "web")
+	got = strings.TrimSpace(e.must(t, "inspect", "-f", "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.MacAddress}} {{.NetworkSettings.GlobalIPv6Address}}/{{.NetworkSettings.GlobalIPv6PrefixLen}} {{.NetworkSettings.IPv6Gateway}}", "web"))
+	if want := "10.151.0.128 02:42:0a:97:00:80 fd00:151::242:a97:80/64 fd00:151::1"; got != want {
+		t.Errorf("a container on it: %q, want %q", got, want)
+	}
+	if out := e.must(t, "exec", "web", "cat", "/etc/hosts"); !strings.Contains(out, "fd00:151::242:a97:80\tweb\n") {
+		t.Errorf("/etc/hosts lacks the IPv6 address:\n%s", out)
+	}
+	if out, code := e.run("exec", "web", "ping", "-6", "-c1", "-W2", "fd00:151::1"); code != 0 {
+		t.Errorf("the IPv6 gateway does not answer:\n%s", out)
+	}
+	eventually(t, "the host to web over IPv6", func() error {
+		got, err := dial("[fd00:151::242:a97:80]:80")
+		if err == nil && got != "bridge6-ok" {
+			err = errString("got " + got)
+		}
+		return err
+	})
+	// Started again without the flags while web runs: nothing moves.
+	e.stop()
+	e.flags = nil
+	e.start()
+	if got := strings.TrimSpace(e.must(t, "network", "inspect", "-f", "{{.EnableIPv6}}", "bridge")); got != "true" {
+		t.Errorf("the default bridge changed under a running container: EnableIPv6 %s", got)
+	}
+	if _, err := dial("[fd00:151::242:a97:80]:80"); err != nil {
+		t.Errorf("web over IPv6 after a restart: %v", err)
+	}
+	// Once it is gone, the next start applies them: IPv4 alone, and the
+	// bridge's IPv6 address is taken off.
+	e.must(t, "rm", "-f", "web")
+	e.stop()
+	e.start()
+	if got := strings.TrimSpace(e.must(t, "network", "inspect", "-f", "{{.EnableIPv6}} {{len .IPAM.Config}}", "bridge")); got != "false 1" {
+		t.Errorf("the default bridge after the flags went: %q, want IPv4 alone", got)
+	}
+	if out, _ := exec.Command("ip", "-6", "addr", "show", "dev", testBridge, "scope", "global").CombinedOutput(); strings.Contains(string(out), "fd00:151::1") {
+		t.Errorf("the bridge keeps its IPv6 address:\n%s", out)
+	}
+	// Bad flags: dockerd's words, the daemon does not start.
+	for _, c := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--ipv6"}, "IPv6 is enabled for the default bridge, but no subnet is configured. Specify an IPv6 subnet using --fixed-cidr-v6"},
+		{[]string{"--ipv6", "--fixed-cidr-v6", "10.0.0.0/8"}, "want an IPv6 subnet"},
+		{[]string{"--fixed-cidr", "10.152.0.0/24", "--bip", "10.151.0.1/24"}, "is not a range of the default bridge's subnet"},
+	} {
+		args := append([]string{"daemon", "--data-root", t.TempDir(), "--exec-root", t.TempDir(), "-H", "unix://" + t.TempDir() + "/s.sock", "--bridge", testBridge}, c.flags...)
+		out, err := exec.Command(tentBin(), args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("daemon %v: %v\n%s\nwant %q", c.flags, err, out, c.want)
+		}
 	}
 }
