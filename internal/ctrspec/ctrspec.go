@@ -61,7 +61,9 @@ func (m *Maker) Spec(c *containers.Container, rootfs string, eps []*network.Endp
 			return m.writeEtcFiles(c, hostname, eps, links)
 		},
 	}
-	if len(links) > 0 { // docker's link variables, which the container's own override
+	// docker's link variables, which the container's own override: on the
+	// default bridge alone (on a user network a link is a name).
+	if mode := c.HostConfig.NetworkMode; len(links) > 0 && (mode == "" || mode == "default" || mode == network.NameBridge) {
 		cfg := *c.Config
 		cfg.Env = spec.MergeEnv(spec.LinkEnv(c.Name, links), c.Config.Env)
 		in.Config = &cfg

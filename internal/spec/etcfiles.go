@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,26 +68,75 @@ func (f HostsFile) String() string {
 	return b.String()
 }
 
-// LinkEnv are docker's variables of the links of the container name: ALIAS_NAME,
-// ALIAS_PORT (the lowest exposed port), ALIAS_PORT_N_PROTO{,_ADDR,_PORT,
-// _PROTO} per exposed port, ALIAS_ENV_X per variable of the target.
+// LinkEnv are docker's variables of the links of the container name
+// (on the default bridge), as dockerd 20.10 writes them, per link:
+// ALIAS_PORT (the lowest exposed port, TCP first), ALIAS_PORT_N_PROTO_START/
+// _END/_PORT_START/_PORT_END for a run of three or more consecutive
+// port numbers (dockerd's rule: two are no run, and protocols are not
+// compared), ALIAS_PORT_N_PROTO{,_ADDR,_PORT,_PROTO} per exposed port,
+// ALIAS_NAME, ALIAS_ENV_X per variable of the target but HOME and PATH.
+// ALIAS is the alias in upper case with "-" as "_".
 func LinkEnv(name string, links []Link) []string {
 	var env []string
-	for _, l := range links {
-		p := strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(l.Alias))
-		env = append(env, p+"_NAME=/"+name+"/"+l.Alias)
-		for i, port := range l.Exposed {
-			proto, num := string(port.Proto()), strconv.Itoa(int(port.Num()))
-			url := proto + "://" + l.IP + ":" + num
-			if i == 0 {
-				env = append(env, p+"_PORT="+url)
-			}
-			k := p + "_PORT_" + num + "_" + strings.ToUpper(proto)
-			env = append(env, k+"="+url, k+"_ADDR="+l.IP, k+"_PORT="+num, k+"_PROTO="+proto)
+	seen := map[string]bool{}
+	add := func(k, v string) {
+		if !seen[k] {
+			seen[k] = true
+			env = append(env, k+"="+v)
 		}
+	}
+	for _, l := range links {
+		p := strings.ToUpper(strings.ReplaceAll(l.Alias, "-", "_"))
+		ports := slices.Clone(l.Exposed)
+		notTCP := func(p netapi.Port) int {
+			if p.Proto() == netapi.TCP {
+				return 0
+			}
+			return 1
+		}
+		slices.SortFunc(ports, func(a, b netapi.Port) int {
+			return cmp.Or(cmp.Compare(a.Num(), b.Num()), cmp.Compare(notTCP(a), notTCP(b)), cmp.Compare(a.Proto(), b.Proto()))
+		})
+		key := func(port netapi.Port) string {
+			return p + "_PORT_" + strconv.Itoa(int(port.Num())) + "_" + strings.ToUpper(string(port.Proto()))
+		}
+		url := func(port netapi.Port) string {
+			return string(port.Proto()) + "://" + l.IP + ":" + strconv.Itoa(int(port.Num()))
+		}
+		if len(ports) > 0 {
+			add(p+"_PORT", url(ports[0]))
+		}
+		for i := 0; i < len(ports); {
+			j := i
+			for j+1 < len(ports) && ports[j+1].Num() == ports[j].Num()+1 {
+				j++
+			}
+			if j < i+2 {
+				i++
+				continue
+			}
+			first, last := ports[i], ports[j]
+			k := key(first)
+			add(k+"_START", url(first))
+			add(k+"_ADDR", l.IP)
+			add(k+"_PROTO", string(first.Proto()))
+			add(k+"_PORT_START", strconv.Itoa(int(first.Num())))
+			k = p + "_PORT_" + strconv.Itoa(int(first.Num())) + "_" + strings.ToUpper(string(last.Proto()))
+			add(k+"_END", url(last))
+			add(k+"_PORT_END", strconv.Itoa(int(last.Num())))
+			i = j + 1
+		}
+		for _, port := range ports {
+			k := key(port)
+			add(k, url(port))
+			add(k+"_ADDR", l.IP)
+			add(k+"_PORT", strconv.Itoa(int(port.Num())))
+			add(k+"_PROTO", string(port.Proto()))
+		}
+		add(p+"_NAME", "/"+name+"/"+l.Alias)
 		for _, kv := range l.Env {
-			if k, v, ok := strings.Cut(kv, "="); ok && k != "HOME" && k != "PATH" && k != "HOSTNAME" {
-				env = append(env, p+"_ENV_"+k+"="+v)
+			if k, v, ok := strings.Cut(kv, "="); ok && k != "HOME" && k != "PATH" {
+				add(p+"_ENV_"+k, v)
 			}
 		}
 	}

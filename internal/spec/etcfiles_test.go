@@ -2,6 +2,7 @@ package spec
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,13 +30,54 @@ func TestHostsFile(t *testing.T) {
 	}
 }
 
+// TestLinkEnv: the variables dockerd 20.10 gave a container of the
+// default bridge started with --link db-1:my-db, db-1 exposing 5432,
+// 6000-6002/udp, 7000 and 7001 with FOO=bar, PATH, HOME and EMPTY= set
+// (seen by hand; `env | sort` there is this list sorted).
 func TestLinkEnv(t *testing.T) {
-	env := LinkEnv("web", []Link{{Alias: "my-db", IP: "10.0.0.3", Exposed: []netapi.Port{netapi.MustParsePort("5432/tcp")},
-		Env: []string{"PGDATA=/data", "PATH=/bin"}}})
-	want := "MY_DB_NAME=/web/my-db MY_DB_PORT=tcp://10.0.0.3:5432 MY_DB_PORT_5432_TCP=tcp://10.0.0.3:5432 MY_DB_PORT_5432_TCP_ADDR=10.0.0.3 " +
-		"MY_DB_PORT_5432_TCP_PORT=5432 MY_DB_PORT_5432_TCP_PROTO=tcp MY_DB_ENV_PGDATA=/data"
-	if got := strings.Join(env, " "); got != want {
-		t.Errorf("link env:\n%s\nwant\n%s", got, want)
+	var exposed []netapi.Port
+	for _, p := range []string{"7001/tcp", "6002/udp", "5432/tcp", "6000/udp", "7000/tcp", "6001/udp"} {
+		exposed = append(exposed, netapi.MustParsePort(p))
+	}
+	env := LinkEnv("web", []Link{{Alias: "my-db", IP: "10.99.0.128", Exposed: exposed,
+		Env: []string{"FOO=bar", "PATH=/bin", "HOME=/x", "EMPTY="}}})
+	want := []string{
+		"MY_DB_ENV_EMPTY=",
+		"MY_DB_ENV_FOO=bar",
+		"MY_DB_NAME=/web/my-db",
+		"MY_DB_PORT=tcp://10.99.0.128:5432",
+		"MY_DB_PORT_5432_TCP=tcp://10.99.0.128:5432",
+		"MY_DB_PORT_5432_TCP_ADDR=10.99.0.128",
+		"MY_DB_PORT_5432_TCP_PORT=5432",
+		"MY_DB_PORT_5432_TCP_PROTO=tcp",
+		"MY_DB_PORT_6000_UDP=udp://10.99.0.128:6000",
+		"MY_DB_PORT_6000_UDP_ADDR=10.99.0.128",
+		"MY_DB_PORT_6000_UDP_END=udp://10.99.0.128:6002",
+		"MY_DB_PORT_6000_UDP_PORT=6000",
+		"MY_DB_PORT_6000_UDP_PORT_END=6002",
+		"MY_DB_PORT_6000_UDP_PORT_START=6000",
+		"MY_DB_PORT_6000_UDP_PROTO=udp",
+		"MY_DB_PORT_6000_UDP_START=udp://10.99.0.128:6000",
+		"MY_DB_PORT_6001_UDP=udp://10.99.0.128:6001",
+		"MY_DB_PORT_6001_UDP_ADDR=10.99.0.128",
+		"MY_DB_PORT_6001_UDP_PORT=6001",
+		"MY_DB_PORT_6001_UDP_PROTO=udp",
+		"MY_DB_PORT_6002_UDP=udp://10.99.0.128:6002",
+		"MY_DB_PORT_6002_UDP_ADDR=10.99.0.128",
+		"MY_DB_PORT_6002_UDP_PORT=6002",
+		"MY_DB_PORT_6002_UDP_PROTO=udp",
+		"MY_DB_PORT_7000_TCP=tcp://10.99.0.128:7000",
+		"MY_DB_PORT_7000_TCP_ADDR=10.99.0.128",
+		"MY_DB_PORT_7000_TCP_PORT=7000",
+		"MY_DB_PORT_7000_TCP_PROTO=tcp",
+		"MY_DB_PORT_7001_TCP=tcp://10.99.0.128:7001",
+		"MY_DB_PORT_7001_TCP_ADDR=10.99.0.128",
+		"MY_DB_PORT_7001_TCP_PORT=7001",
+		"MY_DB_PORT_7001_TCP_PROTO=tcp",
+	}
+	slices.Sort(env)
+	if !slices.Equal(env, want) {
+		t.Errorf("link env:\n%s\nwant\n%s", strings.Join(env, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -238,6 +238,10 @@ func TestNetworkDistributedSystem(t *testing.T) {
 			return nil
 		})
 	}
+	// On a user network a link is a name, without docker's variables.
+	if out := e.must(t, "run", "--rm", "--network", "shop", "--link", "db:thedb", "busybox", "sh", "-c", "env; ping -c1 -W2 thedb"); strings.Contains(out, "THEDB_") || !strings.Contains(out, e.ipIn(t, "db")) {
+		t.Errorf("--link on a user network:\n%s", out)
+	}
 	dbID := strings.TrimSpace(e.must(t, "inspect", "-f", "{{.Id}}", "db"))
 	if out, code := e.run("exec", "broker", "nslookup", dbID[:12]); code != 0 || !strings.Contains(out, e.ipIn(t, "db")) {
 		t.Fatalf("the short ID %s does not resolve: %s", dbID[:12], out)
