@@ -16,7 +16,7 @@ func TestPortMappings(t *testing.T) {
 	cfg := &container.Config{ExposedPorts: netapi.PortSet{p80: {}, p53: {}}}
 	hc := &container.HostConfig{PublishAllPorts: true, PortBindings: netapi.PortMap{p80: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: "8080-8081"}, {HostIP: netip.IPv6Unspecified(), HostPort: "8080"}}}}
 	ms, err := PortMappings(cfg, hc)
-	if err != nil || len(ms) != 2 {
+	if err != nil || len(ms) != 3 {
 		t.Fatalf("mappings: %+v %v", ms, err)
 	}
 	if m := ms[0]; m.Proto != "udp" || m.ContainerPort != 53 || m.HostPort != 0 {
@@ -25,7 +25,10 @@ func TestPortMappings(t *testing.T) {
 	if m := ms[1]; m.Proto != "tcp" || m.HostPort != 8080 || m.HostPortEnd != 8081 || m.HostIP.String() != "127.0.0.1" {
 		t.Errorf("80/tcp: %+v", m)
 	}
-	for _, b := range []netapi.PortBinding{{HostIP: netip.MustParseAddr("::1")}, {HostPort: "9-8"}, {HostPort: "x"}} {
+	if m := ms[2]; m.HostPort != 8080 || m.HostIP != netip.IPv6Unspecified() {
+		t.Errorf("80/tcp on [::]: %+v", m)
+	}
+	for _, b := range []netapi.PortBinding{{HostPort: "9-8"}, {HostPort: "x"}} {
 		_, err := PortMappings(&container.Config{}, &container.HostConfig{PortBindings: netapi.PortMap{p80: {b}}})
 		if err == nil {
 			t.Errorf("binding %+v taken", b)

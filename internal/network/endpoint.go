@@ -51,7 +51,7 @@ func (m *Manager) Allocate(netRef string, o EndpointOpts) (_ *Endpoint, err erro
 	ep := &Endpoint{ID: newID(), Network: n.ID, Container: o.Container, Name: o.Name, Aliases: o.Aliases,
 		Iface: o.Iface, Gateway: o.Gateway && !n.Internal, HostVeth: "veth" + newID()[:7], DNS: o.DNS}
 	var proxies []*portProxy
-	if ep.Ports, proxies, err = m.allocatePorts(o.Ports); err != nil {
+	if ep.Ports, proxies, err = m.allocatePorts(n, o.Ports); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -255,11 +255,15 @@ func (m *Manager) Wire(ep *Endpoint, pid int) error {
 	if err := ep.leased(); err != nil {
 		return fmt.Errorf("lease %s: %w", ep.IP, err)
 	}
+	// Its rules first: with icc off, its port must be in the set of
+	// ports that do not talk before it joins the bridge.
+	if len(ep.Ports) > 0 || nc.NoICC {
+		if err := m.syncRules(); err != nil {
+			return err
+		}
+	}
 	if err := wire(&nc, ep, pid); err != nil {
 		return fmt.Errorf("failed to set up container networking: %w", err)
-	}
-	if len(ep.Ports) > 0 {
-		return m.syncRules()
 	}
 	return nil
 }
@@ -289,7 +293,7 @@ func (m *Manager) release(ep *Endpoint, sync bool) {
 		m.closeProxiesOf(ep)
 	}
 	m.mu.Unlock()
-	if len(ep.Ports) > 0 && sync {
+	if (len(ep.Ports) > 0 || m.noICC(ep.Network)) && sync {
 		if err := m.syncRules(); err != nil {
 			m.log.Warn("remove port rules", "container", ep.Container, "err", err)
 		}
@@ -304,3 +308,11 @@ func (m *Manager) release(ep *Endpoint, sync bool) {
 // Unwire takes an endpoint out of a running container's namespace (a
 // disconnect); Release then frees it.
 func (m *Manager) Unwire(ep *Endpoint, pid int) error { return unwire(ep, pid) }
+
+// noICC reports whether network id has icc off.
+func (m *Manager) noICC(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.nets[id]
+	return n != nil && n.NoICC
+}

@@ -111,6 +111,18 @@ var (
 
 func overflowName(n *Network, k int) string { return fmt.Sprintf("tnx%s%d", n.ID[:8], k) }
 func uplinkName(n *Network, k int) string   { return fmt.Sprintf("tnl%s%da", n.ID[:8], k) }
+func uplinkPeer(n *Network, k int) string   { return fmt.Sprintf("tnl%s%db", n.ID[:8], k) }
+
+// uplinkNames are both ends of each of n's overflow bridges' uplinks.
+func uplinkNames(n *Network) []string {
+	var out []string
+	for k := 1; ; k++ {
+		if _, err := netlink.LinkByName(overflowName(n, k)); err != nil {
+			return out
+		}
+		out = append(out, uplinkName(n, k), uplinkPeer(n, k))
+	}
+}
 
 // bridgeFor is the bridge a new endpoint of n goes on: the network's,
 // or the first overflow bridge with room (made if none has).
@@ -191,7 +203,7 @@ func addOverflow(n *Network, br netlink.Link, k int) (netlink.Link, error) {
 	if err == nil {
 		up := netlink.NewLinkAttrs()
 		up.Name, up.MTU, up.MasterIndex = uplinkName(n, k), br.Attrs().MTU, br.Attrs().Index
-		peer := uplinkName(n, k)[:len(up.Name)-1] + "b"
+		peer := uplinkPeer(n, k)
 		err = netlink.LinkAdd(&netlink.Veth{LinkAttrs: up, PeerName: peer, PeerMTU: uint32(br.Attrs().MTU)})
 		var pl netlink.Link
 		if err == nil {

@@ -70,8 +70,22 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 				return nil, fmt.Errorf("invalid MTU %q: %w", v, errdefs.ErrInvalidArgument)
 			}
 			n.MTU = mtu
-		case "com.docker.network.bridge.enable_icc", "com.docker.network.bridge.enable_ip_masquerade", "com.docker.network.bridge.host_binding_ipv4":
-			return nil, fmt.Errorf("network option %s is not supported yet: %w", k, errdefs.ErrNotImplemented)
+		case OptICC, OptMasquerade:
+			on, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("failed to parse %s value: %s (%v): %w", k, v, err, errdefs.ErrInvalidArgument)
+			}
+			if k == OptICC {
+				n.NoICC = !on
+			} else {
+				n.NoMasquerade = !on
+			}
+		case OptHostBinding:
+			ip, err := netip.ParseAddr(v)
+			if err != nil {
+				return nil, fmt.Errorf("failed to parse %s value: %s (nil ip): %w", k, v, errdefs.ErrInvalidArgument)
+			}
+			n.HostBinding = ip.Unmap()
 		}
 	}
 	m.mu.Lock()

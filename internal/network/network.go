@@ -45,8 +45,11 @@ const (
 
 // Options of the bridge driver that tent honours (docker's names).
 const (
-	OptBridgeName = "com.docker.network.bridge.name"
-	OptMTU        = "com.docker.network.driver.mtu"
+	OptBridgeName  = "com.docker.network.bridge.name"
+	OptMTU         = "com.docker.network.driver.mtu"
+	OptICC         = "com.docker.network.bridge.enable_icc"
+	OptMasquerade  = "com.docker.network.bridge.enable_ip_masquerade"
+	OptHostBinding = "com.docker.network.bridge.host_binding_ipv4"
 )
 
 // Network is a network's record.
@@ -78,6 +81,14 @@ type Network struct {
 	// gateway was not (dockerd's inspect leaves such a gateway out).
 	ImplicitGateway  bool `json:",omitempty"`
 	ImplicitGateway6 bool `json:",omitempty"`
+	// NoICC: its containers do not reach each other (the option
+	// com.docker.network.bridge.enable_icc=false); NoMasquerade: what
+	// leaves it is not masqueraded (enable_ip_masquerade=false);
+	// HostBinding: where ports published without an address go
+	// (host_binding_ipv4; zero: 0.0.0.0 and ::).
+	NoICC        bool       `json:",omitempty"`
+	NoMasquerade bool       `json:",omitempty"`
+	HostBinding  netip.Addr `json:",omitzero"`
 	// Removing: its removal began (a crash then finishes it at start-up).
 	Removing bool `json:",omitempty"`
 }

@@ -28,7 +28,7 @@ import (
 // the ephemeral range; IPv6 bindings get their listening socket (which
 // holds the port), served once the endpoint has its address. On error
 // nothing is kept. m.mu is held.
-func (m *Manager) allocatePorts(asked []PortMapping) (out []PortMapping, proxies []*portProxy, err error) {
+func (m *Manager) allocatePorts(n *Network, asked []PortMapping) (out []PortMapping, proxies []*portProxy, err error) {
 	if len(asked) == 0 {
 		return nil, nil, nil
 	}
@@ -46,6 +46,9 @@ func (m *Manager) allocatePorts(asked []PortMapping) (out []PortMapping, proxies
 	}
 	lo, hi := ephemeralRange()
 	for _, p := range asked {
+		if !p.HostIP.IsValid() {
+			p.HostIP = n.HostBinding
+		}
 		group, err := bindingsOf(p)
 		if err != nil {
 			return nil, nil, err
@@ -79,9 +82,9 @@ func (m *Manager) allocatePorts(asked []PortMapping) (out []PortMapping, proxies
 	return out, proxies, nil
 }
 
-// bindingsOf is what one asked mapping is published on: its address,
-// or, without one, 0.0.0.0 and :: (:: where the host has IPv6 and the
-// protocol is one the proxy relays).
+// bindingsOf is what one asked mapping is published on: its address
+// (or its network's host_binding_ipv4), or, without one, 0.0.0.0 and ::
+// (:: where the host has IPv6 and the protocol is one the proxy relays).
 func bindingsOf(p PortMapping) ([]PortMapping, error) {
 	p.HostPortEnd = 0
 	if p.HostIP.IsValid() {

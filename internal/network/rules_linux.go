@@ -55,7 +55,17 @@ func (m *Manager) syncRulesLocked() error {
 			}
 		}
 	}
-	if err := writeTable(m.cfg.Table, nets, ports); err != nil {
+	var quiet []string // the bridge ports of networks with icc off
+	for _, n := range nets {
+		if !n.NoICC {
+			continue
+		}
+		for _, ep := range m.endpoints[n.ID] {
+			quiet = append(quiet, ep.HostVeth)
+		}
+		quiet = append(quiet, uplinkNames(n)...)
+	}
+	if err := writeTable(m.cfg.Table, nets, ports, quiet); err != nil {
 		return fmt.Errorf("nftables table %s: %w", m.cfg.Table, err)
 	}
 	if err := syncDockerUser(m.cfg.Table, nets); err != nil {
@@ -115,7 +125,7 @@ func DeleteTable(name string) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+	for _, f := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6, nftables.TableFamilyBridge} {
 		t := &nftables.Table{Family: f, Name: name}
 		c.AddTable(t)
 		c.DelTable(t)
@@ -136,7 +146,7 @@ func TableExists(name string) bool {
 	return err == nil
 }
 
-func writeTable(name string, nets []*Network, ports []portRule) error {
+func writeTable(name string, nets []*Network, ports []portRule, quiet []string) error {
 	c, err := nftables.New()
 	if err != nil {
 		return err
@@ -160,7 +170,42 @@ func writeTable(name string, nets []*Network, ports []portRule) error {
 		}
 		postrouting(c, t6, nets)
 	}
+	tb := &nftables.Table{Family: nftables.TableFamilyBridge, Name: name}
+	c.AddTable(tb)
+	c.DelTable(tb)
+	if len(quiet) > 0 {
+		c.AddTable(tb)
+		if err := iccChain(c, tb, quiet); err != nil {
+			return err
+		}
+	}
 	return c.Flush()
+}
+
+// iccChain (family bridge) drops what a bridge would pass from one of
+// the quiet ports to another: containers of a network with icc off do
+// not reach each other (what goes through the host, a published port,
+// is routed, not bridged, and passes). A port is known by its name, the
+// container's host veth or an overflow bridge's uplink: this kernel's
+// nftables may lack the bridge's own name (nft_meta_bridge), and the
+// host's bridge-nf-call-iptables, which would show bridged traffic to
+// the ip family's forward chain as docker's rule needs, is the host's.
+func iccChain(c *nftables.Conn, t *nftables.Table, quiet []string) error {
+	ports := &nftables.Set{Table: t, Name: "quiet", KeyType: nftables.TypeIFName}
+	var elems []nftables.SetElement
+	for _, q := range quiet {
+		elems = append(elems, nftables.SetElement{Key: ifname(q)})
+	}
+	if err := c.AddSet(ports, elems); err != nil {
+		return err
+	}
+	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	in := func(key expr.MetaKey) []expr.Any {
+		return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID}}
+	}
+	addRule(c, fwd, in(expr.MetaKeyIIFNAME), in(expr.MetaKeyOIFNAME), verdict(expr.VerdictDrop))
+	return nil
 }
 
 var accept = nftables.ChainPolicyAccept
@@ -244,12 +289,12 @@ func postrouting(c *nftables.Conn, t *nftables.Table, nets []*Network) {
 	masq := []expr.Any{&expr.Masq{}}
 	for _, n := range nets {
 		if t.Family == nftables.TableFamilyIPv6 {
-			if n.IPv6() && !n.Internal {
+			if n.IPv6() && !n.Internal && !n.NoMasquerade {
 				addRule(c, post, addrMatch(true, n.Subnet6), oif(n.Bridge, false), masq)
 			}
 			continue
 		}
-		if !n.Internal {
+		if !n.Internal && !n.NoMasquerade {
 			addRule(c, post, addrMatch(true, n.Subnet), oif(n.Bridge, false), masq)
 		}
 		addRule(c, post, oif(n.Bridge, true), addrMatch(true, loopback), masq)
