@@ -163,12 +163,9 @@ func (b *Builder) Build(ctx context.Context, o Options, body io.Reader, out Outp
 			return "", fmt.Errorf("invalid tag %q: %w", t, errdefs.ErrInvalidArgument)
 		}
 	}
-	work, err := os.MkdirTemp(filepath.Join(b.root, "tmp"), "build-")
-	if err != nil {
-		return "", err
-	}
-	defer removeAll(work)
-	bc, err := readContext(body, filepath.Join(work, "context"), o.Dockerfile, o.ContextLimit)
+	work := &workDir{parent: filepath.Join(b.root, "tmp")}
+	defer work.remove()
+	bc, err := readContext(body, work, o.Dockerfile, o.ContextLimit)
 	if err != nil {
 		return "", err
 	}

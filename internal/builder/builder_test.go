@@ -29,10 +29,10 @@ func contextTar(t *testing.T, files map[string]string) []byte {
 
 // ctxDir is a context directory that is unmounted (the in-memory
 // context is a tmpfs) and removed after the test.
-func ctxDir(t *testing.T) string {
-	dir := filepath.Join(t.TempDir(), "ctx")
-	t.Cleanup(func() { removeAll(filepath.Dir(dir)) })
-	return dir
+func ctxDir(t *testing.T) *workDir {
+	w := &workDir{parent: t.TempDir()}
+	t.Cleanup(w.remove)
+	return w
 }
 
 func TestReadContext(t *testing.T) {
@@ -43,8 +43,8 @@ func TestReadContext(t *testing.T) {
 		"Dockerfile": "FROM scratch\n", "keep.txt": "k", "logs/a.log": "a", "logs/important.log": "i",
 		"build.log": "b", ".dockerignore": "*.log\nlogs\n!logs/important.log\n", ".wh.plain": "not a whiteout",
 	}
-	dir := ctxDir(t)
-	c, err := readContext(bytes.NewReader(contextTar(t, files)), dir, "", 0)
+	work := ctxDir(t)
+	c, err := readContext(bytes.NewReader(contextTar(t, files)), work, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +54,12 @@ func TestReadContext(t *testing.T) {
 	}
 	// The Dockerfile is read from the tar: nothing is unpacked before a
 	// step needs the files.
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("unpacked before it was needed: %v", ents)
+	if ents, _ := os.ReadDir(work.parent); len(ents) != 0 {
+		t.Errorf("unpacked (or a work directory made) before it was needed: %v", ents)
 	}
-	if got, err := c.unpacked(); err != nil || got != dir {
-		t.Fatalf("unpack: %q %v", got, err)
+	dir, err := c.unpacked()
+	if err != nil || dir != filepath.Join(work.dir, "context") {
+		t.Fatalf("unpack: %q %v", dir, err)
 	}
 	for name, want := range map[string]bool{"keep.txt": true, "build.log": false, "logs/a.log": false,
 		"logs/important.log": true, "Dockerfile": true, ".dockerignore": true, ".wh.plain": true} {

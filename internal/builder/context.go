@@ -32,7 +32,8 @@ const DefaultContextLimit int64 = 8 << 30
 // never unpacks it: the Dockerfile is read from the tar, and what a COPY
 // found in a context of the same digest before is known (plans.go).
 type buildContext struct {
-	dir        string
+	work       *workDir
+	dir        string // once unpacked: the work directory's "context"
 	dockerfile []byte
 	// dockerfileName is the Dockerfile's path in the context ("-" when the
 	// request's body was the Dockerfile itself).
@@ -68,10 +69,10 @@ func (l *limitReader) Read(p []byte) (int, error) {
 const memoryContext = 128 << 20
 
 // readContext reads a build context (a tar, compressed or not, or a
-// bare Dockerfile, as dockerd takes them), to be unpacked into dir when a
-// step needs it, and finds its Dockerfile: name, else "Dockerfile" (or
-// "dockerfile"). The caller closes it.
-func readContext(body io.Reader, dir, name string, limit int64) (*buildContext, error) {
+// bare Dockerfile, as dockerd takes them), to be unpacked into the work
+// directory when a step needs it, and finds its Dockerfile: name, else
+// "Dockerfile" (or "dockerfile"). The caller closes it.
+func readContext(body io.Reader, work *workDir, name string, limit int64) (*buildContext, error) {
 	if limit <= 0 {
 		limit = DefaultContextLimit
 	}
@@ -80,17 +81,14 @@ func readContext(body io.Reader, dir, name string, limit int64) (*buildContext, 
 		return nil, fmt.Errorf("build context: %w", err)
 	}
 	defer plain.Close()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
 	// The context is read (up to memoryContext into memory, the rest into
 	// a file), and digested, before anything is unpacked.
 	h := sha256.New()
-	sp, err := readSpool(io.TeeReader(&limitReader{r: plain, limit: limit}, h), filepath.Dir(dir))
+	sp, err := readSpool(io.TeeReader(&limitReader{r: plain, limit: limit}, h), work.parent)
 	if err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
-	c := &buildContext{dir: dir}
+	c := &buildContext{work: work}
 	if !isTar(sp.head(512)) {
 		// The whole body is the Dockerfile (docker build - < Dockerfile).
 		defer sp.close()
@@ -163,6 +161,14 @@ func (c *buildContext) unpacked() (string, error) {
 }
 
 func (c *buildContext) unpack() error {
+	work, err := c.work.path()
+	if err != nil {
+		return err
+	}
+	c.dir = filepath.Join(work, "context")
+	if err := os.Mkdir(c.dir, 0o700); err != nil {
+		return err
+	}
 	if c.sp == nil {
 		return nil // a bare Dockerfile: an empty context
 	}
@@ -178,6 +184,36 @@ func (c *buildContext) unpack() error {
 		return fmt.Errorf("build context: %w", err)
 	}
 	return c.applyIgnore()
+}
+
+// workDir is a build's work directory (the unpacked context, mounts of
+// RUN steps' roots, heredocs, downloads), made the first time a step
+// needs it: a rebuild from the cache makes none, and removes none.
+type workDir struct {
+	parent string
+	once   sync.Once
+	dir    string
+	err    error
+}
+
+func (w *workDir) path() (string, error) {
+	w.once.Do(func() { w.dir, w.err = os.MkdirTemp(w.parent, "build-") })
+	return w.dir, w.err
+}
+
+func (w *workDir) createTemp(pattern string) (*os.File, error) {
+	dir, err := w.path()
+	if err != nil {
+		return nil, err
+	}
+	return os.CreateTemp(dir, pattern)
+}
+
+// remove removes the directory and what is below it, if it was made.
+func (w *workDir) remove() {
+	if w.dir != "" {
+		removeAll(w.dir)
+	}
 }
 
 // close lets the tar go (the directory goes with the build's).

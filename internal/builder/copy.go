@@ -197,7 +197,7 @@ const modeSet = os.ModeSticky << 1
 func (sr *stageRun) sources(root string, r *copyRequest, fromImage bool) ([]source, error) {
 	var out []source
 	for _, c := range r.src.SourceContents {
-		f, err := os.CreateTemp(sr.work, "heredoc-")
+		f, err := sr.work.createTemp("heredoc-")
 		if err != nil {
 			return nil, err
 		}
@@ -316,7 +316,7 @@ func (sr *stageRun) download(rawURL, checksum string) (source, error) {
 	if resp.StatusCode != http.StatusOK {
 		return source{}, fmt.Errorf("failed to GET %s with status %s: %w", rawURL, resp.Status, errdefs.ErrInvalidArgument)
 	}
-	f, err := os.CreateTemp(sr.work, "download-")
+	f, err := sr.work.createTemp("download-")
 	if err != nil {
 		return source{}, err
 	}

@@ -43,8 +43,12 @@ func (sr *stageRun) changeFS(fn func(root string) (bool, error)) (bool, error) {
 
 // withMounted mounts ms on a fresh directory under work for fn, and
 // unmounts it after.
-func withMounted(work string, ms []snapshot.Mount, fn func(root string) (bool, error)) (bool, error) {
-	mnt, err := os.MkdirTemp(work, "mnt-")
+func withMounted(work *workDir, ms []snapshot.Mount, fn func(root string) (bool, error)) (bool, error) {
+	dir, err := work.path()
+	if err != nil {
+		return false, err
+	}
+	mnt, err := os.MkdirTemp(dir, "mnt-")
 	if err != nil {
 		return false, err
 	}

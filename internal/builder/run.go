@@ -325,7 +325,7 @@ func (sr *stageRun) secretMount(m *instructions.Mount, target string) (mount.Mou
 		}
 		data = nil
 	}
-	f, err := os.CreateTemp(sr.work, "secret-")
+	f, err := sr.work.createTemp("secret-")
 	if err != nil {
 		return mount.Mount{}, nil, err
 	}

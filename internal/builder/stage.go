@@ -36,7 +36,7 @@ type build struct {
 	ctx     context.Context
 	out     Output
 	bc      *buildContext
-	work    string
+	work    *workDir
 	stages  []instructions.Stage
 	results []*state
 	escape  rune

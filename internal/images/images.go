@@ -45,7 +45,15 @@ type Store struct {
 	// unpackMu serializes unpacking: two pulls of one layer must not
 	// share (and remove) each other's work-in-progress snapshot.
 	unpackMu sync.Mutex
+
+	configsMu sync.Mutex
+	configs   map[digest.Digest][]byte // image configs read lately (configCache)
 }
+
+// configCache is how many image configs the store keeps in memory: a
+// build's cached steps read one each, and a file's open, read and close
+// cost more than the JSON's decoding (a few KB each).
+const configCache = 256
 
 var (
 	imagesBucket = []byte("images") // ID -> Image
@@ -63,7 +71,7 @@ func New(db *bolt.DB, cs *content.Store, snap snapshot.Snapshotter) (*Store, err
 		}
 		return nil
 	})
-	return &Store{db: db, cs: cs, snap: snap}, err
+	return &Store{db: db, cs: cs, snap: snap, configs: map[digest.Digest][]byte{}}, err
 }
 
 // Normalize turns a name as users type it into the full reference docker
@@ -93,15 +101,42 @@ func (s *Store) Config(id digest.Digest) (*ocispec.Image, error) {
 
 // readConfig decodes the config blob of image id into v.
 func (s *Store) readConfig(id digest.Digest, v any) error {
-	f, err := s.cs.Open(id)
-	if err != nil {
-		return fmt.Errorf("image %s: %w", id.Encoded()[:12], err)
+	s.configsMu.Lock()
+	b, ok := s.configs[id]
+	s.configsMu.Unlock()
+	if !ok {
+		f, err := s.cs.Open(id)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", id.Encoded()[:12], err)
+		}
+		b, err = io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("image %s: %w", id.Encoded()[:12], err)
+		}
+		s.configsMu.Lock()
+		if len(s.configs) >= configCache {
+			for d := range s.configs { // one out, at random
+				delete(s.configs, d)
+				break
+			}
+		}
+		s.configs[id] = b
+		s.configsMu.Unlock()
 	}
-	defer f.Close()
-	if err := json.NewDecoder(f).Decode(v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("image %s: corrupt config: %w", id, err)
 	}
 	return nil
+}
+
+// deleteBlob deletes a blob of the content store, and its config from
+// memory.
+func (s *Store) deleteBlob(d digest.Digest) {
+	s.configsMu.Lock()
+	delete(s.configs, d)
+	s.configsMu.Unlock()
+	_ = s.cs.Delete(d)
 }
 
 // Get finds an image by name, full or short ID ("sha256:abc..", "abc1").
@@ -366,7 +401,7 @@ func (s *Store) blobUsed(blob digest.Digest) bool {
 func (s *Store) dropUnused(ds []digest.Digest) {
 	for _, d := range ds {
 		if !s.blobUsed(d) {
-			_ = s.cs.Delete(d)
+			s.deleteBlob(d)
 		}
 	}
 }
@@ -480,7 +515,7 @@ func (s *Store) release(blobs, diffIDs []digest.Digest) {
 	}
 	for _, b := range blobs {
 		if !usedBlobs[b] {
-			_ = s.cs.Delete(b)
+			s.deleteBlob(b)
 		}
 	}
 }
