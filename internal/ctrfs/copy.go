@@ -104,6 +104,12 @@ func (p Copies) openRoot(c *containers.Container) (*os.File, func(), error) {
 	c.Mu.Lock()
 	if c.Running() {
 		ro, ok := c.Task.(task.RootOpener)
+		if !ok && p.Of(c).VM != nil {
+			// A running VM's files are read from a copy of its disk,
+			// its guest having written what it held (ctrfs.MountRoot).
+			defer c.Mu.Unlock()
+			return p.mountStopped(c)
+		}
 		c.Mu.Unlock()
 		if !ok {
 			return nil, nil, fmt.Errorf("copying into or out of a running container of this runtime: %w", errdefs.ErrNotImplemented)

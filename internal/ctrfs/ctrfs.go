@@ -10,7 +10,6 @@ package ctrfs
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/archive"
-	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/spec"
@@ -55,7 +53,7 @@ func (f *FS) Changes(c Container) ([]archive.Change, error) {
 	var list []archive.Change
 	var err error
 	if c.VM != nil {
-		err = f.vmChanges(c, "diff", func(_ string, changes []archive.Change) error {
+		err = f.vmChanges(c, func(_ string, changes []archive.Change) error {
 			list = changes
 			return nil
 		})
@@ -93,7 +91,7 @@ func (f *FS) Layer(c Container, base []digest.Digest) (digest.Digest, error) {
 	var diffID digest.Digest
 	var err error
 	if c.VM != nil {
-		err = f.vmChanges(c, "commit", func(root string, changes []archive.Change) error {
+		err = f.vmChanges(c, func(root string, changes []archive.Change) error {
 			var err error
 			diffID, err = f.Images.AddLayerWritten(base, func(w io.Writer) (digest.Digest, error) {
 				return archive.WriteTreeDiff(w, root, changes)
@@ -123,7 +121,7 @@ func (f *FS) MountRoot(c Container) (dir string, release func(), err error) {
 	}
 	unmountDisk := func() {}
 	if c.VM != nil {
-		unmountDisk, err = c.VM.MountDisk(c.Paths, mnt)
+		unmountDisk, err = mountVMDisk(c, mnt)
 	} else {
 		var ms []snapshot.Mount
 		if ms, err = f.Snap.Mounts(c.Key); err == nil {
@@ -192,7 +190,19 @@ func engineSkip(imageRoot string) map[string]bool {
 // withVMDisk calls fn with the root of a VM container's disk, mounted
 // read-only.
 func (f *FS) withVMDisk(c Container, fn func(root string) error) error {
-	return f.withMountedDisk(func(dir string) (func(), error) { return c.VM.MountDisk(c.Paths, dir) }, fn)
+	return f.withMountedDisk(func(dir string) (func(), error) { return mountVMDisk(c, dir) }, fn)
+}
+
+// mountVMDisk mounts a copy of a VM container's disk read-only at dir;
+// a running VM's guest first writes what it holds to it. What it reads
+// is the disk at one moment: what the guest writes after is not in it.
+func mountVMDisk(c Container, dir string) (func(), error) {
+	if c.Running {
+		if err := c.VM.Sync(c.Paths); err != nil {
+			return nil, err
+		}
+	}
+	return c.VM.MountDisk(c.Paths, dir)
 }
 
 // withMountedDisk calls fn with a directory of its own on which mount
@@ -219,13 +229,10 @@ func (f *FS) withMountedDisk(mount func(dir string) (func(), error), fn func(roo
 // writes at each boot (a container's are bind mounts, in no layer).
 var vmIgnore = map[string]bool{"lost+found": true, "etc/hosts": true, "etc/hostname": true, "etc/resolv.conf": true}
 
-// vmChanges calls fn with a stopped VM container's disk mounted
-// read-only at root and what it changes over its image's base disk
-// (archive.TreeChanges); what (diff, commit) needs it stopped.
-func (f *FS) vmChanges(c Container, what string, fn func(root string, changes []archive.Change) error) error {
-	if c.Running {
-		return fmt.Errorf("%s of a running VM container: stop it first (its guest holds writes that are not on its disk yet): %w", what, errdefs.ErrConflict)
-	}
+// vmChanges calls fn with a VM container's disk mounted read-only at
+// root and what it changes over its image's base disk
+// (archive.TreeChanges).
+func (f *FS) vmChanges(c Container, fn func(root string, changes []archive.Change) error) error {
 	return f.withVMDisk(c, func(root string) error {
 		mountBase := func(dir string) (func(), error) { return c.VM.MountBase(c.Paths, dir) }
 		return f.withMountedDisk(mountBase, func(base string) error {

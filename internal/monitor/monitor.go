@@ -92,6 +92,8 @@ type request struct {
 	Pause *bool `json:"pause,omitempty"`
 	// Checkpoint saves a VM's whole state.
 	Checkpoint *checkpointReq `json:"checkpoint,omitempty"`
+	// Sync has a VM's guest write what it holds to its disks.
+	Sync bool `json:"sync,omitempty"`
 }
 
 type checkpointReq struct {
@@ -386,6 +388,9 @@ func Signal(dir string, sig syscall.Signal, all bool) error {
 func Checkpoint(dir, cpDir string, exit bool) error {
 	return simpleRequest(dir, request{Checkpoint: &checkpointReq{Dir: cpDir, Exit: exit}})
 }
+
+// Sync has a VM's guest write what it holds to its disks.
+func Sync(dir string) error { return simpleRequest(dir, request{Sync: true}) }
 
 // Pause stops a VM (pause) or lets it run again.
 func Pause(dir string, pause bool) error {

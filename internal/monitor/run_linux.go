@@ -153,6 +153,8 @@ type controlled interface {
 	// checkpoint saves the workload's whole state into a directory and,
 	// with exit, ends it (vmsave_linux.go).
 	checkpoint(dir string, exit bool) error
+	// sync writes what the workload holds to its disks.
+	sync() error
 }
 
 // create makes the container with stdio this process holds, and listens.
@@ -392,7 +394,7 @@ func (m *monitor) handle(conn net.Conn) {
 			err = m.resize(req.Resize[0], req.Resize[1])
 		}
 		answer(conn, err)
-	case req.Start || req.Signal != nil || req.Pause != nil || req.Checkpoint != nil:
+	case req.Start || req.Signal != nil || req.Pause != nil || req.Checkpoint != nil || req.Sync:
 		c, ok := m.work.(controlled)
 		var err error
 		switch {
@@ -404,6 +406,8 @@ func (m *monitor) handle(conn net.Conn) {
 			err = c.pause(*req.Pause)
 		case req.Checkpoint != nil:
 			err = c.checkpoint(req.Checkpoint.Dir, req.Checkpoint.Exit)
+		case req.Sync:
+			err = c.sync()
 		default:
 			err = c.signal(syscall.Signal(req.Signal.Signal), req.Signal.All)
 		}

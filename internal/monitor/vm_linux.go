@@ -71,6 +71,8 @@ type vmWorkload struct {
 	// the execs, by the numbers this monitor gives them.
 	procs  map[uint32]*vmProc
 	nextID uint32
+	// syncs are the Sync requests the agent has not answered, by id.
+	syncs map[uint32]chan struct{}
 	// restored: the VM goes on from a checkpoint; start lets it run.
 	restored bool
 }
@@ -273,6 +275,10 @@ func (v *vmWorkload) relay(in io.Reader) {
 		}
 		v.mu.Lock()
 		p := v.procs[f.ID]
+		if done := v.syncs[f.ID]; f.Kind == wire.Synced && done != nil {
+			delete(v.syncs, f.ID)
+			close(done)
+		}
 		v.mu.Unlock()
 		if p == nil {
 			continue
@@ -456,6 +462,37 @@ func (v *vmWorkload) pause(pause bool) error {
 		cmd = "stop"
 	}
 	return q.call(cmd, nil, nil)
+}
+
+// sync has the agent write what the guest holds (its page cache) to its
+// disks, so that the disk read from the host is the guest's file system
+// as it is (cp, diff, commit of a running VM).
+func (v *vmWorkload) sync() error {
+	done := make(chan struct{})
+	v.mu.Lock()
+	v.nextID++
+	id := v.nextID
+	if v.syncs == nil {
+		v.syncs = map[uint32]chan struct{}{}
+	}
+	v.syncs[id] = done
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		delete(v.syncs, id)
+		v.mu.Unlock()
+	}()
+	if err := v.w.WriteID(wire.Sync, id, nil); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-v.exited:
+		return errors.New("the VM has ended")
+	case <-time.After(30 * time.Second):
+		return errors.New("the guest did not write its files to its disk within 30 s (is the VM paused?)")
+	}
 }
 
 func (v *vmWorkload) oomKilled() bool { return false }

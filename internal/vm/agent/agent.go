@@ -229,6 +229,11 @@ func (a *agent) serve(in io.Reader) {
 			}
 		case f.Kind == wire.Exec && f.ID != 0:
 			go a.exec(f)
+		case f.Kind == wire.Sync:
+			go func(id uint32) {
+				unix.Sync()
+				a.w.WriteID(wire.Synced, id, nil)
+			}(f.ID)
 		case f.Kind == wire.Net:
 			var ifaces []wire.Iface
 			err := json.Unmarshal(f.P, &ifaces)

@@ -28,6 +28,7 @@ const (
 	EOF    = 'i' // stdin closed
 	Signal = 'K' // one byte: the signal's number; a second byte 1: every process
 	Resize = 'R' // height and width, two big-endian 16-bit numbers each
+	Sync   = 'Y' // write what the guest holds to its disks (its id: the request's)
 
 	// Guest to host.
 	Ready  = 'r' // the workload is ready to start; an exec has started (payload: its guest PID, 4 bytes)
@@ -35,6 +36,7 @@ const (
 	Stdout = 'O'
 	Stderr = 'E'
 	Exit   = 'X' // JSON ExitStatus
+	Synced = 'y' // a Sync is done (its id: the request's)
 )
 
 // MaxFrame bounds a frame's payload: larger writes are split.
