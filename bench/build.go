@@ -3,8 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/tent-project/tent/internal/snapshot"
 )
 
 // buildDockerfile is a multi-step build of the kind users write: a base,
@@ -85,4 +89,52 @@ func (s *suite) buildFigures() {
 	for _, e := range s.engines() {
 		e.try("rmi", "bench-build")
 	}
+	s.buildahFigures(ctx, func(noCache bool) float64 { return buildWith(s.tent, s.tent.cli, noCache) })
+}
+
+// buildahFigures: the same builds, cold and all cached, against buildah
+// (Debian's, as root, with a storage of its own under the bench's work
+// directory, RUN steps isolated by its OCI runtime without a network,
+// --layers for its step cache) with tent's own CLI: builders without a
+// docker CLI in front. Skipped where buildah is not installed.
+func (s *suite) buildahFigures(ctx string, tentBuild func(noCache bool) float64) {
+	bin, err := exec.LookPath("buildah")
+	if err != nil {
+		logf("build: buildah is not installed: its figures are skipped")
+		return
+	}
+	root := filepath.Join(s.work, "buildah")
+	defer func() {
+		snapshot.UnmountBelow(root) // its storage's own mounts
+		os.RemoveAll(root)
+	}()
+	buildah := func(args ...string) time.Duration {
+		cmd := exec.Command(bin, append([]string{"--root", filepath.Join(root, "storage"), "--runroot", filepath.Join(root, "run"),
+			"--storage-driver", "overlay"}, args...)...)
+		t0 := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fail(fmt.Errorf("buildah %v: %v: %s", args, err, out))
+		}
+		return time.Since(t0)
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		fail(err)
+	}
+	archive := filepath.Join(root, "busybox.tar")
+	s.tent.docker("save", "-o", archive, "busybox:bench")
+	buildah("pull", "-q", "docker-archive:"+archive)
+	build := func(noCache bool) float64 {
+		args := []string{"bud", "-q", "--layers", "--network", "none", "-t", "bench-build"}
+		if noCache {
+			args = append(args, "--no-cache")
+		}
+		return ms(buildah(append(args, ctx)...))
+	}
+	cold := &figure{name: "`build` of a 9-step Dockerfile, no cache, tent's CLI against buildah", label: "build (cold) vs buildah", unit: "ms", ref: "buildah"}
+	cold.tent, cold.other = interleave(s.heavyRuns*3, 1, func() float64 { return tentBuild(true) }, func() float64 { return build(true) })
+	s.add(cold)
+	cached := &figure{name: "`build` again, nothing changed, tent's CLI against buildah (--layers)", label: "build (cached) vs buildah", unit: "ms", ref: "buildah"}
+	cached.tent, cached.other = interleave(s.runs, 1, func() float64 { return tentBuild(false) }, func() float64 { return build(false) })
+	s.add(cached)
+	s.tent.try("rmi", "bench-build")
 }

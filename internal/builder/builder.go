@@ -263,7 +263,7 @@ func randomID() string {
 // removeAll unmounts what may still be mounted below dir (an interrupted
 // step's root) and removes it.
 func removeAll(dir string) {
-	unmountBelow(dir)
+	snapshot.UnmountBelow(dir)
 	os.RemoveAll(dir)
 }
 

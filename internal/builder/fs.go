@@ -1,13 +1,11 @@
 package builder
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -72,27 +70,6 @@ func (bd *build) withView(st *state, fn func(root string) error) error {
 	defer bd.b.snap.Remove(key)
 	_, err = withMounted(bd.work, ms, func(root string) (bool, error) { return false, fn(root) })
 	return err
-}
-
-// unmountBelow detaches every mount under dir (an interrupted build's).
-func unmountBelow(dir string) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	var points []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-			points = append(points, fields[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(points)))
-	for _, p := range points {
-		unix.Unmount(p, unix.MNT_DETACH)
-	}
 }
 
 // secureJoin resolves rel inside root, symlinks included, never leaving it.

@@ -2,7 +2,9 @@ package snapshot
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -76,5 +78,24 @@ func Unmount(target string) error {
 			}
 			return fmt.Errorf("unmount %s: %w", target, err)
 		}
+	}
+}
+
+// UnmountBelow detaches every mount at or under dir, the deepest first
+// (what an interrupted build, or another tool's storage, left there).
+func UnmountBelow(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		unix.Unmount(p, unix.MNT_DETACH)
 	}
 }
