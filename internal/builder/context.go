@@ -201,6 +201,14 @@ func (w *workDir) path() (string, error) {
 	return w.dir, w.err
 }
 
+func (w *workDir) mkdirTemp(pattern string) (string, error) {
+	dir, err := w.path()
+	if err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(dir, pattern)
+}
+
 func (w *workDir) createTemp(pattern string) (*os.File, error) {
 	dir, err := w.path()
 	if err != nil {

@@ -15,7 +15,9 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/spec"
+	"golang.org/x/sys/unix"
 )
 
 // run runs a RUN step as a container of the engine's and takes its
@@ -185,20 +187,27 @@ func (sr *stageRun) hostMount(m *instructions.Mount, env []string) (mount.Mount,
 		if target == "" {
 			return mount.Mount{}, nil, fmt.Errorf("RUN --mount=type=bind needs a target: %w", errdefs.ErrInvalidArgument)
 		}
-		if !m.ReadOnly {
-			return mount.Mount{}, nil, fmt.Errorf("RUN --mount=type=bind,rw is not supported yet (its writes must be thrown away): %w", errdefs.ErrNotImplemented)
-		}
+		var bm mount.Mount
+		var done func()
 		if m.From != "" {
-			return sr.stageBind(m, target)
+			var err error
+			if bm, done, err = sr.stageBind(m, target); err != nil {
+				return mount.Mount{}, nil, err
+			}
+		} else {
+			src, err := sr.bc.path(m.Source)
+			if err != nil {
+				return mount.Mount{}, nil, err
+			}
+			if _, err := os.Stat(src); err != nil {
+				return mount.Mount{}, nil, fmt.Errorf("RUN --mount source=%s: not in the build context: %w", m.Source, errdefs.ErrInvalidArgument)
+			}
+			bm = mount.Mount{Type: mount.TypeBind, Source: src, Target: target, ReadOnly: true}
 		}
-		src, err := sr.bc.path(m.Source)
-		if err != nil {
-			return mount.Mount{}, nil, err
+		if !m.ReadOnly {
+			return sr.throwaway(bm, done)
 		}
-		if _, err := os.Stat(src); err != nil {
-			return mount.Mount{}, nil, fmt.Errorf("RUN --mount source=%s: not in the build context: %w", m.Source, errdefs.ErrInvalidArgument)
-		}
-		return mount.Mount{Type: mount.TypeBind, Source: src, Target: target, ReadOnly: true}, nil, nil
+		return bm, done, nil
 	case instructions.MountTypeCache:
 		return sr.cacheMount(m, target)
 	case instructions.MountTypeTmpfs:
@@ -214,6 +223,68 @@ func orRoot(dir string) string {
 		return "/"
 	}
 	return dir
+}
+
+// throwaway makes a read-only bind writable for one step, whose writes
+// the build then forgets (RUN --mount=type=bind,rw, as BuildKit: the
+// step sees what it wrote, nothing else does, neither the context nor a
+// layer): an overlay with an upper directory of its own over a
+// directory, a copy of a file. done, if set, releases the source.
+func (sr *stageRun) throwaway(bm mount.Mount, done func()) (mount.Mount, func(), error) {
+	fail := func(err error) (mount.Mount, func(), error) {
+		if done != nil {
+			done()
+		}
+		return mount.Mount{}, nil, fmt.Errorf("RUN --mount=type=bind,rw: %w", err)
+	}
+	tmp, err := sr.work.mkdirTemp("rw-")
+	if err != nil {
+		return fail(err)
+	}
+	release := func() {
+		snapshot.UnmountBelow(tmp)
+		os.RemoveAll(tmp)
+		if done != nil {
+			done()
+		}
+	}
+	fi, err := os.Stat(bm.Source)
+	if err != nil {
+		release()
+		return fail(err)
+	}
+	if !fi.IsDir() {
+		cp := filepath.Join(tmp, "file")
+		err := copyFile(bm.Source, cp)
+		if err == nil {
+			err = os.Chmod(cp, fi.Mode().Perm())
+		}
+		if err != nil {
+			release()
+			return fail(err)
+		}
+		bm.Source, bm.ReadOnly = cp, false
+		return bm, release, nil
+	}
+	// The source is bound to a path of the engine's own first: overlay's
+	// options cannot hold a path with a comma or a colon.
+	lower, upper, work, merged := filepath.Join(tmp, "l"), filepath.Join(tmp, "u"), filepath.Join(tmp, "w"), filepath.Join(tmp, "m")
+	for _, d := range []string{lower, upper, work, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			release()
+			return fail(err)
+		}
+	}
+	if err := unix.Mount(bm.Source, lower, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		release()
+		return fail(err)
+	}
+	if err := unix.Mount("overlay", merged, "overlay", 0, "lowerdir="+lower+",upperdir="+upper+",workdir="+work); err != nil {
+		release()
+		return fail(err)
+	}
+	bm.Source, bm.ReadOnly = merged, false
+	return bm, release, nil
 }
 
 // stageBind mounts a path of an earlier stage's file system, read-only.

@@ -224,6 +224,11 @@ COPY --from=0 /artifact /again
 RUN --mount=type=cache,target=/cache echo run >> /cache/runs && wc -l < /cache/runs > /runs
 RUN --mount=type=secret,id=token cat /run/secrets/token | wc -c > /secret-size
 RUN --mount=type=bind,source=data.txt,target=/mnt/data.txt cp /mnt/data.txt /data-copy
+RUN --mount=type=bind,target=/ctx,rw echo scratch > /ctx/data.txt && touch /ctx/new && cat /ctx/data.txt > /rw-saw
+RUN --mount=type=bind,source=data.txt,target=/one,rw echo mine >> /one && cat /one > /rw-file
+RUN --mount=type=bind,from=build,target=/b,rw rm /b/artifact && test ! -e /b/artifact && echo gone > /rw-stage
+RUN --mount=type=bind,from=build,target=/b cat /b/artifact > /stage-still
+RUN --mount=type=bind,target=/ctx ls /ctx > /after-rw && cat /ctx/data.txt >> /after-rw
 `, "data.txt": "bound\n"})
 	secret := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(secret, []byte("s3cr3t-value"), 0o600)
@@ -242,6 +247,15 @@ RUN --mount=type=bind,source=data.txt,target=/mnt/data.txt cp /mnt/data.txt /dat
 	got := e.must(t, "run", "--rm", "multi", "cat", "/artifact", "/again", "/runs", "/secret-size", "/data-copy")
 	if got != "built\nbuilt\n1\n12\nbound\n" {
 		t.Errorf("files: %q", got)
+	}
+	// A rw bind: the step sees its writes, the next step and the
+	// context do not (BuildKit's semantics), nor does the stage bound.
+	got = e.must(t, "run", "--rm", "multi", "cat", "/rw-saw", "/rw-file", "/rw-stage", "/stage-still", "/after-rw")
+	if got != "scratch\nbound\nmine\ngone\nbuilt\nDockerfile.multi\ndata.txt\nbound\n" {
+		t.Errorf("rw binds: %q", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(ctx, "data.txt")); string(b) != "bound\n" {
+		t.Errorf("a rw bind wrote into the context: %q", b)
 	}
 	if _, code := e.run("run", "--rm", "multi", "ls", "/run/secrets/token"); code == 0 {
 		t.Errorf("the secret's mount point is in the image")
