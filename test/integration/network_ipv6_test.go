@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestNetworkIPv6: a network made with --ipv6 and an IPv6 subnet gives
@@ -169,21 +168,8 @@ func TestNetworkPublishedPortsIPv6(t *testing.T) {
 	}
 	// UDP through [::1].
 	e.must(t, "run", "-d", "--name", "udp", "-p", "18153:53/udp", "-v", udpServer(t)+":/udpd:ro", "busybox", "/udpd", ":53")
-	eventually(t, "a datagram to [::1]:18153/udp", func() error {
-		c, err := net.Dial("udp6", "[::1]:18153")
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if _, err := c.Write([]byte("ping-udp6\n")); err != nil {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-		if out := e.out("logs", "udp"); !strings.Contains(out, "ping-udp6") {
-			return errString("the container got " + out)
-		}
-		return nil
-	})
+	e.sendUDP(t, "udp6", "[::1]:18153", "ping-udp6", "udp")
+
 	// The relays are the daemon's: a daemon killed and started again
 	// relays again.
 	e.kill9()

@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,8 +99,7 @@ func outsideNamespace(t *testing.T, prefix string) string {
 			t.Fatalf("ip %v: %v %s", args, err, out)
 		}
 	}
-	dir := t.TempDir()
-	src := `package main
+	peerd := goProgram(t, "peerd", `package main
 
 import (
 	"net"
@@ -124,16 +121,8 @@ func main() {
 		c.Close()
 	}
 }
-`
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-o", "peerd", "main.go")
-	build.Dir, build.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the peer server: %v\n%s", err, out)
-	}
-	srv := exec.Command("ip", "netns", "exec", ns, filepath.Join(dir, "peerd"), ":9000")
+`)
+	srv := exec.Command("ip", "netns", "exec", ns, peerd, ":9000")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -371,21 +371,8 @@ func TestNetworkPublishedPorts(t *testing.T) {
 	if out := strings.TrimSpace(e.must(t, "port", "udp", "53/udp")); out != "127.0.0.1:18053" {
 		t.Fatalf("docker port of 53/udp: %q", out)
 	}
-	eventually(t, "a datagram to 127.0.0.1:18053/udp", func() error {
-		c, err := net.Dial("udp4", "127.0.0.1:18053")
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if _, err := c.Write([]byte("ping-udp\n")); err != nil {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-		if out := e.out("logs", "udp"); !strings.Contains(out, "ping-udp") {
-			return fmt.Errorf("the container got %q", out)
-		}
-		return nil
-	})
+	e.sendUDP(t, "udp4", "127.0.0.1:18053", "ping-udp", "udp")
+
 	// Once web is gone its ports are free again.
 	e.must(t, "rm", "-f", "web", "web2")
 	e.must(t, "run", "-d", "--name", "web3", "-p", "18081:80", "busybox", "sleep", "60")
@@ -536,9 +523,7 @@ func TestNetworkTentCLI(t *testing.T) {
 // udpServer is a static program that prints each datagram it gets on the
 // address it is given (built in the test's temporary directory).
 func udpServer(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	src := `package main
+	return goProgram(t, "udpd", `package main
 
 import (
 	"net"
@@ -559,14 +544,42 @@ func main() {
 		os.Stdout.Write(buf[:n])
 	}
 }
-`
+`)
+}
+
+// goProgram builds the static program of one Go file, src, named name,
+// in the test's temporary directory, and returns its path.
+func goProgram(t *testing.T, name, src string) string {
+	t.Helper()
+	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-o", "udpd", "main.go")
+	cmd := exec.Command("go", "build", "-o", name, "main.go")
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the UDP server: %v\n%s", err, out)
+		t.Fatalf("build %s: %v\n%s", name, err, out)
 	}
-	return filepath.Join(dir, "udpd")
+	return filepath.Join(dir, name)
+}
+
+// sendUDP sends msg to addr (network udp4 or udp6) until the logs of
+// the container name (a udpServer) show it.
+func (e *tentEngine) sendUDP(t *testing.T, network, addr, msg, name string) {
+	t.Helper()
+	eventually(t, "a datagram to "+addr+"/udp", func() error {
+		c, err := net.Dial(network, addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte(msg + "\n")); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+		if out := e.out("logs", name); !strings.Contains(out, msg) {
+			return fmt.Errorf("the container got %q", out)
+		}
+		return nil
+	})
 }
