@@ -38,11 +38,12 @@ type sizes struct {
 	psN       int   // containers listed by the ps figure
 	imageMB   int   // size of the generated multi-layer image
 	netScale  int   // containers on one network for the scale figure
+	vms       int   // identical idle VMs for the memory figure
 }
 
 var (
-	fullSizes  = sizes{runs: 30, warmup: 3, heavyRuns: 3, batch: 100, sleepers: []int{20, 200}, psN: 1000, imageMB: 200, netScale: 2000}
-	quickSizes = sizes{runs: 3, warmup: 1, heavyRuns: 1, batch: 10, sleepers: []int{5, 10}, psN: 50, imageMB: 24, netScale: 20}
+	fullSizes  = sizes{runs: 30, warmup: 3, heavyRuns: 3, batch: 100, sleepers: []int{20, 200}, psN: 1000, imageMB: 200, netScale: 2000, vms: 10}
+	quickSizes = sizes{runs: 3, warmup: 1, heavyRuns: 1, batch: 10, sleepers: []int{5, 10}, psN: 50, imageMB: 24, netScale: 20, vms: 2}
 )
 
 func main() {

@@ -30,11 +30,11 @@ func (s *suite) vmFigures() {
 	s.vmFloor()
 	s.vmSaveRestore()
 
-	// The measure: ten identical idle VMs, each one's share of
-	// the host's memory (the PSS of every process its start added: its
-	// QEMU and its monitor, and what the daemon grew by), before KSM and
-	// with KSM merging their guests' pages.
-	const n = 10
+	// The measure: ten identical idle VMs (a full run's count),
+	// each one's share of the host's memory (the PSS of every process its
+	// start added: its QEMU and its monitor, and what the daemon grew
+	// by), before KSM and with KSM merging their guests' pages.
+	n := s.vms
 	restore := ksmSettings()
 	defer restore()
 	writeKSM("run", "2") // unmerge what any earlier run merged
@@ -54,7 +54,7 @@ func (s *suite) vmFigures() {
 		for _, pid := range added {
 			kb += pssKB(pid)
 		}
-		return kb / 1024 / n
+		return kb / 1024 / float64(n)
 	}
 	time.Sleep(3 * time.Second) // booted, idle
 	before := perVM()
