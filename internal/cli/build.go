@@ -2,7 +2,6 @@ package cli
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,7 +20,6 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/spf13/cobra"
-	"github.com/tent-project/tent/internal/client"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
@@ -107,11 +105,10 @@ func (a *app) build(ctxPath string, f *buildFlags) (err error) {
 	if err != nil {
 		return statusError{code: 1, msg: err.Error()}
 	}
-	defer body.Close()
 	if dockerfile != "" {
 		q.Set("dockerfile", dockerfile)
 	}
-	resp, err := a.c.Do(a.ctx, http.MethodPost, "/build", q, client.Bulk(body), "application/x-tar")
+	resp, err := a.c.Stream(a.ctx, "/build", q, "application/x-tar", body)
 	if err != nil {
 		return apiError(err, 1)
 	}
@@ -203,7 +200,7 @@ func readSecrets(specs []string) (map[string][]byte, error) {
 // .dockerignore excludes left out), a tarball as it is, or STDIN ("-":
 // a tar or a Dockerfile). A Dockerfile from elsewhere (-f outside the
 // context, -f -) goes into the tar under a name of its own, returned.
-func buildContext(ctxPath, file string) (io.ReadCloser, string, error) {
+func buildContext(ctxPath, file string) (func(io.Writer) error, string, error) {
 	if strings.Contains(ctxPath, "://") || strings.HasPrefix(ctxPath, "git@") {
 		return nil, "", fmt.Errorf("remote build contexts (%s) are not supported yet", ctxPath)
 	}
@@ -211,15 +208,21 @@ func buildContext(ctxPath, file string) (io.ReadCloser, string, error) {
 		if file == "-" {
 			return nil, "", errors.New("invalid argument: can't use stdin for both build context and dockerfile")
 		}
-		return io.NopCloser(os.Stdin), file, nil
+		return copying(os.Stdin), file, nil
 	}
 	fi, err := os.Stat(ctxPath)
 	if err != nil {
 		return nil, "", fmt.Errorf("unable to prepare context: %w", err)
 	}
-	if fi.Mode().IsRegular() {
-		f, err := os.Open(ctxPath) // a tarball, compressed or not
-		return f, file, err
+	if fi.Mode().IsRegular() { // a tarball, compressed or not
+		return func(w io.Writer) error {
+			f, err := os.Open(ctxPath)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			return copying(f)(w)
+		}, file, nil
 	}
 	var extra []byte
 	name := file
@@ -245,9 +248,15 @@ func buildContext(ctxPath, file string) (io.ReadCloser, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeContext(pw, ctxPath, pats, name, extra)) }()
-	return pr, name, nil
+	return func(w io.Writer) error { return writeContext(w, ctxPath, pats, name, extra) }, name, nil
+}
+
+// copying writes what r holds.
+func copying(r io.Reader) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := io.Copy(w, r)
+		return err
+	}
 }
 
 func randomHex() string {
@@ -278,16 +287,16 @@ func readIgnore(dir, dockerfile string) ([]string, error) {
 	return nil, nil
 }
 
-// writeContext tars dir (owners as root, as the docker CLI sends them),
-// leaving out what pats exclude but the Dockerfile and the ignore files;
-// extra, when set, is added as the Dockerfile named dockerfile.
+// writeContext tars dir into w, a buffered writer (owners as root, as
+// the docker CLI sends them), leaving out what pats exclude but the
+// Dockerfile and the ignore files; extra, when set, is added as the
+// Dockerfile named dockerfile.
 func writeContext(w io.Writer, dir string, pats []string, dockerfile string, extra []byte) error {
 	pm, err := patternmatcher.New(pats)
 	if err != nil {
 		return fmt.Errorf(".dockerignore: %w", err)
 	}
-	bw := bufio.NewWriterSize(w, 256<<10)
-	tw := tar.NewWriter(bw)
+	tw := tar.NewWriter(w)
 	keep := map[string]bool{".dockerignore": true, dockerfile: true, "Dockerfile": dockerfile == "", dockerfile + ".dockerignore": true}
 	buf := make([]byte, 64<<10)
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -354,10 +363,7 @@ func writeContext(w io.Writer, dir string, pats []string, dockerfile string, ext
 			return err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return bw.Flush()
+	return tw.Close()
 }
 
 // copyFile writes the size bytes of the file at p to w. It opens and

@@ -68,7 +68,13 @@ type daemonOpts struct {
 	FixedCIDR    string   `json:"fixed-cidr"`
 	IPv6         bool     `json:"ipv6"`
 	FixedCIDRv6  string   `json:"fixed-cidr-v6"`
-	MTU          int      `json:"mtu"`
+	// ICC, IPMasq and IP are the default bridge's enable_icc,
+	// enable_ip_masquerade and host_binding_ipv4 (dockerd's --icc,
+	// --ip-masq, --ip); nil in the file: not set there.
+	ICC    *bool  `json:"icc"`
+	IPMasq *bool  `json:"ip-masq"`
+	IP     string `json:"ip"`
+	MTU    int    `json:"mtu"`
 	// Experimental: the daemon says it has docker's experimental features
 	// on, which is what the docker CLI asks before it offers its
 	// checkpoint verbs (tent serves checkpoints either way).
@@ -152,6 +158,10 @@ func daemonCmd() *cobra.Command {
 	f.StringVar(&o.FixedCIDR, "fixed-cidr", "", "the default bridge's addresses for containers: an IPv4 range of its subnet")
 	f.BoolVar(&o.IPv6, "ipv6", false, "give the default bridge's containers IPv6 addresses too (from --fixed-cidr-v6)")
 	f.StringVar(&o.FixedCIDRv6, "fixed-cidr-v6", "", "the default bridge's IPv6 subnet, as fd00:1::/64 (with --ipv6)")
+	o.ICC, o.IPMasq = new(bool), new(bool)
+	f.BoolVar(o.ICC, "icc", true, "let the default bridge's containers reach each other")
+	f.BoolVar(o.IPMasq, "ip-masq", true, "masquerade what leaves the default bridge")
+	f.StringVar(&o.IP, "ip", "", "where the default bridge's ports published without an address go (default: 0.0.0.0 and ::)")
 	f.IntVar(&o.MTU, "mtu", 0, "MTU of the networks' interfaces (default: the kernel's, 1500)")
 	f.StringArrayVar(&o.poolFlags, "default-address-pool", nil, "where networks without a subnet get one: base=CIDR,size=BITS (repeatable)")
 	f.StringVar(&o.LogDriver, "log-driver", logfile.DriverJSONFile, "log driver of containers that name none: json-file, local or none")
@@ -196,6 +206,13 @@ func loadDaemonConfig(path string, o *daemonOpts, cmd *cobra.Command) error {
 	if !cmd.Flags().Changed("ipv6") && fileOpts.IPv6 {
 		o.IPv6 = true
 	}
+	if !cmd.Flags().Changed("icc") && fileOpts.ICC != nil {
+		*o.ICC = *fileOpts.ICC
+	}
+	if !cmd.Flags().Changed("ip-masq") && fileOpts.IPMasq != nil {
+		*o.IPMasq = *fileOpts.IPMasq
+	}
+	set("ip", &o.IP, fileOpts.IP)
 	if !cmd.Flags().Changed("mtu") && fileOpts.MTU != 0 {
 		o.MTU = fileOpts.MTU
 	}
@@ -382,6 +399,16 @@ func (o *daemonOpts) networkConfig(log *slog.Logger) (network.Config, error) {
 			return c, fmt.Errorf("--fixed-cidr %q: want an IPv4 range, as 172.20.1.0/24", o.FixedCIDR)
 		}
 		c.FixedCIDR = p.Masked()
+	}
+	c.NoICC, c.NoMasquerade = !*o.ICC, !*o.IPMasq
+	if o.IP != "" {
+		ip, err := netip.ParseAddr(o.IP)
+		if err != nil {
+			return c, fmt.Errorf("--ip %q: want an address, as 127.0.0.1", o.IP)
+		}
+		if !ip.IsUnspecified() {
+			c.HostBinding = ip.Unmap()
+		}
 	}
 	switch {
 	case o.IPv6 && o.FixedCIDRv6 == "": // dockerd 20.10's words

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -152,6 +153,10 @@ type Config struct {
 	// FixedCIDRv6 is the default bridge's IPv6 subnet (--ipv6
 	// --fixed-cidr-v6); zero: the default bridge has IPv4 alone.
 	FixedCIDRv6 netip.Prefix
+	// NoICC, NoMasquerade and HostBinding are the default bridge's
+	// (--icc=false, --ip-masq=false, --ip), as a network's options.
+	NoICC, NoMasquerade bool
+	HostBinding         netip.Addr
 	// Pools are where networks without a subnet get theirs
 	// (--default-address-pool); nil: docker's.
 	Pools []Pool
@@ -362,8 +367,13 @@ func (m *Manager) predefine() error {
 // gateway, left out of inspect as by dockerd 20.10).
 func (m *Manager) bridgeSettings(n *Network) error {
 	n.Bridge, n.MTU = m.cfg.Bridge, m.cfg.MTU
+	n.NoICC, n.NoMasquerade, n.HostBinding = m.cfg.NoICC, m.cfg.NoMasquerade, m.cfg.HostBinding
+	hostBinding := "0.0.0.0"
+	if n.HostBinding.IsValid() {
+		hostBinding = n.HostBinding.String()
+	}
 	n.Options = map[string]string{OptBridgeName: m.cfg.Bridge, "com.docker.network.bridge.default_bridge": "true",
-		"com.docker.network.bridge.enable_icc": "true", "com.docker.network.bridge.enable_ip_masquerade": "true"}
+		OptICC: strconv.FormatBool(!n.NoICC), OptMasquerade: strconv.FormatBool(!n.NoMasquerade), OptHostBinding: hostBinding}
 	switch {
 	case m.cfg.BIP.IsValid():
 		n.Subnet, n.Gateway, n.UserSubnet = m.cfg.BIP.Masked(), m.cfg.BIP.Addr(), true
@@ -396,6 +406,12 @@ func (m *Manager) resettleBridge(n *Network) error {
 	}
 	if want.Bridge == n.Bridge && want.MTU == n.MTU && want.Subnet == n.Subnet && want.Gateway == n.Gateway &&
 		want.IPRange == n.IPRange && want.Subnet6 == n.Subnet6 && want.Gateway6 == n.Gateway6 {
+		// What needs no new address applies at once: icc, masquerade
+		// and the ports' address are rules and allocations.
+		if want.NoICC != n.NoICC || want.NoMasquerade != n.NoMasquerade || want.HostBinding != n.HostBinding {
+			*n = want
+			return m.save(n)
+		}
 		return nil
 	}
 	if len(m.endpoints[n.ID]) > 0 {

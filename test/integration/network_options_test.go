@@ -135,3 +135,40 @@ func main() {
 	time.Sleep(100 * time.Millisecond)
 	return prefix + ".2"
 }
+
+// TestNetworkDaemonBridgeOptions: the daemon's --icc=false, --ip-masq=false
+// and --ip are the default bridge's enable_icc, enable_ip_masquerade and
+// host_binding_ipv4 (dockerd's flags), taken at a restart; --link there
+// with icc off is refused (dockerd opens the linked ports, the engine
+// cannot yet).
+func TestNetworkDaemonBridgeOptions(t *testing.T) {
+	e := startTent(t)
+	e.stop()
+	e.flags = []string{"--icc=false", "--ip-masq=false", "--ip", "127.0.0.1"}
+	e.start()
+	opts := `{{index .Options "com.docker.network.bridge.enable_icc"}} {{index .Options "com.docker.network.bridge.enable_ip_masquerade"}} {{index .Options "com.docker.network.bridge.host_binding_ipv4"}}`
+	if got := strings.TrimSpace(e.must(t, "network", "inspect", "-f", opts, "bridge")); got != "false false 127.0.0.1" {
+		t.Errorf("the default bridge's options: %q", got)
+	}
+	e.server(t, "default-a", 80, "--name", "da", "-p", "18500:80")
+	aIP := e.ipIn(t, "da")
+	if out, code := e.run("run", "--rm", "busybox", "sh", "-c", "echo | nc -w2 "+aIP+" 80"); code == 0 || strings.Contains(out, "default-a") {
+		t.Errorf("a container reached another on the default bridge with --icc=false: %d %q", code, out)
+	}
+	if got := e.must(t, "port", "da"); got != "80/tcp -> 127.0.0.1:18500\n" {
+		t.Errorf("a port published with --ip 127.0.0.1: %q", got)
+	}
+	if out, code := e.run("run", "--rm", "--link", "da:db", "busybox", "true"); code == 0 || !strings.Contains(out, "--icc=false is not supported yet") {
+		t.Errorf("--link with --icc=false: %d %q", code, out)
+	}
+	// Started again without them: icc is on again, at once.
+	e.stop()
+	e.flags = nil
+	e.start()
+	if got := strings.TrimSpace(e.must(t, "network", "inspect", "-f", opts, "bridge")); got != "true true 0.0.0.0" {
+		t.Errorf("the default bridge's options after a restart without the flags: %q", got)
+	}
+	if out, _ := e.run("run", "--rm", "busybox", "sh", "-c", "echo | nc -w2 "+aIP+" 80"); !strings.Contains(out, "default-a") {
+		t.Errorf("icc on again, a container cannot reach another: %q", out)
+	}
+}
