@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing tent needs on Debian 12, as root.
 set -euo pipefail
-pkgs=(busybox-static tini runc containerd docker.io docker-compose docker-registry skopeo buildah iproute2 procps hyperfine iperf3 make git ca-certificates qemu-system-x86 qemu-utils e2fsprogs xz-utils)
+pkgs=(busybox-static tini runc containerd docker.io docker-compose docker-registry skopeo buildah iproute2 procps hyperfine iperf3 make git ca-certificates qemu-system-x86 qemu-utils e2fsprogs xz-utils binutils)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,7 +15,7 @@ fi
 # In load order: each after the ones it needs.
 modules="virtio_ring virtio virtio_mmio virtio_blk virtio_console failover net_failover virtio_net
 	crc16 mbcache jbd2 crc32c_generic ext4 netfs fscache 9pnet 9pnet_virtio 9p"
-stamp="$pkg: $(echo $modules) vmlinux, modules unsigned"
+stamp="$pkg: $(echo $modules) vmlinux, modules unsigned, without BTF and ORC"
 if [ -f "$dest/kernel.version" ] && [ "$(cat "$dest/kernel.version")" = "$stamp" ]; then
 	exit 0
 fi
@@ -51,6 +51,16 @@ unsign() {
 	siglen=$(tail -c 32 "$f" | head -c 4 | od -An -tu1 | awk '{print $1*16777216 + $2*65536 + $3*256 + $4}')
 	truncate -s $((size - 28 - 12 - siglen)) "$f"
 }
+# slim drops what the guest kernel would parse or sort at each load for
+# tools the guest never runs: the module's BPF type information (.BTF,
+# checked type by type) and its ORC unwind tables (13,800 relocations and
+# a sort for ext4 alone; a guest oops then shows a shorter stack trace).
+# Measured: a VM's run --rm ~0.1-0.25 s shorter (3.4 s, interleaved A/B).
+slim() {
+	objcopy --remove-section=.BTF --remove-section=.orc_unwind --remove-section=.orc_unwind_ip \
+		--remove-section=.rela.orc_unwind_ip "$1" "$1.slim"
+	mv "$1.slim" "$1"
+}
 for m in $modules; do
 	f=$(find "$work/x/lib/modules" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -1)
 	if [ -z "$f" ]; then
@@ -63,6 +73,7 @@ for m in $modules; do
 	*) cp "$f" "$dest/modules/$m.ko" ;;
 	esac
 	unsign "$dest/modules/$m.ko"
+	slim "$dest/modules/$m.ko"
 	echo "$m.ko"
 done > "$dest/modules/order"
 echo "$stamp" > "$dest/kernel.version"
