@@ -40,7 +40,7 @@ func (p Copies) Stat(c *containers.Container, path string) (container.PathStat, 
 // Get is GET /containers/{id}/archive: the path's stat and a tar of it,
 // to be closed.
 func (p Copies) Get(c *containers.Container, path string) (container.PathStat, io.ReadCloser, error) {
-	root, release, err := p.openRoot(c)
+	root, release, err := p.openRoot(c, false)
 	if err != nil {
 		return container.PathStat{}, nil, err
 	}
@@ -70,10 +70,13 @@ func (p Copies) Put(c *containers.Container, path string, r io.Reader, o copier.
 	c.Mu.Lock()
 	o.User = c.Config.User
 	c.Mu.Unlock()
-	err := p.withRoot(c, func(root *os.File) error {
-		return p.Copier.Put(root, path, r, o)
-	})
-	return copyError(c, path, err)
+	root, release, err := p.openRoot(c, true)
+	if err != nil {
+		return copyError(c, path, err)
+	}
+	defer release()
+	defer root.Close()
+	return copyError(c, path, p.Copier.Put(root, path, r, o))
 }
 
 // copyError names the container in a missing path's error, as dockerd.
@@ -85,7 +88,7 @@ func copyError(c *containers.Container, path string, err error) error {
 }
 
 func (p Copies) withRoot(c *containers.Container, fn func(root *os.File) error) error {
-	root, release, err := p.openRoot(c)
+	root, release, err := p.openRoot(c, false)
 	if err != nil {
 		return err
 	}
@@ -99,8 +102,8 @@ func (p Copies) withRoot(c *containers.Container, fn func(root *os.File) error) 
 // mounted with its volumes and binds on a view of the daemon's, which
 // release unmounts. A stopped container's lock is held until release, so
 // that it does not start on a half-copied file system (docker holds it
-// for any copy).
-func (p Copies) openRoot(c *containers.Container) (*os.File, func(), error) {
+// for any copy). writable: the root is to be written (a put).
+func (p Copies) openRoot(c *containers.Container, writable bool) (*os.File, func(), error) {
 	c.Mu.Lock()
 	if c.Running() {
 		ro, ok := c.Task.(task.RootOpener)
@@ -108,7 +111,7 @@ func (p Copies) openRoot(c *containers.Container) (*os.File, func(), error) {
 			// A running VM's files are read from a copy of its disk,
 			// its guest having written what it held (ctrfs.MountRoot).
 			defer c.Mu.Unlock()
-			return p.mountStopped(c)
+			return p.mountStopped(c, writable)
 		}
 		c.Mu.Unlock()
 		if !ok {
@@ -124,7 +127,7 @@ func (p Copies) openRoot(c *containers.Container) (*os.File, func(), error) {
 		c.Mu.Unlock()
 		return nil, nil, fmt.Errorf("container %s is being removed: %w", c.ID, errdefs.ErrConflict)
 	}
-	root, release, err := p.mountStopped(c)
+	root, release, err := p.mountStopped(c, writable)
 	if err != nil {
 		c.Mu.Unlock()
 		return nil, nil, err
@@ -134,8 +137,8 @@ func (p Copies) openRoot(c *containers.Container) (*os.File, func(), error) {
 
 // mountStopped mounts c's file system and its volumes and binds on a
 // fresh directory; c.Mu is held.
-func (p Copies) mountStopped(c *containers.Container) (*os.File, func(), error) {
-	mnt, unmount, err := p.FS.MountRoot(p.Of(c))
+func (p Copies) mountStopped(c *containers.Container, writable bool) (*os.File, func(), error) {
+	mnt, unmount, err := p.FS.MountRoot(p.Of(c), writable)
 	if err != nil {
 		return nil, nil, err
 	}

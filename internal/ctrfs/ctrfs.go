@@ -10,6 +10,7 @@ package ctrfs
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/tent-project/tent/internal/archive"
+	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/spec"
@@ -108,10 +110,11 @@ func (f *FS) Layer(c Container, base []digest.Digest) (digest.Digest, error) {
 	return diffID, err
 }
 
-// MountRoot mounts c's root file system (a VM's disk read-only) on a new
-// directory, which release unmounts with whatever was mounted below it
-// since, and removes.
-func (f *FS) MountRoot(c Container) (dir string, release func(), err error) {
+// MountRoot mounts c's root file system on a new directory, which
+// release unmounts with whatever was mounted below it since, and
+// removes. A VM's disk is mounted read-only unless writable (cp into a
+// stopped VM; a running one's is written by its guest alone).
+func (f *FS) MountRoot(c Container, writable bool) (dir string, release func(), err error) {
 	if err := os.MkdirAll(f.Views, 0o700); err != nil {
 		return "", nil, err
 	}
@@ -120,9 +123,14 @@ func (f *FS) MountRoot(c Container) (dir string, release func(), err error) {
 		return "", nil, err
 	}
 	unmountDisk := func() {}
-	if c.VM != nil {
+	switch {
+	case c.VM != nil && writable && c.Running:
+		err = fmt.Errorf("copying files into a running VM container is not supported yet (its guest alone writes its disk): %w", errdefs.ErrNotImplemented)
+	case c.VM != nil && writable:
+		unmountDisk, err = c.VM.MountDiskWritable(c.Paths, mnt)
+	case c.VM != nil:
 		unmountDisk, err = mountVMDisk(c, mnt)
-	} else {
+	default:
 		var ms []snapshot.Mount
 		if ms, err = f.Snap.Mounts(c.Key); err == nil {
 			err = snapshot.MountAll(ms, mnt)
@@ -133,6 +141,15 @@ func (f *FS) MountRoot(c Container) (dir string, release func(), err error) {
 		return "", nil, err
 	}
 	return mnt, func() {
+		if c.VM != nil && writable {
+			// What was written goes through the loop device to the
+			// export (a flush reaches qemu-storage-daemon) before the
+			// lazy unmount below, which would not wait for it.
+			if fd, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+				unix.Syncfs(fd)
+				unix.Close(fd)
+			}
+		}
 		unix.Unmount(mnt, unix.MNT_DETACH) // the root and every mount below it
 		unmountDisk()
 		os.Remove(mnt)

@@ -49,7 +49,7 @@ func newFS(t *testing.T) (*FS, Container) {
 // What a container changed is listed, exported and made a layer of.
 func TestChangesExportLayer(t *testing.T) {
 	f, c := newFS(t)
-	dir, release, err := f.MountRoot(c)
+	dir, release, err := f.MountRoot(c, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,13 @@
 package daemon
 
 import (
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
-	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/copier"
 	"github.com/tent-project/tent/internal/ctrfs"
-	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/task/vmtask"
 )
 
 // The archive endpoints (docker cp). The container's paths are resolved
@@ -63,21 +59,9 @@ func (d *Daemon) ArchivePut(ref, path string, r io.Reader, o copier.PutOptions) 
 	if err != nil {
 		return err
 	}
-	if err := onDisk(c, "copying files into a container"); err != nil { // a stopped VM's disk is read, not written
-		return err
-	}
 	if err := d.copies().Put(c, path, r, o); err != nil {
 		return err
 	}
 	d.containerEvent(c, events.ActionExtractToDir, map[string]string{"path": path})
-	return nil
-}
-
-// onDisk refuses what reads a container's file system through its
-// snapshot for a VM container, whose file system is its own disk.
-func onDisk(c *containers.Container, what string) error {
-	if c.HostConfig.Runtime == vmtask.Name {
-		return fmt.Errorf("%s: not supported for VM containers yet (their files are on their own disk): %w", what, errdefs.ErrNotImplemented)
-	}
 	return nil
 }

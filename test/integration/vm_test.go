@@ -87,15 +87,25 @@ func TestVMIsolation(t *testing.T) {
 	if out := e.must(t, "logs", "disk2"); out != "" {
 		t.Errorf("a second container of the image saw the first one's writes: %q", out)
 	}
-	// cp out of a stopped VM reads its disk; into one is refused.
+	// cp out of a stopped VM reads its disk, cp into one writes its
+	// overlay (and the guest sees it at its next start).
 	outDir := t.TempDir()
 	e.must(t, "cp", "disk1:/state", outDir)
 	if b, _ := os.ReadFile(filepath.Join(outDir, "state")); string(b) != "run\nrun\n" {
 		t.Errorf("cp out of a stopped VM: %q", b)
 	}
-	if _, errOut, code := e.runIn(nil, "cp", filepath.Join(outDir, "state"), "disk1:/new"); code == 0 || !strings.Contains(errOut, "not supported for VM containers yet") {
-		t.Errorf("cp into a stopped VM: exit %d %q", code, errOut)
+	e.must(t, "cp", filepath.Join(outDir, "state"), "disk1:/new")
+	back := t.TempDir()
+	e.must(t, "cp", "disk1:/new", back)
+	if b, _ := os.ReadFile(filepath.Join(back, "new")); string(b) != "run\nrun\n" {
+		t.Errorf("cp into a stopped VM, read back: %q", b)
 	}
+	e.runIn(nil, run("--name", "cpin", "busybox", "cat", "/given")...) // fails: no /given yet, but its disk is made
+	e.must(t, "cp", filepath.Join(outDir, "state"), "cpin:/given")
+	if out := e.must(t, "start", "-a", "cpin"); out != "run\nrun\n" {
+		t.Errorf("a VM after cp into it sees %q", out)
+	}
+	e.must(t, "rm", "cpin")
 	// export reads the VM's own disk: the image's files and what it wrote.
 	if list, _, code := e.runIn(nil, "export", "disk1"); code != 0 || !strings.Contains(list, "bin/busybox") || !strings.Contains(list, "state") || strings.Contains(list, "lost+found") {
 		t.Errorf("export of a VM container: exit %d, %d bytes, busybox %v, its file %v, lost+found %v", code, len(list),
@@ -105,7 +115,7 @@ func TestVMIsolation(t *testing.T) {
 	// image's base disk, as a container's over its image (the engine's
 	// /etc files and the disk's lost+found are not the container's); the
 	// committed layer runs as a container's.
-	if vmDiff := e.must(t, "diff", "disk1"); vmDiff != "A /state\n" {
+	if vmDiff := e.must(t, "diff", "disk1"); vmDiff != "A /new\nA /state\n" {
 		t.Errorf("diff of a VM container %q, want its one file", vmDiff)
 	}
 	e.must(t, "commit", "disk1", "vmcommitted:1")
@@ -179,7 +189,7 @@ func TestVMIsolation(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"cp", "/etc/hostname", "svc:/tmp/"}, "copying files into a container: not supported for VM containers yet"},
+		{[]string{"cp", "/etc/hostname", "svc:/tmp/"}, "copying files into a running VM container is not supported yet"},
 		{[]string{"run", "--rm", "--isolation", "vm", "--network", "host", "busybox", "true"}, "--network host and container:"},
 		{[]string{"network", "connect", "bridge", "svc"}, "connecting a VM container to another network is not supported yet"},
 		{[]string{"run", "--rm", "--isolation", "vm", "--network", "none", "--cap-drop", "ALL", "busybox", "true"}, "--cap-add and --cap-drop"},

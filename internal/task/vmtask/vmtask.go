@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -236,74 +235,6 @@ func machineSize(s *specs.Spec) (mem, cpus int) {
 		cpus = int((uint64(*c.Quota) + *c.Period - 1) / *c.Period)
 	}
 	return mem, cpus
-}
-
-// MountDisk mounts the file system of the container's disk read-only at
-// dir (export, cp, diff, commit): a raw copy of its overlay (qemu-img
-// reads the backing chain; -U lets it read the disk of a running VM) on
-// a loop device. The copy is mounted writable first, so that ext4
-// replays its journal into it, as after a crash (a VM killed, or still
-// running, leaves a journal to replay; mounted with noload, the file
-// system showed metadata half-written: "lstat ...: bad message"), then
-// read-only. The function returned unmounts it and removes the copy.
-func (r *Runtime) MountDisk(paths task.Paths, dir string) (func(), error) {
-	disk := diskOf(paths)
-	if _, err := os.Stat(disk); err != nil {
-		return nil, fmt.Errorf("the container has no disk yet (it never ran): %w", errdefs.ErrConflict)
-	}
-	raw := disk + ".export.raw"
-	os.Remove(raw)
-	if out, err := exec.Command(r.host.QemuImg, "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
-		os.Remove(raw)
-		return nil, fmt.Errorf("read the container's disk: %v: %s", err, out)
-	}
-	if out, err := exec.Command("mount", "-t", "ext4", "-o", "loop,noatime", raw, dir).CombinedOutput(); err != nil {
-		os.Remove(raw)
-		return nil, fmt.Errorf("mount the container's disk: %v: %s", err, out)
-	}
-	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOATIME, ""); err != nil {
-		unix.Unmount(dir, unix.MNT_DETACH)
-		os.Remove(raw)
-		return nil, fmt.Errorf("mount the container's disk read-only: %w", err)
-	}
-	return func() {
-		unix.Unmount(dir, unix.MNT_DETACH) // the loop device goes with it (autoclear)
-		os.Remove(raw)
-	}, nil
-}
-
-// Sync has the guest of the container's running VM write what it holds
-// (its page cache) to its disk, so that the disk read from the host
-// (MountDisk) is its file system as the guest sees it.
-func (r *Runtime) Sync(paths task.Paths) error {
-	if _, err := os.Stat(filepath.Join(paths.Dir, pausedName)); err == nil {
-		return fmt.Errorf("the VM is paused (its guest cannot write its files to its disk): unpause it first: %w", errdefs.ErrConflict)
-	}
-	err := monitor.Sync(paths.Dir)
-	if errors.Is(err, monitor.ErrGone) {
-		return nil // it has ended: its disk is all there is
-	}
-	return err
-}
-
-// MountBase mounts, read-only at dir, the base disk the container's disk
-// is made over (its image's, shared with the image's other VMs): what
-// the container's disk changed is the difference (diff, commit).
-func (r *Runtime) MountBase(paths task.Paths, dir string) (func(), error) {
-	out, err := exec.Command(r.host.QemuImg, "info", "-U", "--output=json", diskOf(paths)).Output()
-	if err != nil {
-		return nil, fmt.Errorf("the container's disk: %v", err)
-	}
-	var info struct {
-		Backing string `json:"full-backing-filename"`
-	}
-	if err := json.Unmarshal(out, &info); err != nil || info.Backing == "" {
-		return nil, fmt.Errorf("the container's disk has no base disk (%v)", err)
-	}
-	if out, err := exec.Command("mount", "-t", "ext4", "-o", "loop,ro,noload", info.Backing, dir).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("mount the image's base disk: %v: %s", err, out)
-	}
-	return func() { unix.Unmount(dir, unix.MNT_DETACH) }, nil
 }
 
 // hostCgroup is the cgroup QEMU runs in (the container's) and the limits
