@@ -71,15 +71,6 @@ func (s *Networks) checkCreate(cfg *container.Config, hc *container.HostConfig, 
 	if len(hc.Links) > 0 && mode != "" && mode != "default" && mode != network.NameBridge && ModeNetwork(mode) == "" {
 		return nil, fmt.Errorf("conflicting options: links and the network mode %s: %w", mode, errdefs.ErrInvalidArgument)
 	}
-	if len(hc.Links) > 0 && (mode == "" || mode == "default" || mode == network.NameBridge) {
-		if br, err := s.net.Get(network.NameBridge); err == nil && br.NoICC {
-			// dockerd opens the linked containers' exposed ports to each
-			// other through its icc rules; the engine's table has no such
-			// exception yet, and a link that cannot reach would be taken
-			// and ignored.
-			return nil, fmt.Errorf("--link on the default bridge with the daemon's --icc=false is not supported yet: %w", errdefs.ErrNotImplemented)
-		}
-	}
 	if _, err := s.ExtraHosts(hc); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -67,6 +68,7 @@ func (s *Networks) AllocateEndpoints(c *containers.Container, saved map[string]c
 		o.Gateway = i == 0
 		if i == 0 {
 			o.Ports = ports
+			o.Links = s.linkedPorts(c)
 		}
 		if n, err := s.net.Get(ref); err == nil && saved != nil {
 			if sv, ok := saved[n.ID]; ok {
@@ -250,4 +252,28 @@ func (s *Networks) NetworkDisconnect(ref, containerRef string, force bool) error
 	}
 	s.NetworkEvent(n.ID, events.ActionDisconnect, c.ID)
 	return nil
+}
+
+// linkedPorts are the exposed ports of the containers c links to
+// (--link, on the default bridge), which a default bridge with icc off
+// still lets it reach, as dockerd; c.Mu is held. A target that is not
+// there is the spec's to refuse (ctrspec).
+func (s *Networks) linkedPorts(c *containers.Container) []network.LinkedPort {
+	if mode := c.HostConfig.NetworkMode; mode != "" && mode != "default" && mode != network.NameBridge {
+		return nil
+	}
+	var out []network.LinkedPort
+	for _, l := range c.HostConfig.Links {
+		name, _, _ := strings.Cut(l, ":")
+		target, err := s.ctrs.Get(strings.TrimPrefix(name, "/"))
+		if err != nil || target == c {
+			continue
+		}
+		target.Mu.Lock()
+		for p := range target.Config.ExposedPorts {
+			out = append(out, network.LinkedPort{Peer: target.ID, Proto: string(p.Proto()), Port: p.Num()})
+		}
+		target.Mu.Unlock()
+	}
+	return out
 }

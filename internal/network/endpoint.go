@@ -30,6 +30,16 @@ type EndpointOpts struct {
 	// has, asked for again on any network (not only one with a subnet of
 	// the user's, as --ip is).
 	Restored bool
+	// Links are the ports of the containers this one links to (--link),
+	// which a network with icc off still lets it reach, as dockerd.
+	Links []LinkedPort
+}
+
+// LinkedPort is an exposed port of a linked container.
+type LinkedPort struct {
+	Peer  string // the linked container's ID
+	Proto string // tcp, udp, sctp
+	Port  uint16
 }
 
 // Allocate gives a container an endpoint on a network: its address
@@ -49,7 +59,7 @@ func (m *Manager) Allocate(netRef string, o EndpointOpts) (_ *Endpoint, err erro
 		return nil, fmt.Errorf("endpoint with name %s already exists in network %s: %w", o.Name, n.Name, errdefs.ErrForbidden)
 	}
 	ep := &Endpoint{ID: newID(), Network: n.ID, Container: o.Container, Name: o.Name, Aliases: o.Aliases,
-		Iface: o.Iface, Gateway: o.Gateway && !n.Internal, HostVeth: "veth" + newID()[:7], DNS: o.DNS}
+		Iface: o.Iface, Gateway: o.Gateway && !n.Internal, HostVeth: "veth" + newID()[:7], DNS: o.DNS, Links: o.Links}
 	var proxies []*portProxy
 	if ep.Ports, proxies, err = m.allocatePorts(n, o.Ports); err != nil {
 		return nil, err

@@ -135,6 +135,8 @@ type Endpoint struct {
 	// DNS: where the engine's DNS server forwards this container's
 	// questions about other names (--dns); nil: the host's resolvers.
 	DNS []string `json:",omitempty"`
+	// Links: the linked containers' ports it may reach with icc off.
+	Links []LinkedPort `json:",omitempty"`
 
 	lease *leaseWrite // its lease file being written (Allocate)
 }

@@ -55,17 +55,22 @@ func (m *Manager) syncRulesLocked() error {
 			}
 		}
 	}
-	var quiet []string // the bridge ports of networks with icc off
+	var icc iccRules // the bridge ports of networks with icc off, and links' exceptions
 	for _, n := range nets {
 		if !n.NoICC {
 			continue
 		}
 		for _, ep := range m.endpoints[n.ID] {
-			quiet = append(quiet, ep.HostVeth)
+			icc.quiet = append(icc.quiet, ep.HostVeth)
+			for _, l := range ep.Links {
+				if peer := m.endpoints[n.ID][l.Peer]; peer != nil {
+					icc.links = append(icc.links, linkRule{from: ep.HostVeth, to: peer.HostVeth, LinkedPort: l})
+				}
+			}
 		}
-		quiet = append(quiet, uplinkNames(n)...)
+		icc.quiet = append(icc.quiet, uplinkNames(n)...)
 	}
-	if err := writeTable(m.cfg.Table, nets, ports, quiet); err != nil {
+	if err := writeTable(m.cfg.Table, nets, ports, icc); err != nil {
 		return fmt.Errorf("nftables table %s: %w", m.cfg.Table, err)
 	}
 	if err := syncDockerUser(m.cfg.Table, nets); err != nil {
@@ -146,7 +151,7 @@ func TableExists(name string) bool {
 	return err == nil
 }
 
-func writeTable(name string, nets []*Network, ports []portRule, quiet []string) error {
+func writeTable(name string, nets []*Network, ports []portRule, icc iccRules) error {
 	c, err := nftables.New()
 	if err != nil {
 		return err
@@ -173,9 +178,9 @@ func writeTable(name string, nets []*Network, ports []portRule, quiet []string) 
 	tb := &nftables.Table{Family: nftables.TableFamilyBridge, Name: name}
 	c.AddTable(tb)
 	c.DelTable(tb)
-	if len(quiet) > 0 {
+	if len(icc.quiet) > 0 {
 		c.AddTable(tb)
-		if err := iccChain(c, tb, quiet); err != nil {
+		if err := iccChain(c, tb, icc); err != nil {
 			return err
 		}
 	}
@@ -190,10 +195,10 @@ func writeTable(name string, nets []*Network, ports []portRule, quiet []string) 
 // nftables may lack the bridge's own name (nft_meta_bridge), and the
 // host's bridge-nf-call-iptables, which would show bridged traffic to
 // the ip family's forward chain as docker's rule needs, is the host's.
-func iccChain(c *nftables.Conn, t *nftables.Table, quiet []string) error {
+func iccChain(c *nftables.Conn, t *nftables.Table, icc iccRules) error {
 	ports := &nftables.Set{Table: t, Name: "quiet", KeyType: nftables.TypeIFName}
 	var elems []nftables.SetElement
-	for _, q := range quiet {
+	for _, q := range icc.quiet {
 		elems = append(elems, nftables.SetElement{Key: ifname(q)})
 	}
 	if err := c.AddSet(ports, elems); err != nil {
@@ -204,9 +209,42 @@ func iccChain(c *nftables.Conn, t *nftables.Table, quiet []string) error {
 	in := func(key expr.MetaKey) []expr.Any {
 		return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID}}
 	}
+	// ARP passes (docker's rules see IP alone): a link's two containers
+	// must find each other's addresses, and the others learn nothing
+	// they could use.
+	accepted := verdict(expr.VerdictAccept)
+	addRule(c, fwd, []expr.Any{&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, unix.ETH_P_ARP)}}, accepted)
+	// A link lets its container reach the linked one's exposed ports,
+	// and the answers back (dockerd's icc exceptions for --link).
+	for _, l := range icc.links {
+		proto := []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{l4proto[l.Proto]}}}
+		port := func(offset uint32) []expr.Any {
+			return []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: 2},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, l.Port)}}
+		}
+		addRule(c, fwd, iif(l.from, true), oif(l.to, true), proto, port(2), accepted) // its destination port
+		addRule(c, fwd, iif(l.to, true), oif(l.from, true), proto, port(0), accepted) // the answer's source port
+	}
 	addRule(c, fwd, in(expr.MetaKeyIIFNAME), in(expr.MetaKeyOIFNAME), verdict(expr.VerdictDrop))
 	return nil
 }
+
+// iccRules are what a bridge must not pass with icc off (quiet: ports
+// by name) and the links' exceptions.
+type iccRules struct {
+	quiet []string
+	links []linkRule
+}
+
+// linkRule lets the port from reach LinkedPort on the port to.
+type linkRule struct {
+	from, to string
+	LinkedPort
+}
+
+var l4proto = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "sctp": unix.IPPROTO_SCTP}
 
 var accept = nftables.ChainPolicyAccept
 
@@ -263,7 +301,7 @@ func natChains(c *nftables.Conn, t *nftables.Table, ports []portRule) {
 		if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
 			e = append(e, addrMatch(false, netip.PrefixFrom(p.HostIP, 32))...)
 		}
-		proto := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "sctp": unix.IPPROTO_SCTP}[p.Proto]
+		proto := l4proto[p.Proto]
 		to := p.to.As4()
 		e = append(e,
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},

@@ -139,8 +139,7 @@ func main() {
 // TestNetworkDaemonBridgeOptions: the daemon's --icc=false, --ip-masq=false
 // and --ip are the default bridge's enable_icc, enable_ip_masquerade and
 // host_binding_ipv4 (dockerd's flags), taken at a restart; --link there
-// with icc off is refused (dockerd opens the linked ports, the engine
-// cannot yet).
+// with icc off opens the linked container's exposed ports, as dockerd.
 func TestNetworkDaemonBridgeOptions(t *testing.T) {
 	e := startTent(t)
 	e.stop()
@@ -158,8 +157,15 @@ func TestNetworkDaemonBridgeOptions(t *testing.T) {
 	if got := e.must(t, "port", "da"); got != "80/tcp -> 127.0.0.1:18500\n" {
 		t.Errorf("a port published with --ip 127.0.0.1: %q", got)
 	}
-	if out, code := e.run("run", "--rm", "--link", "da:db", "busybox", "true"); code == 0 || !strings.Contains(out, "--icc=false is not supported yet") {
-		t.Errorf("--link with --icc=false: %d %q", code, out)
+	// A link opens the linked container's exposed ports to its
+	// container, and no others, as dockerd's icc exceptions.
+	e.must(t, "run", "-d", "--name", "db", "--expose", "5432", "busybox", "sh", "-c",
+		"(while true; do echo db-open | nc -l -p 5432; done) & while true; do echo db-closed | nc -l -p 5433; done")
+	dbIP := e.ipIn(t, "db")
+	out, _ := e.run("run", "--rm", "--link", "db:db", "busybox", "sh", "-c",
+		"echo | nc -w2 db 5432; echo | nc -w2 "+dbIP+" 5433; echo | nc -w2 "+aIP+" 80; echo end")
+	if !strings.Contains(out, "db-open") || strings.Contains(out, "db-closed") || strings.Contains(out, "default-a") || !strings.Contains(out, "end") {
+		t.Errorf("--link with --icc=false: %q, want the linked container's exposed port alone", out)
 	}
 	// Started again without them: icc is on again, at once.
 	e.stop()
