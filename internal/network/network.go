@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -374,8 +375,13 @@ func (m *Manager) bridgeSettings(n *Network) error {
 	if n.HostBinding.IsValid() {
 		hostBinding = n.HostBinding.String()
 	}
+	mtu := n.MTU
+	if mtu == 0 {
+		mtu = 1500 // the kernel's, which dockerd shows
+	}
 	n.Options = map[string]string{OptBridgeName: m.cfg.Bridge, "com.docker.network.bridge.default_bridge": "true",
-		OptICC: strconv.FormatBool(!n.NoICC), OptMasquerade: strconv.FormatBool(!n.NoMasquerade), OptHostBinding: hostBinding}
+		OptICC: strconv.FormatBool(!n.NoICC), OptMasquerade: strconv.FormatBool(!n.NoMasquerade), OptHostBinding: hostBinding,
+		OptMTU: strconv.Itoa(mtu)}
 	switch {
 	case m.cfg.BIP.IsValid():
 		n.Subnet, n.Gateway, n.UserSubnet = m.cfg.BIP.Masked(), m.cfg.BIP.Addr(), true
@@ -409,8 +415,9 @@ func (m *Manager) resettleBridge(n *Network) error {
 	if want.Bridge == n.Bridge && want.MTU == n.MTU && want.Subnet == n.Subnet && want.Gateway == n.Gateway &&
 		want.IPRange == n.IPRange && want.Subnet6 == n.Subnet6 && want.Gateway6 == n.Gateway6 {
 		// What needs no new address applies at once: icc, masquerade
-		// and the ports' address are rules and allocations.
-		if want.NoICC != n.NoICC || want.NoMasquerade != n.NoMasquerade || want.HostBinding != n.HostBinding {
+		// and the ports' address are rules and allocations, the
+		// options what inspect shows.
+		if want.NoICC != n.NoICC || want.NoMasquerade != n.NoMasquerade || want.HostBinding != n.HostBinding || !maps.Equal(want.Options, n.Options) {
 			*n = want
 			return m.save(n)
 		}
