@@ -40,7 +40,9 @@ type FS struct {
 
 // Container is a container's file system as FS finds it.
 type Container struct {
-	// Key is the container's snapshot (a process container's).
+	ID string
+	// Key is the container's snapshot (a process container's; a VM's
+	// root file system, from which its disk is made).
 	Key   string
 	Image digest.Digest
 	// VM is the runtime of a VM container, whose disk is at Paths
@@ -127,7 +129,13 @@ func (f *FS) MountRoot(c Container, writable bool) (dir string, release func(), 
 	case c.VM != nil && writable && c.Running:
 		err = fmt.Errorf("copying files into a running VM container is not supported yet (its guest alone writes its disk): %w", errdefs.ErrNotImplemented)
 	case c.VM != nil && writable:
-		unmountDisk, err = c.VM.MountDiskWritable(c.Paths, mnt)
+		var ms []snapshot.Mount
+		if ms, err = f.Snap.Mounts(c.Key); err == nil {
+			err = c.VM.EnsureDisk(c.ID, c.Paths, ms) // a VM that never ran has none yet
+		}
+		if err == nil {
+			unmountDisk, err = c.VM.MountDiskWritable(c.Paths, mnt)
+		}
 	case c.VM != nil:
 		unmountDisk, err = mountVMDisk(c, mnt)
 	default:

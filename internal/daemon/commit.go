@@ -28,7 +28,7 @@ func (d *Daemon) fsOf(c *containers.Container) ctrfs.Container {
 // fsOfLocked is fsOf with c.Mu held.
 func (d *Daemon) fsOfLocked(c *containers.Container) ctrfs.Container {
 	vm := d.runtimes.VM(c.HostConfig.Runtime)
-	return ctrfs.Container{Key: d.snapshotKey(c.ID), Image: digest.Digest(c.Image), VM: vm, Paths: d.paths(c.ID), Running: c.Running()}
+	return ctrfs.Container{ID: c.ID, Key: d.snapshotKey(c.ID), Image: digest.Digest(c.Image), VM: vm, Paths: d.paths(c.ID), Running: c.Running()}
 }
 
 // Changes lists what a container changed in its file system (docker

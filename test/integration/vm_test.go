@@ -100,7 +100,9 @@ func TestVMIsolation(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(back, "new")); string(b) != "run\nrun\n" {
 		t.Errorf("cp into a stopped VM, read back: %q", b)
 	}
-	e.runIn(nil, run("--name", "cpin", "busybox", "cat", "/given")...) // fails: no /given yet, but its disk is made
+	// docker create, cp, start: the disk is made for the cp.
+	create := append([]string{"create"}, run("--name", "cpin", "busybox", "cat", "/given")[1:]...)
+	e.must(t, create...)
 	e.must(t, "cp", filepath.Join(outDir, "state"), "cpin:/given")
 	if out := e.must(t, "start", "-a", "cpin"); out != "run\nrun\n" {
 		t.Errorf("a VM after cp into it sees %q", out)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/monitor"
+	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
 	"golang.org/x/sys/unix"
 )
@@ -99,6 +100,33 @@ func (r *Runtime) MountDiskWritable(paths task.Paths, dir string) (func(), error
 	if _, err := os.Stat(disk); err != nil {
 		return nil, fmt.Errorf("the container has no disk yet (it never ran): %w", errdefs.ErrConflict)
 	}
+	return r.mountWritable(disk, dir)
+}
+
+// EnsureDisk makes the disk of a VM container that never ran (its first
+// start would), so that cp can write into it: docker create, cp, start.
+// rootfs are its root file system's mounts.
+func (r *Runtime) EnsureDisk(id string, paths task.Paths, rootfs []task.Mount) error {
+	disk := diskOf(paths)
+	if _, err := os.Stat(disk); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(disk), 0o700); err != nil {
+		return err
+	}
+	root, err := os.MkdirTemp(filepath.Dir(disk), "rootfs-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(root)
+	if err := snapshot.MountAll(rootfs, root); err != nil {
+		return err
+	}
+	defer snapshot.Unmount(root)
+	return r.makeDisk(id, rootfs, root, disk)
+}
+
+func (r *Runtime) mountWritable(disk, dir string) (func(), error) {
 	qsd, err := exec.LookPath("qemu-storage-daemon")
 	if err != nil {
 		return nil, fmt.Errorf("writing into a VM's disk needs qemu-storage-daemon (apt-get install qemu-system-common): %w", errdefs.ErrNotImplemented)

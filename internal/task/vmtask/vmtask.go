@@ -87,14 +87,8 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 		return nil, err
 	}
 	disk := diskOf(o.Paths)
-	if _, serr := os.Stat(disk); serr != nil { // a container's first run; later runs keep its disk
-		base, err := r.baseDisk(id, o.Rootfs, root)
-		if err != nil {
-			return nil, err
-		}
-		if err := r.host.Overlay(base, disk); err != nil {
-			return nil, err
-		}
+	if err := r.makeDisk(id, o.Rootfs, root, disk); err != nil {
+		return nil, err
 	}
 	mem, cpus := machineSize(spec)
 	cgPath, res, err := hostCgroup(id, spec)
@@ -126,6 +120,20 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	rb, _ := json.Marshal(rec)
 	os.WriteFile(recordPath(o.Paths), rb, 0o600)
 	return &Task{Client: monitored.Client{ID: id, Dir: o.Dir}, id: id, paths: o.Paths, rec: rec, spec: spec}, nil
+}
+
+// makeDisk makes the container's disk over its image's base disk, unless
+// it has one (its first run, or a cp into it before; later runs keep
+// it); root is its root file system, rootfs mounted there.
+func (r *Runtime) makeDisk(id string, rootfs []task.Mount, root, disk string) error {
+	if _, err := os.Stat(disk); err == nil {
+		return nil
+	}
+	base, err := r.baseDisk(id, rootfs, root)
+	if err != nil {
+		return err
+	}
+	return r.host.Overlay(base, disk)
 }
 
 // baseDisk is the image's shared disk: made from the read-only layers of
