@@ -30,7 +30,7 @@ type Copies struct {
 // Stat is HEAD /containers/{id}/archive.
 func (p Copies) Stat(c *containers.Container, path string) (container.PathStat, error) {
 	var st container.PathStat
-	err := p.withRoot(c, func(root *os.File) (err error) {
+	err := p.withRoot(c, false, func(root *os.File) (err error) {
 		st, err = p.Copier.Stat(root, path)
 		return err
 	})
@@ -70,13 +70,10 @@ func (p Copies) Put(c *containers.Container, path string, r io.Reader, o copier.
 	c.Mu.Lock()
 	o.User = c.Config.User
 	c.Mu.Unlock()
-	root, release, err := p.openRoot(c, true)
-	if err != nil {
-		return copyError(c, path, err)
-	}
-	defer release()
-	defer root.Close()
-	return copyError(c, path, p.Copier.Put(root, path, r, o))
+	err := p.withRoot(c, true, func(root *os.File) error {
+		return p.Copier.Put(root, path, r, o)
+	})
+	return copyError(c, path, err)
 }
 
 // copyError names the container in a missing path's error, as dockerd.
@@ -87,8 +84,8 @@ func copyError(c *containers.Container, path string, err error) error {
 	return err
 }
 
-func (p Copies) withRoot(c *containers.Container, fn func(root *os.File) error) error {
-	root, release, err := p.openRoot(c, false)
+func (p Copies) withRoot(c *containers.Container, writable bool, fn func(root *os.File) error) error {
+	root, release, err := p.openRoot(c, writable)
 	if err != nil {
 		return err
 	}

@@ -195,6 +195,8 @@ func writeTable(name string, nets []*Network, ports []portRule, icc iccRules) er
 // nftables may lack the bridge's own name (nft_meta_bridge), and the
 // host's bridge-nf-call-iptables, which would show bridged traffic to
 // the ip family's forward chain as docker's rule needs, is the host's.
+// Before the drop: ARP passes, and each --link's exposed ports (and
+// their answers) between its two containers' ports.
 func iccChain(c *nftables.Conn, t *nftables.Table, icc iccRules) error {
 	ports := &nftables.Set{Table: t, Name: "quiet", KeyType: nftables.TypeIFName}
 	var elems []nftables.SetElement
