@@ -90,6 +90,11 @@ type Options struct {
 	Auth map[string]registry.Auth
 	// ContextLimit is the largest context taken (0: DefaultContextLimit).
 	ContextLimit int64
+	// ContextStat stands for the context's files by their metadata (a
+	// digest tent's CLI makes of their names, sizes, times and inodes):
+	// a build with the context remembers it, and BuildKnown takes it
+	// instead of the context.
+	ContextStat string
 }
 
 // Output is where a build reports: text as docker's legacy builder
@@ -109,8 +114,10 @@ type Builder struct {
 	// cacheMu guards cacheLocks, one per RUN --mount=type=cache id.
 	cacheMu    sync.Mutex
 	cacheLocks map[string]*sync.Mutex
-	// plans are what COPY steps found in recent contexts (plans.go).
+	// plans are what COPY steps found in recent contexts, known the
+	// contexts clients know by their files' metadata (plans.go).
 	plans plans
+	known knownContexts
 }
 
 // New returns a builder keeping its files under root (contexts being
@@ -140,6 +147,42 @@ func New(db *bolt.DB, imgs *images.Store, snap snapshot.Snapshotter, be Backend,
 // it; the result's ID is returned and sent on out.Aux. On error no image
 // is tagged, and nothing is left running or mounted.
 func (b *Builder) Build(ctx context.Context, o Options, body io.Reader, out Output) (digest.Digest, error) {
+	var bc *buildContext
+	id, err := b.build(ctx, o, out, false, func(work *workDir) (*buildContext, error) {
+		var err error
+		bc, err = readContext(body, work, o.Dockerfile, o.ContextLimit)
+		return bc, err
+	})
+	if err == nil && o.ContextStat != "" && bc.digest != "" {
+		b.known.put(knownKey(&o), knownContext{digest: bc.digest, dockerfile: bc.dockerfile, dockerfileName: bc.dockerfileName})
+	}
+	return id, err
+}
+
+// BuildKnown builds from a context the client knows by its files'
+// metadata (Options.ContextStat), without the context itself, if a
+// build before sent the context that metadata stood for and every step
+// of this one comes from the cache. Otherwise it tells the caller (ok
+// false) to build with the context: nothing was tagged or written out
+// then, and out had only this attempt's lines. Known contexts:
+// docs/builder.md.
+func (b *Builder) BuildKnown(ctx context.Context, o Options, out Output) (id digest.Digest, ok bool) {
+	if o.ContextStat == "" || o.NoCache || o.Pull {
+		return "", false
+	}
+	kc, ok := b.known.get(knownKey(&o))
+	if !ok {
+		return "", false
+	}
+	id, err := b.build(ctx, o, out, true, func(work *workDir) (*buildContext, error) {
+		return &buildContext{work: work, digest: kc.digest, dockerfile: kc.dockerfile, dockerfileName: kc.dockerfileName, absent: true}, nil
+	})
+	return id, err == nil
+}
+
+// build builds with the context open returns; cacheOnly: a step that is
+// not in the cache ends it (errNotCached).
+func (b *Builder) build(ctx context.Context, o Options, out Output, cacheOnly bool, open func(*workDir) (*buildContext, error)) (digest.Digest, error) {
 	if out.Stream == nil {
 		out.Stream = func(string) {}
 	}
@@ -165,7 +208,7 @@ func (b *Builder) Build(ctx context.Context, o Options, body io.Reader, out Outp
 	}
 	work := &workDir{parent: filepath.Join(b.root, "tmp")}
 	defer work.remove()
-	bc, err := readContext(body, work, o.Dockerfile, o.ContextLimit)
+	bc, err := open(work)
 	if err != nil {
 		return "", err
 	}
@@ -181,7 +224,7 @@ func (b *Builder) Build(ctx context.Context, o Options, body io.Reader, out Outp
 	if len(stages) == 0 {
 		return "", fmt.Errorf("the Dockerfile has no FROM: %w", errdefs.ErrInvalidArgument)
 	}
-	bd := &build{b: b, o: &o, ctx: ctx, out: out, bc: bc, work: work, stages: stages,
+	bd := &build{b: b, o: &o, ctx: ctx, out: out, bc: bc, work: work, stages: stages, cacheOnly: cacheOnly,
 		results: make([]*state, len(stages)), escape: parsed.EscapeToken, usedArgs: map[string]bool{}}
 	if err := bd.globalArgs(metaArgs); err != nil {
 		return "", err

@@ -166,6 +166,9 @@ func (sr *stageRun) commitOrReuse(key string, change func() (string, bool, error
 		sr.cur = hit
 		return nil
 	}
+	if sr.cacheOnly {
+		return errNotCached
+	}
 	createdBy, empty, err := change()
 	if err != nil {
 		return err
@@ -176,6 +179,9 @@ func (sr *stageRun) commitOrReuse(key string, change func() (string, bool, error
 // commit stores the stage's current config (with a history entry when
 // createdBy is set) as a cache image, and remembers it under key.
 func (sr *stageRun) commit(key, createdBy string, empty bool) error {
+	if sr.cacheOnly {
+		return errNotCached
+	}
 	created := now()
 	conf := &sr.cur.conf
 	conf.Created = &created

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"encoding/json"
+	"errors"
 	"sync"
 )
 
@@ -71,4 +72,51 @@ func (p *plans) put(key string, c copyPlan) {
 		p.entries[ctx] = append(p.entries[ctx], key)
 	}
 	p.byKey[key] = c
+}
+
+// errNotCached ends a build without its context (BuildKnown) at the first
+// step that must run or read the context's files.
+var errNotCached = errors.New("the step is not in the build cache")
+
+// knownContexts are the contexts of the last builds whose client named
+// them by their files' metadata (Options.ContextStat), by that name and
+// the Dockerfile's: a rebuild from the same files can do without them if
+// its steps all come from the cache (their COPYs' keys are in plans).
+type knownContexts struct {
+	mu    sync.Mutex
+	byKey map[string]knownContext
+	order []string // oldest first
+}
+
+// knownContext is what a build needs of a context it does not have: its
+// digest (plans are kept by it) and its Dockerfile.
+type knownContext struct {
+	digest         string
+	dockerfile     []byte
+	dockerfileName string
+}
+
+func knownKey(o *Options) string { return o.ContextStat + "\x00" + o.Dockerfile }
+
+func (k *knownContexts) get(key string) (knownContext, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c, ok := k.byKey[key]
+	return c, ok
+}
+
+func (k *knownContexts) put(key string, c knownContext) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.byKey == nil {
+		k.byKey = map[string]knownContext{}
+	}
+	if _, had := k.byKey[key]; !had {
+		k.order = append(k.order, key)
+		if len(k.order) > plansKept {
+			delete(k.byKey, k.order[0])
+			k.order = k.order[1:]
+		}
+	}
+	k.byKey[key] = c
 }

@@ -52,6 +52,9 @@ type build struct {
 	// sequential order docker prints.
 	deps      [][]int
 	firstStep []int
+	// cacheOnly: the context is not here (BuildKnown), and a step that
+	// is not in the cache ends the build with errNotCached.
+	cacheOnly bool
 }
 
 // predefinedArgs may be given with --build-arg without being declared;
@@ -382,6 +385,9 @@ func (sr *stageRun) image(ref string) (digest.Digest, *dockerspec.DockerOCIImage
 	if _, err := bd.b.images.Get(ref); err != nil || bd.o.Pull {
 		if err != nil && !errdefs.IsNotFound(err) {
 			return "", nil, err
+		}
+		if bd.cacheOnly {
+			return "", nil, errNotCached
 		}
 		if perr := bd.b.be.PullImage(sr.ctx, ref, bd.o.Platform, registry.AuthFor(bd.o.Auth, ref), streamWriter(sr.out.Stream)); perr != nil {
 			if err == nil {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/moby/patternmatcher"
@@ -101,14 +103,21 @@ func (a *app) build(ctxPath string, f *buildFlags) (err error) {
 		b, _ := json.Marshal(v)
 		q.Set(name, string(b))
 	}
-	body, dockerfile, err := buildContext(ctxPath, f.file)
+	bctx, err := buildContext(ctxPath, f.file, time.Now())
 	if err != nil {
 		return statusError{code: 1, msg: err.Error()}
 	}
-	if dockerfile != "" {
-		q.Set("dockerfile", dockerfile)
+	if bctx.dockerfile != "" {
+		q.Set("dockerfile", bctx.dockerfile)
 	}
-	resp, err := a.c.Stream(a.ctx, "/build", q, "application/x-tar", body)
+	header := http.Header{"Content-Type": {"application/x-tar"}}
+	if bctx.stat != "" && !f.noCache && !f.pull {
+		// The daemon may know these files from a build before: it asks
+		// for them only if a step needs them (docs/builder.md).
+		header.Set("X-Tent-Context-Stat", bctx.stat)
+		header.Set("Expect", "100-continue")
+	}
+	resp, err := a.c.Stream(a.ctx, "/build", q, header, bctx.write)
 	if err != nil {
 		return apiError(err, 1)
 	}
@@ -196,40 +205,50 @@ func readSecrets(specs []string) (map[string][]byte, error) {
 	return out, nil
 }
 
+// sentContext is a build's context as the request sends it.
+type sentContext struct {
+	write      func(io.Writer) error // writes the request's body
+	dockerfile string                // the Dockerfile's name in it, if not the default
+	// stat stands for a directory's files by their metadata ("" for
+	// other contexts, or files changed too recently to tell): see
+	// contextStat.
+	stat string
+}
+
 // buildContext is the request's body: a directory's tar (what
 // .dockerignore excludes left out), a tarball as it is, or STDIN ("-":
 // a tar or a Dockerfile). A Dockerfile from elsewhere (-f outside the
-// context, -f -) goes into the tar under a name of its own, returned.
-func buildContext(ctxPath, file string) (func(io.Writer) error, string, error) {
+// context, -f -) goes into the tar under a name of its own.
+func buildContext(ctxPath, file string, now time.Time) (*sentContext, error) {
 	if strings.Contains(ctxPath, "://") || strings.HasPrefix(ctxPath, "git@") {
-		return nil, "", fmt.Errorf("remote build contexts (%s) are not supported yet", ctxPath)
+		return nil, fmt.Errorf("remote build contexts (%s) are not supported yet", ctxPath)
 	}
 	if ctxPath == "-" {
 		if file == "-" {
-			return nil, "", errors.New("invalid argument: can't use stdin for both build context and dockerfile")
+			return nil, errors.New("invalid argument: can't use stdin for both build context and dockerfile")
 		}
-		return copying(os.Stdin), file, nil
+		return &sentContext{write: copying(os.Stdin), dockerfile: file}, nil
 	}
 	fi, err := os.Stat(ctxPath)
 	if err != nil {
-		return nil, "", fmt.Errorf("unable to prepare context: %w", err)
+		return nil, fmt.Errorf("unable to prepare context: %w", err)
 	}
 	if fi.Mode().IsRegular() { // a tarball, compressed or not
-		return func(w io.Writer) error {
+		return &sentContext{dockerfile: file, write: func(w io.Writer) error {
 			f, err := os.Open(ctxPath)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
 			return copying(f)(w)
-		}, file, nil
+		}}, nil
 	}
 	var extra []byte
 	name := file
 	switch {
 	case file == "-":
 		if extra, err = io.ReadAll(os.Stdin); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		name = ".dockerfile." + randomHex()
 	case file != "":
@@ -239,16 +258,24 @@ func buildContext(ctxPath, file string) (func(io.Writer) error, string, error) {
 			name = rel
 		} else {
 			if extra, err = os.ReadFile(file); err != nil {
-				return nil, "", fmt.Errorf("unable to read the Dockerfile: %w", err)
+				return nil, fmt.Errorf("unable to read the Dockerfile: %w", err)
 			}
 			name = ".dockerfile." + randomHex()
 		}
 	}
 	pats, err := readIgnore(ctxPath, name)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return func(w io.Writer) error { return writeContext(w, ctxPath, pats, name, extra) }, name, nil
+	entries, err := scanContext(ctxPath, pats, name)
+	if err != nil {
+		return nil, fmt.Errorf("unable to prepare context: %w", err)
+	}
+	sc := &sentContext{dockerfile: name, write: func(w io.Writer) error { return writeContext(w, entries, name, extra) }}
+	if extra == nil { // a Dockerfile of its own makes a new tar each time
+		sc.stat = contextStat(ctxPath, name, entries, now)
+	}
+	return sc, nil
 }
 
 // copying writes what r holds.
@@ -287,18 +314,22 @@ func readIgnore(dir, dockerfile string) ([]string, error) {
 	return nil, nil
 }
 
-// writeContext tars dir into w, a buffered writer (owners as root, as
-// the docker CLI sends them), leaving out what pats exclude but the
-// Dockerfile and the ignore files; extra, when set, is added as the
-// Dockerfile named dockerfile.
-func writeContext(w io.Writer, dir string, pats []string, dockerfile string, extra []byte) error {
+// contextFile is a file, directory or link of a context directory.
+type contextFile struct {
+	rel, path string // the name in the tar (with slashes), the path here
+	fi        fs.FileInfo
+	link      string // a symbolic link's target
+}
+
+// scanContext lists what of dir goes into the context's tar: all but
+// what pats exclude, the Dockerfile and the ignore files always.
+func scanContext(dir string, pats []string, dockerfile string) ([]contextFile, error) {
 	pm, err := patternmatcher.New(pats)
 	if err != nil {
-		return fmt.Errorf(".dockerignore: %w", err)
+		return nil, fmt.Errorf(".dockerignore: %w", err)
 	}
-	tw := tar.NewWriter(w)
 	keep := map[string]bool{".dockerignore": true, dockerfile: true, "Dockerfile": dockerfile == "", dockerfile + ".dockerignore": true}
-	buf := make([]byte, 64<<10)
+	var files []contextFile
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -323,18 +354,64 @@ func writeContext(w io.Writer, dir string, pats []string, dockerfile string, ext
 		if err != nil {
 			return err
 		}
-		link := ""
+		f := contextFile{rel: filepath.ToSlash(rel), path: p, fi: fi}
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
+			if f.link, err = os.Readlink(p); err != nil {
 				return err
 			}
 		}
-		hdr, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return nil // sockets and the like are not sent
+		files = append(files, f)
+		return nil
+	})
+	return files, err
+}
+
+// contextStat is a digest of what the context's tar is made from but
+// the files' content: the directory, the Dockerfile's name, and each
+// file's name, type and mode, owner, size, link target, modification
+// and change times in nanoseconds, device and inode. A file whose
+// content changes gets a new change time (which no one sets at will),
+// so the same digest later means the same tar, and the daemon, which
+// remembers the tar a digest stood for, can build from the cache
+// without it. The clock that stamps those times ticks coarsely (a few
+// milliseconds): a file changed within a tick of being read could
+// change again with the same times, so, as git treats a racily clean
+// file, files changed in the last two seconds make no digest ("").
+func contextStat(dir, dockerfile string, files []contextFile, now time.Time) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "tent-context-stat-v1\x00%s\x00%s\x00", abs, dockerfile)
+	recent := now.Add(-2 * time.Second).UnixNano()
+	for _, f := range files {
+		st, ok := f.fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return ""
 		}
-		hdr.Name = filepath.ToSlash(rel)
-		if fi.IsDir() {
+		mtime, ctime := st.Mtim.Nano(), st.Ctim.Nano()
+		if mtime >= recent || ctime >= recent {
+			return ""
+		}
+		fmt.Fprintf(h, "%s\x00%o %d %d %d %d %d %d %d\x00%s\x00", f.rel, st.Mode, st.Uid, st.Gid, st.Size, mtime, ctime, st.Dev, st.Ino, f.link)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// writeContext writes files as a tar into w, a buffered writer (owners
+// as root, as the docker CLI sends them); extra, when set, is added as
+// the Dockerfile named dockerfile.
+func writeContext(w io.Writer, files []contextFile, dockerfile string, extra []byte) error {
+	tw := tar.NewWriter(w)
+	buf := make([]byte, 64<<10)
+	for _, f := range files {
+		hdr, err := tar.FileInfoHeader(f.fi, f.link)
+		if err != nil {
+			continue // sockets and the like are not sent
+		}
+		hdr.Name = f.rel
+		if f.fi.IsDir() {
 			hdr.Name += "/"
 		}
 		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
@@ -347,13 +424,11 @@ func writeContext(w io.Writer, dir string, pats []string, dockerfile string, ext
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		if fi.Mode().IsRegular() {
-			return copyFile(tw, p, fi.Size(), buf)
+		if f.fi.Mode().IsRegular() {
+			if err := copyFile(tw, f.path, f.fi.Size(), buf); err != nil {
+				return err
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	if extra != nil {
 		if err := tw.WriteHeader(&tar.Header{Name: dockerfile, Mode: 0o644, Size: int64(len(extra)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {

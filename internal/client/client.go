@@ -122,14 +122,44 @@ func answer(resp *http.Response) (*http.Response, error) {
 // piece to through a pipe: a build's context, ~120 files, took two
 // goroutine hand-offs per 32 KiB. An error of write ends the body short
 // and is returned once the daemon has answered.
-func (c *Client) Stream(ctx context.Context, path string, q url.Values, contentType string, write func(w io.Writer) error) (*http.Response, error) {
+//
+// header is the request's own (Content-Type and the like). With
+// "Expect: 100-continue" in it the body is offered first: it is written
+// only once the daemon answers 100 Continue (or has not answered within
+// a second, as RFC 9110 lets a client do); if the daemon answers
+// without it, that is the answer and the body is never written.
+func (c *Client) Stream(ctx context.Context, path string, q url.Values, header http.Header, write func(w io.Writer) error) (*http.Response, error) {
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to the tent daemon: %w", err)
 	}
 	u, _ := url.Parse(apiURL(path, q))
 	cw := bufio.NewWriterSize(conn, 1<<20)
-	fmt.Fprintf(cw, "POST %s HTTP/1.1\r\nHost: tent\r\nUser-Agent: tent\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n", u.RequestURI(), contentType)
+	fmt.Fprintf(cw, "POST %s HTTP/1.1\r\nHost: tent\r\nUser-Agent: tent\r\nTransfer-Encoding: chunked\r\n", u.RequestURI())
+	header.Write(cw)
+	cw.WriteString("\r\n")
+	br := bufio.NewReader(conn)
+	req := &http.Request{Method: http.MethodPost}
+	if header.Get("Expect") == "100-continue" {
+		if err := cw.Flush(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		resp, err := http.ReadResponse(br, req)
+		conn.SetReadDeadline(time.Time{})
+		var ne net.Error
+		switch {
+		case err == nil && resp.StatusCode == http.StatusContinue:
+		case err == nil: // the answer, without the body
+			resp.Body = connBody{resp.Body, conn}
+			return answer(resp)
+		case errors.As(err, &ne) && ne.Timeout() && br.Buffered() == 0:
+		default:
+			conn.Close()
+			return nil, fmt.Errorf("the tent daemon's answer: %w", err)
+		}
+	}
 	chunks := httputil.NewChunkedWriter(cw)
 	body := bufio.NewWriterSize(chunks, 256<<10) // chunks of 256 KiB
 	werr := write(body)
@@ -150,7 +180,10 @@ func (c *Client) Stream(ctx context.Context, path string, q url.Values, contentT
 			return nil, werr
 		}
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
+	resp, err := http.ReadResponse(br, req)
+	for err == nil && resp.StatusCode == http.StatusContinue { // one that came late
+		resp, err = http.ReadResponse(br, req)
+	}
 	if err != nil {
 		conn.Close()
 		if werr != nil {

@@ -24,11 +24,25 @@ func (d *Daemon) Build(ctx context.Context, o builder.Options, body io.Reader, o
 	}
 	id, err := d.builder.Build(ctx, o, body, out)
 	if err == nil {
-		for _, t := range o.Tags {
-			d.Event(events.ActionTag, id.String(), t)
-		}
+		d.tagEvents(id, o.Tags)
 	}
 	return id, err
+}
+
+// BuildKnown builds from a context known by its files' metadata, if it
+// can do without the context (builder.BuildKnown).
+func (d *Daemon) BuildKnown(ctx context.Context, o builder.Options, out builder.Output) (digest.Digest, bool) {
+	id, ok := d.builder.BuildKnown(ctx, o, out)
+	if ok {
+		d.tagEvents(id, o.Tags)
+	}
+	return id, ok
+}
+
+func (d *Daemon) tagEvents(id digest.Digest, tags []string) {
+	for _, t := range tags {
+		d.Event(events.ActionTag, id.String(), t)
+	}
 }
 
 // BuildPrune empties the build cache (POST /build/prune).

@@ -95,6 +95,7 @@ type Images interface {
 	ImagePull(ctx context.Context, ref, platform string, auth registry.Auth, out *distribution.Progress) error
 	ImagePush(ctx context.Context, name, tag string, auth registry.Auth, out *distribution.Progress) error
 	Build(ctx context.Context, o builder.Options, body io.Reader, out builder.Output) (digest.Digest, error)
+	BuildKnown(ctx context.Context, o builder.Options, out builder.Output) (digest.Digest, bool)
 	BuildPrune() (*build.CachePruneReport, error)
 	Login(ctx context.Context, auth registry.Auth) error
 }

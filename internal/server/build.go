@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,7 +19,7 @@ func buildOptions(r *http.Request) (builder.Options, error) {
 	q := r.URL.Query()
 	o := builder.Options{Tags: q["t"], Dockerfile: q.Get("dockerfile"), Target: q.Get("target"),
 		NoCache: boolValue(r, "nocache"), Pull: boolValue(r, "pull"), Quiet: boolValue(r, "q"),
-		NetworkMode: q.Get("networkmode"), Platform: q.Get("platform")}
+		NetworkMode: q.Get("networkmode"), Platform: q.Get("platform"), ContextStat: r.Header.Get("X-Tent-Context-Stat")}
 	auth, err := registry.DecodeConfigHeader(r.Header.Get("X-Registry-Config"))
 	if err != nil {
 		return o, err
@@ -88,17 +89,41 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	w.Header().Set("Content-Type", "application/json")
+	if o.ContextStat != "" && r.Header.Get("Expect") == "100-continue" {
+		// tent's CLI names its context by its files' metadata and waits
+		// before it sends them: a rebuild from the cache may do without
+		// them (builder.BuildKnown). The answer is held until that is
+		// known; else 100 Continue asks for the context.
+		var held bytes.Buffer
+		if _, ok := s.d.BuildKnown(r.Context(), o, buildOutput(json.NewEncoder(&held), o.Quiet)); ok {
+			w.Write(held.Bytes())
+			return
+		}
+		r.Body.Read(nil) // sends 100 Continue
+	}
 	// The context is read while the answer streams.
 	http.NewResponseController(w).EnableFullDuplex()
-	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	fw := newFlushWriter(w)
-	enc := json.NewEncoder(fw)
+	enc := json.NewEncoder(newFlushWriter(w))
+	if _, err := s.d.Build(r.Context(), o, r.Body, buildOutput(enc, o.Quiet)); err != nil {
+		msg := message(err)
+		detail := map[string]any{"message": msg}
+		if code := builder.ExitCode(err); code != 0 {
+			detail["code"] = code
+		}
+		enc.Encode(map[string]any{"errorDetail": detail, "error": msg})
+	}
+}
+
+// buildOutput writes a build's report as the legacy builder's JSON
+// messages (a quiet build's ID as a stream message too, as dockerd's).
+func buildOutput(enc *json.Encoder, quiet bool) builder.Output {
 	out := builder.Output{
 		Stream: func(text string) { enc.Encode(map[string]string{"stream": text}) },
 		Aux:    func(v any) { enc.Encode(map[string]any{"aux": v}) },
 	}
-	if o.Quiet {
+	if quiet {
 		aux := out.Aux
 		out.Aux = func(v any) {
 			aux(v)
@@ -107,14 +132,7 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if _, err := s.d.Build(r.Context(), o, r.Body, out); err != nil {
-		msg := message(err)
-		detail := map[string]any{"message": msg}
-		if code := builder.ExitCode(err); code != 0 {
-			detail["code"] = code
-		}
-		enc.Encode(map[string]any{"errorDetail": detail, "error": msg})
-	}
+	return out
 }
 
 func (s *Server) buildPrune(w http.ResponseWriter, r *http.Request) {

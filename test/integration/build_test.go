@@ -2,12 +2,14 @@ package integration
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -519,11 +521,18 @@ func TestBuildParallelStages(t *testing.T) {
 // context is then not unpacked while steps come from the cache) never
 // stands in for the files: a step that must run all the same (the cache
 // pruned) gets them, and a file changed in place (same size) is seen.
+//
+// tent's CLI names a context by its files' metadata once they are two
+// seconds old (the test waits for that): a rebuild the daemon can make
+// from the cache alone is made without the files, one it cannot gets
+// them.
 func TestBuildContextKnownAgain(t *testing.T) {
 	e := startTent(t)
 	ctx := t.TempDir()
 	writeTree(t, ctx, map[string]string{"Dockerfile": "FROM busybox\nCOPY app/ /app/\nCOPY *.txt /notes/\nRUN cat /app/* /notes/* > /all\n",
 		"app/a": "alpha\n", "app/b": "bravo\n", "one.txt": "one\n", "two.txt": "two\n", ".dockerignore": "two.txt\n"})
+	settle := func() { time.Sleep(2100 * time.Millisecond) } // files older than the CLI's racy window
+	settle()
 	build := func() string {
 		t.Helper()
 		out, errOut, code := capture(t, exec.Command(tentBin(), "-H", e.host, "build", "-q", "-t", "known", ctx), nil)
@@ -549,5 +558,84 @@ func TestBuildContextKnownAgain(t *testing.T) {
 	build()
 	if got := e.must(t, "run", "--rm", "known", "cat", "/all"); got != "ALPHA\nbravo\none\n" {
 		t.Errorf("after a change in place: %q", got)
+	}
+	// The same, the change older than the racy window: the files' metadata
+	// differs from what the daemon knows.
+	if err := os.WriteFile(filepath.Join(ctx, "app", "b"), []byte("BRAVO\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	changed := build()
+	if got := e.must(t, "run", "--rm", "known", "cat", "/all"); got != "ALPHA\nBRAVO\none\n" {
+		t.Errorf("after a change in place, two seconds later: %q", got)
+	}
+	if again := build(); again != changed {
+		t.Errorf("a rebuild of the changed context: %s, want %s", again, changed)
+	}
+}
+
+// TestBuildKnownContextProtocol: POST /build with X-Tent-Context-Stat and
+// Expect: 100-continue (tent's CLI's request): a context the daemon does
+// not know, or a build that needs its files, gets 100 Continue and is
+// sent; a known one whose steps are all cached is answered at once,
+// without 100 Continue, with the image the context made.
+func TestBuildKnownContextProtocol(t *testing.T) {
+	e := startTent(t)
+	body := tarOf(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY f /f\nRUN cat /f > /g\n", "f": "content\n"})
+	sock := strings.TrimPrefix(e.host, "unix://")
+	// post sends the request's head, then the body if asked for it, and
+	// says whether it was, with the image ID the answer names.
+	post := func(query, stat string) (asked bool, id string) {
+		t.Helper()
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /v1.41/build?t=known&q=1%s HTTP/1.1\r\nHost: tent\r\nContent-Type: application/x-tar\r\nContent-Length: %d\r\nExpect: 100-continue\r\nX-Tent-Context-Stat: %s\r\n\r\n", query, len(body), stat)
+		conn.SetDeadline(time.Now().Add(time.Minute))
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusContinue {
+			asked = true
+			io.WriteString(conn, body)
+			if resp, err = http.ReadResponse(br, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, _ := io.ReadAll(resp.Body)
+		m := regexp.MustCompile(`"ID":"(sha256:[0-9a-f]{64})"`).FindSubmatch(b)
+		if resp.StatusCode != http.StatusOK || m == nil {
+			t.Fatalf("%s %s: %s %s", query, stat, resp.Status, b)
+		}
+		return asked, string(m[1])
+	}
+	asked, first := post("", "stat-one")
+	if !asked {
+		t.Fatal("a context the daemon never saw was not asked for")
+	}
+	if asked, id := post("", "stat-one"); asked || id != first {
+		t.Errorf("the known context again: asked for it %v, image %s (want %s without it)", asked, id, first)
+	}
+	if got := e.must(t, "run", "--rm", "known", "cat", "/g"); got != "content\n" {
+		t.Errorf("the image built without its context: /g %q", got)
+	}
+	if asked, _ := post("", "stat-two"); !asked {
+		t.Error("another stat: not asked for the context")
+	}
+	if asked, _ := post("&nocache=1", "stat-one"); !asked {
+		t.Error("--no-cache: not asked for the context")
+	}
+	if _, errOut, code := capture(t, exec.Command(tentBin(), "-H", e.host, "builder", "prune", "-f"), nil); code != 0 {
+		t.Fatalf("builder prune: %s", errOut)
+	}
+	if asked, id := post("", "stat-one"); !asked || id == "" {
+		t.Errorf("the known context with its cache pruned: asked for it %v", asked)
+	}
+	if got := e.must(t, "run", "--rm", "known", "cat", "/g"); got != "content\n" {
+		t.Errorf("rebuilt after the cache was pruned: /g %q", got)
 	}
 }
