@@ -393,6 +393,25 @@ RUN touch /mine/by-user
 			t.Errorf("%s: in tent's image, not in docker's", p)
 		}
 	}
+	// tent's image through a registry into docker, which runs it
+	// unchanged: the same ID, files, user.
+	reg := startRegistry(t)
+	ref := reg.addr + "/built:1"
+	e.must(t, "tag", "cmp", ref)
+	e.must(t, "push", ref)
+	d.must(t, "pull", ref)
+	if id, want := imageID(t, e, ref), strings.TrimSpace(d.must(t, "image", "inspect", "-f", "{{.Id}}", ref)); id != want {
+		t.Errorf("docker pulled image %s, tent built %s", want, id)
+	}
+	if out := d.must(t, "run", "--rm", ref, "sh", "-c", "id -u; cat /renamed.txt /flat/b.txt; pwd"); out != "1000\nA\nB\n/srv/app\n" {
+		t.Errorf("docker ran tent's built image: %q", out)
+	}
+	pulled := imageTree(t, d, ref)
+	for p, g := range got {
+		if pulled[p] != g {
+			t.Errorf("%s: %q after the registry, %q in tent's image", p, pulled[p], g)
+		}
+	}
 }
 
 // imageTree flattens a saved image's layers and describes every path.
