@@ -86,24 +86,34 @@ func (s *suite) vmFloor() {
 		logf("vm floor: %v", err)
 		return
 	}
+	bootFloor := func() float64 {
+		cmd, err := h.FloorCommand("/bin/busybox", vmtask.DefaultMemory>>20)
+		if err != nil {
+			fail(err)
+		}
+		t0 := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fail(fmt.Errorf("the floor's QEMU: %v: %s", err, out))
+		}
+		return ms(time.Since(t0))
+	}
+	runVM := func(args ...string) func() float64 {
+		return func() float64 {
+			return ms(s.tent.timedWith(s.tent.cli, append([]string{"run", "--rm", "--isolation", "vm", "--network", "none"}, append(args, "busybox:bench", "true")...)...))
+		}
+	}
 	floor := &figure{name: "`run --rm` of a VM (tent's CLI) against QEMU booting the same kernel into an initramfs that powers off (the floor)",
 		label: "VM run against its floor", unit: "ms", ref: "the floor", goal: atMostRatio(1.2)}
-	floor.tent, floor.other = interleave(s.heavyRuns*3, 1, // the floor varies by ±25% from run to run here
-		func() float64 {
-			return ms(s.tent.timedWith(s.tent.cli, "run", "--rm", "--isolation", "vm", "--network", "none", "busybox:bench", "true"))
-		},
-		func() float64 {
-			cmd, err := h.FloorCommand("/bin/busybox", vmtask.DefaultMemory>>20)
-			if err != nil {
-				fail(err)
-			}
-			t0 := time.Now()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fail(fmt.Errorf("the floor's QEMU: %v: %s", err, out))
-			}
-			return ms(time.Since(t0))
-		})
+	// The floor varies by ±25% from run to run here: nine samples a side.
+	floor.tent, floor.other = interleave(s.heavyRuns*3, 1, runVM(), bootFloor)
 	s.add(floor)
+	// A VM with a volume boots (no template: docs/vm.md, "Templates"):
+	// the boot path against the same floor.
+	boot := &figure{name: "`run --rm` of a VM that boots (with a volume, so no template; tent's CLI) against the floor",
+		label: "VM boot against its floor", unit: "ms", ref: "the floor"}
+	boot.tent, boot.other = interleave(s.heavyRuns*3, 1, runVM("-v", "bench-vm-vol:/vol"), bootFloor)
+	s.add(boot)
+	s.tent.try("volume", "rm", "bench-vm-vol")
 }
 
 // vmSaveRestore: an idle VM saved (`checkpoint create`: its whole state

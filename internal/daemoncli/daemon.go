@@ -92,6 +92,9 @@ type daemonOpts struct {
 	Runtimes       map[string]runtimeOpts `json:"runtimes"`
 	runtimeFlags   []string
 	DefaultRuntime string `json:"default-runtime"`
+	// VMTemplates: VMs start from templates (docs/vm.md); nil in the
+	// file: not set there.
+	VMTemplates *bool `json:"vm-templates"`
 }
 
 // runtimeOpts are a runtime's settings in the config file.
@@ -169,6 +172,8 @@ func daemonCmd() *cobra.Command {
 	f.BoolVar(&o.Experimental, "experimental", false, "say that experimental features are on (the docker CLI then offers checkpoint and start --checkpoint)")
 	f.StringArrayVar(&o.runtimeFlags, "add-runtime", nil, "an OCI runtime binary containers may ask for with --runtime: NAME=PATH (repeatable)")
 	f.StringVar(&o.DefaultRuntime, "default-runtime", "", "the runtime of containers that name none (default: tent's own)")
+	o.VMTemplates = new(bool)
+	f.BoolVar(o.VMTemplates, "vm-templates", true, "start VMs (--isolation vm) from a saved booted guest rather than booting each (false: each VM boots, with a kernel address layout of its own)")
 	f.StringVar(&configFile, "config-file", "", "JSON file with the same settings as the flags (flags win)")
 	return cmd
 }
@@ -211,6 +216,9 @@ func loadDaemonConfig(path string, o *daemonOpts, cmd *cobra.Command) error {
 	}
 	if !cmd.Flags().Changed("ip-masq") && fileOpts.IPMasq != nil {
 		*o.IPMasq = *fileOpts.IPMasq
+	}
+	if !cmd.Flags().Changed("vm-templates") && fileOpts.VMTemplates != nil {
+		*o.VMTemplates = *fileOpts.VMTemplates
 	}
 	set("ip", &o.IP, fileOpts.IP)
 	if !cmd.Flags().Changed("mtu") && fileOpts.MTU != 0 {
@@ -267,7 +275,7 @@ func runDaemon(o *daemonOpts) error {
 	}
 	cfg := daemon.Config{DataRoot: o.DataRoot, ExecRoot: o.ExecRoot, CgroupParent: o.CgroupParent, Logger: log,
 		LogDriver: o.LogDriver, LogOpts: o.LogOpts, InsecureRegistries: o.Insecure, Init: o.Init, InitPath: o.InitPath,
-		DefaultRuntime: o.DefaultRuntime}
+		DefaultRuntime: o.DefaultRuntime, NoVMTemplates: !*o.VMTemplates}
 	var err error
 	if cfg.Runtimes, err = o.runtimes(); err != nil {
 		return err

@@ -3,6 +3,7 @@ package monitor
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/vm"
 	"github.com/tent-project/tent/internal/vm/wire"
 )
 
@@ -46,6 +48,10 @@ type VMConfig struct {
 	// Disk is the container's disk (in Argv too): a checkpoint keeps a
 	// copy, which a restore puts back.
 	Disk string `json:"disk,omitempty"`
+	// Template: Argv starts the VM from this template (vm.Host.Template):
+	// the monitor loads its state, then configures the agent as after a
+	// boot.
+	Template string `json:"template,omitempty"`
 }
 
 // bootTimeout bounds a boot to the agent's ready: under TCG a boot takes
@@ -165,10 +171,10 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 	fail := func(err error) (*vmWorkload, error) {
 		end()
 		if qemuErr.Len() > 0 {
-			err = fmt.Errorf("%w: %s", err, tail(bytes.TrimSpace(qemuErr.Bytes()), 2000))
+			err = fmt.Errorf("%w: %s", err, vm.Tail(bytes.TrimSpace(qemuErr.Bytes()), 2000))
 		}
 		if con, rerr := os.ReadFile(vc.Console); rerr == nil && len(con) > 0 {
-			err = fmt.Errorf("%w; the guest's console:\n%s", err, tail(con, 2000))
+			err = fmt.Errorf("%w; the guest's console:\n%s", err, vm.Tail(con, 2000))
 		}
 		return nil, err
 	}
@@ -195,6 +201,15 @@ func (m *monitor) createVM() (*vmWorkload, error) {
 			return fail(err)
 		}
 	} else {
+		if vc.Template != "" {
+			err := v.machineReady(deadline)
+			if err == nil {
+				err = vm.StartFromTemplate(m.dir, vc.QMPSocket, vc.Template, time.Until(deadline))
+			}
+			if err != nil {
+				return fail(err)
+			}
+		}
 		if err := v.configure(m.cfg, in, deadline); err != nil {
 			if f, ok := err.(agentFailure); ok { // the agent's own words: no console to quote
 				end()
@@ -231,6 +246,13 @@ func (f agentFailure) Error() string { return f.err.Error() }
 func (v *vmWorkload) configure(cfg Config, in *bufio.Reader, deadline time.Time) error {
 	p := cfg.VM.Process
 	p.Terminal, p.OpenStdin = cfg.Tty, cfg.OpenStdin
+	p.Seed = make([]byte, 32)
+	rand.Read(p.Seed)
+	if cfg.VM.Template != "" {
+		// Its guest runs (a booted one's reads its configuration only
+		// once booted, and has the clock of its boot, from the RTC).
+		p.Time = time.Now().UnixNano()
+	}
 	b, _ := json.Marshal(p)
 	if err := v.w.Write(wire.Config, b); err != nil {
 		return err
@@ -452,7 +474,7 @@ func (v *vmWorkload) signal(sig syscall.Signal, all bool) error {
 // protocol (QMP): a paused VM keeps its memory and devices, as a frozen
 // cgroup keeps its processes.
 func (v *vmWorkload) pause(pause bool) error {
-	q, err := dialQMP(v.dir, v.qmp)
+	q, err := vm.DialQMP(v.dir, v.qmp)
 	if err != nil {
 		return err
 	}
@@ -461,7 +483,7 @@ func (v *vmWorkload) pause(pause bool) error {
 	if pause {
 		cmd = "stop"
 	}
-	return q.call(cmd, nil, nil)
+	return q.Call(cmd, nil, nil)
 }
 
 // sync has the agent write what the guest holds (its page cache) to its
@@ -530,11 +552,4 @@ func agentError(p []byte) error {
 		f.Message = string(p)
 	}
 	return errdefs.WithClass(errors.New(f.Message), f.Class)
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
 }

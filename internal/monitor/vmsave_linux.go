@@ -7,8 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/tent-project/tent/internal/vm"
 )
 
 // A VM's checkpoint is QEMU's own state snapshot (a migration to a file:
@@ -46,14 +47,11 @@ type checkpointInfo struct {
 	NextExec uint32 `json:"nextExec"`
 }
 
-// shellQuote quotes s for sh (QEMU runs an exec: migration through it).
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
 // checkpoint saves the VM's whole state into dir; with exit it then ends
 // the VM (its workload's exit code is 0: saved, not failed), else it lets
 // it run on.
 func (v *vmWorkload) checkpoint(dir string, exit bool) error {
-	q, err := dialQMP(v.dir, v.qmp)
+	q, err := vm.DialQMP(v.dir, v.qmp)
 	if err != nil {
 		return err
 	}
@@ -62,24 +60,11 @@ func (v *vmWorkload) checkpoint(dir string, exit bool) error {
 	tmp := state + ".tmp"
 	// The file is complete once renamed: QEMU reports the migration done
 	// when it has written its last byte into the pipe, not when cat has.
-	uri := "exec:cat > " + shellQuote(tmp) + " && mv " + shellQuote(tmp) + " " + shellQuote(state)
-	if err := q.call("migrate", map[string]any{"uri": uri}, nil); err != nil {
+	uri := "exec:cat > " + vm.ShellQuote(tmp) + " && mv " + vm.ShellQuote(tmp) + " " + vm.ShellQuote(state)
+	if err := q.Call("migrate", map[string]any{"uri": uri}, nil); err != nil {
 		return err
 	}
-	err = q.await("query-migrate", saveTimeout, func(r json.RawMessage) (bool, error) {
-		var st struct {
-			Status    string `json:"status"`
-			ErrorDesc string `json:"error-desc"`
-		}
-		json.Unmarshal(r, &st)
-		switch st.Status {
-		case "completed":
-			return true, nil
-		case "failed", "cancelled":
-			return true, fmt.Errorf("saving the VM's state: %s %s", st.Status, st.ErrorDesc)
-		}
-		return false, nil
-	})
+	err = q.Migrated(saveTimeout)
 	if err == nil {
 		err = waitFor(state, 30*time.Second)
 	}
@@ -98,11 +83,11 @@ func (v *vmWorkload) checkpoint(dir string, exit bool) error {
 		os.Remove(tmp)
 		os.Remove(state)
 		os.Remove(filepath.Join(dir, diskName))
-		q.call("cont", nil, nil) // a failed save leaves it running, as it was
+		q.Call("cont", nil, nil) // a failed save leaves it running, as it was
 		return err
 	}
 	if !exit {
-		return q.call("cont", nil, nil) // the VM stopped when its state was complete
+		return q.Call("cont", nil, nil) // the VM stopped when its state was complete
 	}
 	v.setCode(0)
 	return v.qemu.Process.Kill()
@@ -150,16 +135,16 @@ func restoreArgs(dir, disk string) ([]string, uint32, error) {
 	if err := copySparse(filepath.Join(dir, diskName), disk); err != nil {
 		return nil, 0, err
 	}
-	return []string{"-S", "-incoming", "exec:cat " + shellQuote(state)}, info.NextExec, nil
+	return []string{"-S", "-incoming", "exec:cat " + vm.ShellQuote(state)}, info.NextExec, nil
 }
 
 // machineReady waits until QEMU answers on its machine protocol: its
 // devices are made (it loads the state after).
 func (v *vmWorkload) machineReady(deadline time.Time) error {
 	for {
-		q, err := dialQMP(v.dir, v.qmp)
+		q, err := vm.DialQMP(v.dir, v.qmp)
 		if err == nil {
-			err = q.call("query-status", nil, nil)
+			err = q.Call("query-status", nil, nil)
 			q.Close()
 			if err == nil {
 				return nil
@@ -178,12 +163,12 @@ func (v *vmWorkload) machineReady(deadline time.Time) error {
 
 // resume lets a restored VM run, once QEMU has loaded its state.
 func (v *vmWorkload) resume() error {
-	q, err := dialQMP(v.dir, v.qmp)
+	q, err := vm.DialQMP(v.dir, v.qmp)
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-	err = q.await("query-status", saveTimeout, func(r json.RawMessage) (bool, error) {
+	err = q.Await("query-status", saveTimeout, func(r json.RawMessage) (bool, error) {
 		var st struct {
 			Status string `json:"status"`
 		}
@@ -199,5 +184,5 @@ func (v *vmWorkload) resume() error {
 	if err != nil {
 		return err
 	}
-	return q.call("cont", nil, nil)
+	return q.Call("cont", nil, nil)
 }

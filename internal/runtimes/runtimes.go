@@ -49,6 +49,8 @@ type Config struct {
 	Binaries map[string]ocibin.Binary
 	Default  string
 	Log      *slog.Logger
+	// NoVMTemplates: every VM boots (vm.Host.NoTemplates).
+	NoVMTemplates bool
 }
 
 // Set is the daemon's runtimes.
@@ -75,6 +77,7 @@ func Open(cfg Config) (*Set, error) {
 		cfg.Log.Info("VM isolation is not available", "reason", err)
 	} else {
 		s.vmHost = host
+		host.Log, host.NoTemplates = cfg.Log, cfg.NoVMTemplates
 		host.StartProbe() // KVM or TCG: found before the first VM needs it
 		s.byName[vmtask.Name] = vmtask.New(cfg.Exe, host)
 	}

@@ -1,12 +1,8 @@
 package vm
 
 import (
-	"bufio"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	"github.com/tent-project/tent/internal/vm/wire"
@@ -72,29 +68,9 @@ func (h *Host) bootKVM() error {
 		cmd.Process.Kill()
 		<-exited
 	}()
-	deadline := time.Now().Add(probeTimeout)
-	for {
-		conn, err := net.Dial("unix", filepath.Join(dir, "agent.sock"))
-		if err == nil {
-			defer conn.Close()
-			conn.SetDeadline(deadline)
-			if err := wire.NewWriter(conn).Write(wire.Config, []byte("{}")); err != nil {
-				return err
-			}
-			f, err := wire.Read(bufio.NewReader(conn))
-			if err != nil || f.Kind != wire.Ready {
-				return fmt.Errorf("no answer from the agent: %v", err)
-			}
-			return nil
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			return fmt.Errorf("QEMU ended: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no port within %v", probeTimeout)
-		}
+	conn, err := awaitAgent(dir, "agent.sock", exited, time.Now().Add(probeTimeout), wire.Config, []byte("{}"))
+	if err == nil {
+		conn.Close()
 	}
+	return err
 }

@@ -11,7 +11,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +40,14 @@ type Host struct {
 
 	probeOnce        sync.Once
 	accel, accelNote string
+
+	tpl templates
+	// NoTemplates: Template refuses, so every VM boots (tentd
+	// --vm-templates=false).
+	NoTemplates bool
+	// Log, if set, is told what the host could not do and did otherwise
+	// (a template it could not make: its VMs boot).
+	Log *slog.Logger
 }
 
 // NewHost finds what VMs need, or says what is missing: guestDir holds
@@ -68,6 +78,7 @@ func NewHost(guestDir, agent, state string) (*Host, error) {
 	if err := os.MkdirAll(filepath.Join(state, "disks"), 0o700); err != nil {
 		return nil, err
 	}
+	removeTemplateLeftovers(state)
 	return h, nil
 }
 
@@ -172,6 +183,11 @@ type Machine struct {
 	// Shares are host directories the guest mounts over 9p (volumes and
 	// binds), by tag.
 	Shares []Share
+	// Template: the VM starts from this template (Host.Template) rather
+	// than booting: its memory is the template's, mapped copy-on-write,
+	// and the monitor loads the template's state (StartFromTemplate).
+	// Not with Shares.
+	Template string
 }
 
 // Share is a host directory exported to the guest.
@@ -184,15 +200,24 @@ type Share struct {
 // boots the guest, else TCG (see Accel), no firmware (PVH entry into the
 // ELF kernel), virtio-mmio disk, serial port, NIC and 9p shares.
 func (h *Host) Command(m Machine) (*exec.Cmd, error) {
-	initrd, err := h.Initrd()
-	if err != nil {
-		return nil, err
+	if m.Template != "" && len(m.Shares) > 0 {
+		return nil, errors.New("a VM with shares cannot start from a template")
 	}
-	args := append(h.machineArgs(m.MemMiB, m.CPUs, initrd), "-serial", "file:"+m.Console,
-		"-drive", "id=root,file="+m.Disk+",format=qcow2,if=none,cache=writeback,discard=unmap",
-		"-device", "virtio-blk-device,drive=root",
-		"-chardev", "socket,id=agent,path="+m.Agent+",server=on,wait=off",
-		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent")
+	var args []string
+	if m.Template != "" {
+		// No kernel: the guest is in the template's memory and state.
+		args = append(h.machineArgs(m.MemMiB, m.CPUs, ""),
+			"-object", fmt.Sprintf("memory-backend-file,id=ram,size=%dM,mem-path=%s,share=off", machineMem(m.MemMiB), filepath.Join(m.Template, templateMemory)),
+			"-incoming", "defer")
+	} else {
+		initrd, err := h.Initrd()
+		if err != nil {
+			return nil, err
+		}
+		args = append(h.machineArgs(m.MemMiB, m.CPUs, initrd), "-object", fmt.Sprintf("memory-backend-ram,id=ram,size=%dM", machineMem(m.MemMiB)))
+	}
+	args = append(args, "-serial", "file:"+m.Console)
+	args = append(args, devices("file="+m.Disk+",format=qcow2", m.Agent, m.Net)...)
 	for i, sh := range m.Shares {
 		fs := fmt.Sprintf("local,id=fs%d,path=%s,security_model=passthrough", i, sh.Path)
 		if sh.ReadOnly {
@@ -200,28 +225,53 @@ func (h *Host) Command(m Machine) (*exec.Cmd, error) {
 		}
 		args = append(args, "-fsdev", fs, "-device", fmt.Sprintf("virtio-9p-device,fsdev=fs%d,mount_tag=%s", i, sh.Tag))
 	}
-	if m.Net {
-		args = append(args, "-netdev", "tap,id=n0,ifname="+TapName+",script=no,downscript=no", "-device", "virtio-net-device,netdev=n0")
-	}
 	if m.QMP != "" {
 		args = append(args, "-qmp", "unix:"+m.QMP+",server=on,wait=off")
 	}
 	return exec.Command(h.Qemu, args...), nil
 }
 
+// devices are a VM's devices but its shares, in the order every VM has
+// them (a template's and the VMs started from it must match): the root
+// disk (drive, QEMU's options for its file), the agent's port (a unix
+// socket QEMU listens on), and a NIC, always there (its driver loads
+// when the VM joins a network, so a VM without one never sees it), on
+// the tap device with net.
+func devices(drive, agentSocket string, net bool) []string {
+	nic := "virtio-net-device"
+	var args []string
+	if net {
+		args = append(args, "-netdev", "tap,id=n0,ifname="+TapName+",script=no,downscript=no")
+		nic += ",netdev=n0"
+	}
+	return append(args,
+		"-drive", "id=root,"+drive+",if=none,cache=writeback,discard=unmap",
+		"-device", "virtio-blk-device,drive=root",
+		"-chardev", "socket,id=agent,path="+agentSocket+",server=on,wait=off",
+		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent",
+		"-device", nic)
+}
+
+// machineMem is the guest's memory in MiB for a request of memMiB.
+func machineMem(memMiB int) int { return max(memMiB, 64) }
+
 // machineArgs are QEMU's arguments for the machine, its accelerator and
-// the guest kernel with initrd, without devices.
+// (unless initrd is "") the guest kernel with initrd, without devices;
+// the guest's memory is the backend named "ram", which the caller adds.
 func (h *Host) machineArgs(memMiB, cpus int, initrd string) []string {
 	accel, cpu, tsc := "tcg,thread=multi", "max", tscFlag()
 	if name, _ := h.Accel(); name == "kvm" {
 		accel, cpu, tsc = "kvm", "host", ""
 	}
-	return []string{
-		"-M", "microvm,rtc=on", "-accel", accel, "-cpu", cpu,
-		"-m", strconv.Itoa(max(memMiB, 64)), "-smp", strconv.Itoa(max(cpus, 1)),
+	args := []string{
+		"-M", "microvm,rtc=on,memory-backend=ram", "-accel", accel, "-cpu", cpu,
+		"-m", strconv.Itoa(machineMem(memMiB)), "-smp", strconv.Itoa(max(cpus, 1)),
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-		"-kernel", h.Kernel, "-initrd", initrd, "-append", "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init " + tsc,
 	}
+	if initrd != "" {
+		args = append(args, "-kernel", h.Kernel, "-initrd", initrd, "-append", "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init "+tsc)
+	}
+	return args
 }
 
 // FloorCommand is QEMU booting the same machine and kernel as Command's
@@ -251,7 +301,7 @@ func (h *Host) FloorCommand(busybox string, memMiB int) (*exec.Cmd, error) {
 	if err := os.WriteFile(initrd, buf.Bytes(), 0o600); err != nil {
 		return nil, err
 	}
-	return exec.Command(h.Qemu, append(h.machineArgs(memMiB, 1, initrd), "-serial", "null")...), nil
+	return exec.Command(h.Qemu, append(h.machineArgs(memMiB, 1, initrd), "-object", fmt.Sprintf("memory-backend-ram,id=ram,size=%dM", machineMem(memMiB)), "-serial", "null")...), nil
 }
 
 // tscFlag gives the guest the host's TSC frequency: under TCG the

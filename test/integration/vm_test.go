@@ -358,3 +358,54 @@ func TestVMWalls(t *testing.T) {
 	}
 	e.must(t, "rm", "-f", "neighbour", "panicker")
 }
+
+// TestVMTemplates: VMs of one size start from one template (docs/vm.md):
+// their QEMU maps the template's memory and loads its state instead of
+// booting a kernel (docker top shows QEMU's command line), the guest has
+// the host's clock, and a disk of its own; a VM with a volume boots, as
+// every VM does with tentd --vm-templates=false.
+func TestVMTemplates(t *testing.T) {
+	requireVM(t)
+	e := startTent(t)
+	// started runs a VM and says whether it started from a template.
+	started := func(name string, args ...string) (fromTemplate bool) {
+		t.Helper()
+		e.must(t, append(append([]string{"run", "-d", "--name", name, "--isolation", "vm", "--network", "none"}, args...), "busybox", "sleep", "1d")...)
+		defer e.run("rm", "-f", name)
+		before := time.Now().Unix()
+		out := e.must(t, "exec", name, "sh", "-c", "date +%s; echo "+name+" > /mine; cat /mine")
+		f := strings.Fields(out)
+		if len(f) != 2 || f[1] != name {
+			t.Fatalf("%s: the VM's output: %q", name, out)
+		}
+		// A booted guest reads the RTC's whole seconds at its boot.
+		if clock, _ := strconv.ParseInt(f[0], 10, 64); clock < before-2 || clock > time.Now().Unix()+1 {
+			t.Errorf("%s: the guest's clock %d, the host's %d..%d", name, clock, before, time.Now().Unix())
+		}
+		top := e.must(t, "top", name)
+		booted, cloned := strings.Contains(top, " -kernel "), strings.Contains(top, "/templates/")
+		if booted == cloned {
+			t.Fatalf("%s: QEMU's command line neither boots a kernel nor maps a template (or both):\n%s", name, top)
+		}
+		return cloned
+	}
+	if !started("first") {
+		t.Error("the first VM of its size booted: no template")
+	}
+	if m, _ := filepath.Glob(filepath.Join(e.dir, "data", "vm", "templates", "*", "state")); len(m) != 1 {
+		t.Errorf("templates made: %v, want one", m)
+	}
+	time.Sleep(2500 * time.Millisecond) // a template's own clock would be behind by more than the check allows
+	if !started("second") {
+		t.Error("the second VM of the size booted")
+	}
+	if started("withvolume", "-v", "tplvol:/vol") {
+		t.Error("a VM with a volume started from a template")
+	}
+	e.stop()
+	e.flags = []string{"--vm-templates=false"}
+	e.start()
+	if started("third") {
+		t.Error("a VM started from a template with --vm-templates=false")
+	}
+}

@@ -97,7 +97,13 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	}
 	const agentSock, qmpSock = "agent.sock", "qmp.sock" // in the monitor's directory, where QEMU runs
 	console := filepath.Join(o.Dir, "console.log")
-	cmd, err := r.host.Command(vm.Machine{Disk: disk, Agent: agentSock, QMP: qmpSock, Console: console, MemMiB: mem, CPUs: cpus, Net: o.Network, Shares: shares})
+	m := vm.Machine{Disk: disk, Agent: agentSock, QMP: qmpSock, Console: console, MemMiB: mem, CPUs: cpus, Net: o.Network, Shares: shares}
+	if len(shares) == 0 && o.Restore == "" {
+		// Started from a template rather than booted, where one can be
+		// made (vm.Host.Template: else the VM boots, as it did before).
+		m.Template, _ = r.host.Template(mem, cpus)
+	}
+	cmd, err := r.host.Command(m)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +116,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 		ID: id, Log: o.Log, ExitFile: o.ExitFile,
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
 		VM: &monitor.VMConfig{Argv: cmd.Args, AgentSocket: agentSock, QMPSocket: qmpSock, Console: console, Process: proc,
-			Cgroup: cgPath, Resources: res, NetNS: o.Network, Restore: o.Restore, Disk: disk},
+			Cgroup: cgPath, Resources: res, NetNS: o.Network, Restore: o.Restore, Disk: disk, Template: m.Template},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create task for container: %w", err)

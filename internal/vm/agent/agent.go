@@ -83,7 +83,15 @@ func run() error {
 	// (virtio_console answers end-of-file): wait for the configuration.
 	var f wire.Frame
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if f, err = wire.Read(in); err != io.EOF || time.Now().After(deadline) {
+		if f, err = wire.Read(in); err == nil && f.Kind == wire.Hold {
+			// A template's boot: the host saves the VM as it waits here,
+			// and each VM started from it goes on with this read.
+			if err = w.Write(wire.Ready, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != io.EOF || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -96,6 +104,10 @@ func run() error {
 	var p wire.Process
 	if err := json.Unmarshal(f.P, &p); err != nil {
 		return fail(fmt.Errorf("configuration: %w", err))
+	}
+	setClockAndSeed(&p)
+	if err := loadModules("disk"); err != nil {
+		return fail(err)
 	}
 	if err := mountRoot(&p); err != nil {
 		return fail(err)

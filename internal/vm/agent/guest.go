@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tent-project/tent/internal/vm/wire"
 	"github.com/vishvananda/netlink"
@@ -79,10 +81,39 @@ func configureNetwork(ifaces []wire.Iface) error {
 // moduleGroups are modules loaded only when a VM needs them: its
 // network's, and 9p's for volumes and binds. The others load at boot.
 // (Under TCG a module costs its size in boot time: these two groups are
-// a fifth of the modules' bytes.)
+// a fifth of the modules' bytes.) The disk's driver loads with the
+// configuration: a template's guest (vm.Host.Template) must not have
+// probed a disk, whose size and blocks are each VM's own.
 var moduleGroups = map[string]string{
 	"failover": "net", "net_failover": "net", "virtio_net": "net",
 	"netfs": "9p", "fscache": "9p", "9pnet": "9p", "9pnet_virtio": "9p", "9p": "9p",
+	"virtio_blk": "disk",
+}
+
+// setClockAndSeed sets the guest's clock to the host's and mixes the
+// host's randomness into the guest's generator, reseeding it: a VM
+// started from a template has the template's clock and generator state,
+// which every VM of that template shares.
+func setClockAndSeed(p *wire.Process) {
+	if p.Time > 0 {
+		tv := unix.NsecToTimeval(p.Time)
+		unix.Settimeofday(&tv)
+	}
+	if len(p.Seed) == 0 {
+		return
+	}
+	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	// struct rand_pool_info: entropy_count (bits), buf_size, then the bytes.
+	buf := make([]byte, 8+len(p.Seed))
+	binary.NativeEndian.PutUint32(buf, uint32(8*len(p.Seed)))
+	binary.NativeEndian.PutUint32(buf[4:], uint32(len(p.Seed)))
+	copy(buf[8:], p.Seed)
+	unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&buf[0])))
+	unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDRESEEDCRNG, 0)
 }
 
 // initramfs is the agent's own root, kept open from boot: modules loaded

@@ -29,6 +29,7 @@ const (
 	Signal = 'K' // one byte: the signal's number; a second byte 1: every process
 	Resize = 'R' // height and width, two big-endian 16-bit numbers each
 	Sync   = 'Y' // write what the guest holds to its disks (its id: the request's)
+	Hold   = 'H' // (a template's boot) answer ready, then wait for the configuration: the VM is saved as it waits
 
 	// Guest to host.
 	Ready  = 'r' // the workload is ready to start; an exec has started (payload: its guest PID, 4 bytes)
@@ -62,6 +63,13 @@ type Process struct {
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
 	// Mounts are made in the root before the start, in order.
 	Mounts []Mount `json:"mounts,omitempty"`
+	// Time is the host's clock (Unix nanoseconds) when it sent the
+	// configuration to a VM started from a template, whose clock is the
+	// template's (0: a booted VM, which has its boot's, from the RTC).
+	Time int64 `json:"time,omitempty"`
+	// Seed is randomness from the host for the guest's random number
+	// generator: VMs started from one template have the same state.
+	Seed []byte `json:"seed,omitempty"`
 }
 
 // Mount is one of the guest's mounts: a 9p share of the host's (Tag), or
