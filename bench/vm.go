@@ -118,12 +118,12 @@ func (s *suite) vmFloor() {
 
 // vmSaveRestore: an idle VM saved (`checkpoint create`: its whole state
 // to disk, the VM ended) against ending it unsaved (`stop -t 0`), and
-// started again from the checkpoint against a fresh boot of the same
+// started again from the checkpoint against a fresh start of the same
 // stopped container.
 func (s *suite) vmSaveRestore() {
 	id := strings.TrimSpace(s.tent.docker("run", "-d", "--isolation", "vm", "--network", "none", "busybox:bench", "sleep", "100000"))
 	save := &figure{name: "`checkpoint create` of an idle VM (its state saved, the VM ended), against `stop -t 0`", label: "VM save", unit: "ms", ref: "stop -t 0"}
-	restore := &figure{name: "`start --checkpoint` of that VM (going on from its state), against a fresh boot (`start`)", label: "VM restore", unit: "ms", ref: "a boot"}
+	restore := &figure{name: "`start --checkpoint` of that VM (going on from its state), against starting it afresh (`start`: from its template)", label: "VM restore", unit: "ms", ref: "a fresh start"}
 	for i := 0; i < s.heavyRuns; i++ {
 		cp := fmt.Sprintf("bench%d", i)
 		save.tent = append(save.tent, ms(s.tent.timedWith(s.tent.cli, "checkpoint", "create", id, cp)))
