@@ -103,7 +103,7 @@ func imageCmd(a *app) *cobra.Command {
 
 func importCmd(a *app) *cobra.Command {
 	var changes []string
-	var message string
+	var message, platform string
 	cmd := &cobra.Command{Use: "import [OPTIONS] file|- [REPOSITORY[:TAG]]", Short: "Import the contents from a tarball to create a filesystem image", Args: cobra.RangeArgs(1, 2)}
 	cmd.RunE = a.runE(func(args []string) error {
 		var in io.Reader = os.Stdin
@@ -119,7 +119,7 @@ func importCmd(a *app) *cobra.Command {
 		if len(args) == 2 {
 			name = args[1]
 		}
-		id, err := a.importTar(in, name, changes, message)
+		id, err := a.importTar(in, name, changes, message, platform)
 		if err != nil {
 			return err
 		}
@@ -128,11 +128,15 @@ func importCmd(a *app) *cobra.Command {
 	})
 	cmd.Flags().StringArrayVarP(&changes, "change", "c", nil, "apply Dockerfile instruction to the created image")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "set commit message for imported image")
+	cmd.Flags().StringVar(&platform, "platform", "", "the platform the image is for, os[/arch[/variant]] (default: the host's)")
 	return cmd
 }
 
-func (a *app) importTar(in io.Reader, name string, changes []string, message string) (string, error) {
+func (a *app) importTar(in io.Reader, name string, changes []string, message, platform string) (string, error) {
 	q := url.Values{"fromSrc": {"-"}, "changes": changes, "message": {message}}
+	if platform != "" {
+		q.Set("platform", platform)
+	}
 	if name != "" {
 		q.Set("repo", name) // the daemon parses it (and answers a bad one)
 	}
@@ -258,7 +262,7 @@ func bootstrapCmd(a *app) *cobra.Command {
 		}
 		pr, pw := io.Pipe()
 		go func() { pw.CloseWithError(busyboxTar(pw, bin)) }()
-		id, err := a.importTar(pr, name, []string{`CMD ["sh"]`}, "bootstrapped from "+bin)
+		id, err := a.importTar(pr, name, []string{`CMD ["sh"]`}, "bootstrapped from "+bin, "")
 		if err != nil {
 			return err
 		}

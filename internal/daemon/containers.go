@@ -87,7 +87,11 @@ func (d *Daemon) Create(o backend.CreateOpts, cfg *container.Config, hc *contain
 		return resp, fmt.Errorf("no command specified: %w", errdefs.ErrInvalidArgument)
 	}
 	if hc.Runtime == vmtask.Name {
-		if err := spec.ValidateVM(merged, hc); err != nil {
+		conf, err := d.images.DockerConfig(img.ID)
+		if err != nil {
+			return resp, err
+		}
+		if err := spec.ValidateVM(merged, hc, conf.Architecture); err != nil {
 			return resp, err
 		}
 	}

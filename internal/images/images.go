@@ -267,7 +267,10 @@ func without(list []string, s string) []string {
 // gzip or zstd), as `docker import` does, and names it (if name is set).
 // The layer is unpacked while it is stored; a bad tarball leaves nothing.
 // comment is the history's (docker's default: "Imported from -").
-func (s *Store) Import(r io.Reader, name string, cfg ocispec.ImageConfig, comment string) (*Image, error) {
+func (s *Store) Import(r io.Reader, name string, cfg ocispec.ImageConfig, comment string, platform ocispec.Platform) (*Image, error) {
+	if platform.OS == "" {
+		platform = ocispec.Platform{Architecture: runtime.GOARCH, OS: "linux"}
+	}
 	full := ""
 	if name != "" {
 		var err error
@@ -293,7 +296,7 @@ func (s *Store) Import(r io.Reader, name string, cfg ocispec.ImageConfig, commen
 	now := time.Now().UTC()
 	conf := ocispec.Image{
 		Created:  &now,
-		Platform: ocispec.Platform{Architecture: runtime.GOARCH, OS: "linux"},
+		Platform: platform,
 		Config:   cfg,
 		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{blob}},
 		History:  []ocispec.History{{Created: &now, CreatedBy: "", Comment: comment}},

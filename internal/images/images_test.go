@@ -75,7 +75,7 @@ func TestNormalize(t *testing.T) {
 
 func TestImportGetTagDelete(t *testing.T) {
 	s, root := newStore(t)
-	img, err := s.Import(bytes.NewReader(rootfsTar(t, "hi")), "busybox", ocispec.ImageConfig{Cmd: []string{"sh"}}, "Imported from -")
+	img, err := s.Import(bytes.NewReader(rootfsTar(t, "hi")), "busybox", ocispec.ImageConfig{Cmd: []string{"sh"}}, "Imported from -", ocispec.Platform{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestImportGetTagDelete(t *testing.T) {
 	if err := s.Tag(img.ID, "mine:v1"); err != nil {
 		t.Fatal(err)
 	}
-	img2, err := s.Import(bytes.NewReader(rootfsTar(t, "hi")), "other", ocispec.ImageConfig{}, "")
+	img2, err := s.Import(bytes.NewReader(rootfsTar(t, "hi")), "other", ocispec.ImageConfig{}, "", ocispec.Platform{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestImportGetTagDelete(t *testing.T) {
 func TestImportTruncatedLeavesNothing(t *testing.T) {
 	s, root := newStore(t)
 	data := rootfsTar(t, string(bytes.Repeat([]byte("x"), 5000)))
-	if _, err := s.Import(bytes.NewReader(data[:1000]), "broken", ocispec.ImageConfig{}, ""); err == nil {
+	if _, err := s.Import(bytes.NewReader(data[:1000]), "broken", ocispec.ImageConfig{}, "", ocispec.Platform{}); err == nil {
 		t.Fatal("a truncated tarball imported")
 	}
 	if imgs, _ := s.List(); len(imgs) != 0 {

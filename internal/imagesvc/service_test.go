@@ -68,7 +68,7 @@ func TestImportListInspectHistory(t *testing.T) {
 	s, bus := newService(t, users{})
 	_, ch, cancel := bus.Subscribe(time.Time{})
 	defer cancel()
-	img, err := s.ImageImport(rootfs(t, "hello", "hi"), "example.com/app:1", []string{`CMD ["/hello"]`, "ENV A=1 B=\"two words\"", "LABEL tier=web"}, "")
+	img, err := s.ImageImport(rootfs(t, "hello", "hi"), "example.com/app:1", []string{`CMD ["/hello"]`, "ENV A=1 B=\"two words\"", "LABEL tier=web"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestImportListInspectHistory(t *testing.T) {
 func TestRemoveRules(t *testing.T) {
 	ctrs := users{}
 	s, _ := newService(t, ctrs)
-	img, err := s.ImageImport(rootfs(t, "f", "x"), "app:1", nil, "")
+	img, err := s.ImageImport(rootfs(t, "f", "x"), "app:1", nil, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestApplyChange(t *testing.T) {
 // changes over it, a history entry of its command, and the asked name.
 func TestCommitImage(t *testing.T) {
 	s, _ := newService(t, users{})
-	img, err := s.ImageImport(rootfs(t, "base", "b"), "base:1", []string{"CMD [\"/base\"]"}, "")
+	img, err := s.ImageImport(rootfs(t, "base", "b"), "base:1", []string{"CMD [\"/base\"]"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestCommitImage(t *testing.T) {
 // and the platform it asked for checked.
 func TestRunConfig(t *testing.T) {
 	s, _ := newService(t, users{})
-	if _, err := s.ImageImport(rootfs(t, "hello", "hi"), "app:1", []string{`CMD ["/hello"]`, "ENV A=1", "WORKDIR /srv"}, ""); err != nil {
+	if _, err := s.ImageImport(rootfs(t, "hello", "hi"), "app:1", []string{`CMD ["/hello"]`, "ENV A=1", "WORKDIR /srv"}, "", ""); err != nil {
 		t.Fatal(err)
 	}
 	img, merged, err := s.RunConfig(&container.Config{Image: "app:1", Env: []string{"B=2"}}, "")

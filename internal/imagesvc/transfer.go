@@ -18,8 +18,17 @@ import (
 )
 
 // ImageImport makes an image from a root file system tarball, applying
-// Dockerfile-style changes (CMD, ENV, ...), as POST /images/create?fromSrc=-.
-func (s *Service) ImageImport(r io.Reader, name string, changes []string, message string) (*images.Image, error) {
+// Dockerfile-style changes (CMD, ENV, ...), as POST /images/create?fromSrc=-;
+// platform ("": the host's) is what the image says it is for, as
+// dockerd records it.
+func (s *Service) ImageImport(r io.Reader, name string, changes []string, message, platform string) (*images.Image, error) {
+	p, err := registry.ParsePlatform(platform)
+	if err != nil {
+		return nil, err
+	}
+	if p.OS != "linux" {
+		return nil, fmt.Errorf("import: operating system %q is not supported: %w", p.OS, errdefs.ErrInvalidArgument)
+	}
 	var cfg ocispec.ImageConfig
 	for _, ch := range changes {
 		if err := ApplyChange(&cfg, ch); err != nil {
@@ -29,7 +38,7 @@ func (s *Service) ImageImport(r io.Reader, name string, changes []string, messag
 	if message == "" {
 		message = "Imported from -"
 	}
-	img, err := s.store.Import(r, name, cfg, message)
+	img, err := s.store.Import(r, name, cfg, message, ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
 	if err != nil {
 		return nil, err
 	}

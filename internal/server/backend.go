@@ -86,7 +86,7 @@ type Images interface {
 	ImageList(all bool, filters map[string][]string, sharedSize bool) ([]image.Summary, error)
 	ImageInspect(ref string) (*image.InspectResponse, error)
 	ImageHistory(ref string) ([]image.HistoryResponseItem, error)
-	ImageImport(r io.Reader, name string, changes []string, message string) (*images.Image, error)
+	ImageImport(r io.Reader, name string, changes []string, message, platform string) (*images.Image, error)
 	ImageLoad(r io.Reader) ([]images.Loaded, error)
 	ImageSave(w io.Writer, refs []string) error
 	ImageTag(ref, name string) error

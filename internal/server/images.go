@@ -59,7 +59,7 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) {
 	if tag := q.Get("tag"); name != "" && tag != "" {
 		name += ":" + tag
 	}
-	img, err := s.d.ImageImport(r.Body, name, q["changes"], q.Get("message"))
+	img, err := s.d.ImageImport(r.Body, name, q["changes"], q.Get("message"), q.Get("platform"))
 	if err != nil {
 		writeError(w, err)
 		return

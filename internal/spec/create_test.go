@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -62,8 +64,19 @@ func TestHostConfigDefaults(t *testing.T) {
 	if vm.ShmSize != 0 || vm.MaskedPaths != nil || vm.CgroupnsMode != "private" {
 		t.Errorf("a VM's defaults: shm %d masked %v cgroupns %s", vm.ShmSize, vm.MaskedPaths, vm.CgroupnsMode)
 	}
-	if err := ValidateVM(&container.Config{}, &container.HostConfig{CapAdd: []string{"NET_ADMIN"}}); err == nil || !strings.Contains(err.Error(), "--cap-add") {
+	if err := ValidateVM(&container.Config{}, &container.HostConfig{CapAdd: []string{"NET_ADMIN"}}, ""); err == nil || !strings.Contains(err.Error(), "--cap-add") {
 		t.Errorf("a VM with --cap-add: %v", err)
+	}
+	huge := &container.HostConfig{Resources: container.Resources{Memory: hostMemory()}}
+	if err := ValidateVM(&container.Config{}, huge, ""); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "is more than this host's memory") {
+		t.Errorf("a VM of all the host's memory: %v", err)
+	}
+	small := &container.HostConfig{Resources: container.Resources{Memory: 6 << 20}}
+	if err := ValidateVM(&container.Config{}, small, runtime.GOARCH); err != nil {
+		t.Errorf("a VM of docker's least memory, an image of the host's architecture: %v", err)
+	}
+	if err := ValidateVM(&container.Config{}, &container.HostConfig{}, "s390x"); !errors.Is(err, errdefs.ErrNotImplemented) || !strings.Contains(err.Error(), "the image is for s390x") {
+		t.Errorf("an s390x image in a VM: %v", err)
 	}
 }
 

@@ -252,8 +252,10 @@ func devices(drive, agentSocket string, net bool) []string {
 		"-device", nic)
 }
 
-// machineMem is the guest's memory in MiB for a request of memMiB.
-func machineMem(memMiB int) int { return max(memMiB, 64) }
+// machineMem is the guest's memory in MiB for a request of memMiB: at
+// least the 96 MiB the guest boots in (at 80 its kernel panics "out of
+// memory" while it starts).
+func machineMem(memMiB int) int { return max(memMiB, 96) }
 
 // machineArgs are QEMU's arguments for the machine, its accelerator and
 // (unless initrd is "") the guest kernel with initrd, without devices;

@@ -409,3 +409,54 @@ func TestVMTemplates(t *testing.T) {
 		t.Error("a VM started from a template with --vm-templates=false")
 	}
 }
+
+// TestVMBadInput: a VM's memory is its --memory and what its guest's
+// kernel and agent take, so any --memory docker takes gives the workload
+// about that much; what a VM cannot be is refused at create with its
+// cause, nothing made: more memory than the host has, an image of
+// another architecture (recorded by docker import --platform, as dockerd
+// records it).
+func TestVMBadInput(t *testing.T) {
+	requireVM(t)
+	e := startTent(t)
+	before := e.out("ps", "-aq")
+	out := e.must(t, "run", "--rm", "--isolation", "vm", "--network", "none", "-m", "6m", "busybox", "sh", "-c", "head -c 20000000 /dev/zero | wc -c; free -k | awk '/Mem:/{print $7}'")
+	if f := strings.Fields(out); len(f) != 2 || f[0] != "20000000" {
+		t.Errorf("a VM of docker's least memory (6 MB): %q", out)
+	} else if avail, _ := strconv.Atoi(f[1]); avail < 6<<10 || avail > 64<<10 {
+		t.Errorf("a VM of --memory 6m has %d KiB available, want about 6 MiB", avail)
+	}
+	out, code := e.run("run", "--rm", "--isolation", "vm", "-m", "100000g", "busybox", "true")
+	if code != 125 || !strings.Contains(out, "is more than this host's memory") {
+		t.Errorf("a VM of 100,000 GiB: exit %d: %s", code, out)
+	}
+	e.must(t, "create", "--name", "src", "busybox")
+	export := e.command("export", "src")
+	imp := e.command("import", "--platform", "linux/arm64", "-", "armbox:1")
+	pipe, err := export.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp.Stdin = pipe
+	if err := export.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := imp.CombinedOutput(); err != nil {
+		t.Fatalf("docker import --platform linux/arm64: %v: %s", err, b)
+	}
+	export.Wait()
+	e.must(t, "rm", "src")
+	if arch := e.must(t, "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "armbox:1"); arch != "linux/arm64\n" {
+		t.Errorf("an image imported for linux/arm64 says %q", arch)
+	}
+	out, code = e.run("run", "--rm", "--isolation", "vm", "armbox:1", "true")
+	if code != 125 || !strings.Contains(out, "the image is for arm64: VMs here run amd64 guests") {
+		t.Errorf("an arm64 image in a VM: exit %d: %s", code, out)
+	}
+	if after := e.out("ps", "-aq"); after != before {
+		t.Errorf("containers left by the refusals: %q", after)
+	}
+	if out, code := e.run("import", "--platform", "windows/amd64", "-", "winbox"); code == 0 || !strings.Contains(out, "not supported") {
+		t.Errorf("import for windows: exit %d: %s", code, out)
+	}
+}

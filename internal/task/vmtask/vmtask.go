@@ -24,6 +24,7 @@ import (
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/snapshot"
+	"github.com/tent-project/tent/internal/spec"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/monitored"
 	"github.com/tent-project/tent/internal/vm"
@@ -234,8 +235,9 @@ func isGuestOwn(dest string) bool {
 	return false
 }
 
-// machineSize is the VM's memory (MiB) and vCPUs: --memory plus the
-// agent's small share, and --cpus rounded up.
+// machineSize is the VM's memory (MiB) and vCPUs: --memory plus what
+// the guest's kernel and agent take (spec.VMOverhead), and --cpus
+// rounded up.
 func machineSize(s *specs.Spec) (mem, cpus int) {
 	mem, cpus = DefaultMemory>>20, 1
 	if s.Linux == nil || s.Linux.Resources == nil {
@@ -243,7 +245,7 @@ func machineSize(s *specs.Spec) (mem, cpus int) {
 	}
 	res := s.Linux.Resources
 	if res.Memory != nil && res.Memory.Limit != nil && *res.Memory.Limit > 0 {
-		mem = int(*res.Memory.Limit>>20) + 16
+		mem = int((*res.Memory.Limit + spec.VMOverhead) >> 20)
 	}
 	if c := res.CPU; c != nil && c.Quota != nil && c.Period != nil && *c.Quota > 0 && *c.Period > 0 {
 		cpus = int((uint64(*c.Quota) + *c.Period - 1) / *c.Period)
