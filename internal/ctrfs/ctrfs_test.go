@@ -32,7 +32,7 @@ func newFS(t *testing.T) (*FS, Container) {
 	tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg, ModTime: time.Unix(1, 0)})
 	tw.Write([]byte("hi"))
 	tw.Close()
-	img, err := st.Import(&b, "img:1", ocispec.ImageConfig{}, "")
+	img, err := st.Import(&b, "img:1", ocispec.ImageConfig{}, "", ocispec.Platform{})
 	if err != nil {
 		t.Fatal(err)
 	}

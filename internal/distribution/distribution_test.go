@@ -51,7 +51,7 @@ func TestPushThenPull(t *testing.T) {
 	ref := host + "/test/app:1"
 
 	push, src, pushed := newService(t)
-	img, err := src.Import(layer(t, "hi"), ref, ocispec.ImageConfig{Cmd: []string{"/hello"}}, "")
+	img, err := src.Import(layer(t, "hi"), ref, ocispec.ImageConfig{Cmd: []string{"/hello"}}, "", ocispec.Platform{})
 	if err != nil {
 		t.Fatal(err)
 	}

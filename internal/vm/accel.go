@@ -59,15 +59,11 @@ func (h *Host) bootKVM() error {
 		"-chardev", "socket,id=agent,path=agent.sock,server=on,wait=off",
 		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent")
 	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
+	exited, stop, err := startQEMU(cmd)
+	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		<-exited
-	}()
+	defer stop()
 	conn, err := awaitAgent(dir, "agent.sock", exited, time.Now().Add(probeTimeout), wire.Config, []byte("{}"))
 	if err == nil {
 		conn.Close()

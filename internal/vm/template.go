@@ -150,15 +150,11 @@ func (h *Host) makeTemplate(dir string, memMiB, cpus int, initrd string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var qemuErr strings.Builder
 	cmd.Stderr = &qemuErr
-	if err := cmd.Start(); err != nil {
+	exited, stop, err := startQEMU(cmd)
+	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		<-exited
-	}()
+	defer stop()
 	fail := func(err error) error {
 		if s := strings.TrimSpace(qemuErr.String()); s != "" {
 			err = fmt.Errorf("%w: %s", err, s)
@@ -272,6 +268,20 @@ func StartFromTemplate(dir, name, template string, timeout time.Duration) error 
 
 // ShellQuote quotes s for sh (QEMU runs an exec: migration through it).
 func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// startQEMU starts cmd; exited gets its end (put back by whoever takes
+// it), stop kills it and waits for that.
+func startQEMU(cmd *exec.Cmd) (exited chan error, stop func(), err error) {
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return exited, func() {
+		cmd.Process.Kill()
+		exited <- <-exited
+	}, nil
+}
 
 // awaitAgent connects to the agent's port (the unix socket name in dir,
 // which QEMU makes), sends it a frame of kind and waits for its Ready.
