@@ -50,6 +50,15 @@ func New(exe string, host *vm.Host) *Runtime { return &Runtime{host: host, exe: 
 
 func rootOf(p task.Paths) string { return filepath.Join(p.Dir, "rootfs") }
 
+// filesOf holds the binds of single files a VM's shares are made of.
+func filesOf(p task.Paths) string { return filepath.Join(p.Dir, "files") }
+
+// unmountFiles undoes what workload made in dir.
+func unmountFiles(dir string) {
+	snapshot.UnmountBelow(dir)
+	os.RemoveAll(dir)
+}
+
 // diskOf is the container's overlay: it lives with the container.
 func diskOf(p task.Paths) string {
 	data := p.Data
@@ -81,9 +90,10 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	defer func() {
 		if err != nil {
 			snapshot.Unmount(root)
+			unmountFiles(filesOf(o.Paths))
 		}
 	}()
-	proc, shares, err := workload(spec)
+	proc, shares, err := workload(spec, filesOf(o.Paths))
 	if err != nil {
 		return nil, err
 	}
@@ -172,10 +182,13 @@ func (r *Runtime) baseDisk(id string, mounts []task.Mount, root string) (string,
 }
 
 // workload is the guest's process from the spec, with the engine's files
-// (bind mounts of single files: /etc/hosts and the like) carried over as
-// content, the binds of directories (volumes and binds) as 9p shares, and
-// tmpfs mounts made in the guest.
-func workload(s *specs.Spec) (wire.Process, []vm.Share, error) {
+// (/etc/hosts and the like) carried over as content, the binds of
+// directories (volumes and binds) as 9p shares, binds of single files as
+// shares of a directory of files (below files) that holds that file
+// alone, bound there (9p shares directories; the file's own directory
+// would show the guest its neighbours), and tmpfs mounts made in the
+// guest.
+func workload(s *specs.Spec, files string) (wire.Process, []vm.Share, error) {
 	p := s.Process
 	if p == nil || len(p.Args) == 0 {
 		return wire.Process{}, nil, fmt.Errorf("no command: %w", errdefs.ErrInvalidArgument)
@@ -215,7 +228,15 @@ func workload(s *specs.Spec) (wire.Process, []vm.Share, error) {
 		switch m.Destination {
 		case "/etc/hosts", "/etc/hostname", "/etc/resolv.conf": // the engine's, written into the guest
 		default:
-			return wire.Process{}, nil, fmt.Errorf("%s: a bind mount of a single file does not reach a VM yet (one of a directory does): %w", m.Destination, errdefs.ErrNotImplemented)
+			tag := fmt.Sprintf("v%d", len(shares))
+			ro := slices.Contains(m.Options, "ro")
+			dir, err := bindFile(m.Source, filepath.Join(files, tag), ro)
+			if err != nil {
+				return wire.Process{}, nil, fmt.Errorf("%s: %w", m.Destination, err)
+			}
+			shares = append(shares, vm.Share{Tag: tag, Path: dir, ReadOnly: ro})
+			w.Mounts = append(w.Mounts, wire.Mount{Tag: tag, File: filepath.Base(m.Source), Dest: m.Destination, ReadOnly: ro})
+			continue
 		}
 		b, err := os.ReadFile(m.Source)
 		if err != nil {
@@ -224,6 +245,29 @@ func workload(s *specs.Spec) (wire.Process, []vm.Share, error) {
 		w.Files[m.Destination] = b
 	}
 	return w, shares, nil
+}
+
+// bindFile makes dir hold the file src alone, bound there under its own
+// name (read-only with ro).
+func bindFile(src, dir string, ro bool) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		return "", fmt.Errorf("bind %s: %w", src, err)
+	}
+	if ro {
+		if err := unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+			return "", fmt.Errorf("bind %s read-only: %w", src, err)
+		}
+	}
+	return dir, nil
 }
 
 // isGuestOwn tells the mounts the guest makes itself.
@@ -283,6 +327,7 @@ func (r *Runtime) Connect(ctx context.Context, id string, paths task.Paths) (tas
 
 // Cleanup implements task.Runtime.
 func (r *Runtime) Cleanup(ctx context.Context, id string, paths task.Paths) error {
+	unmountFiles(filesOf(paths))
 	return snapshot.Unmount(rootOf(paths))
 }
 
@@ -462,5 +507,6 @@ func pidsLimit(r *specs.LinuxResources) int64 {
 func (t *Task) Delete(ctx context.Context) error {
 	os.Remove(filepath.Join(t.paths.Dir, "started"))
 	os.Remove(t.pausedFile())
+	unmountFiles(filesOf(t.paths))
 	return snapshot.Unmount(rootOf(t.paths))
 }

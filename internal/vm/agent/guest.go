@@ -227,7 +227,11 @@ func mountRoot(p *wire.Process) error {
 	}
 	for _, m := range p.Mounts {
 		dst := filepath.Join(newRoot, filepath.Clean("/"+m.Dest))
-		if err := os.MkdirAll(dst, 0o755); err != nil {
+		mkdir := dst
+		if m.File != "" {
+			mkdir = filepath.Dir(dst)
+		}
+		if err := os.MkdirAll(mkdir, 0o755); err != nil {
 			return fmt.Errorf("mount point %s: %w", m.Dest, err)
 		}
 		var flags uintptr
@@ -235,9 +239,12 @@ func mountRoot(p *wire.Process) error {
 			flags |= unix.MS_RDONLY
 		}
 		var err error
-		if m.Tag != "" {
-			err = unix.Mount(m.Tag, dst, "9p", flags, "trans=virtio,version=9p2000.L,msize=262144")
-		} else {
+		switch {
+		case m.File != "":
+			err = mountFile(m, dst, flags)
+		case m.Tag != "":
+			err = unix.Mount(m.Tag, dst, "9p", flags, shareOptions)
+		default:
 			err = unix.Mount("tmpfs", dst, "tmpfs", flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, m.Options)
 		}
 		if err != nil {
@@ -259,4 +266,33 @@ func mountRoot(p *wire.Process) error {
 		unix.Sethostname([]byte(p.Hostname))
 	}
 	return os.Chdir("/")
+}
+
+// shareOptions are a 9p share's mount options.
+const shareOptions = "trans=virtio,version=9p2000.L,msize=262144"
+
+// sharesDir is where the shares of single files are mounted, in the
+// agent's own root (the workload's is below newRoot).
+const sharesDir = "/shares"
+
+// mountFile binds one file of a 9p share (which the host made of that
+// file alone) at dst, made an empty file if it is missing.
+func mountFile(m wire.Mount, dst string, flags uintptr) error {
+	share := filepath.Join(sharesDir, m.Tag)
+	if err := os.MkdirAll(share, 0o700); err != nil {
+		return err
+	}
+	if err := unix.Mount(m.Tag, share, "9p", 0, shareOptions); err != nil {
+		return err
+	}
+	if f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+		f.Close()
+	}
+	if err := unix.Mount(filepath.Join(share, m.File), dst, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	if flags&unix.MS_RDONLY != 0 {
+		return unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
+	}
+	return nil
 }

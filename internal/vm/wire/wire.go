@@ -73,9 +73,11 @@ type Process struct {
 }
 
 // Mount is one of the guest's mounts: a 9p share of the host's (Tag), or
-// a tmpfs (Tag empty) with Options.
+// one file of it (File, the file's name in the share: a bind of a single
+// file), or a tmpfs (Tag empty) with Options.
 type Mount struct {
 	Tag      string `json:"tag,omitempty"`
+	File     string `json:"file,omitempty"`
 	Dest     string `json:"dest"`
 	ReadOnly bool   `json:"readonly,omitempty"`
 	Options  string `json:"options,omitempty"` // a tmpfs's (size=, mode=)
