@@ -85,6 +85,12 @@ func (h *Host) Template(memMiB, cpus int) (string, error) {
 	if templateReady(dir) { // made while this one waited
 		return dir, nil
 	}
+	t.mu.Lock()
+	err = t.failed[key] // or failed meanwhile
+	t.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
 	if err := h.makeTemplate(dir, memMiB, cpus, initrd); err != nil {
 		err = fmt.Errorf("the VM template of %d MiB and %d CPUs: %w", machineMem(memMiB), max(cpus, 1), err)
 		if h.Log != nil {
