@@ -14,6 +14,7 @@ package monitor
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/logfile"
+	"github.com/tent-project/tent/internal/vm"
 	"github.com/tent-project/tent/internal/vm/wire"
 	"golang.org/x/sys/unix"
 )
@@ -305,6 +307,13 @@ func awaitReady(cmd *exec.Cmd, out io.Reader, dir string) (pid int, reap func(),
 		return 0, nil, errdefs.WithClass(errors.New(r.Error), r.Class)
 	}
 	return r.Pid, reap, nil
+}
+
+// LogTail is the end of the monitor's log in dir (at most n bytes; what
+// a VM's QEMU said on its way out is there).
+func LogTail(dir string, n int) string {
+	b, _ := os.ReadFile(filepath.Join(dir, logName))
+	return string(bytes.TrimSpace(vm.Tail(b, n)))
 }
 
 // socketOp runs op (listen or dial) on the monitor socket in dir through

@@ -375,6 +375,21 @@ func (t *Task) Spec(ctx context.Context) (*specs.Spec, error) {
 }
 
 func (t *Task) Start(ctx context.Context) error {
+	if err := t.start(); err != nil {
+		// QEMU may be ending (a restore whose state it could not load):
+		// then its words, not what failed for want of it.
+		for deadline := time.Now().Add(2 * time.Second); t.alive() && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !t.alive() {
+			return fmt.Errorf("the VM ended before it started: %s", monitor.LogTail(t.paths.Dir, 1500))
+		}
+		return err
+	}
+	return os.WriteFile(filepath.Join(t.paths.Dir, "started"), nil, 0o600)
+}
+
+func (t *Task) start() error {
 	var net []wire.Iface
 	if t.rec.Net {
 		var err error
@@ -383,10 +398,7 @@ func (t *Task) Start(ctx context.Context) error {
 		}
 	}
 	t.waiter = monitor.NewWaiter(t.paths.Dir, t.paths.ExitFile)
-	if err := monitor.Start(t.paths.Dir, net); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(t.paths.Dir, "started"), nil, 0o600)
+	return monitor.Start(t.paths.Dir, net)
 }
 
 func (t *Task) Wait(ctx context.Context) (task.Exit, <-chan struct{}, error) {
