@@ -87,9 +87,12 @@ type request struct {
 	Execs      bool         `json:"execs,omitempty"`
 	// Start and Signal are a VM's (its runtime does them for a process
 	// container).
-	Start  bool         `json:"start,omitempty"`
-	Net    []wire.Iface `json:"net,omitempty"` // a VM's, with Start
-	Signal *signalReq   `json:"signal,omitempty"`
+	Start bool `json:"start,omitempty"`
+	// Net is a VM's whole network, with Start or SetNet.
+	Net []wire.Iface `json:"net,omitempty"`
+	// SetNet gives a running VM's guest Net, its network changed.
+	SetNet bool       `json:"setNet,omitempty"`
+	Signal *signalReq `json:"signal,omitempty"`
 	// Pause stops a VM's vCPUs (true) or lets them run again (false).
 	Pause *bool `json:"pause,omitempty"`
 	// Checkpoint saves a VM's whole state.
@@ -385,6 +388,12 @@ func Resize(dir string, height, width uint16) error {
 // Start starts a VM's workload (see Config.VM) with its network.
 func Start(dir string, net []wire.Iface) error {
 	return simpleRequest(dir, request{Start: true, Net: net})
+}
+
+// SetNetwork gives a running VM's guest its network as it now is (a
+// network connected or disconnected).
+func SetNetwork(dir string, net []wire.Iface) error {
+	return simpleRequest(dir, request{SetNet: true, Net: net})
 }
 
 // Signal sends sig to a VM's workload, with all to every process of it.

@@ -148,6 +148,8 @@ type workload interface {
 // its monitor (a VM's; a runtime container's go through the runtime).
 type controlled interface {
 	start(net []wire.Iface) error
+	// setNet gives the started workload its network as it now is.
+	setNet(net []wire.Iface) error
 	signal(sig syscall.Signal, all bool) error
 	pause(bool) error
 	// checkpoint saves the workload's whole state into a directory and,
@@ -394,7 +396,7 @@ func (m *monitor) handle(conn net.Conn) {
 			err = m.resize(req.Resize[0], req.Resize[1])
 		}
 		answer(conn, err)
-	case req.Start || req.Signal != nil || req.Pause != nil || req.Checkpoint != nil || req.Sync:
+	case req.Start || req.SetNet || req.Signal != nil || req.Pause != nil || req.Checkpoint != nil || req.Sync:
 		c, ok := m.work.(controlled)
 		var err error
 		switch {
@@ -402,6 +404,8 @@ func (m *monitor) handle(conn net.Conn) {
 			err = errors.New("this container is started, signalled and paused through its runtime")
 		case req.Start:
 			err = c.start(req.Net)
+		case req.SetNet:
+			err = c.setNet(req.Net)
 		case req.Pause != nil:
 			err = c.pause(*req.Pause)
 		case req.Checkpoint != nil:

@@ -77,8 +77,9 @@ type vmWorkload struct {
 	// the execs, by the numbers this monitor gives them.
 	procs  map[uint32]*vmProc
 	nextID uint32
-	// syncs are the Sync requests the agent has not answered, by id.
-	syncs map[uint32]chan struct{}
+	// asks are the Sync and Net requests the agent has not answered, by
+	// id: each gets the answer's payload (a Failure, or empty).
+	asks map[uint32]chan []byte
 	// restored: the VM goes on from a checkpoint; start lets it run.
 	restored bool
 }
@@ -297,9 +298,9 @@ func (v *vmWorkload) relay(in io.Reader) {
 		}
 		v.mu.Lock()
 		p := v.procs[f.ID]
-		if done := v.syncs[f.ID]; f.Kind == wire.Synced && done != nil {
-			delete(v.syncs, f.ID)
-			close(done)
+		if done := v.asks[f.ID]; f.Kind == wire.Done && done != nil {
+			delete(v.asks, f.ID)
+			done <- f.P
 		}
 		v.mu.Unlock()
 		if p == nil {
@@ -437,18 +438,28 @@ func (v *vmWorkload) Wait() (int, error) {
 }
 
 // start gives the guest its network, then starts the workload; a
-// restored VM, whose guest has both, runs on.
+// restored VM, whose guest has both, runs on, given its network as the
+// engine wired it this time.
 func (v *vmWorkload) start(net []wire.Iface) error {
 	if v.restored {
-		return v.resume()
+		if err := v.resume(); err != nil {
+			return err
+		}
+		return v.setNet(net)
 	}
 	if len(net) > 0 {
-		b, _ := json.Marshal(net)
-		if err := v.w.Write(wire.Net, b); err != nil {
+		if err := v.setNet(net); err != nil {
 			return err
 		}
 	}
 	return v.w.Write(wire.Start, nil)
+}
+
+// setNet gives the guest its whole network (the agent makes its NICs
+// match it) and waits for the agent to have done so.
+func (v *vmWorkload) setNet(net []wire.Iface) error {
+	b, _ := json.Marshal(net)
+	return v.ask(wire.Net, b, "configure its network", 30*time.Second)
 }
 
 // signal passes sig to the workload; SIGKILL ends the VM itself, as it
@@ -490,30 +501,39 @@ func (v *vmWorkload) pause(pause bool) error {
 // disks, so that the disk read from the host is the guest's file system
 // as it is (cp, diff, commit of a running VM).
 func (v *vmWorkload) sync() error {
-	done := make(chan struct{})
+	return v.ask(wire.Sync, nil, "write its files to its disk", 30*time.Second)
+}
+
+// ask sends the agent a request of kind with payload p and waits up to
+// timeout for its answer; what is a failure's words for the request.
+func (v *vmWorkload) ask(kind byte, p []byte, what string, timeout time.Duration) error {
+	done := make(chan []byte, 1)
 	v.mu.Lock()
 	v.nextID++
 	id := v.nextID
-	if v.syncs == nil {
-		v.syncs = map[uint32]chan struct{}{}
+	if v.asks == nil {
+		v.asks = map[uint32]chan []byte{}
 	}
-	v.syncs[id] = done
+	v.asks[id] = done
 	v.mu.Unlock()
 	defer func() {
 		v.mu.Lock()
-		delete(v.syncs, id)
+		delete(v.asks, id)
 		v.mu.Unlock()
 	}()
-	if err := v.w.WriteID(wire.Sync, id, nil); err != nil {
+	if err := v.w.WriteID(kind, id, p); err != nil {
 		return err
 	}
 	select {
-	case <-done:
-		return nil
+	case answer := <-done:
+		if len(answer) == 0 {
+			return nil
+		}
+		return agentError(answer)
 	case <-v.exited:
 		return errors.New("the VM has ended")
-	case <-time.After(30 * time.Second):
-		return errors.New("the guest did not write its files to its disk within 30 s (is the VM paused?)")
+	case <-time.After(timeout):
+		return fmt.Errorf("the guest did not %s within %s (is the VM paused?)", what, timeout)
 	}
 }
 

@@ -278,14 +278,10 @@ func (s *Networks) Settings(c Container) *container.NetworkSettings {
 		if n, err := s.net.Get(es.NetworkID); err == nil {
 			if ep, ok := live[n.ID]; ok {
 				out.EndpointID, out.IPAddress, out.IPPrefixLen, out.DNSNames = ep.ID, ep.IP, n.Subnet.Bits(), nil
-				if ep.Gateway {
-					out.Gateway = n.Gateway
-				}
+				out.Gateway = n.Gateway // each network's, as dockerd 20.10: not only the default route's
 				if ep.IP6.IsValid() {
 					out.GlobalIPv6Address, out.GlobalIPv6PrefixLen = ep.IP6, n.Subnet6.Bits()
-					if ep.Gateway {
-						out.IPv6Gateway = n.Gateway6
-					}
+					out.IPv6Gateway = n.Gateway6
 				}
 				if hw, err := ParseMAC(ep.MAC); err == nil {
 					out.MacAddress = hw

@@ -1,7 +1,11 @@
 package netsvc
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +17,7 @@ import (
 	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/network"
+	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/task/vmtask"
 )
 
@@ -58,14 +63,16 @@ func (s *Networks) AllocateEndpoints(c *containers.Container, saved map[string]c
 	if main := ModeNetwork(c.HostConfig.NetworkMode); main != "" && c.Networks[main] == nil {
 		c.Networks = With(c.Networks, main, &netapi.EndpointSettings{}) // a record from before networks
 	}
-	for i, name := range networkNames(c) {
+	names := networkNames(c)
+	gw := s.gatewayNetwork(names)
+	for i, name := range names {
 		es := c.Networks[name]
 		ref := es.NetworkID
 		if ref == "" {
 			ref = name
 		}
 		o := endpointOpts(c, es, "eth"+strconv.Itoa(i))
-		o.Gateway = i == 0
+		o.Gateway = name == gw
 		if i == 0 {
 			o.Ports = ports
 			o.Links = s.linkedPorts(c)
@@ -85,6 +92,30 @@ func (s *Networks) AllocateEndpoints(c *containers.Container, saved map[string]c
 		eps = append(eps, ep)
 	}
 	return eps, nil
+}
+
+// gatewayNetwork is the one of networks (by name) a container's default
+// routes go through: as dockerd, the first by name of those with a way
+// out (not --internal), whichever the container joined first.
+func (s *Networks) gatewayNetwork(networks []string) string {
+	names := slices.Sorted(slices.Values(networks))
+	for _, name := range names {
+		if n, err := s.net.Get(name); err == nil && !n.Internal {
+			return name
+		}
+	}
+	return ""
+}
+
+// moveGateway puts a running container's default routes on the network
+// they now go through (gatewayNetwork of networks), after a connect or
+// disconnect; c.Mu is held.
+func (s *Networks) moveGateway(c *containers.Container, networks []string) error {
+	id := ""
+	if n, err := s.net.Get(s.gatewayNetwork(networks)); err == nil {
+		id = n.ID
+	}
+	return s.net.MoveGateway(c.ID, id, c.State.Pid)
 }
 
 // endpointOpts are what c asked of a network (es) for an endpoint on
@@ -163,8 +194,8 @@ func (s *Networks) NetworkConnect(ref, containerRef string, es *netapi.EndpointS
 	}
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
-	if c.HostConfig.Runtime == vmtask.Name {
-		return fmt.Errorf("connecting a VM container to another network is not supported yet (a VM has one, given at its start): %w", errdefs.ErrNotImplemented)
+	if c.HostConfig.Runtime == vmtask.Name && len(c.Networks) >= vmtask.MaxNetworks {
+		return fmt.Errorf("a VM container can be on %d networks at most (its NICs): %w", vmtask.MaxNetworks, errdefs.ErrForbidden)
 	}
 	if ModeNetwork(c.HostConfig.NetworkMode) == "" {
 		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrForbidden)
@@ -188,6 +219,18 @@ func (s *Networks) NetworkConnect(ref, containerRef string, es *netapi.EndpointS
 			s.net.Release(c.ID, n.ID)
 			return err
 		}
+		names := append(networkNames(c), n.Name)
+		err = s.moveGateway(c, names)
+		if err == nil {
+			err = syncNetwork(c)
+		}
+		if err != nil {
+			s.net.Unwire(ep, c.State.Pid)
+			s.net.Release(c.ID, n.ID)
+			s.moveGateway(c, names[:len(names)-1])
+			syncNetwork(c)
+			return fmt.Errorf("connect %s to %s: %w", c.Name, n.Name, err)
+		}
 	}
 	c.Networks = With(c.Networks, n.Name, keep)
 	if err := s.ctrs.Save(c); err != nil {
@@ -210,6 +253,15 @@ func (s *Networks) nextIface(c *containers.Container) string {
 	}
 }
 
+// syncNetwork tells a running task whose interfaces are more than its
+// namespace's (a VM) that an endpoint was wired or unwired; c.Mu is held.
+func syncNetwork(c *containers.Container) error {
+	if t, ok := c.Task.(task.NetworkSyncer); ok {
+		return t.SyncNetwork(context.Background())
+	}
+	return nil
+}
+
 // NetworkDisconnect takes a container off a network, as POST
 // /networks/{id}/disconnect.
 func (s *Networks) NetworkDisconnect(ref, containerRef string, force bool) error {
@@ -226,9 +278,6 @@ func (s *Networks) NetworkDisconnect(ref, containerRef string, force bool) error
 	}
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
-	if c.HostConfig.Runtime == vmtask.Name && c.Running() {
-		return fmt.Errorf("disconnecting a running VM container from its network is not supported yet: %w", errdefs.ErrNotImplemented)
-	}
 	if _, on := c.Networks[n.Name]; !on {
 		return fmt.Errorf("container %s is not connected to network %s: %w", c.ID[:12], n.Name, errdefs.ErrForbidden)
 	}
@@ -238,6 +287,11 @@ func (s *Networks) NetworkDisconnect(ref, containerRef string, force bool) error
 				return fmt.Errorf("disconnect %s from %s: %w", c.Name, n.Name, err)
 			}
 			s.net.Release(c.ID, n.ID)
+			rest := slices.DeleteFunc(networkNames(c), func(name string) bool { return name == n.Name })
+			if err := errors.Join(s.moveGateway(c, rest), syncNetwork(c)); err != nil {
+				// The endpoint is gone either way.
+				slog.Warn("the container's routes after a disconnect", "container", c.ID, "network", n.Name, "err", err)
+			}
 		}
 	}
 	nets := map[string]*netapi.EndpointSettings{}

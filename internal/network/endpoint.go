@@ -319,6 +319,53 @@ func (m *Manager) release(ep *Endpoint, sync bool) {
 // disconnect); Release then frees it.
 func (m *Manager) Unwire(ep *Endpoint, pid int) error { return unwire(ep, pid) }
 
+// MoveGateway makes the endpoint of container on network netID ("": on
+// none) the one its default routes go through, in the namespace of pid:
+// the routes of the endpoint that had them are removed first. The
+// engine calls it when a running container is connected or
+// disconnected (dockerd's gateway is the endpoint whose network's name
+// sorts first).
+func (m *Manager) MoveGateway(container, netID string, pid int) error {
+	m.mu.Lock()
+	var from, to *Endpoint
+	var toNet Network
+	for id, eps := range m.endpoints {
+		if ep := eps[container]; ep != nil {
+			if ep.Gateway && id != netID {
+				from = ep
+			}
+			if id == netID && !ep.Gateway && m.nets[id] != nil {
+				to, toNet = ep, *m.nets[id]
+			}
+		}
+	}
+	m.mu.Unlock()
+	if from != nil {
+		if err := setGateway(nil, from, pid); err != nil {
+			return err
+		}
+		m.setGatewayFlag(from, false)
+	}
+	if to != nil {
+		if err := setGateway(&toNet, to, pid); err != nil {
+			return err
+		}
+		m.setGatewayFlag(to, true)
+	}
+	return nil
+}
+
+// setGatewayFlag records ep.Gateway as on, in its lease too.
+func (m *Manager) setGatewayFlag(ep *Endpoint, on bool) {
+	m.mu.Lock()
+	ep.Gateway = on
+	c := *ep
+	m.mu.Unlock()
+	if err := m.writeLease(&c, false); err != nil {
+		m.log.Warn("record the gateway", "container", ep.Container, "err", err)
+	}
+}
+
 // noICC reports whether network id has icc off.
 func (m *Manager) noICC(id string) bool {
 	m.mu.Lock()

@@ -350,17 +350,65 @@ func wire(n *Network, ep *Endpoint, pid int) error {
 		return err
 	}
 	if ep.Gateway {
-		if err := h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway.AsSlice()}); err != nil {
-			return fmt.Errorf("default route via %s: %w", n.Gateway, err)
-		}
-		if ep.IP6.IsValid() {
-			if err := h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway6.AsSlice()}); err != nil {
-				return fmt.Errorf("default route via %s: %w", n.Gateway6, err)
-			}
+		if err := defaultRoutes(h, in, n, ep); err != nil {
+			return err
 		}
 	}
 	ok = true
 	return nil
+}
+
+// defaultRoutes makes in, ep's interface, the way of the namespace's
+// default routes through n's gateways (n nil: takes them away from it).
+func defaultRoutes(h *netlink.Handle, in netlink.Link, n *Network, ep *Endpoint) error {
+	if n == nil {
+		routes, err := h.RouteList(in, netlink.FAMILY_ALL)
+		if err != nil {
+			return err
+		}
+		for _, r := range routes {
+			if ones, _ := prefixLen(r.Dst); r.Gw != nil && ones == 0 {
+				if err := h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+					return fmt.Errorf("remove the default route via %s: %w", r.Gw, err)
+				}
+			}
+		}
+		return nil
+	}
+	gws := []netip.Addr{n.Gateway}
+	if ep.IP6.IsValid() {
+		gws = append(gws, n.Gateway6)
+	}
+	for _, gw := range gws {
+		if err := h.RouteReplace(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
+			return fmt.Errorf("default route via %s: %w", gw, err)
+		}
+	}
+	return nil
+}
+
+// prefixLen is dst's prefix length, 0 for a default route's (nil or /0).
+func prefixLen(dst *net.IPNet) (int, int) {
+	if dst == nil {
+		return 0, 0
+	}
+	return dst.Mask.Size()
+}
+
+// setGateway gives ep's interface in pid's namespace the default routes
+// through n's gateways, or (n nil) takes them away.
+func setGateway(n *Network, ep *Endpoint, pid int) error {
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, in, err := linkIn(ns, ep.Iface)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return defaultRoutes(h, in, n, ep)
 }
 
 // unwire deletes ep's interface in pid's namespace (its host end goes

@@ -173,6 +173,14 @@ type Checkpointer interface {
 	Checkpoint(ctx context.Context, dir string, exit bool) error
 }
 
+// NetworkSyncer is a Task whose network the engine changes while it
+// runs by more than wiring its namespace: the engine calls SyncNetwork
+// once it has wired or unwired an endpoint there (a VM's guest has NICs
+// of its own, which mirror the namespace's interfaces).
+type NetworkSyncer interface {
+	SyncNetwork(ctx context.Context) error
+}
+
 // RootOpener is a Task whose processes' root the engine can open, with
 // every mount of theirs below it (docker cp; see internal/copier).
 type RootOpener interface {

@@ -124,7 +124,7 @@ func (h *Host) templateKey(memMiB, cpus int, initrd string) (string, error) {
 		fmt.Fprintf(sum, "%s %d %d\n", f, fi.Size(), fi.ModTime().UnixNano())
 	}
 	accel, _ := h.Accel()
-	fmt.Fprintf(sum, "v1 %s %s %d %d\n", filepath.Base(initrd), accel, machineMem(memMiB), max(cpus, 1))
+	fmt.Fprintf(sum, "v2 %s %s %d %d\n", filepath.Base(initrd), accel, machineMem(memMiB), max(cpus, 1))
 	return fmt.Sprintf("%dm-%dc-%s", machineMem(memMiB), max(cpus, 1), hex.EncodeToString(sum.Sum(nil))[:20]), nil
 }
 

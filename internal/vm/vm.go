@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/tent-project/tent/internal/vm/wire"
 )
 
 // DefaultGuestDir is where scripts/guest-kernel.sh puts the guest kernel
@@ -166,8 +168,9 @@ func (h *Host) Overlay(base, path string) error {
 	return nil
 }
 
-// TapName is the VM's tap device in its QEMU's network namespace.
-const TapName = "tap0"
+// TapName is the tap device behind the VM's NIC i (wire.NICs) in its
+// QEMU's network namespace.
+func TapName(i int) string { return "tap" + strconv.Itoa(i) }
 
 // Machine is one VM to boot.
 type Machine struct {
@@ -177,7 +180,7 @@ type Machine struct {
 	Console string // the guest's console output, a file
 	MemMiB  int
 	CPUs    int
-	// Net gives the VM a NIC on a tap device, tap0, that QEMU makes in
+	// Net puts the VM's NICs on tap devices (TapName) that QEMU makes in
 	// its own network namespace (see monitor.VMConfig.NetNS).
 	Net bool
 	// Shares are host directories the guest mounts over 9p (volumes and
@@ -234,22 +237,25 @@ func (h *Host) Command(m Machine) (*exec.Cmd, error) {
 // devices are a VM's devices but its shares, in the order every VM has
 // them (a template's and the VMs started from it must match): the root
 // disk (drive, QEMU's options for its file), the agent's port (a unix
-// socket QEMU listens on), and a NIC, always there (its driver loads
-// when the VM joins a network, so a VM without one never sees it), on
-// the tap device with net.
+// socket QEMU listens on), and wire.NICs NICs, always there (their
+// driver loads when the VM joins a network, so a VM without one never
+// sees them), each on its tap device with net.
 func devices(drive, agentSocket string, net bool) []string {
-	nic := "virtio-net-device"
-	var args []string
-	if net {
-		args = append(args, "-netdev", "tap,id=n0,ifname="+TapName+",script=no,downscript=no")
-		nic += ",netdev=n0"
-	}
-	return append(args,
-		"-drive", "id=root,"+drive+",if=none,cache=writeback,discard=unmap",
+	args := []string{
+		"-drive", "id=root," + drive + ",if=none,cache=writeback,discard=unmap",
 		"-device", "virtio-blk-device,drive=root",
-		"-chardev", "socket,id=agent,path="+agentSocket+",server=on,wait=off",
+		"-chardev", "socket,id=agent,path=" + agentSocket + ",server=on,wait=off",
 		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent",
-		"-device", nic)
+	}
+	for i := range wire.NICs {
+		nic := "virtio-net-device,mac=" + wire.NICMAC(i)
+		if net {
+			args = append(args, "-netdev", fmt.Sprintf("tap,id=n%d,ifname=%s,script=no,downscript=no", i, TapName(i)))
+			nic += fmt.Sprintf(",netdev=n%d", i)
+		}
+		args = append(args, "-device", nic)
+	}
+	return args
 }
 
 // machineMem is the guest's memory in MiB for a request of memMiB: at

@@ -2,6 +2,8 @@ package vmtask
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -12,11 +14,14 @@ import (
 	"github.com/tent-project/tent/internal/vm/wire"
 )
 
-// mirrorNetwork joins the container's veth, which the engine wired into
-// the namespace of QEMU (pid), to the VM's tap device: every frame that
-// arrives on one leaves by the other (tc ingress redirects, as Kata
-// Containers does), so the guest, given the veth's MAC and addresses, is
-// the container on its network. It returns the guest's configuration.
+// mirrorNetwork joins each of the container's veths, which the engine
+// wired into the namespace of QEMU (pid) as eth<i>, to the VM's tap
+// device i: every frame that arrives on one leaves by the other (tc
+// ingress redirects, as Kata Containers does), so the guest's NIC i,
+// given the veth's MAC and addresses, is the container on that network.
+// A tap whose veth is gone (its network disconnected) loses its
+// redirect; pairs made before are left as they are. It returns the
+// guest's whole network.
 func mirrorNetwork(pid int) ([]wire.Iface, error) {
 	ns, err := netns.GetFromPid(pid)
 	if err != nil {
@@ -32,29 +37,62 @@ func mirrorNetwork(pid int) ([]wire.Iface, error) {
 	if err != nil {
 		return nil, err
 	}
-	var tap netlink.Link
-	var veths []netlink.Link
+	taps := make([]netlink.Link, wire.NICs)
+	veths := make([]netlink.Link, wire.NICs)
 	for _, l := range links {
-		switch {
-		case l.Attrs().Name == vm.TapName:
-			tap = l
-		case l.Type() == "veth":
-			veths = append(veths, l)
+		name := l.Attrs().Name
+		for i := range wire.NICs {
+			switch {
+			case name == vm.TapName(i):
+				taps[i] = l
+			case name == "eth"+strconv.Itoa(i) && l.Type() == "veth":
+				veths[i] = l
+			}
+		}
+		if l.Type() == "veth" && !slices.Contains(veths, l) {
+			return nil, fmt.Errorf("a VM container on more than %d networks (interface %s): %w", wire.NICs, name, errdefs.ErrNotImplemented)
 		}
 	}
-	switch {
-	case tap == nil:
-		return nil, fmt.Errorf("the VM has no %s", vm.TapName)
-	case len(veths) == 0:
-		return nil, nil
-	case len(veths) > 1:
-		return nil, fmt.Errorf("a VM container on more than one network: %w", errdefs.ErrNotImplemented)
+	var ifaces []wire.Iface
+	for i, veth := range veths {
+		tap := taps[i]
+		if tap == nil {
+			return nil, fmt.Errorf("the VM has no %s", vm.TapName(i))
+		}
+		paired, err := hasIngress(h, veth)
+		if err != nil {
+			return nil, err
+		}
+		if veth == nil || !paired {
+			// The tap's redirect, if any, went to a veth that is gone.
+			if err := dropIngress(h, tap); err != nil {
+				return nil, err
+			}
+		}
+		if veth == nil {
+			continue
+		}
+		if !paired {
+			if err := pair(h, veth, tap); err != nil {
+				return nil, err
+			}
+		}
+		ifc, err := ifaceOf(h, veth)
+		if err != nil {
+			return nil, err
+		}
+		ifc.Index = i
+		ifaces = append(ifaces, ifc)
 	}
-	veth := veths[0]
+	return ifaces, nil
+}
+
+// ifaceOf is the guest's configuration of the NIC that mirrors veth.
+func ifaceOf(h *netlink.Handle, veth netlink.Link) (wire.Iface, error) {
 	ifc := wire.Iface{MAC: veth.Attrs().HardwareAddr.String(), MTU: veth.Attrs().MTU}
 	addrs, err := h.AddrList(veth, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, err
+		return ifc, err
 	}
 	for _, a := range addrs {
 		if a.IP.IsGlobalUnicast() { // not the veth's own IPv6 link-local address
@@ -63,7 +101,7 @@ func mirrorNetwork(pid int) ([]wire.Iface, error) {
 	}
 	routes, err := h.RouteList(veth, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, err
+		return ifc, err
 	}
 	for _, r := range routes {
 		if r.Gw != nil && (r.Dst == nil || r.Dst.IP.IsUnspecified() && r.Dst.Mask != nil && isZero(r.Dst.Mask)) {
@@ -74,18 +112,49 @@ func mirrorNetwork(pid int) ([]wire.Iface, error) {
 			}
 		}
 	}
+	return ifc, nil
+}
+
+// pair mirrors veth and tap both ways, tap taking veth's MTU.
+func pair(h *netlink.Handle, veth, tap netlink.Link) error {
 	if err := h.LinkSetMTU(tap, veth.Attrs().MTU); err != nil {
-		return nil, err
+		return err
 	}
 	if err := h.LinkSetUp(tap); err != nil {
-		return nil, err
+		return err
 	}
-	for _, pair := range [][2]netlink.Link{{veth, tap}, {tap, veth}} {
-		if err := redirect(h, pair[0], pair[1]); err != nil {
-			return nil, err
+	for _, p := range [][2]netlink.Link{{veth, tap}, {tap, veth}} {
+		if err := redirect(h, p[0], p[1]); err != nil {
+			return err
 		}
 	}
-	return []wire.Iface{ifc}, nil
+	return nil
+}
+
+// hasIngress reports whether l (nil: none) has an ingress qdisc: a veth
+// with one is paired already.
+func hasIngress(h *netlink.Handle, l netlink.Link) (bool, error) {
+	if l == nil {
+		return false, nil
+	}
+	qs, err := h.QdiscList(l)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(qs, func(q netlink.Qdisc) bool { return q.Type() == "ingress" }), nil
+}
+
+// dropIngress deletes l's ingress qdisc and with it its redirect.
+func dropIngress(h *netlink.Handle, l netlink.Link) error {
+	if on, err := hasIngress(h, l); err != nil || !on {
+		return err
+	}
+	err := h.QdiscDel(&netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index,
+		Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_INGRESS}})
+	if err != nil {
+		return fmt.Errorf("drop the redirect of %s: %w", l.Attrs().Name, err)
+	}
+	return nil
 }
 
 func isZero(m []byte) bool {

@@ -35,6 +35,10 @@ import (
 // Name is the runtime's name, as --runtime takes it.
 const Name = "tent-vm"
 
+// MaxNetworks is how many networks a VM container can be on at once:
+// its guest's NICs.
+const MaxNetworks = wire.NICs
+
 // DefaultMemory is a VM's memory when the container has no limit
 // (guest pages are only backed once touched).
 const DefaultMemory = 512 << 20
@@ -399,6 +403,22 @@ func (t *Task) start() error {
 	}
 	t.waiter = monitor.NewWaiter(t.paths.Dir, t.paths.ExitFile)
 	return monitor.Start(t.paths.Dir, net)
+}
+
+// SyncNetwork implements task.NetworkSyncer: the guest's NICs follow
+// the endpoints the engine wired or unwired in QEMU's namespace.
+func (t *Task) SyncNetwork(ctx context.Context) error {
+	if !t.rec.Net {
+		return fmt.Errorf("the VM was started without networks: %w", errdefs.ErrConflict)
+	}
+	if _, err := os.Stat(t.pausedFile()); err == nil {
+		return fmt.Errorf("the VM is paused (its guest cannot take a network now): unpause it first: %w", errdefs.ErrConflict)
+	}
+	net, err := mirrorNetwork(t.rec.Pid)
+	if err != nil {
+		return err
+	}
+	return monitor.SetNetwork(t.paths.Dir, net)
 }
 
 func (t *Task) Wait(ctx context.Context) (task.Exit, <-chan struct{}, error) {

@@ -244,17 +244,21 @@ func (a *agent) serve(in io.Reader) {
 		case f.Kind == wire.Sync:
 			go func(id uint32) {
 				unix.Sync()
-				a.w.WriteID(wire.Synced, id, nil)
+				a.w.WriteID(wire.Done, id, nil)
 			}(f.ID)
 		case f.Kind == wire.Net:
-			var ifaces []wire.Iface
-			err := json.Unmarshal(f.P, &ifaces)
-			if err == nil {
-				err = configureNetwork(ifaces)
-			}
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "tent-agent: network: %v\n", err)
-			}
+			go func(f wire.Frame) {
+				var ifaces []wire.Iface
+				err := json.Unmarshal(f.P, &ifaces)
+				if err == nil {
+					err = configureNetwork(ifaces)
+				}
+				var answer []byte
+				if err != nil {
+					answer = failure(fmt.Errorf("the guest's network: %w", err))
+				}
+				a.w.WriteID(wire.Done, f.ID, answer)
+			}(f)
 		default:
 			a.mu.Lock()
 			p := a.procs[f.ID]

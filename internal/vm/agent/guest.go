@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,70 +12,10 @@ import (
 	"unsafe"
 
 	"github.com/tent-project/tent/internal/vm/wire"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // Setting up the guest: its root, modules, network and the port to the host.
-
-// configureNetwork gives the guest's NIC the container's MAC, addresses,
-// MTU and default route (the host mirrors the container's veth to it).
-func configureNetwork(ifaces []wire.Iface) error {
-	if len(ifaces) == 0 {
-		return nil
-	}
-	if err := loadModules("net"); err != nil {
-		return err
-	}
-	links, err := netlink.LinkList()
-	if err != nil {
-		return err
-	}
-	var nics []netlink.Link
-	for _, l := range links {
-		if l.Attrs().Name != "lo" {
-			nics = append(nics, l)
-		}
-	}
-	for i, ifc := range ifaces {
-		if i >= len(nics) {
-			return fmt.Errorf("%d interfaces for %d NICs", len(ifaces), len(nics))
-		}
-		l := nics[i]
-		if mac, err := net.ParseMAC(ifc.MAC); err == nil {
-			if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
-				return fmt.Errorf("MAC %s: %w", mac, err)
-			}
-		}
-		if ifc.MTU > 0 {
-			netlink.LinkSetMTU(l, ifc.MTU)
-		}
-		for _, a := range ifc.Addrs {
-			addr, err := netlink.ParseAddr(a)
-			if err != nil {
-				return err
-			}
-			if addr.IP.To4() == nil {
-				addr.Flags = unix.IFA_F_NODAD // the engine hands each address out once
-			}
-			if err := netlink.AddrAdd(l, addr); err != nil {
-				return fmt.Errorf("address %s: %w", a, err)
-			}
-		}
-		if err := netlink.LinkSetUp(l); err != nil {
-			return err
-		}
-		for _, gw := range []net.IP{net.ParseIP(ifc.Gateway), net.ParseIP(ifc.Gateway6)} {
-			if gw == nil {
-				continue
-			}
-			if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw}); err != nil {
-				return fmt.Errorf("default route via %s: %w", gw, err)
-			}
-		}
-	}
-	return nil
-}
 
 // moduleGroups are modules loaded only when a VM needs them: its
 // network's, and 9p's for volumes and binds. The others load at boot.

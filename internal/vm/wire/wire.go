@@ -23,7 +23,7 @@ const (
 	Config = 'C' // JSON Process
 	Start  = 'S'
 	Exec   = 'x' // JSON Process: start it now, as the frame's process id
-	Net    = 'N' // JSON []Iface: the guest's network, before the start
+	Net    = 'N' // JSON []Iface: the guest's whole network, before the start and when it changes (its id: the request's)
 	Stdin  = 'I'
 	EOF    = 'i' // stdin closed
 	Signal = 'K' // one byte: the signal's number; a second byte 1: every process
@@ -37,7 +37,7 @@ const (
 	Stdout = 'O'
 	Stderr = 'E'
 	Exit   = 'X' // JSON ExitStatus
-	Synced = 'y' // a Sync is done (its id: the request's)
+	Done   = 'y' // a Sync or Net is done (its id: the request's); payload: a JSON Failure if it failed
 )
 
 // MaxFrame bounds a frame's payload: larger writes are split.
@@ -101,10 +101,24 @@ type Rlimit struct {
 	Hard uint64 `json:"hard"`
 }
 
+// NICs is how many network interfaces every VM has: the networks a VM
+// container can be on at once. The devices are fixed (microvm plugs
+// none in later, and a template's must be a started VM's); a VM on no
+// network has them without a backend, and its guest never loads their
+// driver.
+const NICs = 4
+
+// NICMAC is the MAC address QEMU gives NIC i, by which the agent tells
+// the NICs apart before it gives them the containers' addresses.
+func NICMAC(i int) string { return fmt.Sprintf("52:54:00:74:6e:%02x", i) }
+
 // Iface is the configuration of one of the guest's network interfaces,
 // taken from the container's veth (whose traffic the host mirrors to the
 // VM's tap device).
 type Iface struct {
+	// Index is the NIC's: the container's eth<Index>, on QEMU's tap
+	// device tap<Index>; the guest names it eth<Index> too.
+	Index   int      `json:"index"`
 	MAC     string   `json:"mac"`
 	Addrs   []string `json:"addrs"` // CIDR, IPv4 and IPv6
 	Gateway string   `json:"gateway,omitempty"`

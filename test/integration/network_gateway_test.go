@@ -1,0 +1,67 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestNetworkGatewayLikeDocker holds tent to dockerd on a container with
+// several networks: which one its default route goes through (dockerd:
+// the network whose name sorts first, whichever was joined first; it
+// moves on connect and disconnect of a running container), and each
+// network's gateway in inspect.
+func TestNetworkGatewayLikeDocker(t *testing.T) {
+	_, _, engines, images := startPair(t)
+	results := map[string][]string{}
+	for _, name := range []string{"docker", "tent"} {
+		d := engines[name]
+		for _, n := range []string{"gwb", "gwa", "gwc"} {
+			d.must(t, "network", "create", n)
+		}
+		// The default route's gateway, by its network's name.
+		via := func(ctr string) string {
+			out := d.must(t, "exec", ctr, "ip", "route")
+			gw := ""
+			for _, line := range strings.Split(out, "\n") {
+				if f := strings.Fields(line); len(f) >= 3 && f[0] == "default" {
+					gw = f[2]
+				}
+			}
+			for _, n := range []string{"gwa", "gwb", "gwc"} {
+				if gw != "" && strings.TrimSpace(d.must(t, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", n)) == gw {
+					return n
+				}
+			}
+			return "none (" + gw + ")"
+		}
+		var seen []string
+		d.must(t, "run", "-d", "--name", "multi", "--network", "gwb", images[name], "sleep", "300")
+		d.must(t, "network", "connect", "gwa", "multi")
+		seen = append(seen, "after connecting gwa: "+via("multi"))
+		// Each network's gateway in inspect, not only the route's.
+		gws := d.must(t, "inspect", "-f", `{{range $k, $v := .NetworkSettings.Networks}}{{$k}}:{{if $v.Gateway}}set{{end}} {{end}}`, "multi")
+		seen = append(seen, "inspect: "+strings.TrimSpace(gws))
+		d.must(t, "network", "disconnect", "gwb", "multi")
+		seen = append(seen, "after disconnecting gwb: "+via("multi"))
+		d.must(t, "network", "connect", "gwc", "multi")
+		seen = append(seen, "after connecting gwc: "+via("multi"))
+		d.must(t, "network", "disconnect", "gwa", "multi")
+		seen = append(seen, "after disconnecting gwa: "+via("multi"))
+		// Connected before its start (as docker-compose does).
+		d.must(t, "create", "--name", "later", "--network", "gwb", images[name], "sleep", "300")
+		d.must(t, "network", "connect", "gwa", "later")
+		d.must(t, "start", "later")
+		seen = append(seen, "connected before start: "+via("later"))
+		d.must(t, "rm", "-f", "multi", "later")
+		d.must(t, "network", "rm", "gwa", "gwb", "gwc")
+		results[name] = seen
+	}
+	want := []string{"after connecting gwa: gwa", "inspect: gwa:set gwb:set", "after disconnecting gwb: gwa",
+		"after connecting gwc: gwa", "after disconnecting gwa: gwc", "connected before start: gwa"}
+	for name, seen := range results {
+		if fmt.Sprint(seen) != fmt.Sprint(want) {
+			t.Errorf("%s:\n got %q\nwant %q", name, seen, want)
+		}
+	}
+}
