@@ -1,8 +1,14 @@
 package integration
 
 import (
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestVMNetworks: a VM on several networks is the container on each of
@@ -100,4 +106,75 @@ func TestVMNetworks(t *testing.T) {
 	}
 	e.must(t, "rm", "-f", "svc")
 	e.must(t, "network", "rm", "vna", "vnb", "vnc", "vnd", "vne")
+}
+
+// composeVMApp has a VM service on two networks between two process
+// services, each on one of them: the VM is the only way between them.
+const composeVMApp = `version: "2.4"
+services:
+  db:
+    image: busybox:latest
+    command: ["sh", "-c", "while true; do echo db-here | nc -l -p 5432; done"]
+    networks: [back]
+  web:
+    image: busybox:latest
+    isolation: vm
+    command: ["sh", "-c", "while true; do (echo web-sees; echo | nc -w2 db 5432) | nc -l -p 80; done"]
+    networks: [front, back]
+    ports: ["127.0.0.1:18096:80"]
+  client:
+    image: busybox:latest
+    command: ["sleep", "1000"]
+    networks: [front]
+networks:
+  front: {}
+  back: {}
+`
+
+// TestComposeVMService: docker-compose (1.29) brings up a VM service on
+// two networks (it creates the container on one and connects the other
+// before the start), reached from a service on one network and through
+// its published port, reaching a service on the other.
+func TestComposeVMService(t *testing.T) {
+	requireVM(t)
+	if _, err := exec.LookPath("docker-compose"); err != nil {
+		t.Skip("docker-compose not installed (apt-get install docker-compose)")
+	}
+	e := startTent(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(composeVMApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	compose := func(args ...string) (string, error) {
+		cmd := exec.Command("docker-compose", append([]string{"-p", "vmapp", "--no-ansi"}, args...)...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := compose("up", "-d"); err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { compose("down", "-v", "-t", "0") })
+	want := "web-sees\ndb-here\n"
+	waitFor(t, "the client asking the VM on the front network", func() bool {
+		out, _ := compose("exec", "-T", "client", "nc", "-w3", "web", "80")
+		return strings.HasSuffix(out, want) // after compose's own warnings
+	})
+	waitFor(t, "the VM's published port", func() bool {
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:18096", 3*time.Second)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(conn)
+		return string(b) == want
+	})
+	if out, err := compose("down", "-v", "-t", "0"); err != nil {
+		t.Fatalf("down: %v\n%s", err, out)
+	}
+	if ps := e.must(t, "ps", "-aq"); ps != "" {
+		t.Fatalf("containers left after down: %s", ps)
+	}
 }
