@@ -53,7 +53,9 @@ func createCmd(a *app) *cobra.Command {
 		Args: cobra.MinimumNArgs(1),
 	}
 	cmd.RunE = a.runE(func(args []string) error {
-		req, err := f.config(cmd, args[0], args[1:], false)
+		// As docker's: a created container is one to attach to
+		// (start -a), its stdin closed with the attachment's.
+		req, err := f.config(cmd, args[0], args[1:], true)
 		if err != nil {
 			return statusError{code: 125, msg: "tent: " + err.Error()}
 		}
@@ -244,15 +246,43 @@ func simpleCmd(a *app, use, short string, fn func(id string) error) *cobra.Comma
 }
 
 func startCmd(a *app) *cobra.Command {
-	var checkpoint string
-	q := url.Values{}
-	cmd := simpleCmd(a, "start [OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers", func(id string) error {
+	var checkpoint, detachKeys string
+	var attach, interactive bool
+	cmd := &cobra.Command{Use: "start [OPTIONS] CONTAINER [CONTAINER...]", Short: "Start one or more stopped containers", Args: cobra.MinimumNArgs(1)}
+	cmd.RunE = a.runE(func(args []string) error {
+		q := url.Values{}
 		if checkpoint != "" {
 			q.Set("checkpoint", checkpoint)
 		}
-		return a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/start", q, nil, nil)
+		if !attach && !interactive {
+			return forEach(args, func(id string) error {
+				return a.c.JSON(a.ctx, http.MethodPost, "/containers/"+id+"/start", q, nil, nil)
+			})
+		}
+		if len(args) > 1 {
+			return statusError{code: 1, msg: "tent: you cannot start and attach multiple containers at once"}
+		}
+		if checkpoint != "" {
+			return statusError{code: 1, msg: "tent: --checkpoint cannot be used with --attach or --interactive"}
+		}
+		keys, err := streams.ParseDetachKeys(detachKeys)
+		if err != nil {
+			return statusError{code: 125, msg: "tent: " + err.Error()}
+		}
+		var c container.InspectResponse
+		if err := a.c.JSON(a.ctx, http.MethodGet, "/containers/"+args[0]+"/json", nil, nil, &c); err != nil {
+			return err
+		}
+		stdin := interactive && c.Config.OpenStdin
+		if c.Config.Tty && stdin && !term.IsTerminal(int(os.Stdin.Fd())) {
+			return statusError{code: 1, msg: "the input device is not a TTY"}
+		}
+		return a.runAttached(c.ID, stdin, c.Config.Tty, c.HostConfig.AutoRemove, keys)
 	})
 	cmd.Flags().StringVar(&checkpoint, "checkpoint", "", "restore from this checkpoint")
+	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach STDOUT/STDERR and forward signals")
+	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach container's STDIN")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "override the key sequence for detaching a container")
 	return cmd
 }
 

@@ -47,6 +47,15 @@ func TestTentCLI(t *testing.T) {
 	if out, _, code := e.tent(strings.NewReader("a\nb\nc\n"), "run", "--rm", "-i", "bb:boot", "wc", "-l"); strings.TrimSpace(out) != "3" || code != 0 {
 		t.Errorf("run -i: %q exit %d", out, code)
 	}
+	// start -a -i, as docker's: the output, the input, the exit status.
+	e.tentOK(t, "create", "-i", "--name", "later", "bb:boot", "sh", "-c", "echo started; wc -l; echo err >&2; exit 4")
+	if out, errOut, code := e.tent(strings.NewReader("x\ny\n"), "start", "-a", "-i", "later"); out != "started\n2\n" || errOut != "err\n" || code != 4 {
+		t.Errorf("start -a -i: %q %q exit %d", out, errOut, code)
+	}
+	if _, errOut, code := e.tent(nil, "start", "-a", "later", "web"); code != 1 || !strings.Contains(errOut, "cannot start and attach multiple containers") {
+		t.Errorf("start -a of two containers: exit %d %q", code, errOut)
+	}
+	e.tentOK(t, "rm", "later")
 	id := strings.TrimSpace(e.tentOK(t, "run", "-d", "--name", "web", "-e", "GREETING=hi", "bb:boot", "sh", "-c", "echo $GREETING; sleep 1000"))
 	if ps := e.tentOK(t, "ps", "-q"); strings.TrimSpace(ps) != id[:12] {
 		t.Errorf("ps -q: %q, want %s", ps, id[:12])
