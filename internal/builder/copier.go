@@ -15,7 +15,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/tent-project/tent/internal/archive"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/spec"
+	"github.com/tent-project/tent/internal/userdb"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +36,7 @@ type dirTime struct {
 func newCopier(root, chown string, mode os.FileMode, exclude []string) (*copier, error) {
 	c := &copier{root: root, uid: -1, gid: -1, mode: mode}
 	if chown != "" {
-		u, err := spec.ResolveUser(root, chown)
+		u, err := userdb.ResolveUser(root, chown)
 		if err != nil {
 			return nil, fmt.Errorf("--chown=%s: %w", chown, err)
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/tent-project/tent/internal/archive"
 	"github.com/tent-project/tent/internal/errdefs"
-	"github.com/tent-project/tent/internal/spec"
+	"github.com/tent-project/tent/internal/userdb"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,7 +56,7 @@ func Main(args []string) int {
 				if len(rest) < 2 {
 					return answer(reply{}, errors.New("--owner needs a user"))
 				}
-				u, err := spec.ResolveUser("/", rest[1])
+				u, err := userdb.ResolveUser("/", rest[1])
 				if err != nil {
 					return answer(reply{}, err)
 				}

@@ -24,6 +24,7 @@ import (
 	"github.com/tent-project/tent/internal/streams"
 	"github.com/tent-project/tent/internal/stringid"
 	"github.com/tent-project/tent/internal/task"
+	"github.com/tent-project/tent/internal/userdb"
 )
 
 // execProc is one `docker exec`. Its process belongs to the container's
@@ -289,7 +290,7 @@ func Spec(t task.Task, pid int, cfg container.ExecCreateRequest) (*specs.Process
 	}
 	if cfg.User != "" {
 		// Names are the container's, as its init sees its root.
-		u, err := spec.ResolveUser(fmt.Sprintf("/proc/%d/root", pid), cfg.User)
+		u, err := userdb.ResolveUser(fmt.Sprintf("/proc/%d/root", pid), cfg.User)
 		if err != nil {
 			return nil, err
 		}

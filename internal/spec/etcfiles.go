@@ -208,3 +208,9 @@ func ResolvConf(host []byte, hc *container.HostConfig, engineDNS string) string 
 	}
 	return b.String()
 }
+
+// EngineMountpoints are where every container gets a mount of the
+// engine's (the runtime makes them in the root when the image has none):
+// no part of what the container changed (docker diff, commit, a build
+// step's layer).
+var EngineMountpoints = []string{"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc", "/sys", "/dev"}

@@ -19,6 +19,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/oci"
+	"github.com/tent-project/tent/internal/userdb"
 )
 
 // Container is what a container's spec is made of.
@@ -84,11 +85,11 @@ func Build(c Container) (*specs.Spec, error) {
 	if p.Cwd == "" {
 		p.Cwd = "/"
 	}
-	user, err := ResolveUser(rootfs, cfg.User)
+	user, err := userdb.ResolveUser(rootfs, cfg.User)
 	if err != nil {
 		return nil, err
 	}
-	added, err := ResolveGroups(rootfs, hc.GroupAdd)
+	added, err := userdb.ResolveGroups(rootfs, hc.GroupAdd)
 	if err != nil {
 		return nil, err
 	}

@@ -166,40 +166,6 @@ func TestParseSecurityOpts(t *testing.T) {
 	}
 }
 
-func TestResolveUser(t *testing.T) {
-	r := root(t)
-	for _, tc := range []struct {
-		user string
-		want specs.User
-	}{
-		{"", specs.User{}},
-		{"app", specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{50}}},
-		{"1000", specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{50}}},
-		{"app:staff", specs.User{UID: 1000, GID: 50}},
-		{"4242:7", specs.User{UID: 4242, GID: 7}},
-	} {
-		got, err := ResolveUser(r, tc.user)
-		if err != nil {
-			t.Errorf("%q: %v", tc.user, err)
-			continue
-		}
-		if diff := cmp.Diff(tc.want, got); diff != "" {
-			t.Errorf("%q (-want +got):\n%s", tc.user, diff)
-		}
-	}
-	for _, bad := range []string{"nobody", "app:nogroup"} {
-		if _, err := ResolveUser(r, bad); !errdefs.IsInvalidArgument(err) {
-			t.Errorf("%q: %v, want an invalid argument", bad, err)
-		}
-	}
-	// A symlink in the image cannot make the daemon read a host file.
-	os.Remove(filepath.Join(r, "etc", "passwd"))
-	os.Symlink("/etc/passwd", filepath.Join(r, "etc", "passwd"))
-	if _, err := ResolveUser(r, "root"); err == nil {
-		t.Errorf("resolved a user through a symlink to the host's passwd")
-	}
-}
-
 func TestMergeEnv(t *testing.T) {
 	got := MergeEnv([]string{"A=1", "B=2"}, []string{"B=3", "C=4"})
 	if diff := cmp.Diff([]string{"A=1", "B=3", "C=4"}, got); diff != "" {

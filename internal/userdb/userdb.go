@@ -1,4 +1,8 @@
-package spec
+// Package userdb resolves a container's users and groups in its own
+// /etc/passwd and /etc/group, as docker does (never the host's: the
+// files are read below the container's root, symlinks resolved inside
+// it). It is small on purpose: the VM agent links it.
+package userdb
 
 import (
 	"bufio"
@@ -138,9 +142,3 @@ func ResolveGroups(rootfs string, names []string) ([]uint32, error) {
 	}
 	return out, nil
 }
-
-// EngineMountpoints are where every container gets a mount of the
-// engine's (the runtime makes them in the root when the image has none):
-// no part of what the container changed (docker diff, commit, a build
-// step's layer).
-var EngineMountpoints = []string{"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc", "/sys", "/dev"}
