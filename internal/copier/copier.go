@@ -125,15 +125,34 @@ func bigPipe() (r, w *os.File, err error) {
 
 // reply reads the helper's first line.
 func (h *helper) reply() (reply, error) {
+	r, err := readReply(h.out)
+	if err != nil {
+		return r, h.wait(err)
+	}
+	return r, nil
+}
+
+func readReply(out *bufio.Reader) (reply, error) {
 	var r reply
-	line, err := h.out.ReadBytes('\n')
+	line, err := out.ReadBytes('\n')
 	if err == nil {
 		err = json.Unmarshal(line, &r)
 	}
 	if err != nil {
-		return r, h.wait(fmt.Errorf("copy helper: %w", err))
+		return r, fmt.Errorf("copy helper: %w", err)
 	}
 	return r, nil
+}
+
+// Answer reads the answer of a helper started elsewhere (a VM's guest
+// runs it: Main is linked into its agent) from its output: the error it
+// reports (nil: it went on), or why no answer could be read.
+func Answer(out *bufio.Reader) (reported, err error) {
+	r, err := readReply(out)
+	if err != nil {
+		return nil, err
+	}
+	return r.err(), nil
 }
 
 // wait reaps the helper; a failure after a good reply is its stderr.
@@ -192,9 +211,8 @@ func (s *stream) Close() error {
 	return s.h.wait(nil)
 }
 
-// Put extracts the tar r into the directory dir of root (PUT
-// /containers/{id}/archive).
-func (c Copier) Put(root *os.File, dir string, r io.Reader, o PutOptions) error {
+// PutArgs are the helper's arguments (Main's) for a put into dir.
+func PutArgs(dir string, o PutOptions) []string {
 	args := []string{"put", dir}
 	if o.NoOverwriteDirNonDir {
 		args = append(args, "--no-overwrite-dir-non-dir")
@@ -202,7 +220,13 @@ func (c Copier) Put(root *os.File, dir string, r io.Reader, o PutOptions) error 
 	if o.CopyUIDGID && o.User != "" {
 		args = append(args, "--owner", o.User)
 	}
-	h, err := c.start(root, r, args...)
+	return args
+}
+
+// Put extracts the tar r into the directory dir of root (PUT
+// /containers/{id}/archive).
+func (c Copier) Put(root *os.File, dir string, r io.Reader, o PutOptions) error {
+	h, err := c.start(root, r, PutArgs(dir, o)...)
 	if err != nil {
 		return err
 	}

@@ -69,11 +69,22 @@ func (r *releasing) Close() error {
 func (p Copies) Put(c *containers.Container, path string, r io.Reader, o copier.PutOptions) error {
 	c.Mu.Lock()
 	o.User = c.Config.User
+	pt, inTask := c.Task.(putter)
+	inTask = inTask && c.Running()
 	c.Mu.Unlock()
+	if inTask {
+		return copyError(c, path, pt.PutArchive(context.TODO(), path, r, o))
+	}
 	err := p.withRoot(c, true, func(root *os.File) error {
 		return p.Copier.Put(root, path, r, o)
 	})
 	return copyError(c, path, err)
+}
+
+// putter is a running task that extracts an archive into its root
+// itself (a VM: its guest alone writes its disk).
+type putter interface {
+	PutArchive(ctx context.Context, dir string, r io.Reader, o copier.PutOptions) error
 }
 
 // copyError names the container in a missing path's error, as dockerd.

@@ -29,6 +29,9 @@ type ExecRequest struct {
 	// Ephemeral: no record on disk, and none in memory once ExecWait has
 	// answered.
 	Ephemeral bool `json:"ephemeral,omitempty"`
+	// Helper (a VM's) runs the agent's helper with these arguments
+	// (wire.Process.Helper) rather than Process's program.
+	Helper []string `json:"helper,omitempty"`
 }
 
 // ExecRecord is what a monitor keeps of an exec: in memory, and in

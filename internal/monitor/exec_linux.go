@@ -46,6 +46,10 @@ func (m *monitor) exec(conn net.Conn, br *bufio.Reader, req ExecRequest) {
 		fail(fmt.Errorf("container %s is not running: %w", m.cfg.ID, errdefs.ErrConflict))
 		return
 	}
+	if _, vm := m.work.(*vmWorkload); req.Helper != nil && !vm {
+		fail(fmt.Errorf("exec %q: only a VM's agent has helpers: %w", req.ID, errdefs.ErrInvalidArgument))
+		return
+	}
 	tty := req.Process.Terminal
 	var p *execProc
 	var err error

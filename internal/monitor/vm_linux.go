@@ -347,6 +347,7 @@ func (v *vmWorkload) exec(req ExecRequest) (*execProc, error) {
 	sp := req.Process
 	wp := wire.FromSpec(sp)
 	wp.OpenStdin = req.Stdin
+	wp.Helper = req.Helper
 	outputs, pipes, err := outputPipes(sp.Terminal)
 	if err != nil {
 		return nil, err

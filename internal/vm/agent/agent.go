@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tent-project/tent/internal/copier"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/vm/wire"
 	"github.com/vishvananda/netlink"
@@ -49,6 +50,9 @@ const newRoot = "/root"
 func Main() {
 	if len(os.Args) > 1 && os.Args[1] == shimArg {
 		shimMain()
+	}
+	if len(os.Args) > 1 && os.Args[1] == copierArg {
+		os.Exit(copier.Main(os.Args[2:]))
 	}
 	err := run()
 	if err != nil {
@@ -309,67 +313,6 @@ func (a *agent) exec(f wire.Frame) {
 	a.w.WriteID(wire.Exit, f.ID, b)
 }
 
-// shimArg makes tent-agent the workload's shim (shimMain).
-const shimArg = "workload-shim"
-
-const shimEnv = "TENT_AGENT_SHIM"
-
-// shimSpec is what the shim execs.
-type shimSpec struct {
-	Path   string   `json:"path"`
-	Args   []string `json:"args"`
-	Env    []string `json:"env"`
-	Dir    string   `json:"dir"`
-	UID    uint32   `json:"uid"`
-	GID    uint32   `json:"gid"`
-	Groups []uint32 `json:"groups,omitempty"`
-}
-
-// asPID1 makes cmd start the workload as PID 1 of a PID namespace of its
-// own, as a container's is (signals without a handler do not end it,
-// its children are its own): the agent itself is started there as a
-// shim that mounts the namespace's /proc, takes the workload's user and
-// directory and execs it.
-func asPID1(cmd *exec.Cmd) error {
-	cred := cmd.SysProcAttr.Credential
-	b, err := json.Marshal(shimSpec{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, UID: cred.Uid, GID: cred.Gid, Groups: cred.Groups})
-	if err != nil {
-		return err
-	}
-	cmd.Path, cmd.Args, cmd.Env, cmd.Dir = "/proc/self/exe", []string{"tent-init", shimArg}, []string{shimEnv + "=" + string(b)}, "/"
-	cmd.SysProcAttr.Credential = nil
-	cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWPID
-	return nil
-}
-
-// shimMain is the workload's start in its PID namespace; it never
-// returns.
-func shimMain() {
-	var sp shimSpec
-	err := json.Unmarshal([]byte(os.Getenv(shimEnv)), &sp)
-	if err == nil {
-		err = unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NOEXEC|unix.MS_NODEV, "")
-	}
-	if err == nil {
-		groups := make([]int, len(sp.Groups))
-		for i, g := range sp.Groups {
-			groups[i] = int(g)
-		}
-		err = errors.Join(unix.Setgroups(groups), unix.Setgid(int(sp.GID)), unix.Setuid(int(sp.UID)))
-	}
-	if err == nil {
-		err = os.Chdir(sp.Dir)
-	}
-	if err == nil {
-		err = unix.Exec(sp.Path, sp.Args, sp.Env)
-	}
-	fmt.Fprintf(os.Stderr, "exec %s: %v\n", sp.Path, err)
-	if errors.Is(err, unix.ENOENT) {
-		os.Exit(127)
-	}
-	os.Exit(126)
-}
-
 // failure is the payload of an Error frame for err.
 func failure(err error) []byte {
 	b, _ := json.Marshal(wire.Failure{Message: err.Error(), Class: errdefs.ClassOf(err)})
@@ -418,16 +361,24 @@ func prepare(p *wire.Process) (*process, error) {
 }
 
 func prepareCmd(p *wire.Process) (*exec.Cmd, *stdio, error) {
-	if len(p.Args) == 0 {
-		return nil, nil, errors.New("no command")
-	}
-	cmd := &exec.Cmd{Path: p.Args[0], Args: p.Args, Env: p.Env, Dir: p.Cwd}
-	if !strings.Contains(p.Args[0], "/") {
-		lp, err := lookPath(p.Args[0], p.Env)
-		if err != nil {
-			cmd.Err = err // as the runtime says it, at the start
+	var cmd *exec.Cmd
+	switch {
+	case p.Helper != nil:
+		var err error
+		if cmd, err = helperCmd(p); err != nil {
+			return nil, nil, err
 		}
-		cmd.Path = lp
+	case len(p.Args) == 0:
+		return nil, nil, errors.New("no command")
+	default:
+		cmd = &exec.Cmd{Path: p.Args[0], Args: p.Args, Env: p.Env, Dir: p.Cwd}
+		if !strings.Contains(p.Args[0], "/") {
+			lp, err := lookPath(p.Args[0], p.Env)
+			if err != nil {
+				cmd.Err = err // as the runtime says it, at the start
+			}
+			cmd.Path = lp
+		}
 	}
 	if cmd.Dir == "" {
 		cmd.Dir = "/"
@@ -475,6 +426,7 @@ func prepareCmd(p *wire.Process) (*exec.Cmd, *stdio, error) {
 		cmd.Stdin, st.stdin = r, w
 		st.child = append(st.child, r)
 	}
+	st.child = append(st.child, cmd.ExtraFiles...) // a helper's root, closed here once it started
 	return cmd, st, nil
 }
 

@@ -67,6 +67,11 @@ type Process struct {
 	// configuration to a VM started from a template, whose clock is the
 	// template's (0: a booted VM, which has its boot's, from the RTC).
 	Time int64 `json:"time,omitempty"`
+	// Helper (an exec's): the agent runs its own helper with these
+	// arguments, as root, with the workload's root as descriptor 3
+	// (`copier ...`: docker cp into a running VM, internal/copier),
+	// rather than Args.
+	Helper []string `json:"helper,omitempty"`
 	// Seed is randomness from the host for the guest's random number
 	// generator: VMs started from one template have the same state.
 	Seed []byte `json:"seed,omitempty"`
