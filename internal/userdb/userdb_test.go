@@ -51,4 +51,3 @@ func TestResolveUser(t *testing.T) {
 		t.Errorf("resolved a user through a symlink to the host's passwd")
 	}
 }
-

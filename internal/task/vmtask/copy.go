@@ -13,8 +13,8 @@ import (
 	"github.com/tent-project/tent/internal/copier"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/monitor"
-	"github.com/tent-project/tent/internal/stringid"
 	"github.com/tent-project/tent/internal/streams"
+	"github.com/tent-project/tent/internal/stringid"
 )
 
 // PutArchive extracts the tar r into the directory dir of the running
