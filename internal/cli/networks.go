@@ -29,7 +29,7 @@ func networkCreateCmd(a *app) *cobra.Command {
 	var driver string
 	var subnets, ipRanges, gateways []string
 	var internal, attachable, ipv6 bool
-	var labels, opts []string
+	var labels, opts, aux []string
 	cmd := &cobra.Command{Use: "create [OPTIONS] NETWORK", Short: "Create a network", Args: cobra.ExactArgs(1)}
 	cmd.RunE = a.runE(func(args []string) error {
 		req := network.CreateRequest{Name: args[0], Driver: driver, Internal: internal, Attachable: attachable,
@@ -37,7 +37,7 @@ func networkCreateCmd(a *app) *cobra.Command {
 		if ipv6 {
 			req.EnableIPv6 = &ipv6
 		}
-		configs, err := ipamConfigs(subnets, ipRanges, gateways)
+		configs, err := ipamConfigs(subnets, ipRanges, gateways, aux)
 		if err != nil {
 			return err
 		}
@@ -59,18 +59,24 @@ func networkCreateCmd(a *app) *cobra.Command {
 	f.BoolVar(&internal, "internal", false, "restrict external access to the network")
 	f.BoolVar(&attachable, "attachable", false, "enable manual container attachment")
 	f.BoolVar(&ipv6, "ipv6", false, "enable IPv6 networking")
+	f.StringArrayVar(&aux, "aux-address", nil, "auxiliary IPv4 or IPv6 addresses used by network driver (name=address)")
 	f.StringArrayVar(&labels, "label", nil, "set metadata on a network")
 	f.StringArrayVarP(&opts, "opt", "o", nil, "set driver specific options")
 	return cmd
 }
 
-// ipamConfigs are network create's --subnet, --ip-range and --gateway
-// (each repeatable) as docker's CLI pairs them: each range and gateway
-// goes with the one subnet that contains it.
-func ipamConfigs(subnets, ipRanges, gateways []string) ([]network.IPAMConfig, error) {
+// ipamConfigs are network create's --subnet, --ip-range, --gateway and
+// --aux-address (each repeatable) as docker's CLI pairs them: each
+// range, gateway and auxiliary address goes with the one subnet that
+// contains it.
+func ipamConfigs(subnets, ipRanges, gateways, aux []string) ([]network.IPAMConfig, error) {
 	if len(subnets) == 0 {
 		if len(ipRanges) > 0 || len(gateways) > 0 {
 			return nil, errors.New("every ip-range or gateway must have a corresponding subnet")
+		}
+		for _, kv := range aux {
+			_, a, _ := strings.Cut(kv, "=")
+			return nil, fmt.Errorf("no matching subnet for aux-address %s", a)
 		}
 		return nil, nil
 	}
@@ -82,24 +88,25 @@ func ipamConfigs(subnets, ipRanges, gateways []string) ([]network.IPAMConfig, er
 		}
 		out[i].Subnet = p
 	}
-	// owner is the config whose subnet holds a; taken says what it has.
+	// owner is the config whose subnet holds a (a what); taken says
+	// whether it has one.
 	owner := func(a netip.Addr, what string, taken func(c *network.IPAMConfig) bool) (*network.IPAMConfig, error) {
 		for i := range out {
 			if out[i].Subnet.Contains(a) {
 				if taken(&out[i]) {
-					return nil, fmt.Errorf("cannot configure multiple %s for the same subnet", what)
+					return nil, fmt.Errorf("cannot configure multiple %ss for the same subnet", what)
 				}
 				return &out[i], nil
 			}
 		}
-		return nil, fmt.Errorf("no matching subnet for %s %s", strings.TrimSuffix(what, "s"), a)
+		return nil, fmt.Errorf("no matching subnet for %s %s", what, a)
 	}
 	for _, r := range ipRanges {
 		p, err := netip.ParsePrefix(r)
 		if err != nil {
 			return nil, fmt.Errorf("invalid argument %q for \"--ip-range\" flag: %v", r, err)
 		}
-		c, err := owner(p.Addr(), "ranges", func(c *network.IPAMConfig) bool { return c.IPRange.IsValid() })
+		c, err := owner(p.Addr(), "range", func(c *network.IPAMConfig) bool { return c.IPRange.IsValid() })
 		if err != nil {
 			return nil, err
 		}
@@ -110,11 +117,26 @@ func ipamConfigs(subnets, ipRanges, gateways []string) ([]network.IPAMConfig, er
 		if err != nil {
 			return nil, fmt.Errorf("invalid argument %q for \"--gateway\" flag: %v", g, err)
 		}
-		c, err := owner(a, "gateways", func(c *network.IPAMConfig) bool { return c.Gateway.IsValid() })
+		c, err := owner(a, "gateway", func(c *network.IPAMConfig) bool { return c.Gateway.IsValid() })
 		if err != nil {
 			return nil, err
 		}
 		c.Gateway = a
+	}
+	for _, kv := range aux {
+		name, v, ok := strings.Cut(kv, "=")
+		a, err := netip.ParseAddr(v)
+		if !ok || name == "" || err != nil {
+			return nil, fmt.Errorf("invalid argument %q for \"--aux-address\" flag: want name=address", kv)
+		}
+		c, err := owner(a, "aux-address", func(*network.IPAMConfig) bool { return false })
+		if err != nil {
+			return nil, err
+		}
+		if c.AuxAddress == nil {
+			c.AuxAddress = map[string]netip.Addr{}
+		}
+		c.AuxAddress[name] = a
 	}
 	return out, nil
 }

@@ -85,8 +85,11 @@ func (s *Networks) NetworkCreate(req netapi.CreateRequest) (netapi.CreateRespons
 			return netapi.CreateResponse{}, fmt.Errorf("more than one subnet of a family per network is not supported yet: %w", errdefs.ErrNotImplemented)
 		}
 		for _, c := range append(v4, v6...) {
-			if len(c.AuxAddress) > 0 {
-				return netapi.CreateResponse{}, fmt.Errorf("auxiliary addresses are not supported yet: %w", errdefs.ErrNotImplemented)
+			for name, a := range c.AuxAddress {
+				if o.Aux == nil {
+					o.Aux = map[string]string{}
+				}
+				o.Aux[name] = a.String()
 			}
 		}
 		if len(v4) == 1 {
@@ -145,11 +148,24 @@ func (s *Networks) inspect(n *network.Network) netapi.Inspect {
 		}
 		return gw
 	}
+	// Each subnet's auxiliary addresses with it.
+	aux := func(sub netip.Prefix) map[string]netip.Addr {
+		var out map[string]netip.Addr
+		for name, a := range n.Aux {
+			if sub.Contains(a) {
+				if out == nil {
+					out = map[string]netip.Addr{}
+				}
+				out[name] = a
+			}
+		}
+		return out
+	}
 	if n.Subnet.IsValid() {
-		out.IPAM.Config = append(out.IPAM.Config, netapi.IPAMConfig{Subnet: n.Subnet, Gateway: gateway(n.Gateway, n.ImplicitGateway), IPRange: n.IPRange})
+		out.IPAM.Config = append(out.IPAM.Config, netapi.IPAMConfig{Subnet: n.Subnet, Gateway: gateway(n.Gateway, n.ImplicitGateway), IPRange: n.IPRange, AuxAddress: aux(n.Subnet)})
 	}
 	if n.IPv6() {
-		out.IPAM.Config = append(out.IPAM.Config, netapi.IPAMConfig{Subnet: n.Subnet6, Gateway: gateway(n.Gateway6, n.ImplicitGateway6), IPRange: n.IPRange6})
+		out.IPAM.Config = append(out.IPAM.Config, netapi.IPAMConfig{Subnet: n.Subnet6, Gateway: gateway(n.Gateway6, n.ImplicitGateway6), IPRange: n.IPRange6, AuxAddress: aux(n.Subnet6)})
 	}
 	for _, ep := range s.net.Endpoints(n.ID) {
 		var hw netapi.HardwareAddr

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/tent-project/tent/internal/errdefs"
 )
@@ -195,7 +197,7 @@ func (m *Manager) checkAddr(n *Network, ip netip.Addr, sub netip.Prefix, gw neti
 	if !sub.Contains(ip) || ip == sub.Addr() || ip.Is4() && ip == lastAddr(sub) {
 		return fmt.Errorf("invalid address %s: it does not belong to any of this network's subnets (%s): %w", ip, sub, errdefs.ErrInvalidArgument)
 	}
-	if ip == gw || m.leased(n.ID, ip) {
+	if ip == gw || m.leased(n.ID, ip) || slices.Contains(slices.Collect(maps.Values(n.Aux)), ip) {
 		return fmt.Errorf("address %s is already in use on network %s: %w", ip, n.Name, errdefs.ErrConflict)
 	}
 	return nil
@@ -214,6 +216,9 @@ func (m *Manager) nextIP(n *Network, sub, r netip.Prefix, gw netip.Addr, next ma
 	}
 	for _, ep := range m.endpoints[n.ID] {
 		used[ep.IP], used[ep.IP6] = true, true
+	}
+	for _, a := range n.Aux {
+		used[a] = true
 	}
 	first, last := r.Masked().Addr(), lastAddr(r)
 	ip := next[n.ID]

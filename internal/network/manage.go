@@ -32,7 +32,10 @@ type CreateOpts struct {
 	Subnet6  string
 	IPRange6 string
 	Gateway6 string
-	Options  map[string]string
+	// Aux are addresses of the subnets kept from containers
+	// (--aux-address), by name.
+	Aux     map[string]string
+	Options map[string]string
 	Labels   map[string]string
 }
 
@@ -101,6 +104,9 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 	if err := m.ipamConfig(n, o); err != nil {
 		return nil, err
 	}
+	if err := auxAddresses(n, o.Aux); err != nil {
+		return nil, err
+	}
 	if err := m.save(n); err != nil {
 		return nil, err
 	}
@@ -160,6 +166,33 @@ func (m *Manager) ipamConfig(n *Network, o CreateOpts) error {
 	}
 	n.Subnet, n.IPRange, n.Gateway, n.UserSubnet = sub, r, gw, true
 	n.ImplicitGateway = o.Gateway == ""
+	return nil
+}
+
+// auxAddresses gives n the auxiliary addresses asked for, each within
+// the subnet of its family and not its gateway, as dockerd's IPAM
+// checks them.
+func auxAddresses(n *Network, aux map[string]string) error {
+	for name, s := range aux {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("invalid auxiliary address %s=%s: %w", name, s, errdefs.ErrInvalidArgument)
+		}
+		sub, gw := n.Subnet, n.Gateway
+		if a.Is6() {
+			sub, gw = n.Subnet6, n.Gateway6
+		}
+		switch {
+		case !sub.IsValid() || !sub.Contains(a) || a == sub.Addr():
+			return fmt.Errorf("no matching subnet for aux-address %s: %w", a, errdefs.ErrInvalidArgument)
+		case a == gw:
+			return fmt.Errorf("failed to allocate secondary ip address (%s:%s): Address already in use: %w", name, a, errdefs.ErrForbidden)
+		}
+		if n.Aux == nil {
+			n.Aux = map[string]netip.Addr{}
+		}
+		n.Aux[name] = a
+	}
 	return nil
 }
 

@@ -83,6 +83,9 @@ type Network struct {
 	// gateway was not (dockerd's inspect leaves such a gateway out).
 	ImplicitGateway  bool `json:",omitempty"`
 	ImplicitGateway6 bool `json:",omitempty"`
+	// Aux are addresses of the subnets that no container gets
+	// (--aux-address: name -> address, either family).
+	Aux map[string]netip.Addr `json:",omitempty"`
 	// NoICC: its containers do not reach each other (the option
 	// com.docker.network.bridge.enable_icc=false); NoMasquerade: what
 	// leaves it is not masqueraded (enable_ip_masquerade=false);

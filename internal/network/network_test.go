@@ -153,6 +153,9 @@ func TestCreateRefusesBadInput(t *testing.T) {
 		{CreateOpts{Name: "two", IPv6: true, Subnet6: "fd00:9::/64", Gateway6: "fd00:8::1"}, "invalid gateway"},
 		{CreateOpts{Name: "two", IPv6: true, Subnet6: "fd00:9::/64", IPRange6: "fd00:9::/48"}, "invalid IP range"},
 		{CreateOpts{Name: "two", Subnet: "fd00:9::/64"}, "it must be an IPv4 CIDR"},
+		{CreateOpts{Name: "two", Subnet: "10.215.0.0/24", Aux: map[string]string{"r": "10.216.0.2"}}, "no matching subnet for aux-address 10.216.0.2"},
+		{CreateOpts{Name: "two", Subnet: "10.215.0.0/24", Aux: map[string]string{"r": "10.215.0.1"}}, "(r:10.215.0.1): Address already in use"},
+		{CreateOpts{Name: "two", Subnet: "10.215.0.0/24", Aux: map[string]string{"r": "fd00:9::2"}}, "no matching subnet for aux-address fd00:9::2"},
 	} {
 		if _, err := m.Create(c.o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("create %+v: %v, want %q", c.o, err, c.want)
@@ -161,6 +164,30 @@ func TestCreateRefusesBadInput(t *testing.T) {
 	if got := len(m.List()); got != 4 {
 		t.Errorf("%d networks after refusals, want 4 (bridge, host, none, one)", got)
 	}
+}
+
+// TestAuxAddresses: a network's auxiliary addresses go to no container,
+// neither by the next free address nor by --ip.
+func TestAuxAddresses(t *testing.T) {
+	m := newManager(t)
+	n, err := m.Create(CreateOpts{Name: "aux", Subnet: "10.218.0.0/24", Aux: map[string]string{"r1": "10.218.0.2", "r2": "10.218.0.3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Aux["r1"].String() != "10.218.0.2" || len(n.Aux) != 2 {
+		t.Errorf("the network's auxiliary addresses: %v", n.Aux)
+	}
+	ep, err := m.Allocate("aux", EndpointOpts{Container: strings.Repeat("a", 64), Name: "a", Iface: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.IP.String() != "10.218.0.4" {
+		t.Errorf("the first container's address %s, want 10.218.0.4 (.2 and .3 are auxiliary)", ep.IP)
+	}
+	if _, err := m.Allocate("aux", EndpointOpts{Container: strings.Repeat("b", 64), Name: "b", IP: netip.MustParseAddr("10.218.0.3")}); err == nil || !strings.Contains(err.Error(), "already in use") {
+		t.Errorf("--ip of an auxiliary address: %v", err)
+	}
+	m.ReleaseAll(ep.Container)
 }
 
 func TestLeasesSurviveReopen(t *testing.T) {

@@ -65,3 +65,35 @@ func TestNetworkGatewayLikeDocker(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkAuxAddressesLikeDocker: --aux-address keeps addresses from
+// containers (the next free one skips them, --ip of one is refused),
+// inspect lists them with their subnet, and the same bad input fails on
+// both engines.
+func TestNetworkAuxAddressesLikeDocker(t *testing.T) {
+	_, _, engines, images := startPair(t)
+	for _, name := range []string{"docker", "tent"} {
+		d := engines[name]
+		d.must(t, "network", "create", "--subnet", "10.231.0.0/24", "--aux-address", "r1=10.231.0.2", "--aux-address", "r2=10.231.0.3", "auxnet")
+		if out := d.must(t, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{.AuxAddress}}{{end}}", "auxnet"); out != "10.231.0.0/24 map[r1:10.231.0.2 r2:10.231.0.3]\n" {
+			t.Errorf("%s: inspect of a network with auxiliary addresses: %q", name, out)
+		}
+		if out := d.must(t, "run", "--rm", "--network", "auxnet", images[name], "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'"); out != "10.231.0.4/24\n" {
+			t.Errorf("%s: the first container's address %q, want 10.231.0.4/24", name, out)
+		}
+		if _, errOut, code := d.runIn(nil, "run", "--rm", "--network", "auxnet", "--ip", "10.231.0.2", images[name], "true"); code == 0 || !strings.Contains(strings.ToLower(errOut), "already in use") {
+			t.Errorf("%s: --ip of an auxiliary address: exit %d %q", name, code, errOut)
+		}
+		for _, bad := range [][]string{
+			{"--subnet", "10.232.0.0/24", "--aux-address", "r=10.233.0.2"},
+			{"--aux-address", "r=10.233.0.2"},
+			{"--subnet", "10.232.0.0/24", "--aux-address", "r=10.232.0.1"},
+		} {
+			if _, code := d.run(append(append([]string{"network", "create"}, bad...), "auxbad")...); code == 0 {
+				t.Errorf("%s: network create %v succeeded", name, bad)
+				d.run("network", "rm", "auxbad")
+			}
+		}
+		d.must(t, "network", "rm", "auxnet")
+	}
+}
