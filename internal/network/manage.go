@@ -36,7 +36,7 @@ type CreateOpts struct {
 	// (--aux-address), by name.
 	Aux     map[string]string
 	Options map[string]string
-	Labels   map[string]string
+	Labels  map[string]string
 }
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
