@@ -88,6 +88,59 @@ func New(path string) (Manager, error) {
 	return &v1{path: path, mounts: mounts}, nil
 }
 
+// ErrRenameUnsupported: the host's cgroups cannot be renamed (v2).
+var ErrRenameUnsupported = errors.New("cgroups cannot be renamed on this host (cgroup v2)")
+
+// Rename gives cgroup from, processes and all, the path to, which must
+// have the same parent. Moving a process into a cgroup waits for an RCU
+// grace period (the kernel's threadgroup lock: ~7 ms on this host, once
+// per container start), which renaming a cgroup the process joined
+// ahead of time does not (a spare's prestarted init: package runtime).
+// Only cgroup v1 renames cgroups (v2: ErrRenameUnsupported).
+func Rename(from, to string) error {
+	m, err := New(from)
+	if err != nil {
+		return err
+	}
+	v, ok := m.(*v1)
+	if !ok {
+		return ErrRenameUnsupported
+	}
+	to = filepath.Clean("/" + to)
+	if filepath.Dir(to) != filepath.Dir(v.path) {
+		return fmt.Errorf("cgroup: rename %s to %s: not the same parent", v.path, to)
+	}
+	return v.rename(to)
+}
+
+// Children lists the cgroups below parent, by name, in any hierarchy
+// (on v1 a cgroup half made may be in some hierarchies only).
+func Children(parent string) []string {
+	m, err := New(parent)
+	if err != nil {
+		return nil
+	}
+	dirs := []string{m.Dir("")}
+	if v, ok := m.(*v1); ok {
+		dirs = nil
+		for _, mp := range v.hierarchies() {
+			dirs = append(dirs, filepath.Join(mp, v.path))
+		}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range dirs {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if e.IsDir() && !seen[e.Name()] {
+				seen[e.Name()] = true
+				out = append(out, e.Name())
+			}
+		}
+	}
+	return out
+}
+
 // ConvertPath turns an OCI cgroupsPath into a cgroupfs path. An empty path
 // becomes "/<id>". With systemd set, the "slice:prefix:name" form becomes
 // the path systemd would use ("/system.slice/prefix-name.scope"), so that

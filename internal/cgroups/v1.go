@@ -95,6 +95,7 @@ func (m *v1) hierarchies() []string {
 }
 
 func (m *v1) Apply(pid int) error {
+	in := m.member(pid)
 	for _, mp := range m.hierarchies() {
 		dir := filepath.Join(mp, m.path)
 		if mp == m.mounts["cpuset"] {
@@ -104,8 +105,45 @@ func (m *v1) Apply(pid int) error {
 		} else if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("cgroup: %w", err)
 		}
+		if in[mp] {
+			// Already there (a renamed spare's, Rename): a write would
+			// cost the same grace period as a move.
+			continue
+		}
 		if err := write(dir, "cgroup.procs", itoa(int64(pid))); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// member tells, by hierarchy, where pid is in m's cgroup already.
+func (m *v1) member(pid int) map[string]bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil
+	}
+	in := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		// hierarchy-ID:controller-list:path
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || f[2] != m.path {
+			continue
+		}
+		for _, c := range strings.Split(f[1], ",") {
+			if mp, ok := m.mounts[c]; ok {
+				in[mp] = true
+			}
+		}
+	}
+	return in
+}
+
+// rename gives m's cgroup the path to (same parent) in every hierarchy.
+func (m *v1) rename(to string) error {
+	for _, mp := range m.hierarchies() {
+		if err := os.Rename(filepath.Join(mp, m.path), filepath.Join(mp, to)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("cgroup: %w", err)
 		}
 	}
 	return nil

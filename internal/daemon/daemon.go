@@ -192,7 +192,8 @@ func New(cfg Config) (*Daemon, error) {
 	d.Manager = execs.New(execTargets{d})
 	d.Endpoints = volume.Endpoints{Store: d.vols, Users: d.volumeUsers}
 	if d.runtimes, err = runtimes.Open(runtimes.Config{Exe: cfg.Exe, ExecRoot: cfg.ExecRoot, DataRoot: cfg.DataRoot,
-		Binaries: cfg.Runtimes, Default: cfg.DefaultRuntime, Log: d.log, NoVMTemplates: cfg.NoVMTemplates}); err != nil {
+		Binaries: cfg.Runtimes, Default: cfg.DefaultRuntime, Log: d.log, NoVMTemplates: cfg.NoVMTemplates,
+		CgroupParent: cfg.CgroupParent}); err != nil {
 		return nil, err
 	}
 	if d.builder, err = builder.New(d.db, d.images, d.snap, buildSteps{d}, filepath.Join(cfg.DataRoot, "build")); err != nil {

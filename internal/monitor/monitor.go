@@ -162,14 +162,19 @@ type Spare struct {
 	out io.ReadCloser
 }
 
-// StartSpare starts a spare monitor from exe.
-func StartSpare(exe string) (*Spare, error) {
+// spareCgroupEnv names the cgroup parent a spare's prestarted init waits
+// under (runtime.Prestarted.JoinCgroup).
+const spareCgroupEnv = "TENT_SPARE_CGROUP"
+
+// StartSpare starts a spare monitor from exe, its prestarted init in a
+// cgroup of its own under cgroupParent ("": none).
+func StartSpare(exe, cgroupParent string) (*Spare, error) {
 	in, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer in.Close()
-	cmd, out, err := startMonitor(exe, spareDir, in, nil)
+	cmd, out, err := startMonitor(exe, spareDir, in, nil, spareCgroupEnv+"="+cgroupParent)
 	if err != nil {
 		w.Close()
 		return nil, err
@@ -276,7 +281,7 @@ func writeConfig(dir string, c Config) error {
 // startMonitor starts `exe monitor dir` in a session of its own, with
 // stdin and stderr as given (nil: /dev/null), and returns the pipe it
 // reports readiness on.
-func startMonitor(exe, dir string, stdin, stderr *os.File) (*exec.Cmd, io.ReadCloser, error) {
+func startMonitor(exe, dir string, stdin, stderr *os.File, env ...string) (*exec.Cmd, io.ReadCloser, error) {
 	cmd := exec.Command(exe, "monitor", dir)
 	if stdin != nil {
 		cmd.Stdin = stdin
@@ -285,7 +290,7 @@ func startMonitor(exe, dir string, stdin, stderr *os.File) (*exec.Cmd, io.ReadCl
 		cmd.Stderr = stderr
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = []string{"GOGC=50", "GOMAXPROCS=1", "PATH=" + os.Getenv("PATH")}
+	cmd.Env = append([]string{"GOGC=50", "GOMAXPROCS=1", "PATH=" + os.Getenv("PATH")}, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, nil, err

@@ -72,6 +72,10 @@ func Main(dir string) int {
 		if !dirWaiting() {
 			if pre, err = runtime.Prestart(); err != nil {
 				fmt.Fprintf(os.Stderr, "spare monitor: %v\n", err)
+			} else if parent := os.Getenv(spareCgroupEnv); parent != "" && !dirWaiting() {
+				if err := pre.JoinCgroup(parent); err != nil {
+					fmt.Fprintf(os.Stderr, "spare monitor: %v\n", err)
+				}
 			}
 		}
 		if !dirWaiting() {

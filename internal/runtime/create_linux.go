@@ -236,6 +236,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		cmd       *exec.Cmd
 		cg        cgroups.Manager
 		rootMount uint64
+		taken     *Prestarted // the prestarted init that became this one
 	)
 	defer func() {
 		if err == nil {
@@ -244,6 +245,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		if cmd != nil && cmd.Process != nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
+		}
+		if taken != nil {
+			taken.dropCgroup()
 		}
 		if cg != nil {
 			_ = cg.Destroy()
@@ -322,6 +326,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 	}
 	var syncParent *os.File
 	if pre != nil && pre.fits(attr.Cloneflags, join) {
+		taken = pre
 		cmd, syncParent, pre = pre.cmd, pre.sync, nil
 		defer syncParent.Close()
 		if err = handOver(syncParent, o.Stdio, fifo, console); err != nil {
@@ -338,8 +343,14 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 	if cg, err = cgroups.New(cgPath); err != nil {
 		return nil, nil, err
 	}
+	if taken != nil {
+		taken.takeCgroup(cgPath) // its own cgroup becomes the container's, where it can
+	}
 	if err = cg.Apply(pid); err != nil {
 		return nil, nil, err
+	}
+	if taken != nil {
+		taken.dropCgroup() // what was not renamed, now empty
 	}
 	if err = cg.Set(spec.Linux.Resources); err != nil {
 		return nil, nil, err

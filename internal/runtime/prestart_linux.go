@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"syscall"
 
+	"github.com/tent-project/tent/internal/cgroups"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,6 +31,9 @@ import (
 type Prestarted struct {
 	cmd  *exec.Cmd
 	sync *os.File
+	// cgroup is where the init waits (JoinCgroup; "": where its
+	// starter was).
+	cgroup string
 }
 
 // prestartFlags are the namespaces a prestarted init has: docker's
@@ -64,6 +71,61 @@ func (p *Prestarted) Close() {
 	p.sync.Close()
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
+	p.dropCgroup()
+}
+
+// SpareCgroupPrefix starts the name of a prestarted init's cgroup.
+const SpareCgroupPrefix = "tent-spare-"
+
+// JoinCgroup puts the init in a cgroup of its own under parent, which
+// Create renames to the container's when it is a sibling (cgroup v1):
+// the move into a cgroup, an RCU grace period of the kernel's (~7 ms
+// here), is then paid before the container comes. Where cgroups cannot
+// be renamed (v2) it does nothing.
+func (p *Prestarted) JoinCgroup(parent string) error {
+	if cgroups.Unified() {
+		return nil
+	}
+	path := filepath.Join("/", parent, SpareCgroupPrefix+strconv.Itoa(p.Pid()))
+	cg, err := cgroups.New(path)
+	if err != nil {
+		return err
+	}
+	p.cgroup = path // removed once the init left it or ended, even half-joined
+	return cg.Apply(p.Pid())
+}
+
+// RemoveSpareCgroups removes the cgroups under parent that prestarted
+// inits waited in and that are empty now (their spares ended with a
+// daemon that was killed).
+func RemoveSpareCgroups(parent string) {
+	for _, name := range cgroups.Children(parent) {
+		if strings.HasPrefix(name, SpareCgroupPrefix) {
+			if spare, err := cgroups.New(filepath.Join(parent, name)); err == nil {
+				spare.Destroy() // a live spare's is not empty, and stays
+			}
+		}
+	}
+}
+
+// dropCgroup removes the init's own cgroup (once it left or ended).
+func (p *Prestarted) dropCgroup() {
+	if p.cgroup == "" {
+		return
+	}
+	if cg, err := cgroups.New(p.cgroup); err == nil {
+		cg.Destroy()
+	}
+	p.cgroup = ""
+}
+
+// takeCgroup makes the init's cgroup the container's, path, if it can
+// (a sibling's name, cgroup v1); else the init is moved by Apply as any
+// other, and dropCgroup removes its own cgroup after.
+func (p *Prestarted) takeCgroup(path string) {
+	if p.cgroup != "" && cgroups.Rename(p.cgroup, path) == nil {
+		p.cgroup = ""
+	}
 }
 
 // fits tells whether the init can serve a container started with these

@@ -51,6 +51,9 @@ type Config struct {
 	Log      *slog.Logger
 	// NoVMTemplates: every VM boots (vm.Host.NoTemplates).
 	NoVMTemplates bool
+	// CgroupParent is where containers' cgroups go by default (spare
+	// inits wait in a cgroup there: proc.New).
+	CgroupParent string
 }
 
 // Set is the daemon's runtimes.
@@ -67,7 +70,7 @@ type Set struct {
 func Open(cfg Config) (*Set, error) {
 	// Monitors, container inits and exec helpers all run from one sealed
 	// in-memory copy of the monitor binary (internal/task/proc).
-	own, err := proc.New(cfg.Exe, filepath.Join(cfg.ExecRoot, "runtime"), cfg.Log)
+	own, err := proc.New(cfg.Exe, filepath.Join(cfg.ExecRoot, "runtime"), cfg.CgroupParent, cfg.Log)
 	if err != nil {
 		return nil, err
 	}

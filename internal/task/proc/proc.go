@@ -32,6 +32,9 @@ type Runtime struct {
 	bin *os.File // the sealed monitor binary
 	exe string
 	log *slog.Logger
+	// cgroupParent is where containers' cgroups go unless they say: the
+	// spare's init waits in a cgroup there (runtime.Prestarted.JoinCgroup).
+	cgroupParent string
 
 	mu     sync.Mutex
 	spare  *monitor.Spare
@@ -40,8 +43,9 @@ type Runtime struct {
 
 // New makes the backend: monitors run from exe (sealed into memory now,
 // so that replacing the file, an upgrade, does not touch running
-// containers), the runtime's state goes under stateDir.
-func New(exe, stateDir string, log *slog.Logger) (*Runtime, error) {
+// containers), the runtime's state goes under stateDir; containers'
+// cgroups go under cgroupParent unless their specs say otherwise.
+func New(exe, stateDir, cgroupParent string, log *slog.Logger) (*Runtime, error) {
 	bin, err := runtime.SealBinary(exe)
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", exe, err)
@@ -51,7 +55,8 @@ func New(exe, stateDir string, log *slog.Logger) (*Runtime, error) {
 		bin.Close()
 		return nil, err
 	}
-	r := &Runtime{rt: rt, bin: bin, exe: fmt.Sprintf("/proc/self/fd/%d", bin.Fd()), log: log}
+	r := &Runtime{rt: rt, bin: bin, exe: fmt.Sprintf("/proc/self/fd/%d", bin.Fd()), log: log, cgroupParent: cgroupParent}
+	runtime.RemoveSpareCgroups(cgroupParent) // of spares that ended with their daemon
 	go r.refillSpare()
 	return r, nil
 }
@@ -69,6 +74,7 @@ func (r *Runtime) Close() error {
 		r.spare = nil
 	}
 	r.mu.Unlock()
+	runtime.RemoveSpareCgroups(r.cgroupParent) // of spares that were killed
 	return r.bin.Close()
 }
 
@@ -139,6 +145,7 @@ func (r *Runtime) spawnMonitor(dir string, cfg monitor.Config) (pid int, reap fu
 			return pid, reap, err
 		}
 		r.log.Warn("spare monitor gone; starting one", "err", err)
+		runtime.RemoveSpareCgroups(r.cgroupParent)
 	}
 	return monitor.Spawn(r.exe, dir, cfg)
 }
@@ -150,7 +157,7 @@ func (r *Runtime) refillSpare() {
 	if r.spare != nil || r.closed {
 		return
 	}
-	s, err := monitor.StartSpare(r.exe)
+	s, err := monitor.StartSpare(r.exe, r.cgroupParent)
 	if err != nil {
 		r.log.Warn("start a spare monitor", "err", err)
 		return

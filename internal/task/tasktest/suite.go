@@ -29,8 +29,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cgroupParent holds the suite's containers.
-const cgroupParent = "/tent-tasktest"
+// CgroupParent holds the suite's containers (a backend's spares may wait
+// there too: it is removed once the test and the backend have ended).
+const CgroupParent = "/tent-tasktest"
+
+const cgroupParent = CgroupParent
 
 // Run runs the suite against the backend rt.
 func Run(t *testing.T, rt task.Runtime) {
