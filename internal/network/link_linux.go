@@ -398,22 +398,18 @@ func prefixLen(dst *net.IPNet) (int, int) {
 // setGateway gives ep's interface in pid's namespace the default routes
 // through n's gateways, or (n nil) takes them away.
 func setGateway(n *Network, ep *Endpoint, pid int) error {
-	ns, err := netns.GetFromPid(pid)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	h, in, err := linkIn(ns, ep.Iface)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	return defaultRoutes(h, in, n, ep)
+	return withLink(ep, pid, func(h *netlink.Handle, in netlink.Link) error { return defaultRoutes(h, in, n, ep) })
 }
 
 // unwire deletes ep's interface in pid's namespace (its host end goes
 // with it).
 func unwire(ep *Endpoint, pid int) error {
+	return withLink(ep, pid, func(h *netlink.Handle, in netlink.Link) error { return h.LinkDel(in) })
+}
+
+// withLink calls fn with a netlink handle in pid's network namespace and
+// ep's interface there.
+func withLink(ep *Endpoint, pid int, fn func(h *netlink.Handle, in netlink.Link) error) error {
 	ns, err := netns.GetFromPid(pid)
 	if err != nil {
 		return err
@@ -424,7 +420,7 @@ func unwire(ep *Endpoint, pid int) error {
 		return err
 	}
 	defer h.Close()
-	return h.LinkDel(in)
+	return fn(h, in)
 }
 
 // linkIn is a netlink handle in namespace ns and the interface name

@@ -29,6 +29,18 @@ volumes:
   scratch: {}
 `
 
+// composer runs docker-compose against the engine on the project
+// (name) in dir: its combined output.
+func (e *tentEngine) composer(dir, project string) func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
+		cmd := exec.Command("docker-compose", append([]string{"-p", project, "--no-ansi"}, args...)...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+}
+
 // TestComposeApp runs Debian's docker-compose (1.29) against the engine:
 // up, ps, logs, exec, down -v.
 func TestComposeApp(t *testing.T) {
@@ -40,13 +52,7 @@ func TestComposeApp(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(composeApp), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	compose := func(args ...string) (string, error) {
-		cmd := exec.Command("docker-compose", append([]string{"-p", "shop", "--no-ansi"}, args...)...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	compose := e.composer(dir, "shop")
 	if out, err := compose("up", "-d"); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}

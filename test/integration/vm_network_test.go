@@ -145,13 +145,7 @@ func TestComposeVMService(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(composeVMApp), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	compose := func(args ...string) (string, error) {
-		cmd := exec.Command("docker-compose", append([]string{"-p", "vmapp", "--no-ansi"}, args...)...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	compose := e.composer(dir, "vmapp")
 	if out, err := compose("up", "-d"); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
