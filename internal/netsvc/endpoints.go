@@ -197,11 +197,14 @@ func (s *Networks) NetworkConnect(ref, containerRef string, es *netapi.EndpointS
 	if c.HostConfig.Runtime == vmtask.Name && len(c.Networks) >= vmtask.MaxNetworks {
 		return fmt.Errorf("a VM container can be on %d networks at most (its NICs): %w", vmtask.MaxNetworks, errdefs.ErrForbidden)
 	}
-	if ModeNetwork(c.HostConfig.NetworkMode) == "" {
-		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrForbidden)
-	}
-	if n.Driver != network.DriverBridge {
-		return fmt.Errorf("container cannot be disconnected from host network or connected to host network: %w", errdefs.ErrForbidden)
+	// dockerd 20.10's words and status (400) for each.
+	switch {
+	case c.HostConfig.NetworkMode.IsNone() || n.Driver == network.DriverNull:
+		return fmt.Errorf("container cannot be connected to multiple networks with one of the networks in private (none) mode: %w", errdefs.ErrInvalidArgument)
+	case ModeNetwork(c.HostConfig.NetworkMode) == "":
+		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrInvalidArgument)
+	case n.Driver != network.DriverBridge:
+		return fmt.Errorf("container cannot be disconnected from host network or connected to host network: %w", errdefs.ErrInvalidArgument)
 	}
 	if _, on := c.Networks[n.Name]; on {
 		return fmt.Errorf("endpoint with name %s already exists in network %s: %w", c.Name, n.Name, errdefs.ErrForbidden)
@@ -279,7 +282,7 @@ func (s *Networks) NetworkDisconnect(ref, containerRef string, force bool) error
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
 	if _, on := c.Networks[n.Name]; !on {
-		return fmt.Errorf("container %s is not connected to network %s: %w", c.ID[:12], n.Name, errdefs.ErrForbidden)
+		return fmt.Errorf("container %s is not connected to network %s", c.ID, n.Name) // a 500, as dockerd's
 	}
 	if c.Running() {
 		if ep, ok := s.net.ContainerEndpoints(c.ID)[n.ID]; ok {

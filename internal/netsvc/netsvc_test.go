@@ -158,7 +158,8 @@ func TestConnectStopped(t *testing.T) {
 	if _, on := c.Networks["mid"]; on || c.Networks["bridge"] == nil {
 		t.Errorf("after disconnect: %+v", c.Networks)
 	}
-	if err := s.NetworkDisconnect("mid", "user", false); !errors.Is(err, errdefs.ErrForbidden) {
+	// dockerd 20.10 answers a 500 (no class here) with the full ID.
+	if err := s.NetworkDisconnect("mid", "user", false); err == nil || errdefs.ClassOf(err) != "" || !strings.Contains(err.Error(), c.ID+" is not connected to network mid") {
 		t.Errorf("a second disconnect: %v", err)
 	}
 	if err := s.NetworkDisconnect("mid", "nobody", true); err != nil {

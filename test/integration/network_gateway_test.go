@@ -97,3 +97,32 @@ func TestNetworkAuxAddressesLikeDocker(t *testing.T) {
 		d.must(t, "network", "rm", "auxnet")
 	}
 }
+
+// TestNetworkConnectRefusalsLikeDocker: what connect and disconnect
+// refuse, in dockerd 20.10's words, on both engines.
+func TestNetworkConnectRefusalsLikeDocker(t *testing.T) {
+	_, _, engines, images := startPair(t)
+	for _, name := range []string{"docker", "tent"} {
+		d := engines[name]
+		d.must(t, "network", "create", "refnet")
+		d.must(t, "create", "--name", "isolated", "--network", "none", images[name], "true")
+		d.must(t, "create", "--name", "onhost", "--network", "host", images[name], "true")
+		d.must(t, "create", "--name", "bridged", "--network", "refnet", images[name], "true")
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"connect", "refnet", "isolated"}, "container cannot be connected to multiple networks with one of the networks in private (none) mode"},
+			{[]string{"connect", "refnet", "onhost"}, "container sharing network namespace with another container or host cannot be connected to any other network"},
+			{[]string{"connect", "host", "bridged"}, "container cannot be disconnected from host network or connected to host network"},
+			{[]string{"connect", "none", "bridged"}, "container cannot be connected to multiple networks with one of the networks in private (none) mode"},
+			{[]string{"disconnect", "bridge", "bridged"}, "is not connected to"},
+		} {
+			if _, errOut, code := d.runIn(nil, append([]string{"network"}, c.args...)...); code == 0 || !strings.Contains(errOut, c.want) {
+				t.Errorf("%s: network %v: exit %d %q, want %q", name, c.args, code, errOut, c.want)
+			}
+		}
+		d.must(t, "rm", "isolated", "onhost", "bridged")
+		d.must(t, "network", "rm", "refnet")
+	}
+}
