@@ -127,7 +127,9 @@ func (f *FS) MountRoot(c Container, writable bool) (dir string, release func(), 
 	unmountDisk := func() {}
 	switch {
 	case c.VM != nil && writable && c.Running:
-		err = fmt.Errorf("copying files into a running VM container is not supported yet (its guest alone writes its disk): %w", errdefs.ErrNotImplemented)
+		// Its task copies into it (vmtask PutArchive); here only if it
+		// started after the copy looked.
+		err = fmt.Errorf("the VM container started while the copy began (its guest alone writes its disk now): try again: %w", errdefs.ErrConflict)
 	case c.VM != nil && writable:
 		var ms []snapshot.Mount
 		if ms, err = f.Snap.Mounts(c.Key); err == nil {

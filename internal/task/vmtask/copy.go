@@ -6,15 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tent-project/tent/internal/copier"
-	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/streams"
 	"github.com/tent-project/tent/internal/stringid"
+	"github.com/tent-project/tent/internal/vm/wire"
 )
 
 // PutArchive extracts the tar r into the directory dir of the running
@@ -23,12 +22,12 @@ import (
 // into the workload's root, the tar its stdin. The guest writes its own
 // disk: the host never does while it runs.
 func (t *Task) PutArchive(ctx context.Context, dir string, r io.Reader, o copier.PutOptions) error {
-	if _, err := os.Stat(t.pausedFile()); err == nil {
-		return fmt.Errorf("the VM is paused: unpause it to copy into it: %w", errdefs.ErrConflict)
+	if err := t.unpaused("copy into it"); err != nil {
+		return err
 	}
 	id := "copy-" + stringid.New()
 	conn, err := monitor.Exec(t.paths.Dir, monitor.ExecRequest{ID: id, Process: &specs.Process{Cwd: "/"}, Stdin: true,
-		Ephemeral: true, Helper: append([]string{"copier"}, copier.PutArgs(dir, o)...)})
+		Ephemeral: true, Helper: append([]string{wire.HelperCopier}, copier.PutArgs(dir, o)...)})
 	if err != nil {
 		return err
 	}

@@ -405,14 +405,23 @@ func (t *Task) start() error {
 	return monitor.Start(t.paths.Dir, net)
 }
 
+// unpaused refuses what the guest must answer (to do what) while the VM
+// is paused: its vCPUs are stopped.
+func (t *Task) unpaused(what string) error {
+	if _, err := os.Stat(t.pausedFile()); err == nil {
+		return fmt.Errorf("the VM is paused: unpause it first to %s: %w", what, errdefs.ErrConflict)
+	}
+	return nil
+}
+
 // SyncNetwork implements task.NetworkSyncer: the guest's NICs follow
 // the endpoints the engine wired or unwired in QEMU's namespace.
 func (t *Task) SyncNetwork(ctx context.Context) error {
 	if !t.rec.Net {
 		return fmt.Errorf("the VM was started without networks: %w", errdefs.ErrConflict)
 	}
-	if _, err := os.Stat(t.pausedFile()); err == nil {
-		return fmt.Errorf("the VM is paused (its guest cannot take a network now): unpause it first: %w", errdefs.ErrConflict)
+	if err := t.unpaused("change its network"); err != nil {
+		return err
 	}
 	net, err := mirrorNetwork(t.rec.Pid)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 
 // copierArg makes tent-agent the copier's helper (internal/copier: a
 // put into the running workload's root, docker cp).
-const copierArg = "copier"
+const copierArg = wire.HelperCopier
 
 // helperCmd is an exec of the agent's own helper, p.Helper: as root,
 // with the workload's root (the agent's own, since its chroot) as

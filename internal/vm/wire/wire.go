@@ -99,6 +99,10 @@ func FromSpec(p *specs.Process) Process {
 	return w
 }
 
+// HelperCopier is the helper docker cp into a running VM runs (the
+// first of Process.Helper).
+const HelperCopier = "copier"
+
 // Rlimit is one resource limit.
 type Rlimit struct {
 	Type string `json:"type"`
