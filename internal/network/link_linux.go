@@ -7,9 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/tent-project/tent/internal/nlutil"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -275,7 +278,7 @@ func deleteLink(name string) error {
 // addresses' subnets, which a new network's subnet must not overlap.
 func hostRoutes() []netip.Prefix {
 	var out []netip.Prefix
-	routes, _ := netlink.RouteList(nil, netlink.FAMILY_V4)
+	routes, _ := nlutil.Dump(func() ([]netlink.Route, error) { return netlink.RouteList(nil, netlink.FAMILY_V4) })
 	for _, r := range routes {
 		if r.Dst == nil {
 			continue
@@ -284,7 +287,7 @@ func hostRoutes() []netip.Prefix {
 			out = append(out, p)
 		}
 	}
-	addrs, _ := netlink.AddrList(nil, netlink.FAMILY_V4)
+	addrs, _ := nlutil.Dump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
 	for _, a := range addrs {
 		if p, ok := prefixOf(a.IPNet); ok {
 			out = append(out, p.Masked())
@@ -342,6 +345,9 @@ func wire(n *Network, ep *Endpoint, pid int) error {
 		return fmt.Errorf("address %s: %w", ep.IP, err)
 	}
 	if ep.IP6.IsValid() {
+		if err := enableIPv6(ns, ep.Iface); err != nil {
+			return err
+		}
 		if err := h.AddrAdd(in, addr6(ep.IP6, n.Subnet6.Bits())); err != nil {
 			return fmt.Errorf("address %s: %w", ep.IP6, err)
 		}
@@ -362,12 +368,12 @@ func wire(n *Network, ep *Endpoint, pid int) error {
 // default routes through n's gateways (n nil: takes them away from it).
 func defaultRoutes(h *netlink.Handle, in netlink.Link, n *Network, ep *Endpoint) error {
 	if n == nil {
-		routes, err := h.RouteList(in, netlink.FAMILY_ALL)
+		routes, err := nlutil.Dump(func() ([]netlink.Route, error) { return h.RouteList(in, netlink.FAMILY_ALL) })
 		if err != nil {
 			return err
 		}
 		for _, r := range routes {
-			if ones, _ := prefixLen(r.Dst); r.Gw != nil && ones == 0 {
+			if nlutil.IsDefaultRoute(r) {
 				if err := h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
 					return fmt.Errorf("remove the default route via %s: %w", r.Gw, err)
 				}
@@ -385,14 +391,6 @@ func defaultRoutes(h *netlink.Handle, in netlink.Link, n *Network, ep *Endpoint)
 		}
 	}
 	return nil
-}
-
-// prefixLen is dst's prefix length, 0 for a default route's (nil or /0).
-func prefixLen(dst *net.IPNet) (int, int) {
-	if dst == nil {
-		return 0, 0
-	}
-	return dst.Mask.Size()
 }
 
 // setGateway gives ep's interface in pid's namespace the default routes
@@ -436,6 +434,41 @@ func linkIn(ns netns.NsHandle, name string) (*netlink.Handle, netlink.Link, erro
 		return nil, nil, err
 	}
 	return h, l, nil
+}
+
+// enableIPv6 turns IPv6 on for iface and lo in namespace ns, where a
+// container's spec turns it off (dockerd's default: spec.sysctls).
+func enableIPv6(ns netns.NsHandle, iface string) error {
+	return inNamespace(ns, func() error {
+		for _, dev := range []string{"lo", iface} {
+			if err := sysctl("net/ipv6/conf/"+dev+"/disable_ipv6", "0"); err != nil {
+				return fmt.Errorf("IPv6 on %s: %w", dev, err)
+			}
+		}
+		return nil
+	})
+}
+
+// inNamespace runs fn on a thread in network namespace ns (/proc/sys/net
+// is the namespace of the thread that opens it).
+func inNamespace(ns netns.NsHandle, fn func() error) error {
+	runtime.LockOSThread()
+	origin, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer origin.Close()
+	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	ferr := fn()
+	if err := netns.Set(origin); err != nil {
+		return errors.Join(ferr, err) // the thread stays locked: it goes with the goroutine
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }
 
 // randomMAC is a random unicast, locally administered address.

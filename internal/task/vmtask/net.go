@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/tent-project/tent/internal/nlutil"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -33,7 +35,7 @@ func mirrorNetwork(pid int) ([]wire.Iface, error) {
 		return nil, err
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	links, err := nlutil.Dump(h.LinkList)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +92,7 @@ func mirrorNetwork(pid int) ([]wire.Iface, error) {
 // ifaceOf is the guest's configuration of the NIC that mirrors veth.
 func ifaceOf(h *netlink.Handle, veth netlink.Link) (wire.Iface, error) {
 	ifc := wire.Iface{MAC: veth.Attrs().HardwareAddr.String(), MTU: veth.Attrs().MTU}
-	addrs, err := h.AddrList(veth, netlink.FAMILY_ALL)
+	addrs, err := nlutil.Dump(func() ([]netlink.Addr, error) { return h.AddrList(veth, netlink.FAMILY_ALL) })
 	if err != nil {
 		return ifc, err
 	}
@@ -99,12 +101,12 @@ func ifaceOf(h *netlink.Handle, veth netlink.Link) (wire.Iface, error) {
 			ifc.Addrs = append(ifc.Addrs, a.IPNet.String())
 		}
 	}
-	routes, err := h.RouteList(veth, netlink.FAMILY_ALL)
+	routes, err := nlutil.Dump(func() ([]netlink.Route, error) { return h.RouteList(veth, netlink.FAMILY_ALL) })
 	if err != nil {
 		return ifc, err
 	}
 	for _, r := range routes {
-		if r.Gw != nil && (r.Dst == nil || r.Dst.IP.IsUnspecified() && r.Dst.Mask != nil && isZero(r.Dst.Mask)) {
+		if nlutil.IsDefaultRoute(r) {
 			if r.Gw.To4() != nil {
 				ifc.Gateway = r.Gw.String()
 			} else {
@@ -155,15 +157,6 @@ func dropIngress(h *netlink.Handle, l netlink.Link) error {
 		return fmt.Errorf("drop the redirect of %s: %w", l.Attrs().Name, err)
 	}
 	return nil
-}
-
-func isZero(m []byte) bool {
-	for _, b := range m {
-		if b != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // redirect sends every frame that arrives on from out of to.

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/tent-project/tent/internal/nlutil"
+
 	"github.com/tent-project/tent/internal/vm/wire"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -83,7 +85,7 @@ func nameNICs() error {
 	if err := loadModules("net"); err != nil {
 		return err
 	}
-	links, err := netlink.LinkList()
+	links, err := nlutil.Dump(netlink.LinkList)
 	if err != nil {
 		return err
 	}
@@ -181,7 +183,7 @@ func resetNIC(l netlink.Link, i int) error {
 
 // globalAddrs are l's addresses but its link-local ones (the kernel's).
 func globalAddrs(l netlink.Link) ([]netlink.Addr, error) {
-	all, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	all, err := nlutil.Dump(func() ([]netlink.Addr, error) { return netlink.AddrList(l, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, err
 	}
@@ -203,22 +205,14 @@ func defaultRoute(family int, r *netlink.Route) error {
 		}
 		return nil
 	}
-	routes, err := netlink.RouteList(nil, family)
+	routes, err := nlutil.Dump(func() ([]netlink.Route, error) { return netlink.RouteList(nil, family) })
 	if err != nil {
 		return err
 	}
 	for _, rt := range routes {
-		if ones, _ := maskOf(rt.Dst); rt.Gw != nil && ones == 0 {
+		if nlutil.IsDefaultRoute(rt) {
 			netlink.RouteDel(&rt)
 		}
 	}
 	return nil
-}
-
-// maskOf is dst's prefix length, 0 for a default route's (nil or /0).
-func maskOf(dst *net.IPNet) (int, int) {
-	if dst == nil {
-		return 0, 0
-	}
-	return dst.Mask.Size()
 }
