@@ -9,6 +9,8 @@ package spec
 
 import (
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -147,7 +149,7 @@ func Build(c Container) (*specs.Spec, error) {
 	if len(hc.Annotations) > 0 {
 		s.Annotations = hc.Annotations
 	}
-	lx.Sysctl = hc.Sysctls
+	lx.Sysctl = sysctls(hc)
 	if lx.Resources, err = resources(hc); err != nil {
 		return nil, err
 	}
@@ -410,3 +412,43 @@ func bindShm(s *specs.Spec, src string) {
 		}
 	}
 }
+
+// sysctls are a container's: dockerd's defaults for one with a network
+// namespace of its own (not the host's, not another container's), then
+// the user's --sysctl over them. A user in the container may bind any
+// port and ping (an ICMP socket without CAP_NET_RAW), and IPv6 is off in
+// the namespace unless a network of the container has it (the engine
+// turns it on for lo and that network's interface) or the user turns it
+// on (--sysctl net.ipv6.conf.all.disable_ipv6=0, as compose files do):
+// as dockerd 20.10 does; an interface without IPv6 has no link-local
+// address to make, announce and check for duplicates. Each default is
+// given only where the host's kernel has it.
+func sysctls(hc *container.HostConfig) map[string]string {
+	out := map[string]string{}
+	if !hc.NetworkMode.IsHost() && !hc.NetworkMode.IsContainer() {
+		if hostSysctls.unprivilegedPorts {
+			out["net.ipv4.ip_unprivileged_port_start"] = "0"
+		}
+		out["net.ipv4.ping_group_range"] = "0 2147483647"
+		_, all := hc.Sysctls["net.ipv6.conf.all.disable_ipv6"]
+		_, dflt := hc.Sysctls["net.ipv6.conf.default.disable_ipv6"]
+		if hostSysctls.ipv6 && !all && !dflt {
+			out["net.ipv6.conf.all.disable_ipv6"] = "1"
+			out["net.ipv6.conf.default.disable_ipv6"] = "1"
+		}
+	}
+	maps.Copy(out, hc.Sysctls)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// hostSysctls: what of dockerd's defaults this kernel has (read once).
+var hostSysctls = func() (h struct{ unprivilegedPorts, ipv6 bool }) {
+	_, err := os.Stat("/proc/sys/net/ipv4/ip_unprivileged_port_start") // Linux 4.11
+	h.unprivilegedPorts = err == nil
+	_, err = os.Stat("/proc/sys/net/ipv6/conf/default/disable_ipv6") // not without IPv6 (ipv6.disable=1)
+	h.ipv6 = err == nil
+	return h
+}()
