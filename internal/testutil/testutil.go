@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/oci"
 	bolt "go.etcd.io/bbolt"
 )
@@ -135,4 +137,21 @@ func BoltDB(t testing.TB) *bolt.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// RemoveCgroupParent removes a test's cgroup parent: the engine's
+// hierarchies (cgroups.Destroy) and, on a hybrid host, the directory that
+// runc (an engine's other runtime, or dockerd's) also makes for it in the
+// unified hierarchy, which nothing else removes.
+func RemoveCgroupParent(parent string) error {
+	var errs []error
+	if cg, err := cgroups.New(parent); err == nil {
+		errs = append(errs, cg.Destroy())
+	}
+	if !cgroups.Unified() {
+		if err := os.Remove(filepath.Join("/sys/fs/cgroup/unified", parent)); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

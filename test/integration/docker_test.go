@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/images"
 	"github.com/tent-project/tent/internal/imagestest"
 	"github.com/tent-project/tent/internal/testutil"
@@ -71,14 +70,8 @@ func startDocker(t *testing.T) *dockerEngine {
 			<-done
 		}
 		logf.Close()
-		if cg, err := cgroups.New(dockerCgroupParent); err == nil {
-			if err := cg.Destroy(); err != nil {
-				t.Errorf("docker's cgroup parent left behind: %v", err)
-			}
-		}
-		// dockerd makes it in a hybrid host's unified hierarchy too.
-		if err := os.Remove(filepath.Join("/sys/fs/cgroup/unified", dockerCgroupParent)); err != nil && !os.IsNotExist(err) {
-			t.Errorf("docker's unified cgroup parent left behind: %v", err)
+		if err := testutil.RemoveCgroupParent(dockerCgroupParent); err != nil {
+			t.Errorf("docker's cgroup parent left behind: %v", err)
 		}
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -64,10 +63,8 @@ func startTent(t *testing.T) *tentEngine {
 		e.run("network", "prune", "-f")
 		e.stop()
 		e.checkNetworksGone(t)
-		if cg, err := cgroups.New(engineCgroupParent); err == nil {
-			if err := cg.Destroy(); err != nil {
-				t.Errorf("cgroup parent left behind: %v", err)
-			}
+		if err := testutil.RemoveCgroupParent(engineCgroupParent); err != nil {
+			t.Errorf("cgroup parent left behind: %v", err)
 		}
 		if b, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(b, []byte(dir)) {
 			t.Errorf("mounts left under %s", dir)

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/tent-project/tent/internal/cgroups"
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/logfile"
 	"github.com/tent-project/tent/internal/oci"
@@ -39,9 +38,7 @@ const cgroupParent = CgroupParent
 func Run(t *testing.T, rt task.Runtime) {
 	testutil.RequiresRoot(t)
 	t.Cleanup(func() {
-		if cg, err := cgroups.New(cgroupParent); err == nil {
-			cg.Destroy()
-		}
+		testutil.RemoveCgroupParent(cgroupParent)
 	})
 	for _, tc := range []struct {
 		name string
