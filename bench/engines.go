@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -29,6 +30,8 @@ type engine struct {
 	// table at the end: a daemon leaves them up by design).
 	bridge string
 	cmd    *exec.Cmd
+	// hung: a removal had no answer; the run's end kills the rest.
+	hung bool
 }
 
 func startEngine(name, cli, bin string, args ...string) *engine {
@@ -89,11 +92,18 @@ func (e *engine) try(args ...string) (string, error) { return e.run("docker", ar
 const commandTimeout = 10 * time.Minute
 
 func (e *engine) run(client string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	return e.runFor(commandTimeout, client, args...)
+}
+
+// errHangs: a command had no answer in its time.
+var errHangs = errors.New("the engine hangs")
+
+func (e *engine) runFor(timeout time.Duration, client string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, client, append([]string{"-H", e.host}, args...)...).CombinedOutput()
 	if ctx.Err() != nil {
-		err = fmt.Errorf("no answer in %v (the engine hangs)", commandTimeout)
+		err = fmt.Errorf("no answer in %v: %w", timeout, errHangs)
 	}
 	if err != nil {
 		return string(out), fmt.Errorf("%s: %s %s: %v: %s", e.name, filepath.Base(client), strings.Join(args, " "), err, out)
@@ -113,24 +123,37 @@ func (e *engine) timedWith(client string, args ...string) time.Duration {
 	return time.Since(t0)
 }
 
-// removeAll removes every container of the engine (not timed).
-func (e *engine) removeAll() {
+// removeAll removes every container of the engine (not timed). It
+// reports false, and gives up, once the engine stops answering.
+func (e *engine) removeAll() bool {
+	if e.hung {
+		return false
+	}
 	out, err := e.try("ps", "-aq")
 	ids := strings.Fields(out)
 	if err != nil {
 		logf("%v", err)
-		return
+		return false
 	}
 	// Twenty at a time: the docker CLI removes the IDs it is given all at
-	// once, and dockerd 20.10 hung in a removal of a hundred.
+	// once, and dockerd 20.10 hung in a removal of a hundred (and, in
+	// sessions 17 and 18, of twenty, after the scale figure's 1,022).
 	for len(ids) > 0 {
 		n := min(len(ids), 20)
-		if _, err := e.try(append([]string{"rm", "-f"}, ids[:n]...)...); err != nil {
+		if _, err := e.runFor(removeTimeout, "docker", append([]string{"rm", "-f"}, ids[:n]...)...); err != nil {
 			logf("%v", err) // not fail: this also runs in the clean-up at exit
+			if errors.Is(err, errHangs) {
+				e.hung = true // stop: the run's end kills what is left
+				return false
+			}
 		}
 		ids = ids[n:]
 	}
+	return true
 }
+
+// removeTimeout bounds the removal of twenty containers.
+const removeTimeout = 3 * time.Minute
 
 // daemonPids are the engine's long-lived processes: tent's daemon, or
 // dockerd and the containerd it started.
@@ -150,8 +173,9 @@ func (e *engine) stop() {
 	// Containers outlive their daemon (tent's by design), and networks'
 	// bridges too: an interrupted run removes what the figure in progress
 	// made first.
-	e.removeAll()
-	e.try("network", "prune", "-f")
+	if e.removeAll() {
+		e.try("network", "prune", "-f")
+	}
 	e.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { e.cmd.Wait(); close(done) }()
@@ -160,6 +184,9 @@ func (e *engine) stop() {
 	case <-time.After(30 * time.Second):
 		syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
 		<-done
+	}
+	if e.hung {
+		e.killLeftovers()
 	}
 	exec.Command("umount", "-R", e.dir).Run()
 	os.RemoveAll(e.dir)
@@ -252,4 +279,30 @@ func (r *registry) stop() {
 		r.cmd.Wait()
 		r.cmd = nil
 	}
+}
+
+// killLeftovers ends what a hung engine left running: the containers'
+// processes (in its cgroup parent) and, for dockerd, the containerd
+// shims, which outlive their daemon (known by the engine's own
+// directory in their command line).
+func (e *engine) killLeftovers() {
+	for pid := range allPids() {
+		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.Contains(string(cg), ":"+e.cgroupParent+"/") || strings.Contains(string(cmdline), e.dir+"/") {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		left := 0
+		for pid := range allPids() {
+			if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); strings.Contains(string(cg), ":"+e.cgroupParent+"/") {
+				left++
+			}
+		}
+		if left == 0 {
+			return
+		}
+	}
+	logf("%s: processes left in %s", e.name, e.cgroupParent)
 }

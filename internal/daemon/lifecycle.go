@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/tent-project/tent/internal/errdefs"
 	"github.com/tent-project/tent/internal/execs"
 	"github.com/tent-project/tent/internal/mounts"
+	"github.com/tent-project/tent/internal/network"
 	"github.com/tent-project/tent/internal/signals"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
@@ -113,6 +115,23 @@ func (d *Daemon) startFrom(c *containers.Container, restore string) (err error) 
 			}
 		}
 	}()
+	// The network is wired while the init sets up where the runtime can
+	// (task.CreateOpts.Wire): off the start's path, and before the init
+	// applies the spec's sysctls, so that those of eth0 find it. Not with
+	// IPv6: its interfaces' IPv6 is turned on as they are wired, which
+	// the spec's net.ipv6.conf.all.disable_ipv6 (spec.sysctls) would
+	// then turn off again.
+	wired := false
+	var wire func(pid int) error
+	if len(eps) > 0 && !slices.ContainsFunc(eps, func(ep *network.Endpoint) bool { return ep.IP6.IsValid() }) {
+		wire = func(pid int) error {
+			if err := d.Networks.WireEndpoints(c, eps, pid); err != nil {
+				return err
+			}
+			wired = true
+			return nil
+		}
+	}
 	t, err := rt.Create(ctx, c.ID, task.CreateOpts{
 		Paths:  d.paths(c.ID),
 		Rootfs: ms,
@@ -129,6 +148,7 @@ func (d *Daemon) startFrom(c *containers.Container, restore string) (err error) 
 		IO:      task.IO{Terminal: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce},
 		Log:     d.logOptions(c),
 		Network: len(eps) > 0,
+		Wire:    wire,
 		Restore: restore,
 	})
 	if err != nil {
@@ -142,7 +162,9 @@ func (d *Daemon) startFrom(c *containers.Container, restore string) (err error) 
 	// and restore adopts it.
 	saved := d.ctrs.SaveAsync(c)
 	c.ConnectPending()
-	err = d.Networks.WireEndpoints(c, eps, t.Pid())
+	if !wired {
+		err = d.Networks.WireEndpoints(c, eps, t.Pid())
+	}
 	if err == nil {
 		err = t.Start(ctx)
 	}

@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,6 +56,12 @@ type Config struct {
 	// OCI: an OCI runtime binary makes the container (oci_linux.go),
 	// not tent's runtime.
 	OCI *OCIRuntime `json:"oci,omitempty"`
+	// Network: the caller configures the container's new network
+	// namespace while its init sets up (runtime.CreateOpts.Network). The
+	// monitor reports the init's pid before it reports the container
+	// created, and reads the caller's answer on its stdin: a line, empty
+	// once the network is in place, else the reason it is not.
+	Network bool `json:"network,omitempty"`
 }
 
 // Exit is how a container ended.
@@ -117,9 +124,12 @@ type execResize struct {
 }
 
 type ready struct {
-	Pid   int    `json:"pid,omitempty"`
-	Error string `json:"error,omitempty"`
-	Class string `json:"class,omitempty"` // errdefs.ClassOf the error
+	// Network, before the report: the pid of an init whose network the
+	// caller is to configure now (Config.Network).
+	Network int    `json:"network,omitempty"`
+	Pid     int    `json:"pid,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Class   string `json:"class,omitempty"` // errdefs.ClassOf the error
 }
 
 const (
@@ -135,8 +145,12 @@ var ErrGone = errors.New("monitor: not running")
 // Spawn starts the monitor of a container in dir (made if missing) with the
 // tent binary exe, and returns once the container is created (its init
 // waiting for Start) or has failed to be. The returned function reaps the
-// monitor when it ends; callers run it in the background.
-func Spawn(exe, dir string, c Config) (pid int, reap func(), err error) {
+// monitor when it ends; callers run it in the background. network, if not
+// nil, configures the container's new network namespace while its init
+// sets up (given the init's pid; Config.Network): its error fails the
+// create.
+func Spawn(exe, dir string, c Config, network func(pid int) error) (pid int, reap func(), err error) {
+	c.Network = network != nil
 	if err := writeConfig(dir, c); err != nil {
 		return 0, nil, err
 	}
@@ -145,11 +159,21 @@ func Spawn(exe, dir string, c Config) (pid int, reap func(), err error) {
 		return 0, nil, err
 	}
 	defer logf.Close()
-	cmd, out, err := startMonitor(exe, dir, nil, logf)
+	var in, answers *os.File // the answers' pipe, when there are answers
+	if network != nil {
+		if in, answers, err = os.Pipe(); err != nil {
+			return 0, nil, err
+		}
+		defer in.Close()
+	}
+	cmd, out, err := startMonitor(exe, dir, in, logf)
 	if err != nil {
+		if answers != nil {
+			answers.Close()
+		}
 		return 0, nil, err
 	}
-	return awaitReady(cmd, out, dir)
+	return awaitReady(cmd, out, dir, network, answers)
 }
 
 // A Spare is a monitor started ahead of need: its Go runtime is up, and
@@ -188,20 +212,27 @@ func StartSpare(exe, cgroupParent string) (*Spare, error) {
 }
 
 // Use is Spawn with the spare: it hands over dir and c and waits until
-// the container is created.
-func (s *Spare) Use(dir string, c Config) (pid int, reap func(), err error) {
+// the container is created. The answers to network go on the spare's
+// stdin, after the directory.
+func (s *Spare) Use(dir string, c Config, network func(pid int) error) (pid int, reap func(), err error) {
+	c.Network = network != nil
 	if err := writeConfig(dir, c); err != nil {
 		s.Close()
 		return 0, nil, err
 	}
 	setIdle(s.cmd.Process.Pid, false)
 	_, err = io.WriteString(s.in, dir+"\n")
-	s.in.Close()
+	if err != nil || network == nil {
+		s.in.Close()
+	}
 	if err != nil {
 		s.cmd.Wait()
 		return 0, nil, fmt.Errorf("%w: %v", ErrSpareGone, err)
 	}
-	return awaitReady(s.cmd, s.out, dir)
+	if network == nil {
+		return awaitReady(s.cmd, s.out, dir, nil, nil)
+	}
+	return awaitReady(s.cmd, s.out, dir, network, s.in)
 }
 
 // Close ends an unused spare.
@@ -301,14 +332,32 @@ func startMonitor(exe, dir string, stdin, stderr *os.File, env ...string) (*exec
 	return cmd, out, nil
 }
 
-// awaitReady reads a monitor's report that the container is created.
-func awaitReady(cmd *exec.Cmd, out io.Reader, dir string) (pid int, reap func(), err error) {
+// awaitReady reads a monitor's report that the container is created;
+// before it, a request to configure the init's network, which it passes
+// to network and answers on answers (closed at the end).
+func awaitReady(cmd *exec.Cmd, out io.Reader, dir string, network func(pid int) error, answers io.WriteCloser) (pid int, reap func(), err error) {
+	if answers != nil {
+		defer answers.Close()
+	}
 	reap = func() { reapQuietly(cmd) }
 	var r ready
-	if err := json.NewDecoder(out).Decode(&r); err != nil {
-		cmd.Process.Kill()
-		reap()
-		return 0, nil, fmt.Errorf("monitor did not start: %w (see %s)", err, filepath.Join(dir, logName))
+	dec := json.NewDecoder(out)
+	for {
+		if err := dec.Decode(&r); err != nil {
+			cmd.Process.Kill()
+			reap()
+			return 0, nil, fmt.Errorf("monitor did not start: %w (see %s)", err, filepath.Join(dir, logName))
+		}
+		if r.Network == 0 || network == nil {
+			break
+		}
+		answer := ""
+		if err := network(r.Network); err != nil {
+			answer = strings.ReplaceAll(err.Error(), "\n", " ")
+		}
+		// A monitor gone meanwhile fails the read of its report.
+		io.WriteString(answers, answer+"\n")
+		r = ready{}
 	}
 	if r.Error != "" {
 		reap()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -60,6 +61,7 @@ func Main(dir string) int {
 		os.Stdout.Close()
 	}
 	var pre *runtime.Prestarted
+	in := newAnswers(os.Stdin)
 	if dir == spareDir {
 		// A spare has time: it starts its container's init too, so
 		// that a start needs neither process start (runtime.Prestart),
@@ -82,7 +84,7 @@ func Main(dir string) int {
 			runtime.WarmUp()
 		}
 		var ok bool
-		dir, ok = awaitDir()
+		dir, in, ok = awaitDir()
 		setIdle(os.Getpid(), false)
 		if !ok {
 			if pre != nil {
@@ -94,7 +96,10 @@ func Main(dir string) int {
 			setIdle(pre.Pid(), false)
 		}
 	}
-	m, work, err := create(dir, pre)
+	m, work, err := create(dir, pre, in)
+	if in.f != os.Stdin {
+		in.f.Close() // a spare's old stdin: nothing more comes
+	}
 	if err != nil {
 		report(ready{Error: err.Error(), Class: errdefs.ClassOf(err)})
 		return 1
@@ -117,11 +122,19 @@ func dirWaiting() bool {
 
 // awaitDir is a spare monitor's wait for its container's directory (a line
 // on stdin). Then stdin becomes /dev/null and stderr the container's
-// monitor log, as a monitor started for the container would have them.
-func awaitDir() (string, bool) {
-	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+// monitor log, as a monitor started for the container would have them;
+// what follows the directory on the old stdin (the caller's answers) is
+// read from the reader returned.
+func awaitDir() (string, *answers, bool) {
+	in := os.Stdin
+	if fd, err := unix.Dup(0); err == nil {
+		unix.CloseOnExec(fd)
+		in = os.NewFile(uintptr(fd), "answers")
+	}
+	a := newAnswers(in)
+	line, err := a.r.ReadString('\n')
 	if err != nil || len(line) < 2 {
-		return "", false
+		return "", a, false
 	}
 	dir := line[:len(line)-1]
 	if null, err := os.Open(os.DevNull); err == nil {
@@ -132,8 +145,17 @@ func awaitDir() (string, bool) {
 		unix.Dup2(int(logf.Fd()), 2)
 		logf.Close()
 	}
-	return dir, true
+	return dir, a, true
 }
+
+// answers are the caller's answers about the network (Config.Network):
+// lines on the monitor's stdin, a spare's after its directory.
+type answers struct {
+	f *os.File
+	r *bufio.Reader
+}
+
+func newAnswers(f *os.File) *answers { return &answers{f, bufio.NewReader(f)} }
 
 // workload is what a monitor supervises: a container's init under the
 // runtime, or a VM (vm_linux.go).
@@ -164,8 +186,9 @@ type controlled interface {
 }
 
 // create makes the container with stdio this process holds, and listens.
-// pre (if not nil) is an init started ahead, which create uses or ends.
-func create(dir string, pre *runtime.Prestarted) (*monitor, workload, error) {
+// pre (if not nil) is an init started ahead, which create uses or ends;
+// answers has the caller's answers about the network (Config.Network).
+func create(dir string, pre *runtime.Prestarted, in *answers) (*monitor, workload, error) {
 	opts := runtime.CreateOpts{Prestarted: pre}
 	defer func() {
 		if opts.Prestarted != nil { // not handed to Create
@@ -235,6 +258,9 @@ func create(dir string, pre *runtime.Prestarted) (*monitor, workload, error) {
 		return nil, nil, err
 	}
 	opts.Stdio, opts.ConsoleConn = st.child, st.console
+	if m.cfg.Network {
+		opts.Network = func(pid int) error { return in.network(pid) }
+	}
 	_, proc, err := rt.Create(m.cfg.ID, opts)
 	opts.Prestarted = nil // Create's now
 	if err != nil {
@@ -490,4 +516,21 @@ func (m *monitor) attach(conn net.Conn, br *bufio.Reader, o AttachOpts) {
 	if !o.Stdout && !o.Stderr {
 		conn.Close()
 	}
+}
+
+// network has the caller configure the network of init pid
+// (Config.Network): a report before the final one, and the caller's
+// answer.
+func (a *answers) network(pid int) error {
+	if err := json.NewEncoder(os.Stdout).Encode(ready{Network: pid}); err != nil {
+		return err
+	}
+	line, err := a.r.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("no answer about the network: %w", err)
+	}
+	if line = strings.TrimSuffix(line, "\n"); line != "" {
+		return errors.New(line)
+	}
+	return nil
 }

@@ -38,6 +38,14 @@ type CreateOpts struct {
 	// Prestarted, if set, is used as the container's init when its
 	// namespaces fit, and ended otherwise: Create owns it either way.
 	Prestarted *Prestarted
+	// Network, if set, configures the container's new network namespace
+	// from outside while the init sets up its root: it is called with
+	// the init's pid as the init gets its config (the namespace exists by
+	// then), and the init waits for it before it applies the spec's
+	// sysctls, which so find the interfaces it made (as a runc prestart
+	// hook configures the network). Its error fails the create. It is not
+	// called for a container without a network namespace of its own.
+	Network func(pid int) error
 }
 
 // LoadSpec reads and checks bundle/config.json.
@@ -374,6 +382,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 	}
 	cfg.State = hookState(rec, Creating)
 
+	var network chan error
+	if o.Network != nil && cfg.NewNet {
+		cfg.WaitNetwork = true
+		network = make(chan error, 1)
+		go func() { network <- o.Network(pid) }()
+	}
 	ch := newChannel(syncParent)
 	if err = ch.send(message{Type: msgConfig, Config: cfg}); err != nil {
 		return nil, nil, fmt.Errorf("send config to container init: %w", err)
@@ -385,6 +399,16 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, p *Process, err
 		}
 		if m.Type == msgReady {
 			break
+		}
+		if m.Type == msgNetwork && network != nil {
+			if err = <-network; err != nil {
+				return nil, nil, err
+			}
+			network = nil
+			if err = ch.send(message{Type: msgNetDone}); err != nil {
+				return nil, nil, err
+			}
+			continue
 		}
 		if m.Type != msgHooks {
 			err = fmt.Errorf("container init: unexpected message %q", m.Type)

@@ -137,6 +137,14 @@ func initChild(cfg *initConfig, ch *channel) error {
 		}
 		sock.Close()
 	}
+	if cfg.WaitNetwork {
+		if err := ch.send(message{Type: msgNetwork}); err != nil {
+			return err
+		}
+		if _, err := ch.expect(msgNetDone); err != nil {
+			return err
+		}
+	}
 	if err := finishRootfs(spec); err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ const (
 	msgConfig    = "config"     // parent -> child: initConfig
 	msgHooks     = "hooks"      // child -> parent: run the createRuntime hooks now
 	msgHooksDone = "hooks-done" // parent -> child
+	msgNetwork   = "network"    // child -> parent: the network must be in place now (CreateOpts.Network)
+	msgNetDone   = "network-done"
 	msgReady     = "ready"      // child -> parent: set up, waiting for start
 	msgError     = "error"      // child -> parent: set-up failed, with the reason
 )
@@ -45,6 +47,9 @@ type initConfig struct {
 	CgroupNS bool `json:"cgroup_ns,omitempty"`
 	// NewNet: the init made a network namespace, whose loopback it brings up.
 	NewNet bool `json:"new_net,omitempty"`
+	// WaitNetwork: the caller configures that namespace from outside
+	// (CreateOpts.Network); the init waits for it before its sysctls.
+	WaitNetwork bool `json:"wait_network,omitempty"`
 	// CgroupPath is the container's cgroup, for mounts of type cgroup.
 	CgroupPath string `json:"cgroup_path,omitempty"`
 	// UserNS: the container has its own user namespace.

@@ -77,6 +77,13 @@ type CreateOpts struct {
 	// Network: the engine wires networks into the namespace of the
 	// task's Pid between Create and Start (a VM needs a NIC for them).
 	Network bool
+	// Wire, if set, wires them during Create instead, given the pid whose
+	// namespace they go in, while the container's init sets up (and
+	// before it applies the spec's sysctls, which then find the
+	// interfaces, as with a runc prestart hook); its error fails the
+	// create. A runtime that cannot leaves it uncalled, and the engine
+	// wires after Create.
+	Wire func(pid int) error
 	// Restore: the task goes on from the checkpoint in this directory
 	// (see Checkpointer) instead of starting the program afresh; a
 	// runtime that cannot restore refuses it.

@@ -11,8 +11,9 @@ import (
 // sysctls of a container with a namespace of its own: any user may bind
 // a low port and ping, and IPv6 is off unless a network of the
 // container has it (then on for lo and that network's interface, also
-// when connected later) or the user turns it on with --sysctl; a
-// container in another's namespace or the host's changes nothing there.
+// when connected later) or the user turns it on with --sysctl; a sysctl
+// of eth0 finds it; a container in another's namespace or the host's
+// changes nothing there.
 func TestNetworkSysctlsLikeDocker(t *testing.T) {
 	_, _, engines, images := startPair(t)
 	// What a container sees: the sysctls, its IPv6 addresses' scopes, and
@@ -39,6 +40,10 @@ echo "inet6: $(ip -6 addr | grep -o 'scope [a-z]*' | tr '\n' ' ')"`
 		see("IPv6 by --sysctl", d.must(t, "run", "--rm", "--network", "sys4", "--sysctl", "net.ipv6.conf.all.disable_ipv6=0", img, "sh", "-c", probe))
 		see("a user's value wins", d.must(t, "run", "--rm", "--network", "sys4", "--sysctl", "net.ipv4.ip_unprivileged_port_start=555", img,
 			"cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"))
+		// The interface is there when the sysctls are applied (the engine
+		// wires it during the create, as dockerd's prestart hook).
+		see("a sysctl of eth0", d.must(t, "run", "--rm", "--network", "sys4", "--sysctl", "net.ipv4.conf.eth0.rp_filter=2", img,
+			"cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter"))
 		d.must(t, "run", "-d", "--name", "donor", "--network", "sys4", "--sysctl", "net.ipv4.ip_unprivileged_port_start=555", img, "sleep", "300")
 		see("another's namespace", d.must(t, "run", "--rm", "--network", "container:donor", img, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"))
 		d.must(t, "network", "connect", "sys6", "donor")

@@ -79,7 +79,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 	pid, reap, err := monitor.Spawn(r.exe, o.Dir, monitor.Config{
 		ID: id, Bundle: o.Dir, Log: o.Log, ExitFile: o.ExitFile,
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce, OCI: r.oci,
-	})
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create task for container: %w", err)
 	}

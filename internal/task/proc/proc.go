@@ -96,11 +96,19 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 			snapshot.Unmount(root)
 		}
 	}()
+	var wireErr error // the engine's own, not the monitor's relay of it
+	var wire func(pid int) error
+	if o.Wire != nil {
+		wire = func(pid int) error { wireErr = o.Wire(pid); return wireErr }
+	}
 	pid, reap, err := r.spawnMonitor(o.Dir, monitor.Config{
 		ID: id, RuntimeRoot: r.rt.Root(), Bundle: o.Dir, Log: o.Log, ExitFile: o.ExitFile,
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
-	})
+	}, wire)
 	if err != nil {
+		if wireErr != nil {
+			return nil, wireErr
+		}
 		return nil, fmt.Errorf("failed to create task for container: %w", err)
 	}
 	go reap()
@@ -134,20 +142,20 @@ func (r *Runtime) Cleanup(ctx context.Context, id string, paths task.Paths) erro
 
 // spawnMonitor starts the monitor of a task: the spare one when there is
 // one (its Go start-up, and its init's, already done), else a new one.
-func (r *Runtime) spawnMonitor(dir string, cfg monitor.Config) (pid int, reap func(), err error) {
+func (r *Runtime) spawnMonitor(dir string, cfg monitor.Config, network func(pid int) error) (pid int, reap func(), err error) {
 	r.mu.Lock()
 	s := r.spare
 	r.spare = nil
 	r.mu.Unlock()
 	if s != nil {
-		pid, reap, err = s.Use(dir, cfg)
+		pid, reap, err = s.Use(dir, cfg, network)
 		if !errors.Is(err, monitor.ErrSpareGone) {
 			return pid, reap, err
 		}
 		r.log.Warn("spare monitor gone; starting one", "err", err)
 		runtime.RemoveSpareCgroups(r.cgroupParent)
 	}
-	return monitor.Spawn(r.exe, dir, cfg)
+	return monitor.Spawn(r.exe, dir, cfg, network)
 }
 
 // refillSpare starts a spare monitor if there is none.

@@ -9,6 +9,7 @@ package tasktest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,8 @@ import (
 	"github.com/tent-project/tent/internal/streams"
 	"github.com/tent-project/tent/internal/task"
 	"github.com/tent-project/tent/internal/testutil"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,6 +55,7 @@ func Run(t *testing.T, rt task.Runtime) {
 		{"AttachBeforeStart", testAttachBeforeStart},
 		{"Connect", testConnect},
 		{"CreateFailureLeavesNothing", testCreateFailure},
+		{"WireDuringCreate", testWire},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, rt) })
 	}
@@ -63,6 +67,7 @@ type fixture struct {
 	paths task.Paths
 	log   string
 	root  string // the busybox root the task's mount binds
+	wire  func(pid int) error
 }
 
 func newFixture(t *testing.T, name string) *fixture {
@@ -93,6 +98,7 @@ func (f *fixture) create(t *testing.T, rt task.Runtime, args []string, io task.I
 		Prepare: func(string) (*specs.Spec, error) { return s, nil },
 		IO:      io,
 		Log:     task.Log{Path: f.log},
+		Wire:    f.wire,
 	})
 	if err == nil {
 		t.Cleanup(func() {
@@ -419,6 +425,12 @@ func testCreateFailure(t *testing.T, rt task.Runtime) {
 	if err == nil || !strings.Contains(err.Error(), `exec: "nosuchprogram": executable file not found in $PATH`) {
 		t.Fatalf("create of a missing program: %v", err)
 	}
+	assertNothingLeft(t, f)
+}
+
+// assertNothingLeft checks that a failed create of f left nothing.
+func assertNothingLeft(t *testing.T, f *fixture) {
+	t.Helper()
 	if mounted(filepath.Join(f.paths.Dir, "rootfs")) {
 		t.Error("a failed create left the root mounted")
 	}
@@ -431,4 +443,75 @@ func testCreateFailure(t *testing.T, rt task.Runtime) {
 	if unix.Stat(f.paths.ExitFile, &st) == nil {
 		t.Error("a failed create left an exit file")
 	}
+}
+
+// testWire: a backend that wires the network during Create
+// (task.CreateOpts.Wire) does it with the init's pid, before the spec's
+// sysctls are applied (a sysctl of the interface it made works), and a
+// wiring error fails the create with that error and leaves nothing. A
+// backend that cannot leaves Wire uncalled.
+func testWire(t *testing.T, rt task.Runtime) {
+	var pids []int
+	f := newFixture(t, "wire")
+	f.wire = func(pid int) error {
+		pids = append(pids, pid)
+		return addDummy(pid, "tentw0")
+	}
+	tk, err := f.create(t, rt, []string{"true"}, task.IO{}, nil)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	pid := tk.Pid()
+	if err := tk.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, tk)
+	if len(pids) == 0 {
+		t.Skip("this backend wires after Create")
+	}
+	if len(pids) != 1 || pids[0] != pid {
+		t.Errorf("wired %v, want once, with the task's pid %d", pids, pid)
+	}
+
+	f = newFixture(t, "wiresysctl")
+	f.wire = func(pid int) error { return addDummy(pid, "tentw0") }
+	tk, err = f.create(t, rt, []string{"cat", "/proc/sys/net/ipv4/conf/tentw0/rp_filter"}, task.IO{}, func(s *specs.Spec) {
+		s.Linux.Sysctl = map[string]string{"net.ipv4.conf.tentw0.rp_filter": "2"}
+	})
+	if err != nil {
+		t.Fatalf("create with a sysctl of the wired interface: %v", err)
+	}
+	if err := tk.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := wait(t, tk); e.Code != 0 {
+		t.Errorf("exit %d", e.Code)
+	}
+	if b, _ := os.ReadFile(f.log); !strings.Contains(string(b), `"log":"2\n"`) {
+		t.Errorf("the container read %s, want the sysctl's 2", b)
+	}
+
+	f = newFixture(t, "wirefails")
+	broken := errors.New("the network broke")
+	f.wire = func(int) error { return broken }
+	if _, err := f.create(t, rt, []string{"true"}, task.IO{}, nil); !errors.Is(err, broken) {
+		t.Fatalf("create with a wiring error: %v, want that error", err)
+	}
+	assertNothingLeft(t, f)
+}
+
+// addDummy adds an interface to the network namespace of pid (a veth
+// pair: the dummy driver may be missing).
+func addDummy(pid int, name string) error {
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"})
 }

@@ -132,7 +132,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o task.CreateOpts) (_ t
 		Tty: o.IO.Terminal, OpenStdin: o.IO.OpenStdin, StdinOnce: o.IO.StdinOnce,
 		VM: &monitor.VMConfig{Argv: cmd.Args, AgentSocket: agentSock, QMPSocket: qmpSock, Console: console, Process: proc,
 			Cgroup: cgPath, Resources: res, NetNS: o.Network, Restore: o.Restore, Disk: disk, Template: m.Template},
-	})
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create task for container: %w", err)
 	}
