@@ -19,8 +19,8 @@ const (
 	msgHooksDone = "hooks-done" // parent -> child
 	msgNetwork   = "network"    // child -> parent: the network must be in place now (CreateOpts.Network)
 	msgNetDone   = "network-done"
-	msgReady     = "ready"      // child -> parent: set up, waiting for start
-	msgError     = "error"      // child -> parent: set-up failed, with the reason
+	msgReady     = "ready" // child -> parent: set up, waiting for start
+	msgError     = "error" // child -> parent: set-up failed, with the reason
 )
 
 type message struct {
