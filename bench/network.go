@@ -204,9 +204,10 @@ func (s *suite) scaleFigure() {
 	// for every network namespace (1,024 entries by default), and each
 	// CPU's backlog, where an ARP request flooded to more than 1,000
 	// bridge ports overflows (netdev_max_backlog, 1,000). Room for all
-	// during the figure, for both engines, the host's values after. (tent
-	// raises them itself as a network outgrows a bridge.)
-	defer raiseKernelLimits(n)()
+	// during the figure, for both engines, the host's values at the run's
+	// end, a failed one's too. (tent raises them itself as a network
+	// outgrows a bridge.)
+	atExit(raiseKernelLimits(n))
 	reach := func(e *engine) func() float64 {
 		return func() float64 {
 			e.docker("network", "create", "--subnet", "10.230.0.0/16", "scale")

@@ -343,13 +343,17 @@ func awaitReady(cmd *exec.Cmd, out io.Reader, dir string, network func(pid int) 
 	var r ready
 	dec := json.NewDecoder(out)
 	for {
+		r = ready{}
 		if err := dec.Decode(&r); err != nil {
 			cmd.Process.Kill()
 			reap()
 			return 0, nil, fmt.Errorf("monitor did not start: %w (see %s)", err, filepath.Join(dir, logName))
 		}
-		if r.Network == 0 || network == nil {
+		if r.Network == 0 {
 			break
+		}
+		if network == nil { // not asked for: not the report
+			continue
 		}
 		answer := ""
 		if err := network(r.Network); err != nil {
@@ -357,7 +361,6 @@ func awaitReady(cmd *exec.Cmd, out io.Reader, dir string, network func(pid int) 
 		}
 		// A monitor gone meanwhile fails the read of its report.
 		io.WriteString(answers, answer+"\n")
-		r = ready{}
 	}
 	if r.Error != "" {
 		reap()
