@@ -179,6 +179,19 @@ func TestTemplate(t *testing.T) {
 		m := Machine{Disk: busyboxDisk(t, h), Agent: "agent.sock", QMP: "qmp.sock", Console: filepath.Join(dir, "console.log"), MemMiB: 128, Template: tpl}
 		run := runVM(t, h, dir, m, wire.Process{Args: []string{"sh", "-c", script}, Env: []string{"PATH=/bin"},
 			Files: map[string][]byte{"/etc/hostname": []byte(name + "\n")}}, func() {
+			// QEMU opens its sockets one after the other: its QMP one may
+			// not listen yet when the agent's does (as the monitor, wait
+			// for the machine protocol to answer first).
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				q, err := DialQMP(dir, m.QMP)
+				if err == nil {
+					q.Close()
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal(err)
+				}
+			}
 			if err := StartFromTemplate(dir, m.QMP, tpl, time.Minute); err != nil {
 				t.Fatal(err)
 			}
