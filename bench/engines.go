@@ -287,22 +287,31 @@ func (r *registry) stop() {
 // directory in their command line).
 func (e *engine) killLeftovers() {
 	for pid := range allPids() {
-		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.Contains(string(cg), ":"+e.cgroupParent+"/") || strings.Contains(string(cmdline), e.dir+"/") {
+		if e.contains(pid) || strings.Contains(string(cmdline), e.dir+"/") {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		left := 0
-		for pid := range allPids() {
-			if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); strings.Contains(string(cg), ":"+e.cgroupParent+"/") {
-				left++
-			}
-		}
-		if left == 0 {
+		if !e.anyLeft() {
 			return
 		}
 	}
 	logf("%s: processes left in %s", e.name, e.cgroupParent)
+}
+
+// anyLeft reports whether a process is still in the engine's cgroup parent.
+func (e *engine) anyLeft() bool {
+	for pid := range allPids() {
+		if e.contains(pid) {
+			return true
+		}
+	}
+	return false
+}
+
+// contains reports whether process pid is in the engine's cgroup parent.
+func (e *engine) contains(pid int) bool {
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	return strings.Contains(string(cg), ":"+e.cgroupParent+"/")
 }

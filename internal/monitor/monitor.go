@@ -229,10 +229,11 @@ func (s *Spare) Use(dir string, c Config, network func(pid int) error) (pid int,
 		s.cmd.Wait()
 		return 0, nil, fmt.Errorf("%w: %v", ErrSpareGone, err)
 	}
-	if network == nil {
-		return awaitReady(s.cmd, s.out, dir, nil, nil)
+	var answers io.WriteCloser // s.in, still open for them
+	if network != nil {
+		answers = s.in
 	}
-	return awaitReady(s.cmd, s.out, dir, network, s.in)
+	return awaitReady(s.cmd, s.out, dir, network, answers)
 }
 
 // Close ends an unused spare.

@@ -14,13 +14,13 @@ import (
 // Messages between the runtime (parent) and the container's init (child),
 // as JSON values on a stream socket.
 const (
-	msgConfig    = "config"     // parent -> child: initConfig
-	msgHooks     = "hooks"      // child -> parent: run the createRuntime hooks now
-	msgHooksDone = "hooks-done" // parent -> child
-	msgNetwork   = "network"    // child -> parent: the network must be in place now (CreateOpts.Network)
-	msgNetDone   = "network-done"
-	msgReady     = "ready" // child -> parent: set up, waiting for start
-	msgError     = "error" // child -> parent: set-up failed, with the reason
+	msgConfig    = "config"       // parent -> child: initConfig
+	msgHooks     = "hooks"        // child -> parent: run the createRuntime hooks now
+	msgHooksDone = "hooks-done"   // parent -> child
+	msgNetwork   = "network"      // child -> parent: the network must be in place now (CreateOpts.Network)
+	msgNetDone   = "network-done" // parent -> child
+	msgReady     = "ready"        // child -> parent: set up, waiting for start
+	msgError     = "error"        // child -> parent: set-up failed, with the reason
 )
 
 type message struct {
