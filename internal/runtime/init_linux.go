@@ -170,6 +170,18 @@ func initChild(cfg *initConfig, ch *channel) error {
 	if err := finishProcess(cfg.Process, pr); err != nil {
 		return err
 	}
+	if unix.Getpid() == 1 {
+		// From Start on the container runs its program, and a signal
+		// for it may come before the execve: the kernel gives PID 1 only
+		// the signals it has a handler for, so the program, with none
+		// yet, would not see it. Go's runtime would: it would try to die
+		// of the signal, fail as PID 1, and exit 2. Catch and drop them
+		// all, from before the ready message on: Start may come (and a
+		// stop's SIGTERM after it) before this thread runs again. execve
+		// puts the default dispositions back. (Before Start, Signal turns
+		// a terminating signal into SIGKILL.)
+		signal.Notify(make(chan os.Signal, 1))
+	}
 	if err := ch.send(message{Type: msgReady}); err != nil {
 		return err
 	}
@@ -177,16 +189,6 @@ func initChild(cfg *initConfig, ch *channel) error {
 	// From here on a failure (a startContainer hook, execve itself) ends
 	// the init with its reason on the container's stderr, as with runc.
 
-	if unix.Getpid() == 1 {
-		// From Start on the container runs its program, and a signal
-		// for it may come before the execve: the kernel gives PID 1 only
-		// the signals it has a handler for, so the program, with none
-		// yet, would not see it. Go's runtime would: it would try to die
-		// of the signal, fail as PID 1, and exit 2. Catch and drop them
-		// all; execve puts the default dispositions back. (Before Start,
-		// Signal turns a terminating signal into SIGKILL.)
-		signal.Notify(make(chan os.Signal, 1))
-	}
 	// Block until Start writes to the exec fifo.
 	fifo := os.NewFile(fifoFd, "exec.fifo")
 	buf := make([]byte, 1)
@@ -265,6 +267,18 @@ func execChild(cfg *initConfig, ch *channel) error {
 	// of it (as with runc).
 	if err := finishProcess(cfg.Process, pr); err != nil {
 		return err
+	}
+	if unix.Getpid() == 1 {
+		// From Start on the container runs its program, and a signal
+		// for it may come before the execve: the kernel gives PID 1 only
+		// the signals it has a handler for, so the program, with none
+		// yet, would not see it. Go's runtime would: it would try to die
+		// of the signal, fail as PID 1, and exit 2. Catch and drop them
+		// all, from before the ready message on: Start may come (and a
+		// stop's SIGTERM after it) before this thread runs again. execve
+		// puts the default dispositions back. (Before Start, Signal turns
+		// a terminating signal into SIGKILL.)
+		signal.Notify(make(chan os.Signal, 1))
 	}
 	if err := ch.send(message{Type: msgReady}); err != nil {
 		return err
