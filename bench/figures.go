@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -72,13 +73,20 @@ func (s *suite) add(f *figure) {
 
 // interleave takes n samples of each side after warm-up runs, alternating
 // which side goes first so that neither always inherits a warm cache.
+// Each sample starts on a quiet machine (settle).
 func interleave(n, warmup int, tent, other func() float64) (ts, rs []float64) {
 	for i := 0; i < warmup+n; i++ {
-		var t, o float64
-		if i%2 == 0 {
-			t, o = tent(), other()
-		} else {
-			o, t = other(), tent()
+		first, second := tent, other
+		if i%2 == 1 {
+			first, second = other, tent
+		}
+		settle()
+		a := first()
+		settle()
+		b := second()
+		t, o := a, b
+		if i%2 == 1 {
+			t, o = b, a
 		}
 		if i >= warmup {
 			ts, rs = append(ts, t), append(rs, o)
@@ -338,3 +346,38 @@ func (s *suite) imageFigures() {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// settle waits until the machine is quiet: at most a tenth of its CPU time
+// busy over 50 ms (or 2 s passed). On two CPUs the work an engine does
+// after a command returns (dockerd and containerd tearing a container
+// down, the kernel its namespaces; tent's daemon starting its next spare)
+// would otherwise land in the next sample, often the other engine's.
+func settle() {
+	busy, total := cpuTimes()
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		b, t := cpuTimes()
+		if t > total && (b-busy)*10 <= t-total {
+			return
+		}
+		busy, total = b, t
+	}
+}
+
+// cpuTimes reads the machine's busy and total CPU time (clock ticks) from
+// /proc/stat.
+func cpuTimes() (busy, total uint64) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseUint(f, 10, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}

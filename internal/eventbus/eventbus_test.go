@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -71,12 +72,18 @@ func TestBusKeepsAndFansOut(t *testing.T) {
 		t.Fatal("no event")
 	}
 	for i := 0; i < Keep+10; i++ {
-		b.Publish(events.ImageEventType, events.ActionTag, "x", nil)
+		b.Publish(events.ImageEventType, events.ActionTag, strconv.Itoa(i), nil)
 	}
-	if past, _, c := b.Subscribe(time.Unix(0, 1)); len(past) != Keep {
-		t.Errorf("kept %d events, want %d", len(past), Keep)
-	} else {
-		c()
+	past, _, c := b.Subscribe(time.Unix(0, 1))
+	c()
+	if len(past) != Keep {
+		t.Fatalf("kept %d events, want %d", len(past), Keep)
+	}
+	// The newest Keep, oldest first.
+	for i, m := range past {
+		if want := strconv.Itoa(i + 10); m.Actor.ID != want {
+			t.Fatalf("kept event %d is %q, want %q", i, m.Actor.ID, want)
+		}
 	}
 }
 
