@@ -203,3 +203,36 @@ func TestAttachBeforeStart(t *testing.T) {
 		}
 	}
 }
+
+// A start does not wait for its record's write: the writes asked for
+// after it (the exit's, the removal) must still land after it.
+func TestStoreWritesInOrder(t *testing.T) {
+	s := newStore(t)
+	for i := range 50 {
+		c := New(record("ordered", "o"))
+		c.State.Status = container.StateRunning
+		started := s.SaveAsync(c)
+		c.State.Status, c.State.ExitCode = container.StateExited, i
+		exited := s.SaveAsync(c)
+		if i%2 == 1 {
+			if err := s.DeleteRecord(c.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := errors.Join(<-started, <-exited); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := s.Load(func(id string, err error) { t.Errorf("record %s: %v", id, err) })
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case i%2 == 1 && len(recs) != 0:
+			t.Fatalf("round %d: a removed record is back: %+v", i, recs[0].State)
+		case i%2 == 0 && (len(recs) != 1 || recs[0].State.Status != container.StateExited || recs[0].State.ExitCode != i):
+			t.Fatalf("round %d: the last write did not win: %+v", i, recs)
+		}
+	}
+	if len(s.lastWrite) != 0 {
+		t.Errorf("writes still tracked after all ended: %d", len(s.lastWrite))
+	}
+}

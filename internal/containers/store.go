@@ -22,11 +22,18 @@ type Store struct {
 	mu    sync.Mutex
 	byID  map[string]*Container
 	names map[string]string // name -> ID, reserved names too
+
+	// The writes of a container's record land in the order they were
+	// asked for: each waits for the one before it (a start does not
+	// wait for its record, so an exit's or a removal's may come while
+	// it is being written).
+	writesMu  sync.Mutex
+	lastWrite map[string]chan struct{} // ID -> closed once its last write is done
 }
 
 // NewStore keeps records in db (its "containers" bucket).
 func NewStore(db *bolt.DB) *Store {
-	return &Store{db: db, byID: map[string]*Container{}, names: map[string]string{}}
+	return &Store{db: db, byID: map[string]*Container{}, names: map[string]string{}, lastWrite: map[string]chan struct{}{}}
 }
 
 // Load reads every record; bad is called for one that cannot be read
@@ -57,34 +64,53 @@ func (s *Store) Save(c *Container) error {
 }
 
 // SaveAsync takes a copy of c's record now and writes it in the
-// background; the channel gives the result.
+// background, after the writes of c's record asked for before; the
+// channel gives the result.
 func (s *Store) SaveAsync(c *Container) <-chan error {
-	done := make(chan error, 1)
 	b, err := json.Marshal(c.Record)
 	if err != nil {
+		done := make(chan error, 1)
 		done <- err
 		return done
 	}
+	return s.write(c.ID, func(bk *bolt.Bucket) error { return bk.Put([]byte(c.ID), b) })
+}
+
+// DeleteRecord removes the record of container id, after the writes of
+// it asked for before.
+func (s *Store) DeleteRecord(id string) error {
+	return <-s.write(id, func(bk *bolt.Bucket) error { return bk.Delete([]byte(id)) })
+}
+
+// write runs op on the bucket in a transaction of its own once the
+// last write of id's record asked for before it is done.
+func (s *Store) write(id string, op func(*bolt.Bucket) error) <-chan error {
+	done := make(chan error, 1)
+	finished := make(chan struct{})
+	s.writesMu.Lock()
+	before := s.lastWrite[id]
+	s.lastWrite[id] = finished
+	s.writesMu.Unlock()
 	go func() {
-		done <- s.db.Update(func(tx *bolt.Tx) error {
+		if before != nil {
+			<-before
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
 			bk, err := tx.CreateBucketIfNotExists(bucket)
 			if err != nil {
 				return err
 			}
-			return bk.Put([]byte(c.ID), b)
+			return op(bk)
 		})
+		s.writesMu.Lock()
+		if s.lastWrite[id] == finished {
+			delete(s.lastWrite, id)
+		}
+		s.writesMu.Unlock()
+		close(finished)
+		done <- err
 	}()
 	return done
-}
-
-// DeleteRecord removes the record of container id.
-func (s *Store) DeleteRecord(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if bk := tx.Bucket(bucket); bk != nil {
-			return bk.Delete([]byte(id))
-		}
-		return nil
-	})
 }
 
 // Add makes c findable, under its name (which ReserveName may already
