@@ -61,8 +61,10 @@ func Main(dir string) int {
 		os.Stdout.Close()
 	}
 	var pre *runtime.Prestarted
-	in := newAnswers(os.Stdin)
-	if dir == spareDir {
+	var in *answers
+	if dir != spareDir {
+		in = stdinAnswers()
+	} else {
 		// A spare has time: it starts its container's init too, so
 		// that a start needs neither process start (runtime.Prestart),
 		// and builds its JSON codecs; both processes stay in the idle
@@ -97,9 +99,7 @@ func Main(dir string) int {
 		}
 	}
 	m, work, err := create(dir, pre, in)
-	if in.f != os.Stdin {
-		in.f.Close() // a spare's old stdin: nothing more comes
-	}
+	in.f.Close() // nothing more comes
 	if err != nil {
 		report(ready{Error: err.Error(), Class: errdefs.ClassOf(err)})
 		return 1
@@ -126,12 +126,7 @@ func dirWaiting() bool {
 // what follows the directory on the old stdin (the caller's answers) is
 // read from the reader returned.
 func awaitDir() (string, *answers, bool) {
-	in := os.Stdin
-	if fd, err := unix.Dup(0); err == nil {
-		unix.CloseOnExec(fd)
-		in = os.NewFile(uintptr(fd), "answers")
-	}
-	a := newAnswers(in)
+	a := stdinAnswers()
 	line, err := a.r.ReadString('\n')
 	if err != nil || len(line) < 2 {
 		return "", a, false
@@ -155,7 +150,19 @@ type answers struct {
 	r *bufio.Reader
 }
 
-func newAnswers(f *os.File) *answers { return &answers{f, bufio.NewReader(f)} }
+// stdinAnswers reads the answers from a copy of stdin that Go's poller
+// waits on: a monitor runs on one P, and a goroutine blocked in read(2)
+// for an answer would hold it from the others (the create's) until Go's
+// sysmon took it back, up to milliseconds later.
+func stdinAnswers() *answers {
+	f := os.Stdin
+	if fd, err := unix.Dup(0); err == nil {
+		unix.CloseOnExec(fd)
+		unix.SetNonblock(fd, true)
+		f = os.NewFile(uintptr(fd), "answers")
+	}
+	return &answers{f, bufio.NewReader(f)}
+}
 
 // workload is what a monitor supervises: a container's init under the
 // runtime, or a VM (vm_linux.go).

@@ -56,6 +56,7 @@ func childMain(mode string, ch *channel) error {
 	}
 	if mode == modePrestarted {
 		WarmUp()
+		dropSignals()
 		// Its network namespace is new (prestartFlags): lo now, its
 		// error (if any) reported with the config, as for any init.
 		loopback()
@@ -170,18 +171,7 @@ func initChild(cfg *initConfig, ch *channel) error {
 	if err := finishProcess(cfg.Process, pr); err != nil {
 		return err
 	}
-	if unix.Getpid() == 1 {
-		// From Start on the container runs its program, and a signal
-		// for it may come before the execve: the kernel gives PID 1 only
-		// the signals it has a handler for, so the program, with none
-		// yet, would not see it. Go's runtime would: it would try to die
-		// of the signal, fail as PID 1, and exit 2. Catch and drop them
-		// all, from before the ready message on: Start may come (and a
-		// stop's SIGTERM after it) before this thread runs again. execve
-		// puts the default dispositions back. (Before Start, Signal turns
-		// a terminating signal into SIGKILL.)
-		signal.Notify(make(chan os.Signal, 1))
-	}
+	dropSignals() // done already in a prestarted init
 	if err := ch.send(message{Type: msgReady}); err != nil {
 		return err
 	}
@@ -205,6 +195,25 @@ func initChild(cfg *initConfig, ch *channel) error {
 	}
 	return execProcess(cfg.Process, pr)
 }
+
+// dropSignals makes PID 1 of a new PID namespace catch every signal and
+// drop it, from before the init's ready message until its execve (which
+// puts the default dispositions back). From Start on the container runs
+// its program, and a signal for it may come before the execve: the
+// kernel gives PID 1 only the signals it has a handler for, so the
+// program, with none yet, would not see it. Go's runtime would: it would
+// try to die of the signal, fail as PID 1, and exit 2. Start may come
+// (and a stop's SIGTERM after it) before the init runs again after its
+// ready message: until session 19 it began catching only then, and a
+// container stopped right after its start could end with status 2.
+// (Before Start, Signal turns a terminating signal into SIGKILL.) The
+// first Notify starts a thread of Go's (~1 ms here): a prestarted init
+// does it while it waits for its container.
+var dropSignals = sync.OnceFunc(func() {
+	if unix.Getpid() == 1 {
+		signal.Notify(make(chan os.Signal, 1))
+	}
+})
 
 // loopback brings up lo once: a prestarted init does it before it knows
 // its container.
@@ -267,18 +276,6 @@ func execChild(cfg *initConfig, ch *channel) error {
 	// of it (as with runc).
 	if err := finishProcess(cfg.Process, pr); err != nil {
 		return err
-	}
-	if unix.Getpid() == 1 {
-		// From Start on the container runs its program, and a signal
-		// for it may come before the execve: the kernel gives PID 1 only
-		// the signals it has a handler for, so the program, with none
-		// yet, would not see it. Go's runtime would: it would try to die
-		// of the signal, fail as PID 1, and exit 2. Catch and drop them
-		// all, from before the ready message on: Start may come (and a
-		// stop's SIGTERM after it) before this thread runs again. execve
-		// puts the default dispositions back. (Before Start, Signal turns
-		// a terminating signal into SIGKILL.)
-		signal.Notify(make(chan os.Signal, 1))
 	}
 	if err := ch.send(message{Type: msgReady}); err != nil {
 		return err
