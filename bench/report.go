@@ -46,7 +46,7 @@ func (s *suite) report(mode string, took time.Duration) string {
 			"the figures include the client's own start-up (~40 ms for the docker CLI here).",
 		fmt.Sprintf("Latency figures: %d sample(s) per engine after %d warm-up run(s), alternating which engine goes first. "+
 			"The runtime figure takes %d samples of each runtime on the same bundle. Every sample starts on a quiet machine "+
-			"(at most a tenth of the CPU time busy over 50 ms, or 2 s passed), so that neither engine pays for the other's "+
+			"(at most a tenth of the CPU time busy over 50 ms, or a second passed), so that neither engine pays for the other's "+
 			"background work (containerd's teardown, tent's next spare). TCP throughput: %d samples of 3 s per engine.",
 			s.runs, s.warmup, s.runs*3, s.heavyRuns*3),
 		fmt.Sprintf("Batch and image figures: %d sample(s) per engine, alternating order. Each push goes to an emptied "+

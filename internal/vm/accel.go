@@ -3,6 +3,7 @@ package vm
 import (
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/tent-project/tent/internal/vm/wire"
@@ -59,6 +60,11 @@ func (h *Host) bootKVM() error {
 		"-chardev", "socket,id=agent,path=agent.sock,server=on,wait=off",
 		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=tent.agent")
 	cmd.Dir = dir
+	// It dies with the daemon: a daemon stopped while its probe boots
+	// (the probe runs from its start) left it running, and a guest that
+	// hangs under this host's KVM kept a CPU busy for good (found as a
+	// dozen leftover QEMUs that slowed a test run to half speed).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	exited, stop, err := startQEMU(cmd)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -62,6 +63,7 @@ func startTent(t *testing.T) *tentEngine {
 		}
 		e.run("network", "prune", "-f")
 		e.stop()
+		e.checkNothingRunsFor(t)
 		e.checkNetworksGone(t)
 		if err := testutil.RemoveCgroupParent(engineCgroupParent); err != nil {
 			t.Errorf("cgroup parent left behind: %v", err)
@@ -124,6 +126,24 @@ func (e *tentEngine) stop() {
 		e.cmd.Process.Kill()
 		<-e.waitExit
 		e.t.Error("tent daemon ignored SIGTERM for 20s")
+	}
+}
+
+// checkNothingRunsFor fails the test if a process that names the
+// daemon's directory (a QEMU of its, say) outlives the daemon and its
+// containers, and ends it: one such left running by every test would
+// slow all the tests after it.
+func (e *tentEngine) checkNothingRunsFor(t *testing.T) {
+	left := func() []int {
+		return procs(func(_ int, cmdline string) bool { return strings.Contains(cmdline, e.dir+"/") })
+	}
+	for deadline := time.Now().Add(3 * time.Second); len(left()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, pid := range left() {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		t.Errorf("process %d outlived the daemon: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 

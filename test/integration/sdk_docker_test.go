@@ -153,6 +153,12 @@ func compareJSON(p string, d, e any, diffs *[]string) {
 		}
 		return
 	}
+	if ds, ok := d.(string); ok && mode == "duration" {
+		if es, ok := e.(string); !ok || statusDuration.ReplaceAllString(ds, "D") != statusDuration.ReplaceAllString(es, "D") {
+			*diffs = append(*diffs, fmt.Sprintf("%s: docker has %s, tent has %s", p, short(d), short(e)))
+		}
+		return
+	}
 	if ds, ok := d.(string); ok && mode == "shape" {
 		if es, ok := e.(string); !ok || len(es) != len(ds) {
 			*diffs = append(*diffs, fmt.Sprintf("%s: docker has %s, tent has %s (not of its shape)", p, short(d), short(e)))
@@ -191,16 +197,24 @@ func short(v any) string {
 	return string(b)
 }
 
+// statusDuration is the duration in a list's status.
+var statusDuration = regexp.MustCompile(`Less than a second|About an? \w+|\d+ \w+`)
+
 // sdkRules say how a path is compared, first match wins: "skip" (times,
 // the host's or the engine's own values, and the differences
 // docs/engine.md gives reasons for), "shape" (the same type, and for a
 // string the same length: IDs, generated names), "type" (presence and
-// type only); any other path by value.
+// type only), "duration" (a string the same but for a duration); any
+// other path by value.
 var sdkRules = []struct {
 	re   *regexp.Regexp
 	mode string
 }{
 	{regexp.MustCompile(`\.(Created|CreatedAt|StartedAt|FinishedAt|Pid|SystemTime|LastTagTime|SandboxKey)$`), "skip"},
+	// A list's status says how long ago ("Up 1 second", "Up Less than a
+	// second"): the same but for the duration, which depends on when
+	// each engine was asked.
+	{regexp.MustCompile(`^ps -a\[\d+\]\.Status$`), "duration"},
 	// The engines' own parts: runtimes, the commits of containerd and
 	// runc, the engine ID's format (dockerd 20.10's is not today's UUID).
 	{regexp.MustCompile(`^info\.(Runtimes\.|RuncCommit|ContainerdCommit|InitCommit|ID$)`), "skip"},

@@ -14,6 +14,14 @@ import (
 // childProcs lists the children of ppid whose command line (arguments
 // NUL-terminated) satisfies match.
 func childProcs(ppid int, match func(cmdline string) bool) []int {
+	return procs(func(pid int, cmdline string) bool {
+		f := procStat(pid)
+		return len(f) > 1 && f[1] == strconv.Itoa(ppid) && match(cmdline)
+	})
+}
+
+// procs lists the processes for which match holds.
+func procs(match func(pid int, cmdline string) bool) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, ent := range ents {
@@ -22,7 +30,7 @@ func childProcs(ppid int, match func(cmdline string) bool) []int {
 			continue
 		}
 		cmdline, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
-		if f := procStat(pid); len(f) > 1 && f[1] == strconv.Itoa(ppid) && match(string(cmdline)) {
+		if match(pid, string(cmdline)) {
 			out = append(out, pid)
 		}
 	}
