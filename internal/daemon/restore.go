@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/tent-project/tent/internal/containers"
 	"github.com/tent-project/tent/internal/errdefs"
+	"github.com/tent-project/tent/internal/monitor"
 	"github.com/tent-project/tent/internal/snapshot"
 	"github.com/tent-project/tent/internal/task"
 )
@@ -68,8 +69,11 @@ func (d *Daemon) restore() (boot []string, err error) {
 		case container.StateRemoving:
 			c.State.Status = container.StateDead
 		default:
+			// A start does not wait for its record (startFrom): a daemon
+			// that died right after one left the record of before it,
+			// "created" or the last run's "exited".
 			if t, err := rt.Connect(ctx, r.ID, d.paths(r.ID)); err == nil {
-				if st, _ := t.State(ctx); r.State.Status == container.StateCreated && (st.Status == task.Running || st.Status == task.Paused) {
+				if st, _ := t.State(ctx); st.Status == task.Running || st.Status == task.Paused {
 					// Started by a daemon that died before its record said so.
 					c.State = containers.State{Status: container.StateRunning, Pid: st.Pid, StartedAt: st.Created}
 					if st.Status == task.Paused {
@@ -78,6 +82,15 @@ func (d *Daemon) restore() (boot []string, err error) {
 					d.countVolumes(c)
 					c.Task = t
 					d.restoreExecs(c.ID, t)
+					go d.watch(c, c.Exited, t)
+					continue
+				}
+				if endedUnrecorded(r, d.exitFile(r.ID)) {
+					// Started so, and ended while no daemon ran: watch
+					// records the end from its exit file, as for a
+					// container recorded running.
+					d.countVolumes(c)
+					c.Task = t
 					go d.watch(c, c.Exited, t)
 					continue
 				}
@@ -125,4 +138,12 @@ func (d *Daemon) restoreExecs(id string, t task.Task) {
 	if err := d.Manager.Restore(id, t); err != nil {
 		d.log.Warn("execs of a re-adopted container", "container", id, "err", err)
 	}
+}
+
+// endedUnrecorded tells whether the exit file holds an end of a run the
+// record r does not know of (the run's create removes the last one's
+// file, and its monitor writes the file as it ends).
+func endedUnrecorded(r containers.Record, exitFile string) bool {
+	x, err := monitor.ReadExit(exitFile)
+	return err == nil && (r.State.Status == container.StateCreated || x.At.After(r.State.FinishedAt))
 }
