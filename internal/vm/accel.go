@@ -62,8 +62,8 @@ func (h *Host) bootKVM() error {
 	cmd.Dir = dir
 	// It dies with the daemon: a daemon stopped while its probe boots
 	// (the probe runs from its start) left it running, and a guest that
-	// hangs under this host's KVM kept a CPU busy for good (found as a
-	// dozen leftover QEMUs that slowed a test run to half speed).
+	// hangs under this host's KVM kept a tenth of a CPU busy for good
+	// (~80 of them after a test run, which ran at half speed).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	exited, stop, err := startQEMU(cmd)
 	if err != nil {
