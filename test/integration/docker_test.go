@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -76,6 +77,12 @@ func startDocker(t *testing.T) *dockerEngine {
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("dockerd log (tail):\n%s", tail(string(b), 30))
+		}
+		// dockerd 20.10 leaves its exec root's netns/default bound (an
+		// nsfs mount), which kept the directory and a mount per test.
+		mounts := mountsUnder(dir)
+		for i := len(mounts) - 1; i >= 0; i-- {
+			syscall.Unmount(mounts[i], syscall.MNT_DETACH)
 		}
 		_ = os.RemoveAll(dir)
 	})
@@ -265,4 +272,18 @@ func TestDockerWithTentRuntime(t *testing.T) {
 			t.Errorf("docker run -it: %v, want exit 5 (output %q)", err, out)
 		}
 	})
+}
+
+// mountsUnder lists the mount points under dir, sorted (a parent before
+// what is mounted below it).
+func mountsUnder(dir string) []string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -142,14 +141,7 @@ func (e *tentEngine) rebootHost(t *testing.T) {
 		removeCgroupsBelow(cg.Dir(""))
 	}
 	execRoot := filepath.Join(e.dir, "exec")
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var mounts []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], execRoot) {
-			mounts = append(mounts, f[4])
-		}
-	}
-	slices.Sort(mounts)
+	mounts := mountsUnder(execRoot)
 	for i := len(mounts) - 1; i >= 0; i-- {
 		syscall.Unmount(mounts[i], syscall.MNT_DETACH)
 	}
